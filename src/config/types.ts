@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { parsePhoneNumberWithError } from 'libphonenumber-js/max';
+
+/**
+ * Value types shared by every config section. Each parses the form an admin writes ("5s",
+ * "/300/i", "+81501234567") into what the code uses, with an error message that says what was
+ * expected; the loader adds file, line and field.
+ */
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "500ms", "5s", "2m", "1h", or a bare number of seconds → milliseconds. */
+export const duration = z
+  .union([z.number().nonnegative(), z.string()])
+  .transform((v, ctx) => {
+    if (typeof v === 'number') return Math.round(v * 1000);
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 500ms, 5s, 2m)` });
+      return z.NEVER;
+    }
+    return Math.round(Number(m[1]) * UNITS[m[2] ?? 's']!);
+  });
+
+/** "/pattern/flags" or a bare pattern → RegExp; an invalid pattern is a config error. */
+export const regex = z.string().transform((v, ctx) => {
+  const m = /^\/(.*)\/([dgimsuvy]*)$/s.exec(v);
+  try {
+    return m ? new RegExp(m[1]!, m[2]!.replace('g', '')) : new RegExp(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `invalid regular expression ${v}: ${(e as Error).message}` });
+    return z.NEVER;
+  }
+});
+
+/** A phone number in E.164 (+ and country code), checked against the numbering plan. */
+export const e164 = z.string().transform((v, ctx) => {
+  try {
+    const n = parsePhoneNumberWithError(v);
+    if (v.trim().startsWith('+') && n.isValid()) return n.number;
+  } catch {
+    /* reported below */
+  }
+  ctx.addIssue({ code: 'custom', message: `"${v}" is not a valid phone number in E.164 form (e.g. +48221131415)` });
+  return z.NEVER;
+});
+
+export const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
+export type Duration = z.output<typeof duration>;
