@@ -1,0 +1,326 @@
+import { performance } from 'node:perf_hooks';
+import { Agent, request, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import { duration } from '../config/types.js';
+import { escapers, fieldsOf, render, type Escape, type Vars } from '../template.js';
+
+/**
+ * A request an admin describes with templates (SMS providers, call-action hooks, the routing API).
+ * Building renders every template and escapes each merge-field value for the place it lands, so
+ * a caller ID can never add a form field, break out of a JSON string or open an XML element.
+ * Sending reuses pooled connections and always ends: an overall deadline covers connect, headers
+ * and body, and only a bounded prefix of the answer is kept.
+ */
+
+export type Encoding = 'form' | 'json' | 'query' | 'xml';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface RequestSpec {
+  /** Template; merge-field values are percent-encoded. */
+  url: string;
+  method: HttpMethod;
+  encoding: Encoding;
+  /** Header templates; values are inserted as they are, minus line breaks. */
+  headers?: Readonly<Record<string, string>>;
+  /**
+   * Either field → value template (each value encoded whole for the encoding), or one template
+   * for the whole body in which only the merge-field values are escaped (the admin wrote the
+   * syntax around them).
+   */
+  body?: Readonly<Record<string, string>> | string;
+  /** Root element when a field record is sent as XML. */
+  xmlRoot?: string;
+  timeoutMs: number;
+}
+
+export interface BuiltRequest {
+  method: HttpMethod;
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+  /** Merge fields that had no value (rendered empty); callers log them. */
+  missing: string[];
+}
+
+const CONTENT_TYPES: Record<Exclude<Encoding, 'query'>, string> = {
+  form: 'application/x-www-form-urlencoded',
+  json: 'application/json; charset=utf-8',
+  xml: 'application/xml; charset=utf-8',
+};
+
+const XML_NAME = /^[A-Za-z_][A-Za-z0-9._-]*$/;
+
+/** Escaping of merge-field values inside a whole-body template, by encoding. */
+const BODY_ESCAPE: Record<Encoding, Escape> = {
+  form: escapers.form,
+  query: escapers.form,
+  json: escapers.json,
+  xml: escapers.xml,
+};
+
+export function buildRequest(spec: RequestSpec, vars: Vars): BuiltRequest {
+  const missing = new Set<string>();
+  const r = (template: string, escape: Escape): string => {
+    const out = render(template, vars, escape);
+    for (const name of out.missing) missing.add(name);
+    return out.text;
+  };
+
+  let url = r(spec.url, escapers.url);
+  const headers: Record<string, string> = {};
+  for (const [name, template] of Object.entries(spec.headers ?? {})) {
+    // A value with CR/LF would be rejected by undici (or, elsewhere, split the header block).
+    headers[name] = r(template, escapers.none).replace(/[\r\n]+/g, ' ');
+  }
+
+  let body: string | undefined;
+  if (spec.body !== undefined) {
+    const encoded =
+      typeof spec.body === 'string'
+        ? r(spec.body, BODY_ESCAPE[spec.encoding])
+        : encodeFields(
+            spec.encoding,
+            Object.entries(spec.body).map(([k, v]) => [k, r(v, escapers.none)] as const),
+            spec.xmlRoot ?? 'request',
+          );
+    if (spec.encoding === 'query') {
+      if (encoded !== '') url = appendQuery(url, encoded);
+    } else {
+      body = encoded;
+    }
+  }
+
+  if (body !== undefined && spec.encoding !== 'query' && !hasHeader(headers, 'content-type')) {
+    headers['content-type'] = CONTENT_TYPES[spec.encoding];
+  }
+  return { method: spec.method, url, headers, body, missing: [...missing] };
+}
+
+function encodeFields(encoding: Encoding, fields: ReadonlyArray<readonly [string, string]>, xmlRoot: string): string {
+  switch (encoding) {
+    case 'form':
+    case 'query':
+      return fields.map(([k, v]) => `${escapers.form(k)}=${escapers.form(v)}`).join('&');
+    case 'json':
+      return JSON.stringify(Object.fromEntries(fields));
+    case 'xml': {
+      for (const name of [xmlRoot, ...fields.map(([k]) => k)]) {
+        if (!XML_NAME.test(name)) throw new Error(`"${name}" is not a valid XML element name`);
+      }
+      const inner = fields.map(([k, v]) => `<${k}>${escapers.xml(v)}</${k}>`).join('');
+      return `<?xml version="1.0" encoding="UTF-8"?><${xmlRoot}>${inner}</${xmlRoot}>`;
+    }
+  }
+}
+
+function appendQuery(url: string, query: string): string {
+  const hash = url.indexOf('#');
+  const base = hash === -1 ? url : url.slice(0, hash);
+  const sep = !base.includes('?') ? '?' : base.endsWith('?') || base.endsWith('&') ? '' : '&';
+  return base + sep + query + (hash === -1 ? '' : url.slice(hash));
+}
+
+function hasHeader(headers: Record<string, string>, name: string): boolean {
+  return Object.keys(headers).some((k) => k.toLowerCase() === name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending
+
+export type TransportErrorKind = 'timeout' | 'connect' | 'aborted' | 'other';
+
+/**
+ * The request got no HTTP answer. `connect` means it never reached the server (safe to repeat);
+ * `timeout` and `other` may have been processed by the server; `aborted` is our own shutdown.
+ */
+export class TransportError extends Error {
+  override readonly name = 'TransportError';
+  constructor(
+    readonly kind: TransportErrorKind,
+    message: string,
+    readonly latencyMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface SendOptions {
+  /** Deadline for the whole exchange: connect, headers and body. */
+  timeoutMs: number;
+  /** Connection pool to use; defaults to one shared keep-alive pool per process. */
+  dispatcher?: Dispatcher;
+  /** Bytes of response body kept; the rest is discarded. Default 64 KiB. */
+  maxBodyBytes?: number;
+  /** Cancels the request (shutdown); reported as a TransportError of kind `aborted`. */
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** UTF-8 text of at most maxBodyBytes bytes. */
+  body: string;
+  truncated: boolean;
+  latencyMs: number;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+let sharedAgent: Agent | undefined;
+
+/** The process-wide pool: keep-alive connections per origin, so a burst reuses sockets. */
+export function sharedDispatcher(): Dispatcher {
+  sharedAgent ??= new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 32 });
+  return sharedAgent;
+}
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CONNECT',
+]);
+
+export async function sendRequest(built: BuiltRequest, opts: SendOptions): Promise<HttpResponse> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  const maxBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), opts.timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
+
+  try {
+    const res = await request(built.url, {
+      method: built.method,
+      headers: built.headers,
+      body: built.body,
+      signal,
+      dispatcher: opts.dispatcher ?? sharedDispatcher(),
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+    });
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let truncated = false;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      const room = maxBytes - kept;
+      if (chunk.length > room) {
+        if (room > 0) chunks.push(chunk.subarray(0, room));
+        kept = maxBytes;
+        truncated = true;
+        // Dropping the connection is cheaper than draining an answer we will not read.
+        res.body.destroy();
+        break;
+      }
+      chunks.push(chunk);
+      kept += chunk.length;
+    }
+    return {
+      status: res.statusCode,
+      headers: flattenHeaders(res.headers),
+      body: new TextDecoder('utf-8').decode(Buffer.concat(chunks)),
+      truncated,
+      latencyMs: elapsed(),
+    };
+  } catch (e) {
+    if (opts.signal?.aborted && !deadline.signal.aborted) {
+      throw new TransportError('aborted', 'request cancelled', elapsed(), { cause: e });
+    }
+    throw toTransportError(e, deadline.signal.aborted, elapsed());
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function toTransportError(e: unknown, timedOut: boolean, latencyMs: number): TransportError {
+  const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = err?.code ?? err?.cause?.code;
+  const message = err?.cause?.message ?? err?.message ?? String(e);
+  if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new TransportError('timeout', `no complete answer within the timeout (${latencyMs} ms)`, latencyMs, { cause: e });
+  }
+  if (code && CONNECT_CODES.has(code)) {
+    return new TransportError('connect', `${code}: ${message}`, latencyMs, { cause: e });
+  }
+  if (code?.startsWith('ERR_TLS') || code?.includes('CERT')) {
+    return new TransportError('connect', `${code}: ${message}`, latencyMs, { cause: e });
+  }
+  return new TransportError('other', code ? `${code}: ${message}` : message, latencyMs, { cause: e });
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config
+
+/** YAML turns `clientId: 12345` into a number; a template is its text. */
+const templateValue = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+
+const PLACEHOLDER_PROBE = 'x';
+
+/** A URL template that is an http(s) URL once its merge fields are filled. */
+export const urlTemplate = z.string().superRefine((v, ctx) => {
+  const probe = render(v, Object.fromEntries(fieldsOf(v).map((f) => [f, PLACEHOLDER_PROBE]))).text;
+  let ok = false;
+  try {
+    ok = /^https?:$/.test(new URL(probe).protocol);
+  } catch {
+    ok = false;
+  }
+  if (!ok) ctx.addIssue({ code: 'custom', message: `"${v}" is not an http:// or https:// URL` });
+});
+
+export const encodingSchema = z.enum(['form', 'json', 'query', 'xml']);
+export const headersSchema = z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'invalid header name'), templateValue);
+export const bodySchema = z.union([z.record(z.string().min(1), templateValue), z.string()]);
+
+/**
+ * The request part of a config entry, for the SMS provider, hook and routing schemas to spread
+ * into their own objects (each narrows `method` as it needs).
+ */
+export const requestFields = {
+  url: urlTemplate,
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('POST'),
+  encoding: encodingSchema.default('form'),
+  headers: headersSchema.optional(),
+  body: bodySchema.optional(),
+  timeout: duration.default(10_000),
+};
+
+export interface RequestConfig {
+  url: string;
+  method: HttpMethod;
+  encoding: Encoding;
+  headers?: Record<string, string>;
+  body?: Record<string, string> | string;
+  timeout: number;
+}
+
+/** Checks that apply to any request config; attach with `.superRefine(checkRequestConfig)`. */
+export function checkRequestConfig(v: RequestConfig, ctx: z.RefinementCtx): void {
+  if (v.method === 'GET' && v.body !== undefined && v.encoding !== 'query') {
+    ctx.addIssue({ code: 'custom', path: ['encoding'], message: 'a GET request carries its fields in the query: use encoding: query' });
+  }
+  if (v.encoding === 'xml' && v.body !== undefined && typeof v.body !== 'string') {
+    for (const k of Object.keys(v.body)) {
+      if (!XML_NAME.test(k)) ctx.addIssue({ code: 'custom', path: ['body', k], message: `"${k}" is not a valid XML element name` });
+    }
+  }
+}
+
+export function toRequestSpec(v: RequestConfig): RequestSpec {
+  return { url: v.url, method: v.method, encoding: v.encoding, headers: v.headers, body: v.body, timeoutMs: v.timeout };
+}
+
+/** Every merge field a request config refers to, for validation against the known ones. */
+export function requestFieldsUsed(v: Pick<RequestConfig, 'url' | 'headers' | 'body'>): string[] {
+  const templates = [v.url, ...Object.values(v.headers ?? {})];
+  if (typeof v.body === 'string') templates.push(v.body);
+  else if (v.body) templates.push(...Object.values(v.body));
+  return [...new Set(templates.flatMap(fieldsOf))];
+}

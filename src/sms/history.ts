@@ -1,0 +1,196 @@
+import type { Store } from '../store/sqlite.js';
+import type { AttemptOutcome, SmsStatus } from './outbox.js';
+
+/**
+ * The SMS history (CA6, S1): what was sent, to whom, by which step, and what the provider
+ * answered on every attempt. BIZTEL sends its users to the SMS vendor for this; we keep it.
+ */
+
+export interface HistoryFilter {
+  callId?: string;
+  /** The SMS step's description, matched exactly. */
+  description?: string;
+  recipient?: string;
+  status?: SmsStatus | readonly SmsStatus[];
+  /** Accepted at or after this epoch ms. */
+  since?: number;
+  /** Accepted before this epoch ms. */
+  until?: number;
+  /** Default 50, at most 500. */
+  limit?: number;
+  offset?: number;
+}
+
+export interface HistoryAttempt {
+  attempt: number;
+  startedAt: number;
+  finishedAt: number | null;
+  outcome: AttemptOutcome;
+  reason: string | null;
+  httpStatus: number | null;
+  /** The start of the provider's answer (at most 2 KiB). */
+  body: string | null;
+  latencyMs: number | null;
+  error: string | null;
+}
+
+export interface HistoryEntry {
+  id: string;
+  /** When the message was accepted (or the skip recorded), epoch ms. */
+  time: number;
+  callId: string;
+  description: string;
+  provider: string;
+  recipient: string | null;
+  sender: string | null;
+  text: string;
+  status: SmsStatus;
+  attempts: number;
+  /** Why it failed or was skipped; the classification reason when sent. */
+  reason: string | null;
+  settledAt: number | null;
+  providerMessageId: string | null;
+  /** The most recent attempt that got an answer or an error, if any. */
+  lastAnswer: HistoryAttempt | null;
+  attemptLog: HistoryAttempt[];
+}
+
+export interface HistoryPage {
+  total: number;
+  entries: HistoryEntry[];
+}
+
+export const MAX_HISTORY_LIMIT = 500;
+
+interface MessageRow {
+  id: string;
+  created_at: number;
+  call_id: string;
+  description: string;
+  provider: string;
+  recipient: string | null;
+  sender: string | null;
+  text: string;
+  status: SmsStatus;
+  attempts: number;
+  reason: string | null;
+  settled_at: number | null;
+  provider_message_id: string | null;
+}
+
+interface AttemptRow {
+  message_id: string;
+  attempt: number;
+  started_at: number;
+  finished_at: number | null;
+  outcome: AttemptOutcome;
+  reason: string | null;
+  http_status: number | null;
+  body: string | null;
+  latency_ms: number | null;
+  error: string | null;
+}
+
+/** Newest first. */
+export function querySmsHistory(store: Store, filter: HistoryFilter = {}): HistoryPage {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const eq = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    where.push(`${column} = ?`);
+    params.push(value);
+  };
+  eq('call_id', filter.callId);
+  eq('description', filter.description);
+  eq('recipient', filter.recipient);
+  if (filter.status !== undefined) {
+    const statuses = typeof filter.status === 'string' ? [filter.status] : [...filter.status];
+    if (statuses.length === 0) return { total: 0, entries: [] };
+    where.push(`status IN (${statuses.map(() => '?').join(', ')})`);
+    params.push(...statuses);
+  }
+  if (filter.since !== undefined) {
+    where.push('created_at >= ?');
+    params.push(filter.since);
+  }
+  if (filter.until !== undefined) {
+    where.push('created_at < ?');
+    params.push(filter.until);
+  }
+  const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const limit = Math.min(Math.max(0, Math.floor(filter.limit ?? 50)), MAX_HISTORY_LIMIT);
+  const offset = Math.max(0, Math.floor(filter.offset ?? 0));
+
+  const db = store.db;
+  const { total } = db.prepare(`SELECT COUNT(*) AS total FROM sms_messages ${clause}`).get(...params) as { total: number };
+  const rows = db
+    .prepare(
+      `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
+              reason, settled_at, provider_message_id
+         FROM sms_messages ${clause}
+        ORDER BY created_at DESC, rowid DESC
+        LIMIT ? OFFSET ?`,
+    )
+    .all(...params, limit, offset) as MessageRow[];
+  return { total, entries: withAttempts(store, rows) };
+}
+
+export function getSmsMessage(store: Store, id: string): HistoryEntry | undefined {
+  const row = store.db
+    .prepare(
+      `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
+              reason, settled_at, provider_message_id
+         FROM sms_messages WHERE id = ?`,
+    )
+    .get(id) as MessageRow | undefined;
+  return row ? withAttempts(store, [row])[0] : undefined;
+}
+
+function withAttempts(store: Store, rows: MessageRow[]): HistoryEntry[] {
+  if (rows.length === 0) return [];
+  const attempts = store.db
+    .prepare(
+      `SELECT message_id, attempt, started_at, finished_at, outcome, reason, http_status, body, latency_ms, error
+         FROM sms_attempts
+        WHERE message_id IN (SELECT value FROM json_each(?))
+        ORDER BY message_id, attempt`,
+    )
+    .all(JSON.stringify(rows.map((r) => r.id))) as AttemptRow[];
+  const byMessage = new Map<string, HistoryAttempt[]>();
+  for (const a of attempts) {
+    let list = byMessage.get(a.message_id);
+    if (!list) byMessage.set(a.message_id, (list = []));
+    list.push({
+      attempt: a.attempt,
+      startedAt: a.started_at,
+      finishedAt: a.finished_at,
+      outcome: a.outcome,
+      reason: a.reason,
+      httpStatus: a.http_status,
+      body: a.body,
+      latencyMs: a.latency_ms,
+      error: a.error,
+    });
+  }
+  return rows.map((r) => {
+    const log = byMessage.get(r.id) ?? [];
+    const answered = log.filter((a) => a.httpStatus !== null || a.error !== null);
+    return {
+      id: r.id,
+      time: r.created_at,
+      callId: r.call_id,
+      description: r.description,
+      provider: r.provider,
+      recipient: r.recipient,
+      sender: r.sender,
+      text: r.text,
+      status: r.status,
+      attempts: r.attempts,
+      reason: r.reason,
+      settledAt: r.settled_at,
+      providerMessageId: r.provider_message_id,
+      lastAnswer: answered[answered.length - 1] ?? null,
+      attemptLog: log,
+    };
+  });
+}

@@ -1,0 +1,136 @@
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import { duration, regex } from '../config/types.js';
+import { classify, type FailureRules } from '../http/failure.js';
+import {
+  bodySchema,
+  buildRequest,
+  checkRequestConfig,
+  encodingSchema,
+  headersSchema,
+  requestFieldsUsed,
+  sendRequest,
+  toRequestSpec,
+  TransportError,
+  urlTemplate,
+  type RequestSpec,
+} from '../http/request.js';
+import type { RetryPolicy, SendResult, SmsMessage, SmsProvider } from './provider.js';
+
+/**
+ * The generic provider: any SMS API reachable with one templated HTTP request. The seed 000
+ * provider (form POST of token, clientId, smsCode, message, phoneNumber; code 300 = quota) is
+ * pure configuration of this kind.
+ */
+
+/** Merge fields a provider template may use. */
+export const PROVIDER_FIELDS = ['to', 'message', 'text', 'sender', 'messageId'] as const;
+
+const retrySchema = z.strictObject({
+  count: z.number().int().min(0).max(10).default(0),
+  interval: duration.default(5_000),
+});
+
+export const httpProviderSchema = z
+  .strictObject({
+    kind: z.literal('http'),
+    url: urlTemplate,
+    method: z.enum(['GET', 'POST', 'PUT']).default('POST'),
+    encoding: encodingSchema.default('form'),
+    headers: headersSchema.optional(),
+    body: bodySchema.optional(),
+    timeout: duration.default(10_000),
+    error: z
+      .strictObject({
+        match: regex.optional(),
+        status: z.array(z.number().int().min(100).max(599)).optional(),
+      })
+      .optional(),
+    success: z.strictObject({ match: regex }).optional(),
+    retry: retrySchema.default({ count: 0, interval: 5_000 }),
+    /** Pattern whose first capture group is the provider's id for the message. */
+    messageIdMatch: regex.optional(),
+  })
+  .superRefine((v, ctx) => {
+    checkRequestConfig(v, ctx);
+    if (v.timeout <= 0) ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'timeout must be more than 0' });
+    const unknown = requestFieldsUsed(v).filter((f) => !(PROVIDER_FIELDS as readonly string[]).includes(f));
+    for (const f of unknown) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `unknown merge field {${f}}; a provider can use ${PROVIDER_FIELDS.map((n) => `{${n}}`).join(', ')}`,
+      });
+    }
+  });
+
+export type HttpProviderConfig = z.output<typeof httpProviderSchema>;
+
+export interface HttpProviderOptions {
+  /** Connection pool; defaults to the process-wide one. */
+  dispatcher?: Dispatcher;
+  /** Bytes of the answer read for classification. */
+  maxBodyBytes?: number;
+}
+
+export function createHttpProvider(name: string, config: HttpProviderConfig, opts: HttpProviderOptions = {}): SmsProvider {
+  const spec: RequestSpec = toRequestSpec(config);
+  const rules: FailureRules = {
+    errorMatch: config.error?.match,
+    errorStatus: config.error?.status,
+    successMatch: config.success?.match,
+  };
+  const retry: RetryPolicy = { count: config.retry.count, intervalMs: config.retry.interval };
+
+  async function send(message: SmsMessage, signal?: AbortSignal): Promise<SendResult> {
+    const vars = {
+      to: message.to,
+      message: message.text,
+      text: message.text,
+      sender: message.sender,
+      messageId: message.messageId,
+    };
+    let started = performance.now();
+    try {
+      const built = buildRequest(spec, vars);
+      started = performance.now();
+      const res = await sendRequest(built, {
+        timeoutMs: spec.timeoutMs,
+        dispatcher: opts.dispatcher,
+        maxBodyBytes: opts.maxBodyBytes,
+        signal,
+      });
+      const c = classify({ kind: 'response', status: res.status, headers: res.headers, body: res.body }, rules);
+      const result: SendResult = {
+        outcome: c.outcome,
+        reason: c.reason,
+        status: res.status,
+        body: res.body,
+        latencyMs: res.latencyMs,
+      };
+      if (c.retryAfterMs !== undefined) result.retryAfterMs = c.retryAfterMs;
+      const id = config.messageIdMatch ? extractId(config.messageIdMatch, res.body) : undefined;
+      if (id) result.providerMessageId = id;
+      return result;
+    } catch (e) {
+      if (e instanceof TransportError) {
+        const c = classify({ kind: 'transport', error: { kind: e.kind, message: e.message } }, rules);
+        return { outcome: c.outcome, reason: c.reason, latencyMs: e.latencyMs, error: e.message };
+      }
+      const c = classify({ kind: 'thrown', error: e }, rules);
+      return {
+        outcome: c.outcome,
+        reason: c.reason,
+        latencyMs: Math.round(performance.now() - started),
+        error: e instanceof Error ? e.message : String(e),
+      };
+    }
+  }
+
+  return { name, retry, timeoutMs: spec.timeoutMs, send };
+}
+
+function extractId(re: RegExp, body: string): string | undefined {
+  re.lastIndex = 0;
+  const m = re.exec(body);
+  return m?.[1] ?? undefined;
+}

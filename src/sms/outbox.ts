@@ -1,0 +1,625 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log.js';
+import { maskNumber } from '../log.js';
+import type { Migration, SqliteDatabase, Store } from '../store/sqlite.js';
+import type { SendResult, SmsProvider } from './provider.js';
+
+/**
+ * The durable SMS outbox (S11). A message is "accepted" once its row is committed; from then on
+ * the worker delivers it even across crashes, and never sends it twice while the process lives.
+ *
+ * Claiming a row sets `sending` with a lease (the provider's timeout plus a margin) and records
+ * the attempt BEFORE the request goes out. A worker that crashes leaves the row `sending`; once the
+ * lease has run out any worker (the restarted one included) takes it back, marks the lost attempt
+ * `interrupted` and repeats the request with the same message id. Waiting for the lease instead of
+ * re-queueing every `sending` row at start keeps two workers on one database from sending a message
+ * the other is still sending.
+ *
+ * Two windows remain in which the provider can get one message twice: an answer lost to a
+ * timeout (retried, as the seed does, because giving up would lose every message whose request
+ * never arrived) and a crash between the provider's answer and our commit. A provider that takes an idempotency key closes both with
+ * `{messageId}`; the seed 000 provider has none.
+ */
+
+export type SmsStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'skipped';
+export type AttemptOutcome = 'sending' | 'ok' | 'retry' | 'final' | 'unexpected' | 'interrupted';
+
+export interface OutboxMessage {
+  callId: string;
+  /** The SMS step's description (S1), by which history is filtered. */
+  description: string;
+  provider: string;
+  to: string;
+  text: string;
+  sender?: string;
+  /** Epoch ms before which it is not sent (S3 delay). */
+  notBefore?: number;
+}
+
+export interface AcceptOptions {
+  /** At most one accept per (callId, key) ever succeeds (S6); later ones write nothing. */
+  once?: { callId: string; key: string };
+}
+
+export interface AcceptResult {
+  duplicate: boolean;
+  ids: string[];
+}
+
+export interface SkippedEntry {
+  callId: string;
+  description: string;
+  provider: string;
+  to?: string;
+  reason: string;
+}
+
+export interface SettledMessage {
+  id: string;
+  callId: string;
+  description: string;
+  provider: string;
+  to: string;
+  status: 'sent' | 'failed';
+  attempts: number;
+  reason: string;
+  providerMessageId?: string;
+}
+
+export interface AttemptEvent {
+  id: string;
+  attempt: number;
+  outcome: Exclude<AttemptOutcome, 'sending'>;
+  reason: string;
+  status?: number;
+  latencyMs: number;
+}
+
+export interface OutboxEvents {
+  /** A message reached `sent` or `failed`. */
+  settled: [SettledMessage];
+  /** An attempt finished (or was found interrupted). */
+  attempt: [AttemptEvent];
+}
+
+export interface OutboxOptions {
+  store: Store;
+  providers: ReadonlyMap<string, SmsProvider> | Readonly<Record<string, SmsProvider>>;
+  /** Sends in flight at once from this outbox. Default 4. */
+  concurrency?: number;
+  /** Attempt deadline for a provider that does not state its own timeout. Default 30 s. */
+  attemptTimeoutMs?: number;
+  /** Added to the attempt deadline to form the lease. Default 2 s. */
+  leaseMarginMs?: number;
+  /** Upper bound on a provider's Retry-After. Default 10 min. */
+  maxRetryAfterMs?: number;
+  /** A message whose attempts were cut off this many times fails instead of looping. Default 5. */
+  maxInterruptions?: number;
+  /** Names this worker in the attempts table. */
+  workerId?: string;
+  logger?: Logger;
+}
+
+/** Kept per attempt; enough to read a provider's error answer without storing whole pages. */
+export const BODY_EXCERPT_BYTES = 2048;
+
+export const smsMigrations: readonly Migration[] = [
+  {
+    id: 'sms/001-outbox',
+    up: `
+      CREATE TABLE sms_messages (
+        id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        description TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        recipient TEXT,
+        text TEXT NOT NULL,
+        sender TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        not_before INTEGER NOT NULL,
+        next_at INTEGER,
+        lease_until INTEGER,
+        claimed_by TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        settled_at INTEGER,
+        reason TEXT,
+        provider_message_id TEXT
+      );
+      CREATE INDEX sms_messages_due ON sms_messages (status, next_at);
+      CREATE INDEX sms_messages_call ON sms_messages (call_id, created_at);
+      CREATE INDEX sms_messages_recipient ON sms_messages (recipient, created_at);
+      CREATE INDEX sms_messages_created ON sms_messages (created_at);
+
+      CREATE TABLE sms_once (
+        call_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (call_id, key)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE sms_attempts (
+        message_id TEXT NOT NULL REFERENCES sms_messages (id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        http_status INTEGER,
+        body TEXT,
+        latency_ms INTEGER,
+        error TEXT,
+        worker TEXT,
+        PRIMARY KEY (message_id, attempt)
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+interface DueRow {
+  id: string;
+  call_id: string;
+  description: string;
+  provider: string;
+  recipient: string;
+  text: string;
+  sender: string | null;
+  status: 'pending' | 'sending';
+  attempts: number;
+  interrupted: number;
+}
+
+interface Claimed extends DueRow {
+  attempt: number;
+}
+
+type ClaimStep = { kind: 'claimed'; row: Claimed } | { kind: 'gave-up' } | { kind: 'none' };
+
+/** Every statement the outbox runs, prepared once per store. */
+function prepare(db: SqliteDatabase) {
+  return {
+    insertOnce: db.prepare<[string, string, number]>(
+      'INSERT OR IGNORE INTO sms_once (call_id, key, created_at) VALUES (?, ?, ?)',
+    ),
+    insert: db.prepare<[Record<string, string | number | null>]>(
+      `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, sender, status,
+         not_before, next_at, created_at, updated_at)
+       VALUES (@id, @callId, @description, @provider, @to, @text, @sender, 'pending',
+         @notBefore, @notBefore, @now, @now)`,
+    ),
+    insertSkipped: db.prepare<[Record<string, string | number | null>]>(
+      `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, status,
+         not_before, created_at, updated_at, settled_at, reason)
+       VALUES (@id, @callId, @description, @provider, @to, '', 'skipped', @now, @now, @now, @now, @reason)`,
+    ),
+    nextWake: db.prepare<[string], { at: number | null }>(
+      `SELECT MIN(at) AS at FROM (
+         SELECT MIN(next_at) AS at FROM sms_messages WHERE status = 'pending'
+         UNION ALL
+         SELECT MIN(lease_until) FROM sms_messages
+          WHERE status = 'sending' AND id NOT IN (SELECT value FROM json_each(?)))`,
+    ),
+    due: db.prepare<[number, number, string], DueRow>(
+      `SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted
+         FROM sms_messages
+        WHERE ((status = 'pending' AND next_at <= ?) OR (status = 'sending' AND lease_until <= ?))
+          AND id NOT IN (SELECT value FROM json_each(?))
+        ORDER BY next_at
+        LIMIT 1`,
+    ),
+    markLost: db.prepare<[number, string, number]>(
+      `UPDATE sms_attempts SET outcome = 'interrupted', reason = 'lease expired', finished_at = ?
+        WHERE message_id = ? AND attempt = ? AND outcome = 'sending'`,
+    ),
+    giveUp: db.prepare<[number, string, number, number, string]>(
+      `UPDATE sms_messages SET status = 'failed', interrupted = ?, reason = ?, lease_until = NULL,
+         next_at = NULL, updated_at = ?, settled_at = ? WHERE id = ?`,
+    ),
+    claim: db.prepare<[number, number, string, number, string, string, number]>(
+      `UPDATE sms_messages
+          SET status = 'sending', attempts = attempts + 1, interrupted = ?, lease_until = ?,
+              claimed_by = ?, updated_at = ?
+        WHERE id = ? AND status = ? AND attempts = ?`,
+    ),
+    startAttempt: db.prepare<[string, number, number, string]>(
+      `INSERT INTO sms_attempts (message_id, attempt, started_at, outcome, worker)
+       VALUES (?, ?, ?, 'sending', ?)`,
+    ),
+    finishAttempt: db.prepare<
+      [number, string, string, number | null, string | null, number, string | null, string, number]
+    >(
+      `UPDATE sms_attempts SET finished_at = ?, outcome = ?, reason = ?, http_status = ?, body = ?,
+         latency_ms = ?, error = ? WHERE message_id = ? AND attempt = ?`,
+    ),
+    settle: db.prepare<
+      [string, number | null, string, number, string | null, number, number | null, string, string, number]
+    >(
+      `UPDATE sms_messages
+          SET status = ?, next_at = ?, reason = ?, interrupted = interrupted + ?,
+              provider_message_id = COALESCE(?, provider_message_id), lease_until = NULL,
+              updated_at = ?, settled_at = ?
+        WHERE id = ? AND status = 'sending' AND claimed_by = ? AND attempts = ?`,
+    ),
+  };
+}
+
+export class Outbox extends EventEmitter<OutboxEvents> {
+  readonly workerId: string;
+  private readonly store: Store;
+  private readonly providers: ReadonlyMap<string, SmsProvider>;
+  private readonly concurrency: number;
+  private readonly attemptTimeoutMs: number;
+  private readonly leaseMarginMs: number;
+  private readonly maxRetryAfterMs: number;
+  private readonly maxInterruptions: number;
+  private readonly log?: Logger;
+  private readonly sql: ReturnType<typeof prepare>;
+
+  private running = false;
+  private pumpQueued = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopSignal = new AbortController();
+  private readonly inFlight = new Map<string, Promise<void>>();
+
+  constructor(opts: OutboxOptions) {
+    super();
+    this.store = opts.store;
+    this.providers = opts.providers instanceof Map ? opts.providers : new Map(Object.entries(opts.providers));
+    this.concurrency = Math.max(1, Math.floor(opts.concurrency ?? 4));
+    this.attemptTimeoutMs = opts.attemptTimeoutMs ?? 30_000;
+    this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
+    this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 600_000;
+    this.maxInterruptions = opts.maxInterruptions ?? 5;
+    this.workerId = opts.workerId ?? `outbox-${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.log = opts.logger;
+    this.store.migrate(smsMigrations);
+    this.sql = prepare(this.store.db);
+  }
+
+  private get db() {
+    return this.store.db;
+  }
+
+  /**
+   * Commits every message (or none) before returning: that commit is the moment they are
+   * accepted. Unknown providers are a programming error and throw before anything is written.
+   */
+  accept(messages: readonly OutboxMessage[], opts: AcceptOptions = {}): AcceptResult {
+    for (const m of messages) {
+      if (!this.providers.has(m.provider)) throw new Error(`unknown SMS provider "${m.provider}"`);
+      if (!m.to) throw new Error('an SMS needs a recipient');
+    }
+    const now = Date.now();
+    const result = this.db
+      .transaction((): AcceptResult => {
+        if (opts.once && this.sql.insertOnce.run(opts.once.callId, opts.once.key, now).changes === 0) {
+          return { duplicate: true, ids: [] };
+        }
+        const ids: string[] = [];
+        for (const m of messages) {
+          const id = randomUUID();
+          this.sql.insert.run({
+            id,
+            callId: m.callId,
+            description: m.description,
+            provider: m.provider,
+            to: m.to,
+            text: m.text,
+            sender: m.sender ?? null,
+            notBefore: m.notBefore ?? now,
+            now,
+          });
+          ids.push(id);
+        }
+        return { duplicate: false, ids };
+      })
+      .immediate();
+    if (result.ids.length) this.kick();
+    return result;
+  }
+
+  /** A history row for an SMS the step decided not to send (withheld caller ID, …). */
+  recordSkipped(entry: SkippedEntry): string {
+    const id = randomUUID();
+    const now = Date.now();
+    this.sql.insertSkipped.run({
+      id,
+      callId: entry.callId,
+      description: entry.description,
+      provider: entry.provider,
+      to: entry.to ?? null,
+      now,
+      reason: entry.reason,
+    });
+    return id;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.stopSignal = new AbortController();
+    this.kick();
+  }
+
+  /**
+   * Stops claiming, lets sends in flight finish for up to `graceMs`, then cancels the rest; a
+   * cancelled attempt is recorded as interrupted and its message goes back to pending.
+   */
+  async stop(opts: { graceMs?: number } = {}): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const all = () => Promise.all([...this.inFlight.values()]).then(() => undefined);
+    if (this.inFlight.size === 0) return;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      graceTimer = setTimeout(resolve, opts.graceMs ?? 5_000);
+    });
+    await Promise.race([all(), grace]);
+    clearTimeout(graceTimer);
+    this.stopSignal.abort();
+    await all();
+  }
+
+  /** Messages being sent by this outbox right now. */
+  get busy(): number {
+    return this.inFlight.size;
+  }
+
+  private kick(): void {
+    if (!this.running || this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (!this.running || !this.store.ready()) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    try {
+      while (this.inFlight.size < this.concurrency) {
+        const step = this.claim(Date.now());
+        if (step.kind === 'none') break;
+        if (step.kind === 'gave-up') continue;
+        const row = step.row;
+        const p = this.deliver(row)
+          .catch((e: unknown) => this.log?.error({ err: e, smsId: row.id }, 'SMS outbox could not record an attempt'))
+          .finally(() => {
+            this.inFlight.delete(row.id);
+            this.kick();
+          });
+        this.inFlight.set(row.id, p);
+      }
+      if (this.inFlight.size < this.concurrency) this.arm();
+    } catch (e) {
+      // SQLITE_BUSY beyond busy_timeout, a full disk…: try again later rather than spin.
+      this.log?.error({ err: e }, 'SMS outbox could not claim work');
+      this.arm(1_000);
+    }
+  }
+
+  /** Sleeps until the next pending row is due or the next foreign lease runs out. */
+  private arm(fixedDelayMs?: number): void {
+    let delay = fixedDelayMs;
+    if (delay === undefined) {
+      const row = this.sql.nextWake.get(JSON.stringify([...this.inFlight.keys()]));
+      if (row?.at == null) return;
+      // The floor keeps a row that is due but cannot be claimed from turning into a spin.
+      delay = Math.max(10, row.at - Date.now());
+    }
+    this.timer = setTimeout(() => this.pump(), Math.min(delay, 2 ** 31 - 1));
+    this.timer.unref();
+  }
+
+  private leaseMs(provider: string): number {
+    return (this.providers.get(provider)?.timeoutMs ?? this.attemptTimeoutMs) + this.leaseMarginMs;
+  }
+
+  /**
+   * Takes one due row inside an IMMEDIATE transaction: SQLite admits one writer, so between the
+   * SELECT and the guarded UPDATE nobody else can take the same row.
+   */
+  private claim(now: number): ClaimStep {
+    const settled: SettledMessage[] = [];
+    const interruptedEvents: AttemptEvent[] = [];
+    const step = this.db
+      .transaction((): ClaimStep => {
+        const row = this.sql.due.get(now, now, JSON.stringify([...this.inFlight.keys()]));
+        if (!row) return { kind: 'none' };
+
+        let interrupted = row.interrupted;
+        if (row.status === 'sending') {
+          // Its worker died (or hung) mid-attempt: that attempt's result is unknown.
+          interrupted += 1;
+          this.sql.markLost.run(now, row.id, row.attempts);
+          interruptedEvents.push({ id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: 'lease expired', latencyMs: 0 });
+          if (interrupted >= this.maxInterruptions) {
+            const reason = `interrupted ${interrupted} times`;
+            this.sql.giveUp.run(interrupted, reason, now, now, row.id);
+            settled.push(settledOf(row, 'failed', row.attempts, reason));
+            return { kind: 'gave-up' };
+          }
+        }
+        const changed = this.sql.claim.run(
+          interrupted,
+          now + this.leaseMs(row.provider),
+          this.workerId,
+          now,
+          row.id,
+          row.status,
+          row.attempts,
+        ).changes;
+        if (changed !== 1) return { kind: 'none' };
+        const attempt = row.attempts + 1;
+        this.sql.startAttempt.run(row.id, attempt, now, this.workerId);
+        return { kind: 'claimed', row: { ...row, interrupted, attempt } };
+      })
+      .immediate();
+    for (const e of interruptedEvents) this.emit('attempt', e);
+    for (const s of settled) this.emit('settled', s);
+    return step;
+  }
+
+  private async deliver(row: Claimed): Promise<void> {
+    const provider = this.providers.get(row.provider);
+    const deadlineMs = provider?.timeoutMs ?? this.attemptTimeoutMs;
+    const deadline = AbortSignal.timeout(deadlineMs);
+    const stopping = this.stopSignal.signal;
+    const signal = AbortSignal.any([deadline, stopping]);
+    this.log?.debug(
+      { smsId: row.id, callId: row.call_id, provider: row.provider, attempt: row.attempt, to: this.mask(row.recipient) },
+      'SMS attempt',
+    );
+
+    let result: SendResult;
+    if (!provider) {
+      result = { outcome: 'unexpected', reason: 'unknown-provider', latencyMs: 0, error: `no provider named "${row.provider}"` };
+    } else {
+      result = await this.attempt(provider, row, signal, deadlineMs);
+    }
+    // Only our own shutdown makes an attempt "interrupted"; a deadline is an ordinary timeout.
+    const cancelled = stopping.aborted && !deadline.aborted && result.outcome === 'retry';
+    this.record(row, result, cancelled);
+  }
+
+  private async attempt(provider: SmsProvider, row: Claimed, signal: AbortSignal, deadlineMs: number): Promise<SendResult> {
+    const message = { messageId: row.id, to: row.recipient, text: row.text, ...(row.sender ? { sender: row.sender } : {}) };
+    // A provider that ignores its signal must still not hold the row past its lease.
+    let guard: NodeJS.Timeout | undefined;
+    const late = new Promise<SendResult>((resolve) => {
+      guard = setTimeout(
+        () => resolve({ outcome: 'retry', reason: 'timeout', latencyMs: deadlineMs, error: 'provider did not return in time' }),
+        deadlineMs + this.leaseMarginMs / 2,
+      );
+    });
+    try {
+      return await Promise.race([provider.send(message, signal), late]);
+    } catch (e) {
+      return { outcome: 'unexpected', reason: 'exception', latencyMs: 0, error: e instanceof Error ? e.message : String(e) };
+    } finally {
+      clearTimeout(guard);
+    }
+  }
+
+  private record(row: Claimed, result: SendResult, cancelled: boolean): void {
+    const now = Date.now();
+    const provider = this.providers.get(row.provider);
+    const outcome: AttemptEvent['outcome'] = cancelled ? 'interrupted' : result.outcome;
+    let next: { status: SmsStatus; nextAt: number | null; reason: string };
+    if (cancelled) {
+      next = { status: 'pending', nextAt: now, reason: 'interrupted by shutdown' };
+    } else if (result.outcome === 'ok') {
+      next = { status: 'sent', nextAt: null, reason: result.reason };
+    } else if (result.outcome === 'retry') {
+      const answered = row.attempt - row.interrupted;
+      const policy = provider?.retry ?? { count: 0, intervalMs: 0 };
+      if (answered <= policy.count) {
+        const wait = Math.max(policy.intervalMs, Math.min(result.retryAfterMs ?? 0, this.maxRetryAfterMs));
+        next = { status: 'pending', nextAt: now + wait, reason: result.reason };
+      } else {
+        next = { status: 'failed', nextAt: null, reason: `${result.reason} (no retries left)` };
+      }
+    } else {
+      next = { status: 'failed', nextAt: null, reason: result.reason };
+    }
+    const settles = next.status === 'sent' || next.status === 'failed';
+
+    const changed = this.db
+      .transaction((): number => {
+        // The attempt row keeps the real answer even if another worker already wrote the attempt
+        // off as interrupted after our lease ran out.
+        this.sql.finishAttempt.run(
+          now,
+          outcome,
+          cancelled ? 'interrupted by shutdown' : result.reason,
+          result.status ?? null,
+          result.body === undefined ? null : excerpt(result.body),
+          Math.round(result.latencyMs),
+          result.error ?? null,
+          row.id,
+          row.attempt,
+        );
+        return this.sql.settle.run(
+          next.status,
+          next.nextAt,
+          next.reason,
+          cancelled ? 1 : 0,
+          result.providerMessageId ?? null,
+          now,
+          settles ? now : null,
+          row.id,
+          this.workerId,
+          row.attempt,
+        ).changes;
+      })
+      .immediate();
+
+    this.emit('attempt', {
+      id: row.id,
+      attempt: row.attempt,
+      outcome,
+      reason: result.reason,
+      ...(result.status !== undefined ? { status: result.status } : {}),
+      latencyMs: result.latencyMs,
+    });
+    if (changed !== 1) {
+      this.log?.warn({ smsId: row.id, attempt: row.attempt }, 'SMS lease ran out before the attempt finished; another worker owns it now');
+      return;
+    }
+    const log = { smsId: row.id, callId: row.call_id, attempt: row.attempt, outcome, reason: result.reason, status: result.status };
+    if (next.status === 'failed') this.log?.warn(log, 'SMS failed');
+    else if (next.status === 'sent') this.log?.info(log, 'SMS sent');
+    else this.log?.info({ ...log, retryAt: next.nextAt }, 'SMS attempt failed, will retry');
+    if (settles) {
+      this.emit(
+        'settled',
+        settledOf(row, next.status as 'sent' | 'failed', row.attempt, next.reason, result.providerMessageId),
+      );
+    }
+  }
+
+  private mask(number: string): string | undefined {
+    return maskNumber(number, this.log?.level ?? 'info');
+  }
+}
+
+function settledOf(
+  row: DueRow,
+  status: 'sent' | 'failed',
+  attempts: number,
+  reason: string,
+  providerMessageId?: string,
+): SettledMessage {
+  const s: SettledMessage = {
+    id: row.id,
+    callId: row.call_id,
+    description: row.description,
+    provider: row.provider,
+    to: row.recipient,
+    status,
+    attempts,
+    reason,
+  };
+  if (providerMessageId) s.providerMessageId = providerMessageId;
+  return s;
+}
+
+/** At most BODY_EXCERPT_BYTES of UTF-8, cut on a character boundary. */
+export function excerpt(text: string, maxBytes: number = BODY_EXCERPT_BYTES): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  let end = maxBytes;
+  // Step back over continuation bytes (10xxxxxx) so no character is split.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
+}
+
+export function createOutbox(opts: OutboxOptions): Outbox {
+  return new Outbox(opts);
+}

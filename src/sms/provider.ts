@@ -1,0 +1,70 @@
+import type { Outcome } from '../http/failure.js';
+
+/**
+ * What the outbox needs from an SMS provider. A provider makes one attempt per call and never
+ * throws: the outbox owns retries, timing and the record of every attempt, so providers stay
+ * small (a templated HTTP one, Twilio, …).
+ */
+
+export interface SmsMessage {
+  /**
+   * The outbox's stable id for this message: the same on every attempt, including the repeat
+   * after a crash, so a provider that accepts an idempotency key can drop the duplicate.
+   */
+  messageId: string;
+  /** E.164 recipient. */
+  to: string;
+  text: string;
+  /** Sender ID or from-number, when the step sets one. */
+  sender?: string;
+}
+
+export interface SendResult {
+  outcome: Outcome;
+  /** Short cause from the classification, e.g. "http-503", "error-match", "timeout". */
+  reason: string;
+  /** HTTP status, when an answer arrived. */
+  status?: number;
+  /** The start of the provider's answer (kept to 2 KiB in history). */
+  body?: string;
+  latencyMs: number;
+  /** Transport or internal error text, when there was no usable answer. */
+  error?: string;
+  /** The provider's id for the message, when its answer carries one (for delivery receipts). */
+  providerMessageId?: string;
+  /** The provider asked us to wait this long before the next attempt. */
+  retryAfterMs?: number;
+}
+
+export interface RetryPolicy {
+  /** Further attempts after the first (seed 000: 2). */
+  count: number;
+  intervalMs: number;
+}
+
+/** A provider's report that a message reached (or did not reach) the handset. */
+export interface DeliveryReceipt {
+  providerMessageId: string;
+  state: 'delivered' | 'failed' | 'pending';
+  at?: number;
+  detail?: string;
+}
+
+export interface SmsProvider {
+  readonly name: string;
+  readonly retry: RetryPolicy;
+  /**
+   * Upper bound of one attempt. The outbox leases a message for this long (plus a margin) and
+   * cancels the attempt when it passes; without it the outbox's own default applies.
+   */
+  readonly timeoutMs?: number;
+  /** One attempt. Resolves with the classified result; cancelling through `signal` yields a retry. */
+  send(message: SmsMessage, signal?: AbortSignal): Promise<SendResult>;
+  /**
+   * Turns a provider's delivery-receipt callback into a receipt; undefined when the request is
+   * not one. Optional: providers without receipts leave it out.
+   */
+  parseReceipt?(request: { headers: Readonly<Record<string, string>>; body: string }): DeliveryReceipt | undefined;
+  /** Releases connections the provider owns. */
+  close?(): Promise<void>;
+}
