@@ -34,16 +34,21 @@ export const regex = z.string().transform((v, ctx) => {
 });
 
 /** A phone number in E.164 (+ and country code), checked against the numbering plan. */
-export const e164 = z.string().transform((v, ctx) => {
+export const e164 = z.string().transform((v, ctx) => toE164(v, ctx));
+
+/** An SMS recipient: the word `caller`, or an E.164 number. */
+export const recipient = z.string().transform((v, ctx) => (v === 'caller' ? v : toE164(v, ctx)));
+
+function toE164(v: string, ctx: z.RefinementCtx): string {
   try {
     const n = parsePhoneNumberWithError(v);
     if (v.trim().startsWith('+') && n.isValid()) return n.number;
   } catch {
     /* reported below */
   }
-  ctx.addIssue({ code: 'custom', message: `"${v}" is not a valid phone number in E.164 form (e.g. +48221131415)` });
+  ctx.addIssue({ code: 'custom', message: `"${v}" is not a valid phone number in E.164 form (e.g. +48221131415), nor "caller"` });
   return z.NEVER;
-});
+}
 
 export const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 

@@ -1,0 +1,93 @@
+import type { Logger } from '../log.js';
+import type { AriPort } from '../ports/ari.js';
+import type { StasisStart } from '../ports/ari-events.js';
+import type { Step } from '../steps/step.js';
+import type { StepServices } from '../steps/services.js';
+import { CallSession, parseStageArgs } from './session.js';
+
+export interface RunnerOptions {
+  ari: AriPort;
+  stages: ReadonlyMap<string, readonly Step[]>;
+  services: StepServices;
+  log: Logger;
+  /** Asterisk's linkedid when the dialplan does not pass `callid=`; costs one ARI request. */
+  lookupLinkedId?: boolean;
+}
+
+/** Set on the channel when a stage failed, so the dialplan after Stasis() can take its fallback. */
+export const RESULT_VAR = 'CALL_ACTIONS_RESULT';
+
+/**
+ * `Stasis(call-actions,<stage>[,args])` runs that stage's steps in order. Whatever happens, the
+ * caller ends up somewhere: a step that hands the call off ends the stage; a stage that runs out
+ * of steps, names no configured stage, or fails, hands the call back to the dialplan.
+ */
+export class StageRunner {
+  private readonly sessions = new Set<CallSession>();
+
+  constructor(private readonly opts: RunnerOptions) {}
+
+  start(): void {
+    this.opts.ari.onStasisStart((ev) => void this.handle(ev));
+  }
+
+  get activeCalls(): number {
+    return this.sessions.size;
+  }
+
+  /** On shutdown: give every caller still here back to the dialplan rather than leave them in silence. */
+  async releaseAll(): Promise<void> {
+    await Promise.allSettled([...this.sessions].map((s) => s.channel.continueInDialplan()));
+  }
+
+  private async handle(ev: StasisStart): Promise<void> {
+    const { ari, log } = this.opts;
+    const stage = ev.args[0] ?? '';
+    const channel = ari.channel(ev.channel.id);
+    const callId = await this.callIdOf(ev, channel.getVar);
+    const session = new CallSession(stage, callId, channel, ev, log);
+    this.sessions.add(session);
+    const steps = this.opts.stages.get(stage);
+    try {
+      if (!steps) {
+        session.log.error({ known: [...this.opts.stages.keys()] }, `no stage "${stage}" in the config: handing the call back to the dialplan`);
+        await this.fail(session);
+        return;
+      }
+      session.log.info({ args: ev.args.slice(1).length }, 'stage entered');
+      for (const step of steps) {
+        if (!session.active) return;
+        if ((await step.run(session, this.opts.services)) === 'handed-off') return;
+      }
+      if (session.active) await channel.continueInDialplan();
+    } catch (e) {
+      session.log.error({ err: e }, 'stage failed: handing the call back to the dialplan');
+      await this.fail(session);
+    } finally {
+      this.sessions.delete(session);
+      session.end();
+    }
+  }
+
+  private async fail(session: CallSession): Promise<void> {
+    if (!session.active) return;
+    try {
+      await session.channel.setVar(RESULT_VAR, 'error');
+      await session.channel.continueInDialplan();
+    } catch (e) {
+      session.log.error({ err: e }, 'could not hand the call back to the dialplan; hanging up');
+      await session.channel.hangup().catch(() => undefined);
+    }
+  }
+
+  private async callIdOf(ev: StasisStart, getVar: (n: string) => Promise<string | undefined>): Promise<string> {
+    const given = parseStageArgs(ev.args.slice(1)).callid;
+    if (given) return given;
+    if (this.opts.lookupLinkedId === false) return ev.channel.id;
+    try {
+      return (await getVar('CHANNEL(linkedid)')) || ev.channel.id;
+    } catch {
+      return ev.channel.id;
+    }
+  }
+}

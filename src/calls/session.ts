@@ -1,0 +1,84 @@
+import type { Logger } from '../log.js';
+import { maskNumber } from '../log.js';
+import type { ChannelHandle } from '../ports/ari.js';
+import type { StasisStart } from '../ports/ari-events.js';
+
+/**
+ * One channel's visit to a stage: its merge fields, its logger (call id on every line), and a
+ * signal that fires when the caller hangs up or the channel leaves Stasis, so no step keeps
+ * working for a caller who is gone.
+ */
+export class CallSession {
+  readonly vars: Record<string, string>;
+  readonly log: Logger;
+  private readonly ended = new AbortController();
+  private answered: boolean;
+
+  constructor(
+    readonly stage: string,
+    readonly callId: string,
+    readonly channel: ChannelHandle,
+    start: StasisStart,
+    baseLog: Logger,
+  ) {
+    this.vars = callVars(stage, callId, start);
+    this.answered = start.channel.state === 'Up';
+    this.log = baseLog.child({
+      callId,
+      channel: start.channel.id,
+      stage,
+      caller: maskNumber(this.vars.caller, baseLog.level),
+    });
+    const end = () => this.ended.abort();
+    channel.on('StasisEnd', end);
+    channel.on('ChannelHangupRequest', end);
+    channel.on('ChannelDestroyed', end);
+  }
+
+  get signal(): AbortSignal {
+    return this.ended.signal;
+  }
+
+  get active(): boolean {
+    return !this.ended.signal.aborted;
+  }
+
+  /** Prompts need an answered channel; a queue caller is already up, a new arrival may not be. */
+  async ensureAnswered(): Promise<void> {
+    if (this.answered) return;
+    await this.channel.answer();
+    this.answered = true;
+  }
+
+  end(): void {
+    this.ended.abort();
+    this.channel.release();
+  }
+}
+
+/** Stasis args after the stage name: `key=value` become merge fields, the rest arg1, arg2, … */
+export function parseStageArgs(args: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  args.forEach((arg, i) => {
+    const eq = arg.indexOf('=');
+    if (eq > 0) out[arg.slice(0, eq).trim()] = arg.slice(eq + 1);
+    else out[`arg${i + 1}`] = arg;
+  });
+  return out;
+}
+
+function callVars(stage: string, callId: string, start: StasisStart): Record<string, string> {
+  const args = parseStageArgs(start.args.slice(1));
+  const caller = start.channel.caller.number ?? '';
+  return {
+    ...args,
+    stage,
+    callId,
+    channelId: start.channel.id,
+    caller,
+    // seed 000 (BIZTEL) writes {TEL} for the caller's number
+    TEL: caller,
+    callerName: start.channel.caller.name ?? '',
+    called: args.did || start.channel.dialplan.exten,
+  };
+}

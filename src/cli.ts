@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile } from './config/load.js';
+import { jsonSchema, rootSchema, type Config } from './config/schema.js';
+import { startService } from './service.js';
+import { querySmsHistory } from './sms/history.js';
+import { smsMigrations } from './sms/outbox.js';
+import { openStore } from './store/sqlite.js';
+
+const USAGE = `call-actions — call actions for Asterisk (ARI + AMI)
+
+usage:
+  call-actions start [--config FILE]        run the service (default config: $CALL_ACTIONS_CONFIG or call-actions.yaml)
+  call-actions validate FILE                check a config file without starting anything
+  call-actions schema                       print the config's JSON Schema (for editors)
+  call-actions sms history [--config FILE] [--call-id ID] [--description TEXT] [--recipient E164]
+                           [--status STATUS] [--since ISO] [--until ISO] [--limit N] [--offset N] [--json]
+`;
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (nothing was started). */
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return start(rest);
+    case 'validate':
+      return validate(rest);
+    case 'schema':
+      process.stdout.write(JSON.stringify(jsonSchema(), null, 2) + '\n');
+      return 0;
+    case 'sms':
+      if (rest[0] === 'history') return smsHistory(rest.slice(1));
+      break;
+    case undefined:
+    case 'help':
+    case '--help':
+      process.stdout.write(USAGE);
+      return 0;
+  }
+  process.stderr.write(`unknown command: ${argv.join(' ')}\n\n${USAGE}`);
+  return 2;
+}
+
+function configPath(values: { config?: string }): string {
+  return values.config ?? process.env.CALL_ACTIONS_CONFIG ?? 'call-actions.yaml';
+}
+
+function load(file: string): { config: Config; secrets: string[] } | undefined {
+  try {
+    const { value, secrets } = loadConfigFile(file, rootSchema);
+    return { config: value, secrets };
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    return undefined;
+  }
+}
+
+async function start(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  const loaded = load(configPath(values));
+  if (!loaded) return 2;
+  const service = await startService(loaded.config, { secrets: loaded.secrets });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      service.log.info({ signal }, 'stopping');
+      void service.stop().then(resolve);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  return 0;
+}
+
+function validate(args: string[]): number {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+  const file = positionals[0] ?? configPath(values);
+  const loaded = load(file);
+  if (!loaded) return 2;
+  const stages = Object.keys(loaded.config.stages);
+  process.stdout.write(`${file}: ok (${stages.length} stage${stages.length === 1 ? '' : 's'}: ${stages.join(', ') || 'none'})\n`);
+  return 0;
+}
+
+function smsHistory(args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      'call-id': { type: 'string' },
+      description: { type: 'string' },
+      recipient: { type: 'string' },
+      status: { type: 'string', multiple: true },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
+      offset: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  const loaded = load(configPath(values));
+  if (!loaded) return 2;
+  const store = openStore(loaded.config.store, { migrations: smsMigrations });
+  try {
+    const time = (v: string | undefined, name: string) => {
+      if (v === undefined) return undefined;
+      const t = Date.parse(v);
+      if (Number.isNaN(t)) throw new RangeError(`--${name}: not a date: ${v}`);
+      return t;
+    };
+    const page = querySmsHistory(store, {
+      callId: values['call-id'],
+      description: values.description,
+      recipient: values.recipient,
+      status: values.status as never,
+      since: time(values.since, 'since'),
+      until: time(values.until, 'until'),
+      limit: values.limit ? Number(values.limit) : undefined,
+      offset: values.offset ? Number(values.offset) : undefined,
+    });
+    if (values.json) {
+      process.stdout.write(JSON.stringify(page, null, 2) + '\n');
+      return 0;
+    }
+    for (const m of page.entries) {
+      const answer = m.lastAnswer ? `${m.lastAnswer.httpStatus ?? m.lastAnswer.error ?? ''} ${m.lastAnswer.body ?? ''}`.trim() : '';
+      process.stdout.write(
+        [new Date(m.time).toISOString(), m.callId, m.description, m.provider, m.recipient ?? '-', m.status, `attempts=${m.attempts}`, m.reason ?? '', answer.replace(/\s+/g, ' ').slice(0, 120)].join('\t') + '\n',
+      );
+    }
+    process.stdout.write(`${page.entries.length} of ${page.total}\n`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`call-actions: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

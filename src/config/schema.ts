@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import { getCountries, type CountryCode } from 'libphonenumber-js';
+import { httpProviderSchema } from '../sms/http-provider.js';
+import { stepItem, stepItemForSchema, type StepSpec } from '../steps/index.js';
+import { fieldsOf } from '../template.js';
+import { duration, httpUrl } from './types.js';
+import { fieldPath } from './load.js';
+
+/**
+ * The one file an admin writes. Defaults make a minimal file work against a local Asterisk;
+ * every section is strict, so a misspelt key is an error at start-up, not a silent no-op.
+ */
+const ari = z
+  .object({
+    url: httpUrl.default('http://127.0.0.1:8088'),
+    user: z.string().min(1),
+    password: z.string().min(1),
+    app: z.string().regex(/^[A-Za-z0-9_-]+$/).default('call-actions'),
+    timeout: duration.default(5000),
+  })
+  .strict();
+
+const ami = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535).default(5038),
+    user: z.string().min(1),
+    secret: z.string().min(1),
+    timeout: duration.default(5000),
+  })
+  .strict();
+
+const listen = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8090),
+    publicUrl: httpUrl.optional().describe('how Asterisk reaches this service (TTS media); defaults to http://host:port'),
+  })
+  .strict();
+
+const tts = z
+  .object({
+    engine: z.enum(['espeak-ng']).default('espeak-ng'),
+    language: z.string().min(2).default('en'),
+    voice: z.string().optional(),
+    cacheDir: z.string().min(1).default('./data/tts'),
+    maxChars: z.number().int().positive().max(5000).default(1000),
+    timeout: duration.default(5000),
+  })
+  .strict();
+
+const countries = new Set<string>(getCountries());
+
+const sms = z
+  .object({
+    defaultCountry: z
+      .string()
+      .refine((c) => countries.has(c), 'an ISO 3166 country code such as JP, PL, TR, US')
+      .optional()
+      .describe('how caller IDs without a + are read'),
+    providers: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), httpProviderSchema).default({}),
+    templates: z.record(z.string(), z.string().min(1)).default({}),
+  })
+  .strict();
+
+const stageName = z.string().regex(/^[A-Za-z0-9_-]+$/, 'a stage name is letters, digits, - and _');
+
+function configSchema(stepSchema: z.ZodType) {
+  return z
+    .object({
+      asterisk: z.object({ ari, ami: ami.optional() }).strict(),
+      store: z
+        .string()
+        .regex(/^sqlite:/, 'sqlite:PATH (PostgreSQL for several nodes is planned)')
+        .default('sqlite:./data/call-actions.db'),
+      http: listen.default({ host: '127.0.0.1', port: 8090 }),
+      log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
+      tts: tts.default({ engine: 'espeak-ng', language: 'en', cacheDir: './data/tts', maxChars: 1000, timeout: 5000 }),
+      sms: sms.default({ providers: {}, templates: {} }),
+      stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
+    })
+    .strict();
+}
+
+/** Cross-references no single section can check: names that must exist elsewhere in the file. */
+const checked = configSchema(stepItem).superRefine((c, ctx) => {
+  for (const [stage, steps] of Object.entries(c.stages)) {
+    (steps as StepSpec[]).forEach((spec, i) => {
+      spec.where = fieldPath(['stages', stage, i, spec.kind]);
+      if (spec.kind !== 'sms') return;
+      const s = spec.config as { provider: string; template?: string; text?: string };
+      const at = ['stages', stage, i, 'sms'];
+      if (!c.sms.providers[s.provider]) {
+        const known = Object.keys(c.sms.providers);
+        ctx.addIssue({ code: 'custom', path: [...at, 'provider'], message: `unknown provider "${s.provider}" (${known.length ? `known: ${known.join(', ')}` : 'sms.providers is empty'})` });
+      }
+      if (s.template !== undefined && c.sms.templates[s.template] === undefined) {
+        ctx.addIssue({ code: 'custom', path: [...at, 'template'], message: `unknown template "${s.template}" (known: ${Object.keys(c.sms.templates).join(', ') || 'none'})` });
+      }
+    });
+  }
+  for (const [name, text] of Object.entries(c.sms.templates)) {
+    const bad = fieldsOf(text).filter((f) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(f));
+    if (bad.length) ctx.addIssue({ code: 'custom', path: ['sms', 'templates', name], message: `malformed merge field ${bad.join(', ')}` });
+  }
+});
+
+export const rootSchema = checked;
+export type Config = z.output<typeof rootSchema>;
+export type { CountryCode };
+
+/** JSON Schema of what an admin writes (input side: "5s" strings, not milliseconds). */
+export function jsonSchema(): object {
+  return z.toJSONSchema(configSchema(stepItemForSchema), { io: 'input', unrepresentable: 'any' });
+}

@@ -1,0 +1,19 @@
+import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+
+/** What Asterisk shows for a caller who withheld their number (and what carriers send instead). */
+const WITHHELD = new Set(['', 'anonymous', 'unknown', 'restricted', 'private', 'unavailable', 'withheld', 'blocked']);
+
+export type CallerNumber = { ok: true; e164: string } | { ok: false; reason: string };
+
+/**
+ * The caller's number as an SMS recipient. Withheld and invalid numbers are refused with a
+ * reason the SMS history shows, because texting a made-up number costs money and helps nobody.
+ */
+export function callerAsRecipient(raw: string | undefined, defaultCountry?: CountryCode): CallerNumber {
+  const value = (raw ?? '').trim();
+  if (WITHHELD.has(value.toLowerCase())) return { ok: false, reason: 'caller ID withheld or anonymous' };
+  const parsed = parsePhoneNumberFromString(value, defaultCountry ? { defaultCountry } : undefined);
+  if (!parsed || !parsed.isValid()) return { ok: false, reason: `caller ID "${value}" is not a valid phone number` };
+  if (parsed.getType() === 'FIXED_LINE') return { ok: false, reason: `caller ID "${value}" is a fixed line and cannot receive SMS` };
+  return { ok: true, e164: parsed.number };
+}

@@ -1,0 +1,201 @@
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import type { Logger } from '../log.js';
+import { backoffDelay, sleep, TimeoutError } from './backoff.js';
+
+/**
+ * The AMI port: the only module that knows asterisk-manager. Contained defects:
+ * - its keepConnected() waits 10→60 s and logs to the console: we supervise the link ourselves,
+ *   forever, with capped backoff;
+ * - an action sent while the link is down never calls back: every action has a timeout;
+ * - list actions (QueueStatus, CoreShowChannels) answer with events: we collect them by ActionID
+ *   until the "…Complete" event;
+ * - no heartbeat: a Ping on a timer, and a dead link is dropped;
+ * - login failures are silent when it logs in by itself: we log in explicitly.
+ */
+const require = createRequire(import.meta.url);
+const AsteriskManager = require('asterisk-manager') as ManagerFactory;
+
+/** AMI events and responses as asterisk-manager gives them: keys lower-cased, values strings. */
+export type AmiMessage = Record<string, string | undefined>;
+
+interface Manager extends EventEmitter {
+  connect(port: number, host: string, cb: (err?: Error) => void): void;
+  login(cb: (err?: AmiMessage) => void): void;
+  action(action: Record<string, string>, cb: (err: AmiMessage | undefined, res: AmiMessage) => void): string;
+  disconnect(): void;
+}
+type ManagerFactory = new (port: number | undefined, host: string, user: string, secret: string, events: boolean) => Manager;
+
+export interface AmiOptions {
+  host: string;
+  port: number;
+  user: string;
+  secret: string;
+  timeoutMs: number;
+  log: Logger;
+  reconnect?: { initialMs: number; maxMs: number };
+  heartbeatMs?: number;
+}
+
+export class AmiError extends Error {
+  override name = 'AmiError';
+}
+
+export class AmiPort {
+  private readonly events = new EventEmitter();
+  private manager: Manager | undefined;
+  private isReady = false;
+  private stopped = false;
+  private wake: AbortController | undefined;
+  private loopDone: Promise<void> | undefined;
+
+  constructor(private readonly opts: AmiOptions) {
+    this.events.setMaxListeners(0);
+  }
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  start(): void {
+    if (!this.loopDone) this.loopDone = this.supervise();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.abort();
+    await this.loopDone;
+  }
+
+  /** Subscribes to one AMI event by name (any case); returns the unsubscribe function. */
+  on(event: string, fn: (ev: AmiMessage) => void): () => void {
+    const name = event.toLowerCase();
+    this.events.on(name, fn);
+    return () => this.events.off(name, fn);
+  }
+
+  onStatus(fn: (up: boolean) => void): void {
+    this.events.on('status', fn);
+  }
+
+  action(action: Record<string, string>, timeoutMs = this.opts.timeoutMs): Promise<AmiMessage> {
+    const manager = this.manager;
+    if (!manager || !this.isReady) return Promise.reject(new AmiError(`AMI ${action.action}: not connected`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new TimeoutError(`AMI ${action.action} timed out after ${timeoutMs} ms`)), timeoutMs);
+      manager.action(action, (err, res) => {
+        clearTimeout(timer);
+        if (err) reject(new AmiError(`AMI ${action.action}: ${err.message ?? 'error'}`));
+        else resolve(res);
+      });
+    });
+  }
+
+  /** A list action: the events that answer it, in order, up to its …Complete event. */
+  async list(action: Record<string, string>, timeoutMs = this.opts.timeoutMs): Promise<AmiMessage[]> {
+    const manager = this.manager;
+    if (!manager || !this.isReady) throw new AmiError(`AMI ${action.action}: not connected`);
+    const actionid = `ca-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const collected: AmiMessage[] = [];
+    return new Promise<AmiMessage[]>((resolve, reject) => {
+      const onEvent = (ev: AmiMessage) => {
+        if (ev.actionid !== actionid) return;
+        if (ev.eventlist?.toLowerCase() === 'complete' || ev.event?.endsWith('Complete')) finish(null);
+        else collected.push(ev);
+      };
+      const finish = (err: Error | null) => {
+        clearTimeout(timer);
+        manager.off('managerevent', onEvent);
+        if (err) reject(err);
+        else resolve(collected);
+      };
+      const timer = setTimeout(() => finish(new TimeoutError(`AMI ${action.action} list timed out after ${timeoutMs} ms`)), timeoutMs);
+      manager.on('managerevent', onEvent);
+      manager.action({ ...action, actionid }, (err) => {
+        if (err) finish(new AmiError(`AMI ${action.action}: ${err.message ?? 'error'}`));
+      });
+    });
+  }
+
+  private setReady(up: boolean): void {
+    if (up === this.isReady) return;
+    this.isReady = up;
+    this.opts.log.info({ ami: up ? 'up' : 'down' }, up ? 'AMI connected' : 'AMI connection lost');
+    this.events.emit('status', up);
+  }
+
+  private async supervise(): Promise<void> {
+    const { initialMs, maxMs } = this.opts.reconnect ?? { initialMs: 500, maxMs: 10_000 };
+    let attempt = 0;
+    while (!this.stopped) {
+      const manager = new AsteriskManager(undefined, this.opts.host, this.opts.user, this.opts.secret, true);
+      this.wake = new AbortController();
+      const lost = new Promise<string>((resolve) => {
+        manager.on('close', () => resolve('closed'));
+        manager.on('end', () => resolve('ended'));
+        manager.on('error', (e: Error) => resolve(e.message));
+        this.wake!.signal.addEventListener('abort', () => resolve('stopping'), { once: true });
+      });
+      try {
+        await this.login(manager);
+        this.manager = manager;
+        manager.on('managerevent', (ev: AmiMessage) => ev.event && this.events.emit(ev.event.toLowerCase(), ev));
+        attempt = 0;
+        this.setReady(true);
+        const heartbeat = this.heartbeat(manager);
+        const why = await lost;
+        heartbeat.abort();
+        if (why !== 'stopping') this.opts.log.warn({ reason: why }, 'AMI link down');
+      } catch (e) {
+        this.opts.log.warn({ err: (e as Error).message, attempt }, 'AMI connect failed');
+      }
+      this.setReady(false);
+      this.manager = undefined;
+      manager.removeAllListeners();
+      manager.on('error', () => undefined);
+      manager.disconnect();
+      if (this.stopped) break;
+      await sleep(backoffDelay(attempt++, initialMs, maxMs), this.wake.signal);
+    }
+  }
+
+  private login(manager: Manager): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new TimeoutError('AMI login timed out')), this.opts.timeoutMs);
+      manager.once('error', (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      manager.connect(this.opts.port, this.opts.host, () => {
+        manager.login((err) => {
+          clearTimeout(timer);
+          if (err) reject(new AmiError(`AMI login refused: ${err.message ?? 'authentication failed'}`));
+          else resolve();
+        });
+      });
+    });
+  }
+
+  /** Pings on a timer; two misses in a row drop the link so the supervisor reconnects. */
+  private heartbeat(manager: Manager): AbortController {
+    const ctl = new AbortController();
+    const every = this.opts.heartbeatMs ?? 5000;
+    let misses = 0;
+    const timer = setInterval(() => {
+      this.action({ action: 'Ping' }, every).then(
+        () => (misses = 0),
+        () => {
+          if (++misses >= 2) {
+            this.opts.log.warn('AMI heartbeat lost');
+            this.wake?.abort();
+          }
+        },
+      );
+    }, every);
+    timer.unref();
+    ctl.signal.addEventListener('abort', () => clearInterval(timer), { once: true });
+    void manager;
+    return ctl;
+  }
+}

@@ -1,0 +1,404 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import ariClient from 'ari-client';
+import { Pool } from 'undici';
+import type { Logger } from '../log.js';
+import { backoffDelay, sleep, withTimeout } from './backoff.js';
+import {
+  channelIdOf,
+  type AriChannel,
+  type AriEvent,
+  type AriPlayback,
+  type ChannelEventType,
+  type EventOf,
+  type StasisStart,
+} from './ari-events.js';
+
+/**
+ * The ARI port: the only module that knows ari-client. ari-client keeps the event WebSocket
+ * (and loads the swagger model); its defects are contained here:
+ * - it gives up reconnecting after ~43 s: we then build a new client, forever, with capped backoff;
+ * - it has no heartbeat: we ping the WebSocket and terminate it when no pong comes back;
+ * - its REST calls have no timeout and open a connection each (Asterisk's http sessionlimit):
+ *   REST goes through an undici keep-alive pool with a timeout on every request instead;
+ * - its per-instance listeners leak: events are dispatched from one map keyed by channel id,
+ *   and a channel's handlers are dropped when it leaves Stasis.
+ */
+export interface AriOptions {
+  url: string;
+  user: string;
+  password: string;
+  app: string;
+  /** every REST operation and the connect itself */
+  timeoutMs: number;
+  log: Logger;
+  reconnect?: { initialMs: number; maxMs: number };
+  /** how often the WebSocket is pinged; no pong within this long means it is dead */
+  livenessMs?: number;
+}
+
+export interface ContinueTarget {
+  context?: string;
+  extension?: string;
+  priority?: number;
+  label?: string;
+}
+
+export type PlaybackOutcome = AriPlayback['state'] | 'channel-gone';
+
+export interface ChannelHandle {
+  readonly id: string;
+  on<T extends ChannelEventType>(type: T, fn: (ev: EventOf<T>) => void): void;
+  answer(): Promise<void>;
+  /** A channel that is already gone counts as hung up (node-ari-client #78/#156). */
+  hangup(reason?: string): Promise<void>;
+  continueInDialplan(target?: ContinueTarget): Promise<void>;
+  /** Plays media and resolves when it has finished (or failed, or the channel went away). */
+  play(media: string, signal?: AbortSignal): Promise<PlaybackOutcome>;
+  getVar(name: string): Promise<string | undefined>;
+  setVar(name: string, value: string): Promise<void>;
+  release(): void;
+}
+
+export class AriError extends Error {
+  override name = 'AriError';
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+type Handler = (ev: never) => void;
+
+// swagger-client (under ari-client) assigns a global `log` that prints to stdout and keeps every
+// message in an array forever; our logs are one JSON line per event, so replace it with a no-op.
+(globalThis as { log?: unknown }).log = () => undefined;
+
+export class AriPort {
+  private readonly events = new EventEmitter();
+  private readonly channels = new Map<string, Map<ChannelEventType, Set<Handler>>>();
+  private readonly pool: Pool;
+  private readonly prefix: string;
+  private readonly auth: string;
+  private client: ariClient.Client | undefined;
+  private stopped = false;
+  private isReady = false;
+  private detach: (() => void) | undefined;
+  private loopDone: Promise<void> | undefined;
+
+  constructor(private readonly opts: AriOptions) {
+    const url = new URL(opts.url);
+    this.prefix = url.pathname.replace(/\/$/, '') + '/ari';
+    this.pool = new Pool(url.origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.auth = 'Basic ' + Buffer.from(`${opts.user}:${opts.password}`).toString('base64');
+    this.events.setMaxListeners(0);
+  }
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  onStasisStart(fn: (ev: StasisStart) => void): void {
+    this.events.on('StasisStart', fn);
+  }
+
+  /** Called with true each time the event stream is (re)connected, false when it drops. */
+  onStatus(fn: (up: boolean) => void): void {
+    this.events.on('status', fn);
+  }
+
+  start(): void {
+    if (!this.loopDone) this.loopDone = this.supervise();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.detach?.();
+    await this.loopDone;
+    await this.pool.close();
+  }
+
+  private setReady(up: boolean): void {
+    if (up === this.isReady) return;
+    this.isReady = up;
+    this.opts.log.info({ ari: up ? 'up' : 'down' }, up ? 'ARI event stream connected' : 'ARI event stream lost');
+    this.events.emit('status', up);
+  }
+
+  private async supervise(): Promise<void> {
+    const { initialMs, maxMs } = this.opts.reconnect ?? { initialMs: 500, maxMs: 10_000 };
+    let attempt = 0;
+    while (!this.stopped) {
+      try {
+        const client = await withTimeout(
+          ariClient.connect(this.opts.url, this.opts.user, this.opts.password),
+          this.opts.timeoutMs,
+          'ARI connect',
+        );
+        if (this.stopped) {
+          stopQuietly(client);
+          break;
+        }
+        attempt = 0;
+        await this.attach(client);
+      } catch (e) {
+        this.opts.log.warn({ err: (e as Error).message, attempt }, 'ARI connect failed');
+      }
+      this.setReady(false);
+      if (this.stopped) break;
+      await sleep(backoffDelay(attempt++, initialMs, maxMs));
+    }
+  }
+
+  /** Resolves when this client is finished with: ari-client gave up, or we stop. */
+  private attach(client: ariClient.Client): Promise<void> {
+    this.client = client;
+    const livenessMs = this.opts.livenessMs ?? 5000;
+    let lastPong = Date.now();
+    // ari-client's typings list only the ARI event names; its own lifecycle events need the plain emitter.
+    const emitter = client as unknown as EventEmitter;
+    return new Promise<void>((resolve) => {
+      const finish = () => {
+        clearInterval(timer);
+        emitter.removeAllListeners();
+        // A reconnect ari-client already scheduled may still open a socket later: close it on sight,
+        // or it would take over the app name from the next client.
+        emitter.on('WebSocketConnected', () => stopQuietly(client));
+        stopQuietly(client);
+        if (this.client === client) this.client = undefined;
+        this.detach = undefined;
+        resolve();
+      };
+      this.detach = finish;
+      emitter.on('*', (ev: AriEvent) => this.dispatch(ev));
+      emitter.on('pong', () => (lastPong = Date.now()));
+      emitter.on('WebSocketConnected', () => {
+        lastPong = Date.now();
+        this.setReady(true);
+        void this.reconcile();
+      });
+      emitter.on('WebSocketReconnecting', (err?: Error) => {
+        this.opts.log.warn({ err: err?.message }, 'ARI WebSocket closed; ari-client is reconnecting');
+        this.setReady(false);
+      });
+      emitter.on('WebSocketMaxRetries', () => {
+        this.opts.log.warn('ari-client gave up reconnecting; starting a new client');
+        finish();
+      });
+      const timer = setInterval(() => {
+        if (!this.isReady) return;
+        if (Date.now() - lastPong > livenessMs * 2) {
+          this.opts.log.warn({ silentMs: Date.now() - lastPong }, 'ARI WebSocket missed its pongs; dropping it');
+          lastPong = Date.now();
+          terminate(client);
+          return;
+        }
+        client.ping();
+      }, livenessMs);
+      timer.unref();
+      withTimeout(client.start(this.opts.app), this.opts.timeoutMs, 'ARI start').catch((e: Error) => {
+        this.opts.log.warn({ err: e.message }, 'ARI WebSocket did not open');
+        finish();
+      });
+    });
+  }
+
+  private dispatch(ev: AriEvent): void {
+    if (ev.type === 'StasisStart') {
+      this.events.emit('StasisStart', ev);
+      return;
+    }
+    const id = channelIdOf(ev);
+    if (!id) return;
+    const handlers = this.channels.get(id)?.get(ev.type);
+    if (handlers) for (const fn of [...handlers]) safely(this.opts.log, () => (fn as (e: AriEvent) => void)(ev));
+    // Leaving Stasis ends the scope: a later StasisStart for the same channel starts a new one.
+    if (ev.type === 'StasisEnd' || ev.type === 'ChannelDestroyed') this.channels.delete(id);
+  }
+
+  /**
+   * After every (re)connect: channels we were handling that no longer exist are ended, and
+   * channels waiting in our app that nobody handles are started — Asterisk does not resend
+   * StasisStart for them (CyCoreSystems/ari #144).
+   */
+  private async reconcile(): Promise<void> {
+    let list: AriChannel[];
+    try {
+      list = await this.listChannels();
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message }, 'reconcile: cannot list channels');
+      return;
+    }
+    const live = new Map(list.map((c) => [c.id, c]));
+    const now = new Date().toISOString();
+    for (const id of [...this.channels.keys()]) {
+      const channel = live.get(id);
+      if (!channel || !inApp(channel, this.opts.app)) {
+        this.opts.log.info({ channel: id }, 'reconcile: channel left while ARI was disconnected');
+        const gone = channel ?? ({ id } as AriChannel);
+        this.dispatch({ type: 'StasisEnd', application: this.opts.app, timestamp: now, channel: gone });
+      }
+    }
+    for (const channel of list) {
+      if (inApp(channel, this.opts.app) && !this.channels.has(channel.id)) {
+        const args = (channel.dialplan.app_data ?? '').split(',').slice(1);
+        this.opts.log.info({ channel: channel.id }, 'reconcile: adopting a channel waiting in Stasis');
+        this.events.emit('StasisStart', { type: 'StasisStart', application: this.opts.app, timestamp: now, channel, args });
+      }
+    }
+    this.events.emit('reconciled');
+  }
+
+  async listChannels(): Promise<AriChannel[]> {
+    return (await this.rest('GET', '/channels')) as AriChannel[];
+  }
+
+  channel(id: string): ChannelHandle {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const port = this;
+    const scope = () => {
+      let s = port.channels.get(id);
+      if (!s) port.channels.set(id, (s = new Map()));
+      return s;
+    };
+    const enc = encodeURIComponent(id);
+    return {
+      id,
+      on(type, fn) {
+        const s = scope();
+        let set = s.get(type);
+        if (!set) s.set(type, (set = new Set()));
+        set.add(fn as Handler);
+      },
+      answer: async () => {
+        await this.rest('POST', `/channels/${enc}/answer`);
+      },
+      hangup: async (reason) => {
+        await this.rest('DELETE', `/channels/${enc}`, reason ? { reason } : undefined, [404]);
+      },
+      continueInDialplan: async (target = {}) => {
+        const q: Record<string, string> = {};
+        if (target.context) q.context = target.context;
+        if (target.extension) q.extension = target.extension;
+        if (target.priority !== undefined) q.priority = String(target.priority);
+        if (target.label) q.label = target.label;
+        await this.rest('POST', `/channels/${enc}/continue`, q, [404]);
+      },
+      play: (media, signal) => this.play(id, media, signal, scope),
+      getVar: async (name) => {
+        try {
+          const r = (await this.rest('GET', `/channels/${enc}/variable`, { variable: name })) as { value?: string };
+          return r.value;
+        } catch (e) {
+          if (e instanceof AriError && e.status === 404) return undefined;
+          throw e;
+        }
+      },
+      setVar: async (name, value) => {
+        await this.rest('POST', `/channels/${enc}/variable`, { variable: name, value });
+      },
+      release: () => {
+        this.channels.delete(id);
+      },
+    };
+  }
+
+  private play(
+    channelId: string,
+    media: string,
+    signal: AbortSignal | undefined,
+    scope: () => Map<ChannelEventType, Set<Handler>>,
+  ): Promise<PlaybackOutcome> {
+    const playbackId = randomUUID();
+    return new Promise<PlaybackOutcome>((resolve, reject) => {
+      const s = scope();
+      const add = <T extends ChannelEventType>(type: T, fn: (ev: EventOf<T>) => void) => {
+        let set = s.get(type);
+        if (!set) s.set(type, (set = new Set()));
+        set.add(fn as Handler);
+        return () => set.delete(fn as Handler);
+      };
+      const cleanups: Array<() => void> = [];
+      const done = (outcome: PlaybackOutcome) => {
+        cleanups.forEach((c) => c());
+        resolve(outcome);
+      };
+      cleanups.push(
+        add('PlaybackFinished', (ev) => ev.playback.id === playbackId && done(ev.playback.state)),
+        add('StasisEnd', () => done('channel-gone')),
+      );
+      // A PlaybackFinished lost while the link was down would leave us waiting forever: ask.
+      const onStatus = (up: boolean) => {
+        if (!up) return;
+        this.rest('GET', `/playbacks/${playbackId}`).catch((e) => {
+          if (e instanceof AriError && e.status === 404) done('done');
+        });
+      };
+      this.events.on('status', onStatus);
+      cleanups.push(() => this.events.off('status', onStatus));
+      const onAbort = () => {
+        void this.rest('DELETE', `/playbacks/${playbackId}`, undefined, [404]).catch(() => undefined);
+        done('cancelled');
+      };
+      if (signal) {
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        cleanups.push(() => signal.removeEventListener('abort', onAbort));
+      }
+      this.rest('POST', `/channels/${encodeURIComponent(channelId)}/play/${playbackId}`, { media }).catch((e) => {
+        if (e instanceof AriError && e.status === 404) return done('channel-gone');
+        cleanups.forEach((c) => c());
+        reject(e);
+      });
+    });
+  }
+
+  /** One ARI REST call with a timeout; `benign` statuses resolve to undefined instead of throwing. */
+  private async rest(method: string, path: string, query?: Record<string, string>, benign: number[] = []): Promise<unknown> {
+    const qs = query && Object.keys(query).length ? '?' + new URLSearchParams(query).toString() : '';
+    const res = await this.pool.request({
+      method: method as 'GET',
+      path: this.prefix + path + qs,
+      headers: { authorization: this.auth },
+      signal: AbortSignal.timeout(this.opts.timeoutMs),
+      headersTimeout: this.opts.timeoutMs,
+      bodyTimeout: this.opts.timeoutMs,
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) {
+      if (benign.includes(res.statusCode)) return undefined;
+      let message = text;
+      try {
+        message = (JSON.parse(text) as { message?: string }).message ?? text;
+      } catch {
+        /* not JSON */
+      }
+      throw new AriError(res.statusCode, `ARI ${method} ${path}: ${res.statusCode} ${message}`);
+    }
+    return text ? JSON.parse(text) : undefined;
+  }
+}
+
+function inApp(c: AriChannel, app: string): boolean {
+  return c.dialplan.app_name === 'Stasis' && (c.dialplan.app_data ?? '').split(',')[0] === app;
+}
+
+function stopQuietly(client: ariClient.Client): void {
+  try {
+    client.stop();
+  } catch {
+    /* already closed */
+  }
+}
+
+function terminate(client: ariClient.Client): void {
+  const ws = (client as unknown as { _ws?: { terminate(): void } })._ws;
+  ws?.terminate();
+}
+
+function safely(log: Logger, fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    log.error({ err: e }, 'ARI event handler threw');
+  }
+}

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { continueStep } from './continue.js';
+import { hangup } from './hangup.js';
+import { say } from './say.js';
+import { sms } from './sms.js';
+import type { Step, StepDefinition } from './step.js';
+
+/** Every step kind a stage may use. A new step is one module plus one line here. */
+export const stepDefinitions: Record<string, StepDefinition> = Object.fromEntries(
+  [sms, say, hangup, continueStep].map((d) => [d.kind, d as StepDefinition]),
+);
+
+/** A validated step as it stands in the config, ready to be built. */
+export interface StepSpec {
+  kind: string;
+  config: unknown;
+  where: string;
+}
+
+/**
+ * A stage's list item: a one-key map `{ <kind>: <config> }`. Validated by hand rather than as a
+ * zod union so an error names the step kind and its field instead of listing every alternative.
+ */
+export const stepItem = z.unknown().transform((item, ctx): StepSpec => {
+  const entries = item && typeof item === 'object' && !Array.isArray(item) ? Object.entries(item) : [];
+  if (entries.length !== 1) {
+    ctx.addIssue({ code: 'custom', message: `a step is one of ${Object.keys(stepDefinitions).join(', ')} with its settings, e.g. "- say: Hello"` });
+    return z.NEVER;
+  }
+  const [kind, value] = entries[0]!;
+  const def = stepDefinitions[kind];
+  if (!def) {
+    ctx.addIssue({ code: 'custom', message: `unknown step "${kind}" (known: ${Object.keys(stepDefinitions).join(', ')})`, path: [kind] });
+    return z.NEVER;
+  }
+  const parsed = def.schema.safeParse(value === undefined ? null : value);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: [kind, ...issue.path] } as Parameters<typeof ctx.addIssue>[0]);
+    return z.NEVER;
+  }
+  return { kind, config: parsed.data, where: '' };
+});
+
+/** The same shape as JSON Schema input, for editors: a union of the one-key maps. */
+export const stepItemForSchema = z.union(
+  Object.values(stepDefinitions).map((d) => z.object({ [d.kind]: d.schema }).strict().describe(d.description)) as unknown as [z.ZodType, z.ZodType],
+);
+
+export function createStep(spec: StepSpec): Step {
+  return stepDefinitions[spec.kind]!.create(spec.config, spec.where);
+}

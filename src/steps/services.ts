@@ -1,0 +1,31 @@
+import type { CountryCode } from 'libphonenumber-js';
+
+/** What steps may use from the running service; kept narrow so each step is testable alone. */
+export interface StepServices {
+  tts: Speaker;
+  sms: SmsSink;
+}
+
+export interface Speaker {
+  /** Synthesises (or finds in the cache) and returns the media URI Asterisk plays. */
+  speak(text: string, opts: { language?: string; voice?: string }): Promise<string>;
+}
+
+export interface NewSms {
+  callId: string;
+  description: string;
+  provider: string;
+  to: string;
+  text: string;
+  sender?: string;
+  /** epoch ms before which it is not sent */
+  notBefore?: number;
+}
+
+export interface SmsSink {
+  readonly templates: Readonly<Record<string, string>>;
+  readonly defaultCountry?: CountryCode;
+  /** Durable once this returns. With `once`, a second accept for the same key in the same call writes nothing. */
+  accept(messages: NewSms[], once?: { callId: string; key: string }): { duplicate: boolean; ids: string[] };
+  recordSkipped(entry: { callId: string; description: string; provider: string; to?: string; reason: string }): void;
+}

@@ -1,0 +1,36 @@
+import type { z } from 'zod';
+import type { CallSession } from '../calls/session.js';
+import type { StepServices } from './services.js';
+
+/**
+ * What a step tells the stage runner: go on with the next step, or the call has left this
+ * service's hands (hung up, or handed back to the dialplan) and the stage is over.
+ */
+export type StepResult = 'next' | 'handed-off';
+
+/**
+ * The contract every step follows (after jambonz's tasks): the factory validates the config
+ * with the step's schema when the file is loaded, so a running call never meets a bad config.
+ */
+export abstract class Step<C = unknown> {
+  abstract readonly kind: string;
+  constructor(
+    protected readonly config: C,
+    /** where the step stands in the config, e.g. stages.queue-exit[1].say — for logs */
+    readonly where: string,
+  ) {}
+
+  abstract run(call: CallSession, services: StepServices): Promise<StepResult>;
+}
+
+export interface StepDefinition<S extends z.ZodType = z.ZodType> {
+  kind: string;
+  /** one line for the docs and the JSON Schema */
+  description: string;
+  schema: S;
+  create(config: z.output<S>, where: string): Step;
+}
+
+export function defineStep<S extends z.ZodType>(def: StepDefinition<S>): StepDefinition<S> {
+  return def;
+}
