@@ -16,7 +16,7 @@ import {
   slow,
   startAossms,
   type AossmsStandIn,
-} from '../standins/aossms.js';
+} from '../../src/standins/aossms.js';
 
 const INTERVAL = 200;
 

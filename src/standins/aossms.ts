@@ -1,3 +1,5 @@
+// Shipped with the service (not only the tests) so `call-actions demo` can show a real SMS request
+// without an account at the provider.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
