@@ -13,6 +13,8 @@ usage:
   call-actions start [--config FILE]        run the service (default config: $CALL_ACTIONS_CONFIG or call-actions.yaml)
   call-actions validate FILE                check a config file without starting anything
   call-actions schema                       print the config's JSON Schema (for editors)
+  call-actions demo [--config FILE] [--caller E164]
+                                            a queued SIP caller presses # on the local test PBX and is texted
   call-actions sms history [--config FILE] [--call-id ID] [--description TEXT] [--recipient E164]
                            [--status STATUS] [--since ISO] [--until ISO] [--limit N] [--offset N] [--json]
 `;
@@ -28,6 +30,11 @@ async function main(argv: string[]): Promise<number> {
     case 'schema':
       process.stdout.write(JSON.stringify(jsonSchema(), null, 2) + '\n');
       return 0;
+    case 'demo': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, caller: { type: 'string' } } });
+      const { runDemo } = await import('./demo/demo.js');
+      return runDemo(values);
+    }
     case 'sms':
       if (rest[0] === 'history') return smsHistory(rest.slice(1));
       break;

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { restartAsterisk } from '../helpers/asterisk.js';
+import { startAsterisk, stopAsterisk } from '../helpers/asterisk.js';
 import { baseConfig, freePort, serviceDir, startService, waitHealthy, type LogLine, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';
 import { hang, quota300, startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
@@ -106,6 +106,16 @@ describe('a queued SIP caller presses #', () => {
       const h = await history(s, `?callId=${encodeURIComponent(String(entered.callId))}`);
       expect(h.total).toBe(1);
       expect(h.entries[0]).toMatchObject({ status: 'sent', recipient: CALLER, description: 'Queue # SMS', provider: 'aossms', attempts: 1 });
+
+      // one JSON line per event, each about this call carrying its id; no secret, no whole number
+      const text = JSON.stringify(s.lines);
+      expect(s.stderr.join('')).toBe('');
+      expect(text).not.toContain(provider.credentials.token);
+      expect(text).not.toContain(CALLER);
+      expect(text).toContain(CALLER.slice(0, 5));
+      const aboutCall = s.lines.filter((l) => l.channel !== undefined || l.smsId !== undefined);
+      expect(aboutCall.length).toBeGreaterThanOrEqual(4);
+      for (const l of aboutCall) expect(l.callId).toBe(entered.callId);
     });
   }
 
@@ -173,8 +183,12 @@ describe('a queued SIP caller presses #', () => {
 describe('Asterisk restarts while the service runs', () => {
   it('the service reconnects by itself and the next call works', async () => {
     const s = await start();
-    await restartAsterisk();
+    await stopAsterisk();
     await s.waitForLog((l: LogLine) => l.msg === 'ARI event stream lost', 10_000);
+    const down = await fetch(`${s.url}/health`);
+    expect(down.status).toBe(503);
+    expect(await down.json()).toMatchObject({ ok: false, ari: { ready: false }, ami: { ready: false }, store: { ready: true } });
+    await startAsterisk();
     await waitHealthy(s.url, 60_000);
     const before = provider.requests.length;
     const call = await callerPresses('queue_pound_2833');
