@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { Logger } from '../log.js';
-import { backoffDelay, sleep, TimeoutError } from './backoff.js';
+import { reconnectForever, TimeoutError } from './backoff.js';
 
 /**
  * The AMI port: the only module that knows asterisk-manager. Contained defects:
@@ -125,38 +125,43 @@ export class AmiPort {
     this.events.emit('status', up);
   }
 
-  private async supervise(): Promise<void> {
-    const { initialMs, maxMs } = this.opts.reconnect ?? { initialMs: 500, maxMs: 10_000 };
-    let attempt = 0;
-    while (!this.stopped) {
-      const manager = new AsteriskManager(undefined, this.opts.host, this.opts.user, this.opts.secret, true);
-      this.wake = new AbortController();
-      const lost = new Promise<string>((resolve) => {
-        manager.on('close', () => resolve('closed'));
-        manager.on('end', () => resolve('ended'));
-        manager.on('error', (e: Error) => resolve(e.message));
-        this.wake!.signal.addEventListener('abort', () => resolve('stopping'), { once: true });
-      });
-      try {
-        await this.login(manager);
-        this.manager = manager;
-        manager.on('managerevent', (ev: AmiMessage) => ev.event && this.events.emit(ev.event.toLowerCase(), ev));
-        attempt = 0;
-        this.setReady(true);
-        const heartbeat = this.heartbeat(manager);
-        const why = await lost;
-        heartbeat.abort();
-        if (why !== 'stopping') this.opts.log.warn({ reason: why }, 'AMI link down');
-      } catch (e) {
-        this.opts.log.warn({ err: (e as Error).message, attempt }, 'AMI connect failed');
-      }
+  private supervise(): Promise<void> {
+    return reconnectForever(() => this.session(), {
+      ...(this.opts.reconnect ?? { initialMs: 500, maxMs: 10_000 }),
+      isStopped: () => this.stopped,
+      wake: () => this.wake?.signal,
+      onError: (e, attempt) => this.opts.log.warn({ err: e.message, attempt }, 'AMI connect failed'),
+    });
+  }
+
+  /** One connection, from login until it is lost; true when the login succeeded. */
+  private async session(): Promise<boolean> {
+    const manager = new AsteriskManager(undefined, this.opts.host, this.opts.user, this.opts.secret, true);
+    const wake = (this.wake = new AbortController());
+    const lost = new Promise<string>((resolve) => {
+      manager.on('close', () => resolve('closed'));
+      manager.on('end', () => resolve('ended'));
+      manager.on('error', (e: Error) => resolve(e.message));
+      wake.signal.addEventListener('abort', () => resolve('dropped'), { once: true });
+    });
+    try {
+      await this.login(manager);
+      this.manager = manager;
+      manager.on('managerevent', (ev: AmiMessage) => ev.event && this.events.emit(ev.event.toLowerCase(), ev));
+      this.setReady(true);
+      const heartbeat = this.heartbeat();
+      const why = await lost;
+      clearInterval(heartbeat);
+      if (!this.stopped) this.opts.log.warn({ reason: why }, 'AMI link down');
+      return true;
+    } finally {
       this.setReady(false);
       this.manager = undefined;
       manager.removeAllListeners();
       manager.on('error', () => undefined);
       manager.disconnect();
-      if (this.stopped) break;
-      await sleep(backoffDelay(attempt++, initialMs, maxMs), this.wake.signal);
+      // a fresh controller, so the backoff sleep is only cut short by stop()
+      this.wake = this.stopped ? wake : new AbortController();
     }
   }
 
@@ -178,8 +183,7 @@ export class AmiPort {
   }
 
   /** Pings on a timer; two misses in a row drop the link so the supervisor reconnects. */
-  private heartbeat(manager: Manager): AbortController {
-    const ctl = new AbortController();
+  private heartbeat(): NodeJS.Timeout {
     const every = this.opts.heartbeatMs ?? 5000;
     let misses = 0;
     const timer = setInterval(() => {
@@ -194,8 +198,6 @@ export class AmiPort {
       );
     }, every);
     timer.unref();
-    ctl.signal.addEventListener('abort', () => clearInterval(timer), { once: true });
-    void manager;
-    return ctl;
+    return timer;
   }
 }

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import ariClient from 'ari-client';
 import { Pool } from 'undici';
 import type { Logger } from '../log.js';
-import { backoffDelay, sleep, withTimeout } from './backoff.js';
+import { reconnectForever, withTimeout } from './backoff.js';
 import {
   channelIdOf,
   type AriChannel,
@@ -124,11 +124,9 @@ export class AriPort {
     this.events.emit('status', up);
   }
 
-  private async supervise(): Promise<void> {
-    const { initialMs, maxMs } = this.opts.reconnect ?? { initialMs: 500, maxMs: 10_000 };
-    let attempt = 0;
-    while (!this.stopped) {
-      try {
+  private supervise(): Promise<void> {
+    return reconnectForever(
+      async () => {
         const client = await withTimeout(
           ariClient.connect(this.opts.url, this.opts.user, this.opts.password),
           this.opts.timeoutMs,
@@ -136,17 +134,21 @@ export class AriPort {
         );
         if (this.stopped) {
           stopQuietly(client);
-          break;
+          return false;
         }
-        attempt = 0;
-        await this.attach(client);
-      } catch (e) {
-        this.opts.log.warn({ err: (e as Error).message, attempt }, 'ARI connect failed');
-      }
-      this.setReady(false);
-      if (this.stopped) break;
-      await sleep(backoffDelay(attempt++, initialMs, maxMs));
-    }
+        try {
+          await this.attach(client);
+        } finally {
+          this.setReady(false);
+        }
+        return true;
+      },
+      {
+        ...(this.opts.reconnect ?? { initialMs: 500, maxMs: 10_000 }),
+        isStopped: () => this.stopped,
+        onError: (e, attempt) => this.opts.log.warn({ err: e.message, attempt }, 'ARI connect failed'),
+      },
+    );
   }
 
   /** Resolves when this client is finished with: ari-client gave up, or we stop. */

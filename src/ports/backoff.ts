@@ -4,6 +4,32 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number, 
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+export interface ReconnectOptions {
+  initialMs: number;
+  maxMs: number;
+  isStopped(): boolean;
+  /** cuts the wait short (e.g. on stop) */
+  wake?: () => AbortSignal | undefined;
+  onError(err: Error, attempt: number): void;
+}
+
+/**
+ * Connects, serves until the link is lost, and connects again — forever, until stopped. `session`
+ * resolves true when it got connected (which resets the backoff) and false when it did not.
+ */
+export async function reconnectForever(session: () => Promise<boolean>, o: ReconnectOptions): Promise<void> {
+  let attempt = 0;
+  while (!o.isStopped()) {
+    try {
+      if (await session()) attempt = 0;
+    } catch (e) {
+      o.onError(e as Error, attempt);
+    }
+    if (o.isStopped()) break;
+    await sleep(backoffDelay(attempt++, o.initialMs, o.maxMs), o.wake?.());
+  }
+}
+
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();

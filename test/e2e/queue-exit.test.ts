@@ -150,12 +150,17 @@ describe('a queued SIP caller presses #', () => {
     await provider.waitForRequests(before + 1, 20_000);
     expect(await s.kill('SIGKILL')).toBeNull();
     service = undefined;
-    await call;
     provider.release(); // the hung request's client is gone: nothing is delivered for it
     expect(provider.delivered.length).toBe(deliveredBefore);
 
     const again = await start({ dir, port });
+    // the caller is still in Stasis, unattended since the kill: the new process picks the call up,
+    // runs the stage again (once-per-call keeps it to one SMS) and the caller gets the BYE
+    await again.waitForLog((l) => l.msg === 'reconcile: adopting a channel waiting in Stasis', 10_000);
     await again.waitForLog((l) => l.msg === 'SMS sent', 20_000);
+    const result = await call;
+    expect(result.code, result.stdout).toBe(0);
+    expect(again.lines.some((l) => l.msg === 'SMS already sent in this call')).toBe(true);
     const delivered = provider.delivered.slice(deliveredBefore);
     expect(delivered).toHaveLength(1);
     expect(delivered[0]!.phoneNumber).toBe(CALLER);

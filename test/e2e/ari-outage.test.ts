@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
+import { startAsterisk, stopAsterisk } from '../helpers/asterisk.js';
+import { baseConfig, freePort, serviceDir, startService, waitHealthy, type RunningService } from '../helpers/service.js';
+import { runSipp } from '../helpers/sipp.js';
+
+/**
+ * ari-client stops reconnecting after about 43 s (node-ari-client #14/#15). An Asterisk that is
+ * down for longer must still find the service again, with no manual step.
+ */
+let provider: AossmsStandIn;
+let service: RunningService;
+
+beforeAll(async () => {
+  provider = await startAossms();
+  const dir = serviceDir();
+  const port = freePort();
+  service = await startService({
+    dir,
+    port,
+    env: { AOS_TOKEN: provider.credentials.token, AOS_CLIENT_ID: provider.credentials.clientId, AOS_SMS_CODE: provider.credentials.smsCode },
+    config: baseConfig(
+      dir,
+      port,
+      `sms:
+  providers:
+    aossms:
+      kind: http
+      url: ${provider.endpoint}
+      body: { token: "\${AOS_TOKEN}", clientId: "\${AOS_CLIENT_ID}", smsCode: "\${AOS_SMS_CODE}", message: "{message}", phoneNumber: "{to}" }
+stages:
+  queue-exit:
+    - sms: { description: "Queue # SMS", provider: aossms, text: "Call-back link: https://example.com/cb" }
+    - hangup: {}
+`,
+    ),
+  });
+});
+
+afterAll(async () => {
+  await service?.kill('SIGTERM');
+  await provider?.close();
+  await startAsterisk();
+});
+
+describe('Asterisk down for longer than ari-client keeps trying', () => {
+  it('the port builds a new client and the next call works', async () => {
+    await stopAsterisk();
+    await service.waitForLog((l) => l.msg === 'ari-client gave up reconnecting; starting a new client', 70_000);
+    await startAsterisk();
+    await waitHealthy(service.url, 30_000);
+    const before = provider.requests.length;
+    const call = await runSipp({ scenario: 'queue_pound_2833', service: '100', from: '+819012345678', fromName: 'After Outage', timeoutMs: 40_000 });
+    expect(call.code, call.stdout).toBe(0);
+    expect(provider.requests.length - before).toBe(1);
+  }, 150_000);
+});
