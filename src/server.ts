@@ -1,10 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from './log.js';
 import type { MediaHandler } from './tts/media.js';
-
-/** A route answers a request it owns and returns true; the server tries them in order. */
-export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
 
 export interface HttpServerOptions {
   host: string;
@@ -26,6 +23,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
       const { status, body } = await route(url);
       json(res, status, body);
     } catch (e) {
+      // a query parameter the route could not read
+      if (e instanceof RangeError && !res.headersSent) return json(res, 400, { error: e.message });
       opts.log.error({ err: e, path: req.url }, 'HTTP request failed');
       if (!res.headersSent) json(res, 500, { error: 'internal error' });
       else res.destroy();
@@ -54,5 +53,3 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
-
-export class BadRequest extends Error {}
