@@ -10,7 +10,7 @@ export interface RunnerOptions {
   stages: ReadonlyMap<string, readonly Step[]>;
   services: StepServices;
   log: Logger;
-  /** Asterisk's linkedid when the dialplan does not pass `callid=`; costs one ARI request. */
+  /** Ask Asterisk for the linkedid when the dialplan does not pass `callid=` (one ARI request per call). */
   lookupLinkedId?: boolean;
 }
 
