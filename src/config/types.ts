@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parsePhoneNumberWithError } from 'libphonenumber-js/max';
+import { getCountries, parsePhoneNumberWithError, type CountryCode } from 'libphonenumber-js/max';
 
 /**
  * Value types shared by every config section. Each parses the form an admin writes ("5s",
@@ -49,6 +49,14 @@ function toE164(v: string, ctx: z.RefinementCtx): string {
   ctx.addIssue({ code: 'custom', message: `"${v}" is not a valid phone number in E.164 form (e.g. +48221131415), nor "caller"` });
   return z.NEVER;
 }
+
+const COUNTRIES = new Set<string>(getCountries());
+
+/** An ISO 3166 alpha-2 country code libphonenumber knows (JP, PL, TR, US…). */
+export const countryCode = z
+  .string()
+  .refine((c) => COUNTRIES.has(c), 'an ISO 3166 country code such as JP, PL, TR, US')
+  .transform((c) => c as CountryCode);
 
 export const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 

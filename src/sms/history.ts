@@ -50,6 +50,8 @@ export interface HistoryEntry {
   reason: string | null;
   settledAt: number | null;
   providerMessageId: string | null;
+  /** How the text came about when that matters, e.g. the customer's API failed and the fallback was used. */
+  note: string | null;
   /** The most recent attempt that got an answer or an error, if any. */
   lastAnswer: HistoryAttempt | null;
   attemptLog: HistoryAttempt[];
@@ -76,6 +78,7 @@ interface MessageRow {
   reason: string | null;
   settled_at: number | null;
   provider_message_id: string | null;
+  note: string | null;
 }
 
 interface AttemptRow {
@@ -126,7 +129,7 @@ export function querySmsHistory(store: Store, filter: HistoryFilter = {}): Histo
   const rows = db
     .prepare(
       `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
-              reason, settled_at, provider_message_id
+              reason, settled_at, provider_message_id, note
          FROM sms_messages ${clause}
         ORDER BY created_at DESC, rowid DESC
         LIMIT ? OFFSET ?`,
@@ -139,7 +142,7 @@ export function getSmsMessage(store: Store, id: string): HistoryEntry | undefine
   const row = store.db
     .prepare(
       `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
-              reason, settled_at, provider_message_id
+              reason, settled_at, provider_message_id, note
          FROM sms_messages WHERE id = ?`,
     )
     .get(id) as MessageRow | undefined;
@@ -189,6 +192,7 @@ function withAttempts(store: Store, rows: MessageRow[]): HistoryEntry[] {
       reason: r.reason,
       settledAt: r.settled_at,
       providerMessageId: r.provider_message_id,
+      note: r.note,
       lastAnswer: answered[answered.length - 1] ?? null,
       attemptLog: log,
     };

@@ -26,10 +26,24 @@ import type { RetryPolicy, SendResult, SmsMessage, SmsProvider } from './provide
 /** Merge fields a provider template may use. */
 export const PROVIDER_FIELDS = ['to', 'message', 'text', 'sender', 'messageId'] as const;
 
-const retrySchema = z.strictObject({
+export const retrySchema = z.strictObject({
   count: z.number().int().min(0).max(10).default(0),
   interval: duration.default(5_000),
+  /** Each further retry waits this many times longer; 1 keeps the seed's fixed interval. */
+  backoff: z.number().min(1).max(10).default(1),
+  maxInterval: duration.optional(),
 });
+
+export type RetryConfig = z.output<typeof retrySchema>;
+
+export function toRetryPolicy(r: RetryConfig): RetryPolicy {
+  const p: RetryPolicy = { count: r.count, intervalMs: r.interval, backoff: r.backoff };
+  if (r.maxInterval !== undefined) p.maxIntervalMs = r.maxInterval;
+  return p;
+}
+
+/** A sender ID or from-number: what the provider shows as the SMS's origin (S2). */
+export const senderSchema = z.string().trim().min(1).max(20);
 
 export const httpProviderSchema = z
   .strictObject({
@@ -47,7 +61,9 @@ export const httpProviderSchema = z
       })
       .optional(),
     success: z.strictObject({ match: regex }).optional(),
-    retry: retrySchema.default({ count: 0, interval: 5_000 }),
+    retry: retrySchema.default({ count: 0, interval: 5_000, backoff: 1 }),
+    /** The {sender} of a message whose step names none. */
+    from: senderSchema.optional(),
     /** Pattern whose first capture group is the provider's id for the message. */
     messageIdMatch: regex.optional(),
   })
@@ -79,14 +95,14 @@ export function createHttpProvider(name: string, config: HttpProviderConfig, opt
     errorStatus: config.error?.status,
     successMatch: config.success?.match,
   };
-  const retry: RetryPolicy = { count: config.retry.count, intervalMs: config.retry.interval };
+  const retry = toRetryPolicy(config.retry);
 
   async function send(message: SmsMessage, signal?: AbortSignal): Promise<SendResult> {
     const vars = {
       to: message.to,
       message: message.text,
       text: message.text,
-      sender: message.sender,
+      sender: message.sender ?? config.from,
       messageId: message.messageId,
     };
     let started = performance.now();

@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
 import type { Migration, SqliteDatabase, Store } from '../store/sqlite.js';
-import type { SendResult, SmsProvider } from './provider.js';
+import { checkLimits, limitMigrations, type SmsLimits } from './limits.js';
+import type { RetryPolicy, SendResult, SmsProvider } from './provider.js';
 
 /**
  * The durable SMS outbox (S11). A message is "accepted" once its row is committed; from then on
@@ -22,7 +23,7 @@ import type { SendResult, SmsProvider } from './provider.js';
  * `{messageId}`; the seed 000 provider has none.
  */
 
-export type SmsStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'skipped';
+export type SmsStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'skipped' | 'blocked';
 export type AttemptOutcome = 'sending' | 'ok' | 'retry' | 'final' | 'unexpected' | 'interrupted';
 
 export interface OutboxMessage {
@@ -35,6 +36,8 @@ export interface OutboxMessage {
   sender?: string;
   /** Epoch ms before which it is not sent (S3 delay). */
   notBefore?: number;
+  /** Kept in the history beside the message, e.g. why a fallback text was used. */
+  note?: string;
 }
 
 export interface AcceptOptions {
@@ -44,7 +47,10 @@ export interface AcceptOptions {
 
 export interface AcceptResult {
   duplicate: boolean;
+  /** Every row written, the blocked ones included. */
   ids: string[];
+  /** Messages the limits refused: recorded with status `blocked`, never sent. */
+  blocked: Array<{ id: string; to: string; reason: string }>;
 }
 
 export interface SkippedEntry {
@@ -53,6 +59,9 @@ export interface SkippedEntry {
   provider: string;
   to?: string;
   reason: string;
+  /** The text it would have had, when known. */
+  text?: string;
+  sender?: string;
 }
 
 export interface SettledMessage {
@@ -98,6 +107,8 @@ export interface OutboxOptions {
   maxInterruptions?: number;
   /** Names this worker in the attempts table. */
   workerId?: string;
+  /** Fraud and cost limits (S11), checked inside the accept transaction. */
+  limits?: SmsLimits;
   logger?: Logger;
 }
 
@@ -157,6 +168,67 @@ export const smsMigrations: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    // SQLite cannot change a CHECK constraint in place, so the table is rebuilt. The attempts table
+    // is rebuilt with it: dropping the old messages table while attempts still referenced it would
+    // cascade-delete every attempt. Renaming the new tables rewrites their references.
+    id: 'sms/002-blocked-and-note',
+    up: `
+      CREATE TABLE sms_messages_new (
+        id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        description TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        recipient TEXT,
+        text TEXT NOT NULL,
+        sender TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'blocked')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        not_before INTEGER NOT NULL,
+        next_at INTEGER,
+        lease_until INTEGER,
+        claimed_by TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        settled_at INTEGER,
+        reason TEXT,
+        provider_message_id TEXT,
+        note TEXT
+      );
+      INSERT INTO sms_messages_new (id, call_id, description, provider, recipient, text, sender, status, attempts,
+          interrupted, not_before, next_at, lease_until, claimed_by, created_at, updated_at, settled_at, reason,
+          provider_message_id)
+        SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted,
+          not_before, next_at, lease_until, claimed_by, created_at, updated_at, settled_at, reason, provider_message_id
+        FROM sms_messages;
+      CREATE TABLE sms_attempts_new (
+        message_id TEXT NOT NULL REFERENCES sms_messages_new (id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        http_status INTEGER,
+        body TEXT,
+        latency_ms INTEGER,
+        error TEXT,
+        worker TEXT,
+        PRIMARY KEY (message_id, attempt)
+      ) WITHOUT ROWID;
+      INSERT INTO sms_attempts_new SELECT message_id, attempt, started_at, finished_at, outcome, reason,
+          http_status, body, latency_ms, error, worker FROM sms_attempts;
+      DROP TABLE sms_attempts;
+      DROP TABLE sms_messages;
+      ALTER TABLE sms_messages_new RENAME TO sms_messages;
+      ALTER TABLE sms_attempts_new RENAME TO sms_attempts;
+      CREATE INDEX sms_messages_due ON sms_messages (status, next_at);
+      CREATE INDEX sms_messages_call ON sms_messages (call_id, created_at);
+      CREATE INDEX sms_messages_recipient ON sms_messages (recipient, created_at);
+      CREATE INDEX sms_messages_created ON sms_messages (created_at);
+    `,
+  },
+  ...limitMigrations,
 ];
 
 interface DueRow {
@@ -178,22 +250,41 @@ interface Claimed extends DueRow {
 
 type ClaimStep = { kind: 'claimed'; row: Claimed } | { kind: 'gave-up' } | { kind: 'none' };
 
+/** What writing one attempt's result decided. */
+interface Written {
+  next: { status: SmsStatus; nextAt: number | null; reason: string };
+  outcome: Exclude<AttemptOutcome, 'sending'>;
+  settles: boolean;
+  /** False when another worker took the row over after our lease ran out. */
+  owned: boolean;
+}
+
+interface QueuedRecord {
+  row: Claimed;
+  result: SendResult;
+  cancelled: boolean;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
 /** Every statement the outbox runs, prepared once per store. */
 function prepare(db: SqliteDatabase) {
   return {
+    hasOnce: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM sms_once WHERE call_id = ? AND key = ?'),
     insertOnce: db.prepare<[string, string, number]>(
       'INSERT OR IGNORE INTO sms_once (call_id, key, created_at) VALUES (?, ?, ?)',
     ),
     insert: db.prepare<[Record<string, string | number | null>]>(
       `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, sender, status,
-         not_before, next_at, created_at, updated_at)
+         not_before, next_at, created_at, updated_at, note)
        VALUES (@id, @callId, @description, @provider, @to, @text, @sender, 'pending',
-         @notBefore, @notBefore, @now, @now)`,
+         @notBefore, @notBefore, @now, @now, @note)`,
     ),
     insertSkipped: db.prepare<[Record<string, string | number | null>]>(
-      `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, status,
-         not_before, created_at, updated_at, settled_at, reason)
-       VALUES (@id, @callId, @description, @provider, @to, '', 'skipped', @now, @now, @now, @now, @reason)`,
+      `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, sender, status,
+         not_before, created_at, updated_at, settled_at, reason, note)
+       VALUES (@id, @callId, @description, @provider, @to, @text, @sender, @status, @notBefore, @now, @now, @now,
+         @reason, @note)`,
     ),
     nextWake: db.prepare<[string], { at: number | null }>(
       `SELECT MIN(at) AS at FROM (
@@ -202,11 +293,20 @@ function prepare(db: SqliteDatabase) {
          SELECT MIN(lease_until) FROM sms_messages
           WHERE status = 'sending' AND id NOT IN (SELECT value FROM json_each(?)))`,
     ),
-    due: db.prepare<[number, number, string], DueRow>(
-      `SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted
+    // Two lookups rather than one OR: each walks the (status, next_at) index in order and stops at
+    // the first row, where the OR made SQLite gather and sort every due row on every claim, which
+    // costs O(backlog) per message once a burst or a provider outage has built one up.
+    duePending: db.prepare<[number, string], DueRow & { next_at: number }>(
+      `SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted, next_at
          FROM sms_messages
-        WHERE ((status = 'pending' AND next_at <= ?) OR (status = 'sending' AND lease_until <= ?))
-          AND id NOT IN (SELECT value FROM json_each(?))
+        WHERE status = 'pending' AND next_at <= ? AND id NOT IN (SELECT value FROM json_each(?))
+        ORDER BY next_at
+        LIMIT 1`,
+    ),
+    dueLost: db.prepare<[number, string], DueRow & { next_at: number }>(
+      `SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted, next_at
+         FROM sms_messages
+        WHERE status = 'sending' AND lease_until <= ? AND id NOT IN (SELECT value FROM json_each(?))
         ORDER BY next_at
         LIMIT 1`,
     ),
@@ -256,6 +356,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly maxRetryAfterMs: number;
   private readonly maxInterruptions: number;
   private readonly log?: Logger;
+  private readonly limits?: SmsLimits;
   private readonly sql: ReturnType<typeof prepare>;
 
   private running = false;
@@ -263,6 +364,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private timer: NodeJS.Timeout | undefined;
   private stopSignal = new AbortController();
   private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly toRecord: QueuedRecord[] = [];
 
   constructor(opts: OutboxOptions) {
     super();
@@ -275,6 +377,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.maxInterruptions = opts.maxInterruptions ?? 5;
     this.workerId = opts.workerId ?? `outbox-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = opts.logger;
+    this.limits = opts.limits;
     this.store.migrate(smsMigrations);
     this.sql = prepare(this.store.db);
   }
@@ -296,12 +399,16 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const result = this.db
       .transaction((): AcceptResult => {
         if (opts.once && this.sql.insertOnce.run(opts.once.callId, opts.once.key, now).changes === 0) {
-          return { duplicate: true, ids: [] };
+          return { duplicate: true, ids: [], blocked: [] };
         }
         const ids: string[] = [];
+        const blocked: AcceptResult['blocked'] = [];
         for (const m of messages) {
           const id = randomUUID();
-          this.sql.insert.run({
+          // Counted inside this IMMEDIATE transaction, so two calls (or two processes) accepting
+          // at once cannot both slip under a limit, and rows of this same accept count too.
+          const refusal = this.limits ? checkLimits(this.db, this.limits, m, now) : undefined;
+          const row = {
             id,
             callId: m.callId,
             description: m.description,
@@ -310,15 +417,30 @@ export class Outbox extends EventEmitter<OutboxEvents> {
             text: m.text,
             sender: m.sender ?? null,
             notBefore: m.notBefore ?? now,
+            note: m.note ?? null,
             now,
-          });
+          };
+          if (refusal) {
+            this.sql.insertSkipped.run({ ...row, status: 'blocked', reason: refusal });
+            blocked.push({ id, to: m.to, reason: refusal });
+          } else {
+            this.sql.insert.run(row);
+          }
           ids.push(id);
         }
-        return { duplicate: false, ids };
+        return { duplicate: false, ids, blocked };
       })
       .immediate();
-    if (result.ids.length) this.kick();
+    if (result.ids.length > result.blocked.length) this.kick();
+    for (const b of result.blocked) {
+      this.log?.warn({ smsId: b.id, callId: messages[0]?.callId, to: this.mask(b.to), reason: b.reason }, 'SMS blocked by a limit');
+    }
     return result;
+  }
+
+  /** True once an accept with this (callId, key) has succeeded; lets a step skip costly work. */
+  hasOnce(callId: string, key: string): boolean {
+    return this.sql.hasOnce.get(callId, key) !== undefined;
   }
 
   /** A history row for an SMS the step decided not to send (withheld caller ID, …). */
@@ -331,6 +453,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       description: entry.description,
       provider: entry.provider,
       to: entry.to ?? null,
+      text: entry.text ?? '',
+      sender: entry.sender ?? null,
+      status: 'skipped',
+      notBefore: now,
+      note: null,
       now,
       reason: entry.reason,
     });
@@ -383,11 +510,22 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     try {
-      while (this.inFlight.size < this.concurrency) {
-        const step = this.claim(Date.now());
-        if (step.kind === 'none') break;
-        if (step.kind === 'gave-up') continue;
-        const row = step.row;
+      // Every free slot is claimed in one transaction: one durable commit for the batch instead of
+      // one per message, which is most of what an SMS costs here (see bench/outbox.js).
+      const now = Date.now();
+      const claimed: Claimed[] = [];
+      const events: Array<() => void> = [];
+      this.db
+        .transaction(() => {
+          while (this.inFlight.size + claimed.length < this.concurrency) {
+            const step = this.claim(now, events);
+            if (step.kind === 'none') break;
+            if (step.kind === 'claimed') claimed.push(step.row);
+          }
+        })
+        .immediate();
+      for (const e of events) e();
+      for (const row of claimed) {
         const p = this.deliver(row)
           .catch((e: unknown) => this.log?.error({ err: e, smsId: row.id }, 'SMS outbox could not record an attempt'))
           .finally(() => {
@@ -422,54 +560,53 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   /**
-   * Takes one due row inside an IMMEDIATE transaction: SQLite admits one writer, so between the
-   * SELECT and the guarded UPDATE nobody else can take the same row.
+   * Takes one due row. Runs inside pump's IMMEDIATE transaction: SQLite admits one writer, so
+   * between the SELECT and the guarded UPDATE nobody else can take the same row. Events are
+   * queued in `events` and emitted by the caller once the transaction has committed.
    */
-  private claim(now: number): ClaimStep {
-    const settled: SettledMessage[] = [];
-    const interruptedEvents: AttemptEvent[] = [];
-    const step = this.db
-      .transaction((): ClaimStep => {
-        const row = this.sql.due.get(now, now, JSON.stringify([...this.inFlight.keys()]));
-        if (!row) return { kind: 'none' };
+  private claim(now: number, events: Array<() => void>): ClaimStep {
+    const busy = JSON.stringify([...this.inFlight.keys()]);
+    const pending = this.sql.duePending.get(now, busy);
+    const lost = this.sql.dueLost.get(now, busy);
+    const row = pending && lost ? (lost.next_at <= pending.next_at ? lost : pending) : (pending ?? lost);
+    if (!row) return { kind: 'none' };
 
-        let interrupted = row.interrupted;
-        if (row.status === 'sending') {
-          // Its worker died (or hung) mid-attempt: that attempt's result is unknown.
-          interrupted += 1;
-          this.sql.markLost.run(now, row.id, row.attempts);
-          interruptedEvents.push({ id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: 'lease expired', latencyMs: 0 });
-          if (interrupted >= this.maxInterruptions) {
-            const reason = `interrupted ${interrupted} times`;
-            this.sql.giveUp.run(interrupted, reason, now, now, row.id);
-            settled.push(settledOf(row, 'failed', row.attempts, reason));
-            return { kind: 'gave-up' };
-          }
-        }
-        const changed = this.sql.claim.run(
-          interrupted,
-          now + this.leaseMs(row.provider),
-          this.workerId,
-          now,
-          row.id,
-          row.status,
-          row.attempts,
-        ).changes;
-        if (changed !== 1) return { kind: 'none' };
-        const attempt = row.attempts + 1;
-        this.sql.startAttempt.run(row.id, attempt, now, this.workerId);
-        return { kind: 'claimed', row: { ...row, interrupted, attempt } };
-      })
-      .immediate();
-    for (const e of interruptedEvents) this.emit('attempt', e);
-    for (const s of settled) this.emit('settled', s);
-    return step;
+    let interrupted = row.interrupted;
+    if (row.status === 'sending') {
+      // Its worker died (or hung) mid-attempt: that attempt's result is unknown.
+      interrupted += 1;
+      this.sql.markLost.run(now, row.id, row.attempts);
+      const lostAttempt: AttemptEvent = { id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: 'lease expired', latencyMs: 0 };
+      events.push(() => this.emit('attempt', lostAttempt));
+      if (interrupted >= this.maxInterruptions) {
+        const reason = `interrupted ${interrupted} times`;
+        this.sql.giveUp.run(interrupted, reason, now, now, row.id);
+        const gaveUp = settledOf(row, 'failed', row.attempts, reason);
+        events.push(() => this.emit('settled', gaveUp));
+        return { kind: 'gave-up' };
+      }
+    }
+    const changed = this.sql.claim.run(
+      interrupted,
+      now + this.leaseMs(row.provider),
+      this.workerId,
+      now,
+      row.id,
+      row.status,
+      row.attempts,
+    ).changes;
+    if (changed !== 1) return { kind: 'none' };
+    const attempt = row.attempts + 1;
+    this.sql.startAttempt.run(row.id, attempt, now, this.workerId);
+    return { kind: 'claimed', row: { ...row, interrupted, attempt } };
   }
 
   private async deliver(row: Claimed): Promise<void> {
     const provider = this.providers.get(row.provider);
     const deadlineMs = provider?.timeoutMs ?? this.attemptTimeoutMs;
-    const deadline = AbortSignal.timeout(deadlineMs);
+    // A little later than the provider's own timeout, so a provider that keeps its timeout reports
+    // it as one ("timeout"), and this only cuts off a provider that does not.
+    const deadline = AbortSignal.timeout(deadlineMs + Math.min(250, this.leaseMarginMs / 4));
     const stopping = this.stopSignal.signal;
     const signal = AbortSignal.any([deadline, stopping]);
     this.log?.debug(
@@ -485,7 +622,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     }
     // Only our own shutdown makes an attempt "interrupted"; a deadline is an ordinary timeout.
     const cancelled = stopping.aborted && !deadline.aborted && result.outcome === 'retry';
-    this.record(row, result, cancelled);
+    await this.record(row, result, cancelled);
   }
 
   private async attempt(provider: SmsProvider, row: Claimed, signal: AbortSignal, deadlineMs: number): Promise<SendResult> {
@@ -507,11 +644,38 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     }
   }
 
-  private record(row: Claimed, result: SendResult, cancelled: boolean): void {
+  /**
+   * Queues the result; every result that arrives in the same turn of the event loop is written in
+   * one transaction (a group commit). Resolves once this one is durable.
+   */
+  private record(row: Claimed, result: SendResult, cancelled: boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.toRecord.push({ row, result, cancelled, resolve, reject });
+      if (this.toRecord.length === 1) setImmediate(() => this.flushRecords());
+    });
+  }
+
+  private flushRecords(): void {
+    const batch = this.toRecord.splice(0);
+    if (batch.length === 0) return;
     const now = Date.now();
+    let written: Written[];
+    try {
+      written = this.db.transaction(() => batch.map((b) => this.write(b.row, b.result, b.cancelled, now))).immediate();
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+      return;
+    }
+    batch.forEach((b, i) => {
+      this.announce(b.row, b.result, written[i]!);
+      b.resolve();
+    });
+  }
+
+  private write(row: Claimed, result: SendResult, cancelled: boolean, now: number): Written {
     const provider = this.providers.get(row.provider);
     const outcome: AttemptEvent['outcome'] = cancelled ? 'interrupted' : result.outcome;
-    let next: { status: SmsStatus; nextAt: number | null; reason: string };
+    let next: Written['next'];
     if (cancelled) {
       next = { status: 'pending', nextAt: now, reason: 'interrupted by shutdown' };
     } else if (result.outcome === 'ok') {
@@ -520,7 +684,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       const answered = row.attempt - row.interrupted;
       const policy = provider?.retry ?? { count: 0, intervalMs: 0 };
       if (answered <= policy.count) {
-        const wait = Math.max(policy.intervalMs, Math.min(result.retryAfterMs ?? 0, this.maxRetryAfterMs));
+        const wait = Math.max(retryDelay(policy, answered), Math.min(result.retryAfterMs ?? 0, this.maxRetryAfterMs));
         next = { status: 'pending', nextAt: now + wait, reason: result.reason };
       } else {
         next = { status: 'failed', nextAt: null, reason: `${result.reason} (no retries left)` };
@@ -529,58 +693,53 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       next = { status: 'failed', nextAt: null, reason: result.reason };
     }
     const settles = next.status === 'sent' || next.status === 'failed';
+    // The attempt row keeps the real answer even if another worker already wrote the attempt
+    // off as interrupted after our lease ran out.
+    this.sql.finishAttempt.run(
+      now,
+      outcome,
+      cancelled ? 'interrupted by shutdown' : result.reason,
+      result.status ?? null,
+      result.body === undefined ? null : excerpt(result.body),
+      Math.round(result.latencyMs),
+      result.error ?? null,
+      row.id,
+      row.attempt,
+    );
+    const changed = this.sql.settle.run(
+      next.status,
+      next.nextAt,
+      next.reason,
+      cancelled ? 1 : 0,
+      result.providerMessageId ?? null,
+      now,
+      settles ? now : null,
+      row.id,
+      this.workerId,
+      row.attempt,
+    ).changes;
+    return { next, outcome, settles, owned: changed === 1 };
+  }
 
-    const changed = this.db
-      .transaction((): number => {
-        // The attempt row keeps the real answer even if another worker already wrote the attempt
-        // off as interrupted after our lease ran out.
-        this.sql.finishAttempt.run(
-          now,
-          outcome,
-          cancelled ? 'interrupted by shutdown' : result.reason,
-          result.status ?? null,
-          result.body === undefined ? null : excerpt(result.body),
-          Math.round(result.latencyMs),
-          result.error ?? null,
-          row.id,
-          row.attempt,
-        );
-        return this.sql.settle.run(
-          next.status,
-          next.nextAt,
-          next.reason,
-          cancelled ? 1 : 0,
-          result.providerMessageId ?? null,
-          now,
-          settles ? now : null,
-          row.id,
-          this.workerId,
-          row.attempt,
-        ).changes;
-      })
-      .immediate();
-
+  private announce(row: Claimed, result: SendResult, w: Written): void {
     this.emit('attempt', {
       id: row.id,
       attempt: row.attempt,
-      outcome,
+      outcome: w.outcome,
       reason: result.reason,
       ...(result.status !== undefined ? { status: result.status } : {}),
       latencyMs: result.latencyMs,
     });
-    if (changed !== 1) {
+    if (!w.owned) {
       this.log?.warn({ smsId: row.id, attempt: row.attempt }, 'SMS lease ran out before the attempt finished; another worker owns it now');
       return;
     }
-    const log = { smsId: row.id, callId: row.call_id, attempt: row.attempt, outcome, reason: result.reason, status: result.status };
-    if (next.status === 'failed') this.log?.warn(log, 'SMS failed');
-    else if (next.status === 'sent') this.log?.info(log, 'SMS sent');
-    else this.log?.info({ ...log, retryAt: next.nextAt }, 'SMS attempt failed, will retry');
-    if (settles) {
-      this.emit(
-        'settled',
-        settledOf(row, next.status as 'sent' | 'failed', row.attempt, next.reason, result.providerMessageId),
-      );
+    const log = { smsId: row.id, callId: row.call_id, attempt: row.attempt, outcome: w.outcome, reason: result.reason, status: result.status };
+    if (w.next.status === 'failed') this.log?.warn(log, 'SMS failed');
+    else if (w.next.status === 'sent') this.log?.info(log, 'SMS sent');
+    else this.log?.info({ ...log, retryAt: w.next.nextAt }, 'SMS attempt failed, will retry');
+    if (w.settles) {
+      this.emit('settled', settledOf(row, w.next.status as 'sent' | 'failed', row.attempt, w.next.reason, result.providerMessageId));
     }
   }
 
@@ -608,6 +767,13 @@ function settledOf(
   };
   if (providerMessageId) s.providerMessageId = providerMessageId;
   return s;
+}
+
+/** The wait before retry n+1 after `answered` answered attempts: the interval, growing by `backoff`. */
+export function retryDelay(policy: RetryPolicy, answered: number): number {
+  const factor = policy.backoff ?? 1;
+  const delay = policy.intervalMs * factor ** Math.max(0, answered - 1);
+  return Math.min(delay, policy.maxIntervalMs ?? Number.POSITIVE_INFINITY);
 }
 
 /** At most BODY_EXCERPT_BYTES of UTF-8, cut on a character boundary. */

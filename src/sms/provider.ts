@@ -39,7 +39,12 @@ export interface SendResult {
 export interface RetryPolicy {
   /** Further attempts after the first (seed 000: 2). */
   count: number;
+  /** Wait before the first retry. */
   intervalMs: number;
+  /** Each further retry waits this many times longer (1 = a fixed interval, the seed's rule). */
+  backoff?: number;
+  /** Upper bound of the growing wait. */
+  maxIntervalMs?: number;
 }
 
 /** A provider's report that a message reached (or did not reach) the handset. */

@@ -51,8 +51,10 @@ describe('config loading', () => {
   it('accepts the example and resolves durations, regexes, defaults and secrets', () => {
     const { value, secrets } = parse(GOOD);
     expect(value.asterisk.ari.app).toBe('call-actions');
-    expect(value.sms.providers.aossms!.retry).toEqual({ count: 2, interval: 5000 });
-    expect(value.sms.providers.aossms!.error!.match!.test('{"responseCode":300}')).toBe(true);
+    const aossms = value.sms.providers.aossms!;
+    if (aossms.kind !== 'http') throw new Error('aossms is an http provider');
+    expect(aossms.retry).toEqual({ count: 2, interval: 5000, backoff: 1 });
+    expect(aossms.error!.match!.test('{"responseCode":300}')).toBe(true);
     expect(value.stages['queue-exit']!.map((s) => (s as { kind: string }).kind)).toEqual(['sms', 'say', 'hangup']);
     expect((value.stages['queue-exit']![0] as { where: string }).where).toBe('stages.queue-exit[0].sms');
     expect(secrets).toContain('secret-token-123');

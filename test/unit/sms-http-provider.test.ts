@@ -77,7 +77,7 @@ describe('createHttpProvider against the seed 000 stand-in', () => {
   it('sends the contract fields and reports ok', async () => {
     const before = s.requests.length;
     const p = make();
-    expect(p.retry).toEqual({ count: 2, intervalMs: 5_000 });
+    expect(p.retry).toEqual({ count: 2, intervalMs: 5_000, backoff: 1 });
     const r = await p.send(msg);
     expect(r).toMatchObject({ outcome: 'ok', status: 200 });
     expect(r.body).toContain('"responseCode":200');

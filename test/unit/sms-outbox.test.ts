@@ -202,12 +202,12 @@ describe('Outbox', () => {
     const r1 = a.accept([msg({ callId: 'call-7' }), msg({ callId: 'call-7', to: '+819087654321' })], { once });
     expect(r1).toMatchObject({ duplicate: false });
     expect(r1.ids).toHaveLength(2);
-    expect(a.accept([msg({ callId: 'call-7' })], { once })).toEqual({ duplicate: true, ids: [] });
+    expect(a.accept([msg({ callId: 'call-7' })], { once })).toEqual({ duplicate: true, ids: [], blocked: [] });
     first.close();
 
     const second = store();
     const b = outbox(second);
-    expect(b.accept([msg({ callId: 'call-7' })], { once })).toEqual({ duplicate: true, ids: [] });
+    expect(b.accept([msg({ callId: 'call-7' })], { once })).toEqual({ duplicate: true, ids: [], blocked: [] });
     // Another step in the same call, and the same step in another call, are separate.
     expect(b.accept([msg({ callId: 'call-7' })], { once: { ...once, key: 'queue-exit[3]' } }).duplicate).toBe(false);
     expect(b.accept([msg({ callId: 'call-8' })], { once: { ...once, callId: 'call-8' } }).duplicate).toBe(false);

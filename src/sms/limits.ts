@@ -1,0 +1,131 @@
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { z } from 'zod';
+import { countryCode, duration } from '../config/types.js';
+import type { Migration, SqliteDatabase } from '../store/sqlite.js';
+
+/**
+ * Fraud and cost limits (S11, beyond the seed). SMS pumping works by making a service text
+ * premium-rate or foreign numbers many times; each rule here caps one way of doing that.
+ *
+ * Every count comes from the store, inside the accept transaction, so a restart, a second process
+ * on the same database, or a burst of calls accepted in the same millisecond cannot reset or
+ * outrun a limit. What counts is every message accepted for sending (pending, sending, sent and
+ * failed — a failed send may still have cost money or reached the handset), never the skipped or
+ * blocked rows, so a blocked flood does not keep a number blocked forever.
+ */
+
+const window = duration.refine((ms) => ms > 0, 'a window must be longer than 0');
+
+const rate = z.strictObject({
+  max: z.number().int().min(0).describe('messages allowed within the window'),
+  window: window.describe('sliding window, e.g. 1h'),
+});
+
+export const smsLimitsSchema = z
+  .strictObject({
+    perRecipient: rate.optional().describe('at most `max` SMS to any one number within `window`'),
+    perPrefix: z
+      .array(
+        z.strictObject({
+          prefix: z.string().regex(/^\+\d{1,15}$/, 'a prefix is + and digits, e.g. +882 or +4870'),
+          ...rate.shape,
+        }),
+      )
+      .default([])
+      .describe('at most `max` SMS to all numbers starting with `prefix` within `window`'),
+    allowCountries: z
+      .array(countryCode)
+      .min(1)
+      .optional()
+      .describe('only numbers of these countries (ISO 3166 codes) get SMS'),
+    dailyCapPerStep: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('at most this many SMS per step description in any 24 hours'),
+  })
+  .describe('fraud and cost limits; a refused SMS is recorded with status "blocked"');
+
+export type SmsLimits = z.output<typeof smsLimitsSchema>;
+
+export const DAY_MS = 24 * 3_600_000;
+
+export const limitMigrations: readonly Migration[] = [
+  {
+    id: 'sms/003-limit-indexes',
+    up: `CREATE INDEX sms_messages_description ON sms_messages (description, created_at);`,
+  },
+];
+
+const COUNTED = `status IN ('pending', 'sending', 'sent', 'failed')`;
+
+/** The statements, prepared once per database handle. */
+const prepared = new WeakMap<SqliteDatabase, ReturnType<typeof prepare>>();
+
+function prepare(db: SqliteDatabase) {
+  return {
+    recipient: db.prepare<[string, number], { n: number }>(
+      `SELECT COUNT(*) AS n FROM sms_messages WHERE recipient = ? AND created_at > ? AND ${COUNTED}`,
+    ),
+    // A range on the recipient index instead of LIKE, which SQLite would not serve from it.
+    prefix: db.prepare<[string, string, number], { n: number }>(
+      `SELECT COUNT(*) AS n FROM sms_messages WHERE recipient >= ? AND recipient < ? AND created_at > ? AND ${COUNTED}`,
+    ),
+    description: db.prepare<[string, number], { n: number }>(
+      `SELECT COUNT(*) AS n FROM sms_messages WHERE description = ? AND created_at > ? AND ${COUNTED}`,
+    ),
+  };
+}
+
+/**
+ * Why this message must not be sent, naming the rule as it is written in the config, or
+ * undefined when every limit allows it. Call inside the transaction that inserts the message.
+ */
+export function checkLimits(
+  db: SqliteDatabase,
+  limits: SmsLimits,
+  message: { to: string; description: string },
+  now: number,
+): string | undefined {
+  let sql = prepared.get(db);
+  if (!sql) prepared.set(db, (sql = prepare(db)));
+
+  if (limits.allowCountries) {
+    const country = parsePhoneNumberFromString(message.to)?.country;
+    if (!country || !limits.allowCountries.includes(country)) {
+      return `blocked by sms.limits.allowCountries: ${country ?? 'no country'} is not in [${limits.allowCountries.join(', ')}]`;
+    }
+  }
+  if (limits.perRecipient) {
+    const { max, window: w } = limits.perRecipient;
+    const n = sql.recipient.get(message.to, now - w)!.n;
+    if (n >= max) return `blocked by sms.limits.perRecipient: ${n} SMS to this number within ${human(w)} (max ${max})`;
+  }
+  for (const [i, rule] of limits.perPrefix.entries()) {
+    if (!message.to.startsWith(rule.prefix)) continue;
+    const n = sql.prefix.get(rule.prefix, upperBound(rule.prefix), now - rule.window)!.n;
+    if (n >= rule.max) {
+      return `blocked by sms.limits.perPrefix[${i}] (${rule.prefix}): ${n} SMS to ${rule.prefix}… within ${human(rule.window)} (max ${rule.max})`;
+    }
+  }
+  if (limits.dailyCapPerStep !== undefined) {
+    const n = sql.description.get(message.description, now - DAY_MS)!.n;
+    if (n >= limits.dailyCapPerStep) {
+      return `blocked by sms.limits.dailyCapPerStep: ${n} SMS from step "${message.description}" in the last 24 hours (max ${limits.dailyCapPerStep})`;
+    }
+  }
+  return undefined;
+}
+
+/** The smallest string above every string that starts with `prefix`. */
+function upperBound(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+function human(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
