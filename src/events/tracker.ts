@@ -1,0 +1,334 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log.js';
+import type { AmiMessage } from '../ports/ami.js';
+import type { CallEvent, CallEventKind } from './types.js';
+
+/**
+ * Turns AMI's per-channel events and the runner's "stage entered" into one stream of call events
+ * per linkedid (CA1). AMI sees every call, including those that never enter Stasis (an agent
+ * answering from a queue, an abandon); ARI adds what only a stage knows (its arguments).
+ *
+ * Asterisk facts this relies on (Asterisk 22, checked with real SIP calls):
+ * - the first channel of a call has uniqueid == linkedid, and its Newchannel carries the dialled
+ *   extension (the DID) and the caller ID;
+ * - a key exit from a queue (queues.conf `context=`) is a QueueCallerLeave whose channel already
+ *   stands in that exit context at the digit's extension; there is no QueueCallerAbandon for it;
+ * - a caller hanging up while queued gives QueueCallerAbandon, then QueueCallerLeave, then Hangup
+ *   with cause 0;
+ * - a member answering gives DialEnd with DialStatus ANSWER (and AgentConnect) for the caller.
+ * Each event fires at most once per occurrence; the key lets consumers drop repeats across
+ * restarts, when this in-memory state is gone.
+ */
+
+export interface AmiSource {
+  on(event: string, fn: (ev: AmiMessage) => void): () => void;
+  onStatus?(fn: (up: boolean) => void): void;
+  list?(action: Record<string, string>): Promise<AmiMessage[]>;
+}
+
+/** What the stage runner reports when a channel enters a stage. */
+export interface StageEntry {
+  callId: string;
+  channelId: string;
+  stage: string;
+  /** The session's merge fields: caller, called and the Stasis() arguments. */
+  vars: Readonly<Record<string, string>>;
+  /** The dialplan extension the channel stood at when it entered (a digit for a queue key exit). */
+  exten?: string;
+}
+
+interface QueueVisit {
+  queue: string;
+  n: number;
+  joinedAt: number;
+  /** The dialplan context at join; a key exit moves the channel to the queue's exit context. */
+  context: string;
+  position: string;
+  ended: boolean;
+  abandoned: boolean;
+}
+
+interface CallState {
+  callId: string;
+  startedAt: number;
+  origin?: string;
+  caller: string;
+  callerName: string;
+  did: string;
+  channels: Set<string>;
+  answeredAt?: number;
+  cause?: string;
+  causeText?: string;
+  /** Per channel, its current (or last) queue visit. */
+  visits: Map<string, QueueVisit>;
+  joins: number;
+  stageVisits: Map<string, number>;
+  fired: Set<string>;
+}
+
+const SINGLE_KEY = /^[0-9*#]$/;
+
+export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
+  private readonly calls = new Map<string, CallState>();
+  private readonly unsubscribe: Array<() => void> = [];
+
+  constructor(private readonly log?: Logger, private readonly now: () => number = Date.now) {
+    super();
+  }
+
+  /** Calls being followed right now. */
+  get size(): number {
+    return this.calls.size;
+  }
+
+  attachAmi(ami: AmiSource): void {
+    const handlers: Record<string, (ev: AmiMessage) => void> = {
+      newchannel: (ev) => this.onNewchannel(ev),
+      newcallerid: (ev) => this.onCallerId(ev),
+      dialend: (ev) => ev.dialstatus === 'ANSWER' && this.onAnswer(ev, ev.destcalleridnum || ev.destchannel || ''),
+      agentconnect: (ev) => this.onAnswer(ev, ev.membername || ev.interface || ''),
+      queuecallerjoin: (ev) => this.onQueueJoin(ev),
+      queuecallerabandon: (ev) => this.onQueueAbandon(ev),
+      queuecallerleave: (ev) => this.onQueueLeave(ev),
+      hangup: (ev) => this.onHangup(ev),
+    };
+    for (const [name, fn] of Object.entries(handlers)) {
+      this.unsubscribe.push(
+        ami.on(name, (ev) => {
+          try {
+            fn(ev);
+          } catch (e) {
+            this.log?.error({ err: e, amiEvent: name }, 'call event tracker failed on an AMI event');
+          }
+        }),
+      );
+    }
+    // Hangups missed while the link was down would keep calls open forever: ask what still exists.
+    if (ami.onStatus && ami.list) {
+      const list = ami.list.bind(ami);
+      ami.onStatus((up) => {
+        if (up && this.calls.size) void this.reconcile(list);
+      });
+    }
+  }
+
+  detach(): void {
+    for (const u of this.unsubscribe.splice(0)) u();
+  }
+
+  /** From the stage runner; a stage entered at a digit with a queue= argument is also a key exit. */
+  stageEntered(entry: StageEntry): void {
+    const call = this.callFor(entry.callId, {
+      caller: entry.vars.caller ?? '',
+      callerName: entry.vars.callerName ?? '',
+      did: entry.vars.called ?? '',
+    });
+    // ARI's JSON carries a caller ID whole; AMI's line format cuts one at a newline (a SIP From
+    // user of "%0A…" decodes to one), so once a stage has seen the call, its values win.
+    if (entry.vars.caller !== undefined) call.caller = entry.vars.caller;
+    if (entry.vars.callerName !== undefined) call.callerName = entry.vars.callerName;
+    if (!call.did && entry.vars.called) call.did = entry.vars.called;
+    const visitKey = `${entry.channelId}/${entry.stage}`;
+    const n = (call.stageVisits.get(visitKey) ?? 0) + 1;
+    call.stageVisits.set(visitKey, n);
+    this.fire(call, 'stage.entered', `${entry.channelId}/${entry.stage}/${n}`, entry.channelId, { ...entry.vars, stage: entry.stage });
+
+    const queue = entry.vars.queue;
+    if (queue && entry.exten && SINGLE_KEY.test(entry.exten)) {
+      let visit = call.visits.get(entry.channelId);
+      if (!visit || visit.queue !== queue) {
+        // Joined before this process was watching (or without AMI): the stage alone tells.
+        visit = { queue, n: call.joins + 1, joinedAt: call.startedAt, context: '', position: '', ended: false, abandoned: false };
+        call.visits.set(entry.channelId, visit);
+      }
+      visit.ended = true;
+      if (!visit.abandoned) this.keyExit(call, entry.channelId, visit, entry.exten, entry.vars.position, entry.vars.wait);
+    }
+  }
+
+  private onNewchannel(ev: AmiMessage): void {
+    const uniqueid = ev.uniqueid;
+    if (!uniqueid) return;
+    const callId = ev.linkedid || uniqueid;
+    const call = this.callFor(callId);
+    call.channels.add(uniqueid);
+    if (uniqueid === callId && !call.origin) {
+      call.origin = uniqueid;
+      call.caller = clean(ev.calleridnum);
+      call.callerName = clean(ev.calleridname);
+      call.did = ev.exten && ev.exten !== 's' ? ev.exten : call.did;
+      call.startedAt = this.now();
+      this.fire(call, 'call.start', '', uniqueid, {});
+    }
+  }
+
+  private onCallerId(ev: AmiMessage): void {
+    const call = this.calls.get(ev.linkedid ?? '');
+    if (!call || ev.uniqueid !== call.origin) return;
+    call.caller = clean(ev.calleridnum);
+    call.callerName = clean(ev.calleridname);
+  }
+
+  private onAnswer(ev: AmiMessage, by: string): void {
+    const call = this.calls.get(ev.linkedid ?? '');
+    if (!call || call.answeredAt !== undefined) return;
+    call.answeredAt = this.now();
+    this.fire(call, 'call.answer', '', ev.uniqueid ?? '', {
+      answeredBy: by,
+      answerSeconds: seconds(call.answeredAt - call.startedAt),
+    });
+  }
+
+  private onQueueJoin(ev: AmiMessage): void {
+    const uniqueid = ev.uniqueid ?? '';
+    const call = this.calls.get(ev.linkedid ?? '') ?? (uniqueid ? this.callFor(ev.linkedid || uniqueid) : undefined);
+    if (!call || !ev.queue) return;
+    call.joins += 1;
+    const visit: QueueVisit = {
+      queue: ev.queue,
+      n: call.joins,
+      joinedAt: this.now(),
+      context: ev.context ?? '',
+      position: ev.position ?? '',
+      ended: false,
+      abandoned: false,
+    };
+    call.visits.set(uniqueid, visit);
+    this.fire(call, 'queue.join', `${uniqueid}/${ev.queue}/${visit.n}`, uniqueid, { queue: ev.queue, position: visit.position });
+  }
+
+  private onQueueAbandon(ev: AmiMessage): void {
+    const call = this.calls.get(ev.linkedid ?? '');
+    const visit = call?.visits.get(ev.uniqueid ?? '');
+    if (!call || !visit || visit.queue !== ev.queue) return;
+    visit.abandoned = true;
+    const wait = ev.holdtime ?? seconds(this.now() - visit.joinedAt);
+    this.fire(call, 'queue.abandon', `${ev.uniqueid}/${visit.queue}/${visit.n}`, ev.uniqueid ?? '', {
+      queue: visit.queue,
+      position: ev.position ?? visit.position,
+      originalPosition: ev.originalposition ?? visit.position,
+      wait,
+    });
+  }
+
+  private onQueueLeave(ev: AmiMessage): void {
+    const call = this.calls.get(ev.linkedid ?? '');
+    const visit = call?.visits.get(ev.uniqueid ?? '');
+    if (!call || !visit || visit.queue !== ev.queue || visit.ended) return;
+    visit.ended = true;
+    if (visit.abandoned) return;
+    const key = ev.exten ?? '';
+    // Answered or timed-out callers leave from where they joined; a key exit jumps to the queue's
+    // exit context, at the extension named by the digit.
+    if (SINGLE_KEY.test(key) && (ev.context ?? '') !== visit.context) {
+      this.keyExit(call, ev.uniqueid ?? '', visit, key, visit.position, undefined);
+    }
+  }
+
+  private keyExit(call: CallState, channel: string, visit: QueueVisit, key: string, position?: string, wait?: string): void {
+    this.fire(call, 'queue.key-exit', `${channel}/${visit.queue}/${visit.n}`, channel, {
+      queue: visit.queue,
+      key,
+      position: position || visit.position,
+      wait: wait || seconds(this.now() - visit.joinedAt),
+    });
+  }
+
+  private onHangup(ev: AmiMessage): void {
+    const call = this.calls.get(ev.linkedid ?? '');
+    if (!call || !ev.uniqueid) return;
+    call.channels.delete(ev.uniqueid);
+    if (ev.uniqueid === call.origin || call.cause === undefined) {
+      call.cause = ev.cause ?? '';
+      call.causeText = ev['cause-txt'] ?? '';
+    }
+    if (call.channels.size === 0) this.end(call);
+  }
+
+  private end(call: CallState): void {
+    const now = this.now();
+    this.fire(call, 'call.end', '', call.origin ?? '', {
+      duration: seconds(now - call.startedAt),
+      talkSeconds: call.answeredAt === undefined ? '0' : seconds(now - call.answeredAt),
+      answered: call.answeredAt === undefined ? 'no' : 'yes',
+      cause: call.cause ?? '',
+      causeText: call.causeText ?? '',
+    });
+    this.calls.delete(call.callId);
+  }
+
+  private async reconcile(list: (a: Record<string, string>) => Promise<AmiMessage[]>): Promise<void> {
+    let live: AmiMessage[];
+    try {
+      live = await list({ action: 'CoreShowChannels' });
+    } catch (e) {
+      this.log?.warn({ err: (e as Error).message }, 'call events: cannot list channels after the AMI reconnect');
+      return;
+    }
+    const alive = new Set(live.map((c) => c.uniqueid));
+    for (const call of [...this.calls.values()]) {
+      for (const ch of [...call.channels]) if (!alive.has(ch)) call.channels.delete(ch);
+      if (call.channels.size === 0) {
+        call.causeText ||= 'ended while the AMI link was down';
+        this.end(call);
+      }
+    }
+  }
+
+  private callFor(callId: string, seed?: { caller: string; callerName: string; did: string }): CallState {
+    let call = this.calls.get(callId);
+    if (!call) {
+      call = {
+        callId,
+        startedAt: this.now(),
+        caller: seed?.caller ?? '',
+        callerName: seed?.callerName ?? '',
+        did: seed?.did ?? '',
+        channels: new Set(),
+        visits: new Map(),
+        joins: 0,
+        stageVisits: new Map(),
+        fired: new Set(),
+      };
+      this.calls.set(callId, call);
+    }
+    return call;
+  }
+
+  private fire(call: CallState, kind: CallEventKind, occurrence: string, channelId: string, own: Record<string, string>): void {
+    const key = occurrence ? `${call.callId}/${kind}/${occurrence}` : `${call.callId}/${kind}`;
+    if (call.fired.has(key)) return;
+    call.fired.add(key);
+    const at = this.now();
+    const ev: CallEvent = {
+      kind,
+      callId: call.callId,
+      key,
+      at,
+      vars: {
+        ...own,
+        callId: call.callId,
+        caller: call.caller,
+        // seed 000 (BIZTEL) writes {TEL} for the caller's number
+        TEL: call.caller,
+        callerName: call.callerName,
+        called: call.did,
+        did: call.did,
+        channelId,
+        event: kind,
+        time: new Date(at).toISOString(),
+      },
+    };
+    this.log?.debug({ callId: call.callId, event: kind, key }, 'call event');
+    this.emit('event', ev);
+  }
+}
+
+/** Asterisk writes "<unknown>" for a missing caller ID. */
+function clean(v: string | undefined): string {
+  return !v || v === '<unknown>' ? '' : v;
+}
+
+function seconds(ms: number): string {
+  return String(Math.max(0, Math.round(ms / 1000)));
+}

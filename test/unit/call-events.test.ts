@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import { CallEventTracker, type AmiSource } from '../../src/events/tracker.js';
+import type { CallEvent } from '../../src/events/types.js';
+import type { AmiMessage } from '../../src/ports/ami.js';
+
+/**
+ * The AMI sequences below are the ones Asterisk 22 sent for real SIP calls on the test PBX
+ * (fields trimmed to those the tracker reads).
+ */
+
+class FakeAmi implements AmiSource {
+  private readonly handlers = new Map<string, Set<(ev: AmiMessage) => void>>();
+  on(event: string, fn: (ev: AmiMessage) => void): () => void {
+    const name = event.toLowerCase();
+    let set = this.handlers.get(name);
+    if (!set) this.handlers.set(name, (set = new Set()));
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+  emit(ev: AmiMessage): void {
+    for (const fn of this.handlers.get(ev.event!.toLowerCase()) ?? []) fn(ev);
+  }
+}
+
+const CALLER = { uniqueid: '1795232673.18', linkedid: '1795232673.18', channel: 'PJSIP/tester-00000012', calleridnum: '+819011112222', calleridname: 'Queue Caller' };
+const AGENT = { uniqueid: '1795232674.19', linkedid: '1795232673.18', channel: 'PJSIP/agent-00000013', calleridnum: '100' };
+
+function setup() {
+  let now = 1_000_000;
+  const tracker = new CallEventTracker(undefined, () => now);
+  const ami = new FakeAmi();
+  tracker.attachAmi(ami);
+  const events: CallEvent[] = [];
+  tracker.on('event', (e) => events.push(e));
+  return { tracker, ami, events, advance: (ms: number) => (now += ms) };
+}
+
+const kinds = (events: CallEvent[]) => events.map((e) => e.kind);
+
+describe('call events from AMI', () => {
+  it('a caller answered by a queue agent: start, join, answer, end — once each, with the DID, the member and the cause', () => {
+    const { ami, events, advance } = setup();
+    ami.emit({ event: 'Newchannel', ...CALLER, exten: '+81501234567', context: 'from-test', channelstate: '4' });
+    advance(500);
+    ami.emit({ event: 'QueueCallerJoin', ...CALLER, exten: '+81501234567', context: 'from-test', queue: 'support', position: '1' });
+    ami.emit({ event: 'Newchannel', ...AGENT, calleridnum: '<unknown>', exten: 's', context: 'from-test' });
+    advance(300);
+    ami.emit({ event: 'DialEnd', ...CALLER, exten: '+81501234567', context: 'from-test', dialstatus: 'ANSWER', destchannel: AGENT.channel, destcalleridnum: '100' });
+    ami.emit({ event: 'QueueCallerLeave', ...CALLER, exten: '+81501234567', context: 'from-test', queue: 'support', position: '1' });
+    ami.emit({ event: 'AgentConnect', ...CALLER, queue: 'support', membername: 'Agent', interface: 'PJSIP/agent' });
+    advance(2000);
+    ami.emit({ event: 'Hangup', ...AGENT, cause: '16', 'cause-txt': 'Normal Clearing' });
+    ami.emit({ event: 'Hangup', ...CALLER, cause: '16', 'cause-txt': 'Normal Clearing' });
+
+    expect(kinds(events)).toEqual(['call.start', 'queue.join', 'call.answer', 'call.end']);
+    const [start, , answer, end] = events;
+    expect(start!.vars).toMatchObject({ callId: CALLER.linkedid, caller: '+819011112222', TEL: '+819011112222', called: '+81501234567', did: '+81501234567', callerName: 'Queue Caller' });
+    expect(answer!.vars).toMatchObject({ answeredBy: '100', answerSeconds: '1' });
+    expect(end!.vars).toMatchObject({ duration: '3', talkSeconds: '2', answered: 'yes', cause: '16', causeText: 'Normal Clearing' });
+    expect(new Set(events.map((e) => e.callId))).toEqual(new Set([CALLER.linkedid]));
+  });
+
+  it('a caller who hangs up while queued: abandon (not a key exit), then end with cause 0', () => {
+    const { ami, events, advance } = setup();
+    ami.emit({ event: 'Newchannel', ...CALLER, exten: '100', context: 'from-test' });
+    ami.emit({ event: 'QueueCallerJoin', ...CALLER, exten: '100', context: 'from-test', queue: 'support', position: '1' });
+    advance(3000);
+    ami.emit({ event: 'QueueCallerAbandon', ...CALLER, exten: '100', context: 'from-test', queue: 'support', position: '1', originalposition: '1', holdtime: '3' });
+    ami.emit({ event: 'QueueCallerLeave', ...CALLER, exten: '100', context: 'from-test', queue: 'support', position: '1' });
+    ami.emit({ event: 'Hangup', ...CALLER, cause: '0', 'cause-txt': 'Unknown' });
+    expect(kinds(events)).toEqual(['call.start', 'queue.join', 'queue.abandon', 'call.end']);
+    expect(events[2]!.vars).toMatchObject({ queue: 'support', position: '1', originalPosition: '1', wait: '3' });
+    expect(events[3]!.vars).toMatchObject({ answered: 'no', talkSeconds: '0', cause: '0', causeText: 'Unknown' });
+  });
+
+  it('# in the queue: a key exit from the Leave that jumped to the exit context; the stage that follows does not repeat it', () => {
+    const { tracker, ami, events, advance } = setup();
+    ami.emit({ event: 'Newchannel', ...CALLER, exten: '100', context: 'from-test' });
+    ami.emit({ event: 'QueueCallerJoin', ...CALLER, exten: '100', context: 'from-test', queue: 'support', position: '2' });
+    advance(4000);
+    ami.emit({ event: 'DTMFEnd', ...CALLER, digit: '#', direction: 'Received' });
+    ami.emit({ event: 'QueueCallerLeave', ...CALLER, exten: '#', context: 'call-actions-queue-exit', queue: 'support', position: '2' });
+    tracker.stageEntered({ callId: CALLER.linkedid, channelId: CALLER.uniqueid, stage: 'queue-exit', exten: '#', vars: { caller: CALLER.calleridnum, queue: 'support', position: '2', wait: '4', did: '100' } });
+    ami.emit({ event: 'Hangup', ...CALLER, cause: '16', 'cause-txt': 'Normal Clearing' });
+    expect(kinds(events)).toEqual(['call.start', 'queue.join', 'queue.key-exit', 'stage.entered', 'call.end']);
+    expect(events[2]!.vars).toMatchObject({ queue: 'support', key: '#', position: '2', wait: '4', TEL: CALLER.calleridnum });
+    expect(events[3]!.vars).toMatchObject({ stage: 'queue-exit', queue: 'support' });
+  });
+
+  it('the stage alone reports the key exit when AMI did not see it (or has not yet), and AMI then does not repeat it', () => {
+    const { tracker, ami, events } = setup();
+    ami.emit({ event: 'Newchannel', ...CALLER, exten: '100', context: 'from-test' });
+    ami.emit({ event: 'QueueCallerJoin', ...CALLER, exten: '100', context: 'from-test', queue: 'support', position: '1' });
+    tracker.stageEntered({ callId: CALLER.linkedid, channelId: CALLER.uniqueid, stage: 'queue-exit', exten: '#', vars: { caller: CALLER.calleridnum, queue: 'support', position: '1', wait: '7' } });
+    ami.emit({ event: 'QueueCallerLeave', ...CALLER, exten: '#', context: 'call-actions-queue-exit', queue: 'support', position: '1' });
+    expect(kinds(events).filter((k) => k === 'queue.key-exit')).toHaveLength(1);
+    expect(events.find((e) => e.kind === 'queue.key-exit')!.vars.wait).toBe('7');
+    // same visit, same key: a consumer that saw it before a restart drops it
+    expect(events.find((e) => e.kind === 'queue.key-exit')!.key).toBe(`${CALLER.linkedid}/queue.key-exit/${CALLER.uniqueid}/support/1`);
+  });
+
+  it('without AMI the stage still gives stage.entered and the key exit, with the session\'s caller and DID', () => {
+    const tracker = new CallEventTracker();
+    const events: CallEvent[] = [];
+    tracker.on('event', (e) => events.push(e));
+    tracker.stageEntered({ callId: 'L1', channelId: 'C1', stage: 'queue-exit', exten: '#', vars: { caller: '+81 90', callerName: 'A "B" <c>\nd', called: '+81501234567', queue: 'support' } });
+    expect(kinds(events)).toEqual(['stage.entered', 'queue.key-exit']);
+    expect(events[1]!.vars).toMatchObject({ caller: '+81 90', callerName: 'A "B" <c>\nd', did: '+81501234567', key: '#' });
+  });
+
+  it('a caller who times out of the queue or is answered is no key exit', () => {
+    const { ami, events } = setup();
+    ami.emit({ event: 'Newchannel', ...CALLER, exten: '1', context: 'from-test' });
+    ami.emit({ event: 'QueueCallerJoin', ...CALLER, exten: '1', context: 'from-test', queue: 'support', position: '1' });
+    // exten "1" is a single digit, but the channel never left its context: a timeout, not a key
+    ami.emit({ event: 'QueueCallerLeave', ...CALLER, exten: '1', context: 'from-test', queue: 'support', position: '1' });
+    expect(kinds(events)).toEqual(['call.start', 'queue.join']);
+  });
+
+  it('a second entry of the same stage is a new occurrence; the agent leg never starts a call of its own', () => {
+    const { tracker, ami, events } = setup();
+    ami.emit({ event: 'Newchannel', ...AGENT, exten: 's', context: 'from-test' });
+    ami.emit({ event: 'Newchannel', ...CALLER, exten: '111', context: 'from-test' });
+    const entry = { callId: CALLER.linkedid, channelId: CALLER.uniqueid, stage: 'notify', vars: { caller: CALLER.calleridnum } };
+    tracker.stageEntered(entry);
+    tracker.stageEntered(entry);
+    expect(kinds(events)).toEqual(['call.start', 'stage.entered', 'stage.entered']);
+    expect(events[1]!.key).not.toBe(events[2]!.key);
+  });
+
+  it('calls whose channels vanished while AMI was down end at the reconnect', async () => {
+    let up: (u: boolean) => void = () => undefined;
+    const ami = new FakeAmi() as FakeAmi & Required<AmiSource>;
+    ami.onStatus = (fn) => void (up = fn);
+    ami.list = async () => [{ event: 'CoreShowChannel', uniqueid: 'other' }];
+    const tracker = new CallEventTracker();
+    tracker.attachAmi(ami);
+    const events: CallEvent[] = [];
+    tracker.on('event', (e) => events.push(e));
+    ami.emit({ event: 'Newchannel', ...CALLER, exten: '100' });
+    up(true);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(kinds(events)).toEqual(['call.start', 'call.end']);
+    expect(events[1]!.vars.causeText).toBe('ended while the AMI link was down');
+    expect(tracker.size).toBe(0);
+  });
+});
