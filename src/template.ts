@@ -16,8 +16,18 @@ export const escapers = {
   url: (v: string) => encodeURIComponent(v),
   /** a value inside a JSON string literal (without the quotes) */
   json: (v: string) => JSON.stringify(v).slice(1, -1),
+  /**
+   * a value inside XML text or an attribute. Tab, CR and LF become character references: an XML
+   * parser turns a raw CR LF into LF, and each of them into a space inside an attribute.
+   */
   xml: (v: string) =>
-    v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;'),
+    v
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      .replace(/>/g, '&gt;')
+      .replace(/"/g, '&quot;')
+      .replace(/'/g, '&apos;')
+      .replace(/[\t\n\r]/g, (c) => `&#${c.charCodeAt(0)};`),
 } satisfies Record<string, Escape>;
 
 export interface Rendered {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { getCountries, type CountryCode } from 'libphonenumber-js';
 import { httpProviderSchema } from '../sms/http-provider.js';
 import { stepItem, stepItemForSchema, type StepSpec } from '../steps/index.js';
+import { checkHookSteps, hooksSchema } from '../hooks/config.js';
 import { fieldsOf } from '../template.js';
 import { duration, httpUrl } from './types.js';
 import { fieldPath } from './load.js';
@@ -78,6 +79,7 @@ function configSchema(stepSchema: z.ZodType) {
       tts: tts.default({ engine: 'espeak-ng', language: 'en', cacheDir: './data/tts', maxChars: 1000, timeout: 5000 }),
       sms: sms.default({ providers: {}, templates: {} }),
       stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
+      hooks: hooksSchema.default([]).describe('call actions: HTTP requests on call events (docs/hooks.md)'),
     })
     .strict();
 }
@@ -99,6 +101,7 @@ const checked = configSchema(stepItem).superRefine((c, ctx) => {
       }
     });
   }
+  checkHookSteps(c.stages as Record<string, StepSpec[]>, c.hooks, ctx);
   for (const [name, text] of Object.entries(c.sms.templates)) {
     const bad = fieldsOf(text).filter((f) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(f));
     if (bad.length) ctx.addIssue({ code: 'custom', path: ['sms', 'templates', name], message: `malformed merge field ${bad.join(', ')}` });

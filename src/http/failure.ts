@@ -20,6 +20,11 @@ export interface FailureRules {
   errorStatus?: readonly number[];
   /** When set, a 2xx answer counts as ok only if its body matches. */
   successMatch?: RegExp;
+  /**
+   * Default true. False for an endpoint that must not see a request twice: a timed-out request
+   * may have been processed, so it is given up ("final") instead of repeated.
+   */
+  retryOnTimeout?: boolean;
 }
 
 export type AttemptResult =
@@ -40,6 +45,7 @@ export function classify(result: AttemptResult, rules: FailureRules = {}, now: n
     case 'thrown':
       return { outcome: 'unexpected', reason: 'exception' };
     case 'transport':
+      if (result.error.kind === 'timeout' && rules.retryOnTimeout === false) return { outcome: 'final', reason: 'timeout' };
       return { outcome: 'retry', reason: result.error.kind };
     case 'response':
       return classifyResponse(result.status, result.headers ?? {}, result.body, rules, now);

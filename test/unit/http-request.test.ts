@@ -24,6 +24,7 @@ function parseFlatXml(xml: string, root: string): Record<string, string> {
       .replace(/&gt;/g, '>')
       .replace(/&quot;/g, '"')
       .replace(/&apos;/g, "'")
+      .replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)))
       .replace(/&amp;/g, '&');
     last = re.lastIndex;
   }

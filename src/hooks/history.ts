@@ -1,0 +1,247 @@
+import type { Store } from '../store/sqlite.js';
+import { RUN_STATUSES, type HookAttemptOutcome, type RunMode, type RunStatus } from './store.js';
+import type { LoggedRequest } from './request.js';
+
+/**
+ * The execution log (CA6): every hook run with every attempt — the request as sent (credentials
+ * redacted), the answer (status, headers, the start of the body), timings, the outcome and the
+ * variables it extracted — per call and per hook. BIZTEL admits it cannot show results and sends
+ * users to the vendor; this is what they would have needed.
+ */
+
+export interface HookLogFilter {
+  callId?: string;
+  hook?: string;
+  event?: string;
+  status?: readonly RunStatus[];
+  since?: number;
+  until?: number;
+  /** Default 50, at most 500. */
+  limit?: number;
+  offset?: number;
+}
+
+export interface HookLogAttempt {
+  attempt: number;
+  startedAt: number;
+  finishedAt: number | null;
+  outcome: HookAttemptOutcome;
+  reason: string | null;
+  request: LoggedRequest | null;
+  response: { status: number | null; headers: Record<string, string>; body: string | null; truncated: boolean } | null;
+  latencyMs: number | null;
+  error: string | null;
+  extracted: Record<string, unknown> | null;
+}
+
+export interface HookLogEntry {
+  id: string;
+  time: number;
+  callId: string;
+  event: string;
+  hook: string;
+  /** Position in its event's chain (0 first). */
+  order: number;
+  mode: RunMode;
+  status: RunStatus;
+  reason: string | null;
+  attempts: number;
+  settledAt: number | null;
+  /** The call's variables the run was queued with. */
+  vars: Record<string, string>;
+  extracted: Record<string, string> | null;
+  attemptLog: HookLogAttempt[];
+}
+
+export const MAX_LOG_LIMIT = 500;
+
+interface RunRow {
+  id: string;
+  created_at: number;
+  call_id: string;
+  event: string;
+  hook: string;
+  seq: number;
+  mode: RunMode;
+  status: RunStatus;
+  reason: string | null;
+  attempts: number;
+  settled_at: number | null;
+  vars: string;
+  extracted: string | null;
+}
+
+interface AttemptRow {
+  run_id: string;
+  attempt: number;
+  started_at: number;
+  finished_at: number | null;
+  outcome: HookAttemptOutcome;
+  reason: string | null;
+  request: string | null;
+  http_status: number | null;
+  response_headers: string | null;
+  body: string | null;
+  truncated: number | null;
+  latency_ms: number | null;
+  error: string | null;
+  extracted: string | null;
+}
+
+export function queryHookLog(store: Store, f: HookLogFilter): { total: number; entries: HookLogEntry[] } {
+  const where: string[] = [];
+  const args: Array<string | number> = [];
+  if (f.callId !== undefined) (where.push('call_id = ?'), args.push(f.callId));
+  if (f.hook !== undefined) (where.push('hook = ?'), args.push(f.hook));
+  if (f.event !== undefined) (where.push('event = ?'), args.push(f.event));
+  if (f.status?.length) (where.push(`status IN (${f.status.map(() => '?').join(', ')})`), args.push(...f.status));
+  if (f.since !== undefined) (where.push('created_at >= ?'), args.push(f.since));
+  if (f.until !== undefined) (where.push('created_at < ?'), args.push(f.until));
+  const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const limit = Math.min(Math.max(1, f.limit ?? 50), MAX_LOG_LIMIT);
+  const offset = Math.max(0, f.offset ?? 0);
+  const db = store.db;
+  const total = (db.prepare(`SELECT COUNT(*) AS n FROM hook_runs ${clause}`).get(...args) as { n: number }).n;
+  // Oldest first within a call reads as the call went; the newest calls come first.
+  const rows = db
+    .prepare(
+      `SELECT id, created_at, call_id, event, hook, seq, mode, status, reason, attempts, settled_at, vars, extracted
+         FROM hook_runs ${clause} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?`,
+    )
+    .all(...args, limit, offset) as RunRow[];
+  rows.reverse();
+  const attempts = new Map<string, HookLogAttempt[]>();
+  if (rows.length) {
+    const list = db
+      .prepare(`SELECT * FROM hook_attempts WHERE run_id IN (${rows.map(() => '?').join(', ')}) ORDER BY run_id, attempt`)
+      .all(...rows.map((r) => r.id)) as AttemptRow[];
+    for (const a of list) {
+      let l = attempts.get(a.run_id);
+      if (!l) attempts.set(a.run_id, (l = []));
+      l.push(attemptOf(a));
+    }
+  }
+  return {
+    total,
+    entries: rows.map((r) => ({
+      id: r.id,
+      time: r.created_at,
+      callId: r.call_id,
+      event: r.event,
+      hook: r.hook,
+      order: r.seq,
+      mode: r.mode,
+      status: r.status,
+      reason: r.reason,
+      attempts: r.attempts,
+      settledAt: r.settled_at,
+      vars: parse(r.vars) ?? {},
+      extracted: parse(r.extracted),
+      attemptLog: attempts.get(r.id) ?? [],
+    })),
+  };
+}
+
+function attemptOf(a: AttemptRow): HookLogAttempt {
+  const answered = a.http_status !== null;
+  return {
+    attempt: a.attempt,
+    startedAt: a.started_at,
+    finishedAt: a.finished_at,
+    outcome: a.outcome,
+    reason: a.reason,
+    request: parse(a.request),
+    response: answered ? { status: a.http_status, headers: parse(a.response_headers) ?? {}, body: a.body, truncated: a.truncated === 1 } : null,
+    latencyMs: a.latency_ms,
+    error: a.error,
+    extracted: parse(a.extracted),
+  };
+}
+
+function parse<T>(text: string | null): T | null {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return null;
+  }
+}
+
+const PARAMS = new Set(['callId', 'hook', 'event', 'status', 'since', 'until', 'limit', 'offset']);
+
+/**
+ * `/hooks/log?callId=…&hook=…&event=…&status=failed&since=ISO&until=ISO&limit=&offset=`; the CLI
+ * builds the same query. An unknown parameter or value is a RangeError (answered 400), so a typo
+ * never widens the query to everything.
+ */
+export function hookLogFilter(q: URLSearchParams): HookLogFilter {
+  for (const k of q.keys()) if (!PARAMS.has(k)) throw new RangeError(`unknown parameter "${k}" (known: ${[...PARAMS].join(', ')})`);
+  const time = (k: string) => {
+    const v = q.get(k);
+    if (v === null) return undefined;
+    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(n)) throw new RangeError(`${k}: not a date or epoch milliseconds: ${v}`);
+    return n;
+  };
+  const count = (k: string) => {
+    const v = q.get(k);
+    if (v === null) return undefined;
+    if (!/^\d+$/.test(v)) throw new RangeError(`${k}: not a whole number: ${v}`);
+    return Number(v);
+  };
+  const statuses = q.getAll('status').flatMap((s) => s.split(',')).filter((s) => s !== '');
+  const bad = statuses.filter((s) => !(RUN_STATUSES as readonly string[]).includes(s));
+  if (bad.length) throw new RangeError(`status: unknown ${bad.join(', ')} (known: ${RUN_STATUSES.join(', ')})`);
+  const f: HookLogFilter = {};
+  const callId = q.get('callId');
+  const hook = q.get('hook');
+  const event = q.get('event');
+  if (callId !== null) f.callId = callId;
+  if (hook !== null) f.hook = hook;
+  if (event !== null) f.event = event;
+  if (statuses.length) f.status = statuses as RunStatus[];
+  const since = time('since');
+  const until = time('until');
+  const limit = count('limit');
+  const offset = count('offset');
+  if (since !== undefined) f.since = since;
+  if (until !== undefined) f.until = until;
+  if (limit !== undefined) f.limit = limit;
+  if (offset !== undefined) f.offset = offset;
+  return f;
+}
+
+export interface HookHealth {
+  /** Event runs waiting or being sent. */
+  backlog: number;
+  oldestPendingAt: number | null;
+  /** Hooks whose most recent runs all failed, most failures first. */
+  failing: Array<{ hook: string; consecutiveFailures: number; lastReason: string | null; lastFailedAt: number }>;
+}
+
+/** Consecutive failures (newest runs first) of each hook whose latest run failed. */
+export function hookHealth(store: Store, window = 500): HookHealth {
+  const db = store.db;
+  const backlog = db
+    .prepare(`SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM hook_runs WHERE mode = 'queued' AND status IN ('pending', 'sending')`)
+    .get() as { n: number; oldest: number | null };
+  const recent = db
+    .prepare(
+      `SELECT hook, status, reason, settled_at FROM hook_runs
+        WHERE status IN ('ok', 'failed') AND settled_at IS NOT NULL ORDER BY settled_at DESC LIMIT ?`,
+    )
+    .all(window) as Array<{ hook: string; status: 'ok' | 'failed'; reason: string | null; settled_at: number }>;
+  const streak = new Map<string, { n: number; reason: string | null; at: number; open: boolean }>();
+  for (const r of recent) {
+    let s = streak.get(r.hook);
+    if (!s) streak.set(r.hook, (s = { n: 0, reason: r.reason, at: r.settled_at, open: true }));
+    if (!s.open) continue;
+    if (r.status === 'failed') s.n += 1;
+    else s.open = false;
+  }
+  const failing = [...streak.entries()]
+    .filter(([, s]) => s.n > 0)
+    .map(([hook, s]) => ({ hook, consecutiveFailures: s.n, lastReason: s.reason, lastFailedAt: s.at }))
+    .sort((a, b) => b.consecutiveFailures - a.consecutiveFailures);
+  return { backlog: backlog.n, oldestPendingAt: backlog.oldest, failing };
+}
