@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { jsonSchema, rootSchema, type Config } from './config/schema.js';
+import { HOOKS_USAGE, hooksCommand } from './hooks/cli.js';
 import { startService } from './service.js';
 import { querySmsHistory } from './sms/history.js';
 import { smsMigrations } from './sms/outbox.js';
@@ -17,7 +18,7 @@ usage:
                                             a queued SIP caller presses # on the local test PBX and is texted
   call-actions sms history [--config FILE] [--call-id ID] [--description TEXT] [--recipient E164]
                            [--status STATUS] [--since ISO] [--until ISO] [--limit N] [--offset N] [--json]
-`;
+${HOOKS_USAGE}`;
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (nothing was started). */
 async function main(argv: string[]): Promise<number> {
@@ -38,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
     case 'sms':
       if (rest[0] === 'history') return smsHistory(rest.slice(1));
       break;
+    case 'hooks':
+      return hooksCommand(rest, { load, configPath, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
     case undefined:
     case 'help':
     case '--help':

@@ -1,5 +1,7 @@
 import { StageRunner } from './calls/runner.js';
 import type { Config } from './config/schema.js';
+import type { CountryCode } from 'libphonenumber-js';
+import { createCallActions, type CallActions, type HooksHealth } from './hooks/index.js';
 import { createLogger, type Logger } from './log.js';
 import { AmiPort } from './ports/ami.js';
 import { AriPort } from './ports/ari.js';
@@ -22,6 +24,7 @@ export interface Service {
   readonly ari: AriPort;
   readonly ami: AmiPort | undefined;
   readonly outbox: Outbox;
+  readonly hooks: CallActions;
   health(): Health;
   stop(): Promise<void>;
 }
@@ -32,6 +35,9 @@ export interface Health {
   ami: { ready: boolean; configured: boolean };
   store: { ready: boolean };
   calls: number;
+  hooks: HooksHealth;
+  /** Things an operator should look at; they do not make the service unhealthy. */
+  warnings: string[];
 }
 
 /** Builds every part from a validated config and starts it; the order matters only for stop(). */
@@ -51,6 +57,14 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
   const ami = config.asterisk.ami
     ? new AmiPort({ ...config.asterisk.ami, timeoutMs: config.asterisk.ami.timeout, log: log.child({ component: 'ami' }) })
     : undefined;
+  const callActions = createCallActions({
+    hooks: config.hooks,
+    store,
+    log,
+    secrets: opts.secrets,
+    defaultCountry: config.sms.defaultCountry as CountryCode | undefined,
+    ami,
+  });
 
   const health = (): Health => {
     const h = {
@@ -58,8 +72,9 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       ami: { ready: ami?.ready ?? false, configured: ami !== undefined },
       store: { ready: store.ready() },
       calls: runner.activeCalls,
+      hooks: callActions.health(),
     };
-    return { ok: h.ari.ready && h.store.ready && (!ami || h.ami.ready), ...h };
+    return { ok: h.ari.ready && h.store.ready && (!ami || h.ami.ready), ...h, warnings: [...h.hooks.warnings] };
   };
 
   const http = await startHttpServer({
@@ -73,6 +88,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
         return { status: h.ok ? 200 : 503, body: h };
       },
       '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams)) }),
+      '/hooks/log': (url) => callActions.logRoute(url),
     },
   });
   const mediaBase = (config.http.publicUrl ?? http.url).replace(/\/+$/, '') + '/media';
@@ -91,17 +107,27 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       accept: (messages, once) => outbox.accept(messages, { once }),
       recordSkipped: (entry) => void outbox.recordSkipped(entry),
     },
+    hooks: callActions,
   };
 
   const stages = new Map<string, Step[]>(
     Object.entries(config.stages).map(([name, specs]) => [name, (specs as StepSpec[]).map(createStep)]),
   );
-  const runner = new StageRunner({ ari, stages, services, log });
+  const runner = new StageRunner({
+    ari,
+    stages,
+    services,
+    log,
+    callVars: callActions.callVars,
+    onStageEntered: (session, ev) =>
+      callActions.stageEntered({ callId: session.callId, channelId: ev.channel.id, stage: session.stage, vars: session.vars, exten: ev.channel.dialplan.exten }),
+  });
   runner.start();
   outbox.start();
+  callActions.start();
   ari.start();
   ami?.start();
-  log.info({ url: http.url, stages: [...stages.keys()], providers: [...providers.keys()] }, 'call-actions started');
+  log.info({ url: http.url, stages: [...stages.keys()], providers: [...providers.keys()], hooks: config.hooks.length }, 'call-actions started');
 
   return {
     log,
@@ -109,10 +135,11 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     ari,
     ami,
     outbox,
+    hooks: callActions,
     health,
     async stop() {
       await runner.releaseAll();
-      await Promise.allSettled([ari.stop(), ami?.stop(), outbox.stop({ graceMs: 2000 }), http.close()]);
+      await Promise.allSettled([ari.stop(), ami?.stop(), outbox.stop({ graceMs: 2000 }), callActions.stop(), http.close()]);
       store.close();
       log.info('call-actions stopped');
       log.flush?.();

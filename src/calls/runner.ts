@@ -12,6 +12,10 @@ export interface RunnerOptions {
   log: Logger;
   /** Ask Asterisk for the linkedid when the dialplan does not pass `callid=` (one ARI request per call). */
   lookupLinkedId?: boolean;
+  /** Variables earlier hooks extracted for this call, merged into the stage's merge fields (CA4). */
+  callVars?: (callId: string) => Record<string, string>;
+  /** Told of every stage a call enters (the `stage.entered` call event). */
+  onStageEntered?: (session: CallSession, ev: StasisStart) => void;
 }
 
 /** Set on the channel when a stage failed, so the dialplan after Stasis() can take its fallback. */
@@ -47,6 +51,13 @@ export class StageRunner {
     const callId = await this.callIdOf(ev, channel.getVar);
     const session = new CallSession(stage, callId, channel, ev, log);
     this.sessions.add(session);
+    try {
+      // The stage's own fields win: a hook may not redefine the caller or a Stasis() argument.
+      for (const [k, v] of Object.entries(this.opts.callVars?.(callId) ?? {})) if (!(k in session.vars)) session.vars[k] = v;
+      this.opts.onStageEntered?.(session, ev);
+    } catch (e) {
+      session.log.error({ err: e }, 'call variables or stage event unavailable');
+    }
     const steps = this.opts.stages.get(stage);
     try {
       if (!steps) {

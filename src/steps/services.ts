@@ -4,6 +4,15 @@ import type { CountryCode } from 'libphonenumber-js';
 export interface StepServices {
   tts: Speaker;
   sms: SmsSink;
+  /** Inline hooks (the `hook` step); absent where no hooks are wired. */
+  hooks?: InlineHooks;
+}
+
+export interface InlineHooks {
+  runInline(
+    name: string,
+    ctx: { callId: string; vars: Readonly<Record<string, string>>; signal?: AbortSignal },
+  ): Promise<{ status: 'ok' | 'failed' | 'skipped'; reason: string; attempts: number; extracted: Record<string, string>; durationMs: number }>;
 }
 
 export interface Speaker {
