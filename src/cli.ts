@@ -2,9 +2,10 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { jsonSchema, rootSchema, type Config } from './config/schema.js';
+import type { CountryCode } from 'libphonenumber-js';
 import { HOOKS_USAGE, hooksCommand } from './hooks/cli.js';
-import { startService } from './service.js';
-import { querySmsHistory } from './sms/history.js';
+import { historyFilter, startService } from './service.js';
+import { querySmsHistory, type HistoryFilter } from './sms/history.js';
 import { smsMigrations } from './sms/outbox.js';
 import { openStore } from './store/sqlite.js';
 
@@ -16,8 +17,9 @@ usage:
   call-actions schema                       print the config's JSON Schema (for editors)
   call-actions demo [--config FILE] [--caller E164]
                                             a queued SIP caller presses # on the local test PBX and is texted
-  call-actions sms history [--config FILE] [--call-id ID] [--description TEXT] [--recipient E164]
-                           [--status STATUS] [--since ISO] [--until ISO] [--limit N] [--offset N] [--json]
+  call-actions sms history [--config FILE] [--call-id ID] [--description TEXT] [--number PHONE]
+                           [--status STATUS]... [--since ISO] [--until ISO] [--limit N] [--offset N] [--json]
+                            STATUS: pending, sending, sent, failed, skipped, blocked
 ${HOOKS_USAGE}`;
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (nothing was started). */
@@ -99,6 +101,7 @@ function smsHistory(args: string[]): number {
       config: { type: 'string', short: 'c' },
       'call-id': { type: 'string' },
       description: { type: 'string' },
+      number: { type: 'string' },
       recipient: { type: 'string' },
       status: { type: 'string', multiple: true },
       since: { type: 'string' },
@@ -110,24 +113,28 @@ function smsHistory(args: string[]): number {
   });
   const loaded = load(configPath(values));
   if (!loaded) return 2;
+  // The same parser as the HTTP endpoint, so both accept and refuse the same queries.
+  const q = new URLSearchParams();
+  const put = (k: string, v: string | undefined) => v !== undefined && q.append(k, v);
+  put('callId', values['call-id']);
+  put('description', values.description);
+  put('number', values.number ?? values.recipient);
+  for (const st of values.status ?? []) q.append('status', st);
+  put('since', values.since);
+  put('until', values.until);
+  put('limit', values.limit);
+  put('offset', values.offset);
+  let filter: HistoryFilter;
+  try {
+    filter = historyFilter(q, loaded.config.sms.defaultCountry as CountryCode | undefined);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    process.stderr.write(`call-actions sms history: ${e.message.replace(/^(\w+):/, '--$1:')}\n`);
+    return 2;
+  }
   const store = openStore(loaded.config.store, { migrations: smsMigrations });
   try {
-    const time = (v: string | undefined, name: string) => {
-      if (v === undefined) return undefined;
-      const t = Date.parse(v);
-      if (Number.isNaN(t)) throw new RangeError(`--${name}: not a date: ${v}`);
-      return t;
-    };
-    const page = querySmsHistory(store, {
-      callId: values['call-id'],
-      description: values.description,
-      recipient: values.recipient,
-      status: values.status as never,
-      since: time(values.since, 'since'),
-      until: time(values.until, 'until'),
-      limit: values.limit ? Number(values.limit) : undefined,
-      offset: values.offset ? Number(values.offset) : undefined,
-    });
+    const page = querySmsHistory(store, filter);
     if (values.json) {
       process.stdout.write(JSON.stringify(page, null, 2) + '\n');
       return 0;
@@ -135,10 +142,22 @@ function smsHistory(args: string[]): number {
     for (const m of page.entries) {
       const answer = m.lastAnswer ? `${m.lastAnswer.httpStatus ?? m.lastAnswer.error ?? ''} ${m.lastAnswer.body ?? ''}`.trim() : '';
       process.stdout.write(
-        [new Date(m.time).toISOString(), m.callId, m.description, m.provider, m.recipient ?? '-', m.status, `attempts=${m.attempts}`, m.reason ?? '', answer.replace(/\s+/g, ' ').slice(0, 120)].join('\t') + '\n',
+        [
+          new Date(m.time).toISOString(),
+          m.callId,
+          m.description,
+          m.provider,
+          m.recipient ?? '-',
+          m.status,
+          `attempts=${m.attempts}`,
+          m.reason ?? '',
+          m.note ?? '',
+          answer.replace(/\s+/g, ' ').slice(0, 120),
+        ].join('\t') + '\n',
       );
     }
-    process.stdout.write(`${page.entries.length} of ${page.total}\n`);
+    const from = page.entries.length ? (filter.offset ?? 0) + 1 : 0;
+    process.stdout.write(`${from}-${(filter.offset ?? 0) + page.entries.length} of ${page.total}\n`);
     return 0;
   } finally {
     store.close();

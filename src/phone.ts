@@ -17,3 +17,15 @@ export function callerAsRecipient(raw: string | undefined, defaultCountry?: Coun
   if (parsed.getType() === 'FIXED_LINE') return { ok: false, reason: `caller ID "${value}" is a fixed line and cannot receive SMS` };
   return { ok: true, e164: parsed.number };
 }
+
+/**
+ * A number as the SMS history stores it (E.164), so "+48 22 113 14 15", "0048221131415" or a
+ * national number with the default country all find the same rows. Text that is no phone number
+ * (e.g. "anonymous", recorded for a skipped caller) is returned as it is.
+ */
+export function normaliseNumber(raw: string, defaultCountry?: CountryCode): string {
+  const value = raw.trim();
+  const international = value.startsWith('00') ? `+${value.slice(2)}` : value;
+  const parsed = parsePhoneNumberFromString(international, defaultCountry ? { defaultCountry } : undefined);
+  return parsed?.isValid() ? parsed.number : value;
+}

@@ -3,11 +3,13 @@ import type { Config } from './config/schema.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { createCallActions, type CallActions, type HooksHealth } from './hooks/index.js';
 import { createLogger, type Logger } from './log.js';
+import { normaliseNumber } from './phone.js';
 import { AmiPort } from './ports/ami.js';
 import { AriPort } from './ports/ari.js';
 import { startHttpServer } from './server.js';
 import { querySmsHistory, type HistoryFilter } from './sms/history.js';
 import { createHttpProvider } from './sms/http-provider.js';
+import { createTwilioProvider } from './sms/twilio-provider.js';
 import { Outbox, smsMigrations, type SmsStatus } from './sms/outbox.js';
 import type { SmsProvider } from './sms/provider.js';
 import { createStep, type StepSpec } from './steps/index.js';
@@ -46,9 +48,9 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
   const store = openStore(config.store, { migrations: smsMigrations });
 
   const providers = new Map<string, SmsProvider>(
-    Object.entries(config.sms.providers).map(([name, p]) => [name, createHttpProvider(name, p)]),
+    Object.entries(config.sms.providers).map(([name, p]) => [name, p.kind === 'twilio' ? createTwilioProvider(name, p) : createHttpProvider(name, p)]),
   );
-  const outbox = new Outbox({ store, providers, logger: log.child({ component: 'outbox' }) });
+  const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
 
   const engines = { 'espeak-ng': createEspeakEngine({ timeoutMs: config.tts.timeout, maxChars: config.tts.maxChars }) };
   const tts = createTtsCache({ dir: config.tts.cacheDir, engines, log });
@@ -87,7 +89,8 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
         const h = health();
         return { status: h.ok ? 200 : 503, body: h };
       },
-      '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams)) }),
+      // historyFilter throws RangeError on a bad query, which the server answers with 400
+      '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams, config.sms.defaultCountry as CountryCode | undefined)) }),
       '/hooks/log': (url) => callActions.logRoute(url),
     },
   });
@@ -105,6 +108,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       templates: config.sms.templates,
       defaultCountry: config.sms.defaultCountry as StepServices['sms']['defaultCountry'],
       accept: (messages, once) => outbox.accept(messages, { once }),
+      hasOnce: (callId, key) => outbox.hasOnce(callId, key),
       recordSkipped: (entry) => void outbox.recordSkipped(entry),
     },
     hooks: callActions,
@@ -147,25 +151,42 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
   };
 }
 
-const STATUSES: readonly SmsStatus[] = ['pending', 'sending', 'sent', 'failed', 'skipped'];
+export const SMS_STATUSES: readonly SmsStatus[] = ['pending', 'sending', 'sent', 'failed', 'skipped', 'blocked'];
 
-export function historyFilter(q: URLSearchParams): HistoryFilter {
-  const num = (k: string) => {
+const HISTORY_PARAMS = new Set(['callId', 'description', 'recipient', 'number', 'status', 'since', 'until', 'limit', 'offset']);
+
+/**
+ * `/sms/history?description=…&number=…&callId=…&status=sent&status=failed&since=ISO&until=ISO&limit=&offset=`.
+ * A parameter it does not know, a status that does not exist or a time that does not parse is a
+ * RangeError (answered 400): a typo must not silently widen the query to everything.
+ */
+export function historyFilter(q: URLSearchParams, defaultCountry?: CountryCode): HistoryFilter {
+  for (const k of q.keys()) if (!HISTORY_PARAMS.has(k)) throw new RangeError(`unknown parameter "${k}" (known: ${[...HISTORY_PARAMS].join(', ')})`);
+  const time = (k: string) => {
     const v = q.get(k);
     if (v === null) return undefined;
-    const n = k === 'since' || k === 'until' ? Date.parse(v) || Number(v) : Number(v);
-    if (!Number.isFinite(n)) throw new RangeError(`${k}: not a number or date: ${v}`);
+    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(n)) throw new RangeError(`${k}: not a date or epoch milliseconds: ${v}`);
     return n;
   };
-  const status = q.getAll('status').filter((s): s is SmsStatus => (STATUSES as string[]).includes(s));
+  const count = (k: string) => {
+    const v = q.get(k);
+    if (v === null) return undefined;
+    if (!/^\d+$/.test(v)) throw new RangeError(`${k}: not a whole number: ${v}`);
+    return Number(v);
+  };
+  const statuses = q.getAll('status').flatMap((s) => s.split(',')).filter((s) => s !== '');
+  const bad = statuses.filter((s) => !(SMS_STATUSES as readonly string[]).includes(s));
+  if (bad.length) throw new RangeError(`status: unknown ${bad.join(', ')} (known: ${SMS_STATUSES.join(', ')})`);
+  const number = q.get('number') ?? q.get('recipient');
   return {
     callId: q.get('callId') ?? undefined,
     description: q.get('description') ?? undefined,
-    recipient: q.get('recipient') ?? undefined,
-    status: status.length ? status : undefined,
-    since: num('since'),
-    until: num('until'),
-    limit: num('limit'),
-    offset: num('offset'),
+    recipient: number === null ? undefined : normaliseNumber(number, defaultCountry),
+    status: statuses.length ? (statuses as SmsStatus[]) : undefined,
+    since: time('since'),
+    until: time('until'),
+    limit: count('limit'),
+    offset: count('offset'),
   };
 }

@@ -1,10 +1,12 @@
 import { z } from 'zod';
-import { getCountries, type CountryCode } from 'libphonenumber-js';
+import type { CountryCode } from 'libphonenumber-js';
 import { httpProviderSchema } from '../sms/http-provider.js';
+import { smsLimitsSchema } from '../sms/limits.js';
+import { twilioProviderSchema } from '../sms/twilio-provider.js';
 import { stepItem, stepItemForSchema, type StepSpec } from '../steps/index.js';
 import { checkHookSteps, hooksSchema } from '../hooks/config.js';
 import { fieldsOf } from '../template.js';
-import { duration, httpUrl } from './types.js';
+import { countryCode, duration, httpUrl } from './types.js';
 import { fieldPath } from './load.js';
 
 /**
@@ -50,17 +52,17 @@ const tts = z
   })
   .strict();
 
-const countries = new Set<string>(getCountries());
+/** `kind` picks the provider; an error then names only the fields of that kind. */
+export const smsProviderSchema = z.discriminatedUnion('kind', [httpProviderSchema, twilioProviderSchema]);
+export type SmsProviderConfig = z.output<typeof smsProviderSchema>;
 
 const sms = z
   .object({
-    defaultCountry: z
-      .string()
-      .refine((c) => countries.has(c), 'an ISO 3166 country code such as JP, PL, TR, US')
-      .optional()
-      .describe('how caller IDs without a + are read'),
-    providers: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), httpProviderSchema).default({}),
+    defaultCountry: countryCode.optional().describe('how caller IDs without a + are read'),
+    providers: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), smsProviderSchema).default({}),
     templates: z.record(z.string(), z.string().min(1)).default({}),
+    limits: smsLimitsSchema.optional(),
+    concurrency: z.number().int().min(1).max(64).default(4).describe('SMS requests in flight at once'),
   })
   .strict();
 
@@ -77,7 +79,7 @@ function configSchema(stepSchema: z.ZodType) {
       http: listen.default({ host: '127.0.0.1', port: 8090 }),
       log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
       tts: tts.default({ engine: 'espeak-ng', language: 'en', cacheDir: './data/tts', maxChars: 1000, timeout: 5000 }),
-      sms: sms.default({ providers: {}, templates: {} }),
+      sms: sms.default({ providers: {}, templates: {}, concurrency: 4 }),
       stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
       hooks: hooksSchema.default([]).describe('call actions: HTTP requests on call events (docs/hooks.md)'),
     })

@@ -1,0 +1,108 @@
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import { duration, httpUrl } from '../config/types.js';
+import { classify, type FailureRules } from '../http/failure.js';
+import { buildRequest, sendRequest, TransportError, type RequestSpec } from '../http/request.js';
+import { retrySchema, senderSchema, toRetryPolicy } from './http-provider.js';
+import type { SendResult, SmsMessage, SmsProvider } from './provider.js';
+
+/**
+ * The built-in Twilio provider (S10): one form POST to the Messages resource per attempt,
+ * authenticated with HTTP Basic (Account SID : Auth Token).
+ *
+ * How answers are read, from Twilio's documented contract:
+ * - 201 with the Message resource: accepted; its `sid` (SM…) is kept for delivery receipts.
+ * - 429 / error code 20429: "never processed and always safe to retry", so retried with a growing
+ *   wait, honouring Retry-After when present. The code is matched in the body too, so the same
+ *   rule holds whatever status a proxy in between turns it into.
+ * - 5xx and timeouts: retried, as every provider is (the shared classifier).
+ * - any other 4xx (21211 invalid To, 21603 no sender, 20003 bad credentials…): final, because the
+ *   same request will be refused again.
+ */
+
+export const TWILIO_API = 'https://api.twilio.com';
+
+export const twilioProviderSchema = z
+  .strictObject({
+    kind: z.literal('twilio'),
+    accountSid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'an Account SID is AC and 32 hex digits'),
+    authToken: z.string().min(1),
+    /** Sender for steps that name none: a Twilio number in E.164, or an alphanumeric sender ID. */
+    from: senderSchema.optional(),
+    messagingServiceSid: z.string().regex(/^MG[0-9a-fA-F]{32}$/, 'a Messaging Service SID is MG and 32 hex digits').optional(),
+    /** Overridable for tests and for Twilio's regional edges. */
+    baseUrl: httpUrl.default(TWILIO_API),
+    timeout: duration.default(10_000),
+    retry: retrySchema.default({ count: 3, interval: 1_000, backoff: 2, maxInterval: 60_000 }),
+  })
+  .superRefine((v, ctx) => {
+    if (v.from === undefined && v.messagingServiceSid === undefined) {
+      // Twilio would refuse every message of a step without `sender` (error 21603).
+      ctx.addIssue({ code: 'custom', message: 'give from (a Twilio number or sender ID) or messagingServiceSid' });
+    }
+    if (v.timeout <= 0) ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'timeout must be more than 0' });
+  });
+
+export type TwilioProviderConfig = z.output<typeof twilioProviderSchema>;
+
+export interface TwilioProviderOptions {
+  dispatcher?: Dispatcher;
+}
+
+const RULES: FailureRules = { errorMatch: /"code"\s*:\s*20429\b/ };
+
+export function createTwilioProvider(name: string, config: TwilioProviderConfig, opts: TwilioProviderOptions = {}): SmsProvider {
+  const base = config.baseUrl.replace(/\/+$/, '');
+  const auth = 'Basic ' + Buffer.from(`${config.accountSid}:${config.authToken}`, 'utf8').toString('base64');
+
+  async function send(message: SmsMessage, signal?: AbortSignal): Promise<SendResult> {
+    const from = message.sender ?? config.from;
+    // Values go in as merge-field values, never as templates, so braces in a text stay text.
+    const body: Record<string, string> = { To: '{to}', Body: '{text}' };
+    if (from !== undefined) body.From = '{from}';
+    if (config.messagingServiceSid !== undefined) body.MessagingServiceSid = '{service}';
+    const spec: RequestSpec = {
+      url: `${base}/2010-04-01/Accounts/{account}/Messages.json`,
+      method: 'POST',
+      encoding: 'form',
+      headers: { authorization: '{auth}', accept: 'application/json' },
+      body,
+      timeoutMs: config.timeout,
+    };
+    const vars = { to: message.to, text: message.text, from, service: config.messagingServiceSid, account: config.accountSid, auth };
+    let started = performance.now();
+    try {
+      const built = buildRequest(spec, vars);
+      started = performance.now();
+      const res = await sendRequest(built, { timeoutMs: config.timeout, dispatcher: opts.dispatcher, signal });
+      const c = classify({ kind: 'response', status: res.status, headers: res.headers, body: res.body }, RULES);
+      const answer = parseJson(res.body);
+      const result: SendResult = { outcome: c.outcome, reason: c.reason, status: res.status, body: res.body, latencyMs: res.latencyMs };
+      if (c.retryAfterMs !== undefined) result.retryAfterMs = c.retryAfterMs;
+      if (c.outcome === 'ok') {
+        if (typeof answer?.sid === 'string') result.providerMessageId = answer.sid;
+      } else if (typeof answer?.code === 'number') {
+        result.reason = `${c.reason} code ${answer.code}`;
+      }
+      return result;
+    } catch (e) {
+      if (e instanceof TransportError) {
+        const c = classify({ kind: 'transport', error: { kind: e.kind, message: e.message } }, RULES);
+        return { outcome: c.outcome, reason: c.reason, latencyMs: e.latencyMs, error: e.message };
+      }
+      const c = classify({ kind: 'thrown', error: e }, RULES);
+      return { outcome: c.outcome, reason: c.reason, latencyMs: Math.round(performance.now() - started), error: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  return { name, retry: toRetryPolicy(config.retry), timeoutMs: config.timeout, send };
+}
+
+function parseJson(text: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
