@@ -40,7 +40,7 @@ export interface HookLogEntry {
   callId: string;
   event: string;
   hook: string;
-  /** Position in its event's chain (0 first). */
+  /** Position in its call's chain of queued runs (0 first); 0 for inline runs. */
   order: number;
   mode: RunMode;
   status: RunStatus;

@@ -6,10 +6,12 @@ import type { Migration, SqliteDatabase } from '../store/sqlite.js';
  * so what is logged can never disagree with what ran. `hook_attempts` keeps every try with its
  * request and answer; `call_vars` holds the variables hooks extracted, per call (CA4).
  *
- * Runs of one event form a chain (same `event_key`, ordered by `seq`): a run is due only when every
- * earlier run of its chain has settled, which is what makes "the second extracts a value the third
- * sends" work across retries and restarts. `UNIQUE (event_key, hook)` makes an event seen twice
- * (AMI and ARI, or again after a restart) queue its hooks once.
+ * The queued runs of one call form a chain (same `call_id`, ordered by `seq`, which grows across the
+ * call's events): a run is due only when every earlier run of its call has settled. That is what
+ * makes "the second extracts a value the third sends" work across retries and restarts, lets a
+ * call.end hook send the record id a call.start hook got back, and gives a receiver a call's
+ * events in the order they happened. `UNIQUE (event_key, hook)` makes an event seen twice (AMI and
+ * ARI, or again after a restart) queue its hooks once.
  */
 
 export type RunStatus = 'pending' | 'sending' | 'ok' | 'failed' | 'skipped';
@@ -79,6 +81,10 @@ export const hookMigrations: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    id: 'hooks/002-call-chain',
+    up: `CREATE INDEX hook_runs_call_seq ON hook_runs (call_id, seq);`,
+  },
 ];
 
 export interface RunRow {
@@ -96,7 +102,7 @@ export interface RunRow {
 }
 
 const UNSETTLED_EARLIER = `NOT EXISTS (SELECT 1 FROM hook_runs p
-  WHERE p.event_key = r.event_key AND p.seq < r.seq AND p.status IN ('pending', 'sending'))`;
+  WHERE p.call_id = r.call_id AND p.mode = 'queued' AND p.seq < r.seq AND p.status IN ('pending', 'sending'))`;
 
 /** Every statement the worker runs, prepared once per store. */
 export function prepareStatements(db: SqliteDatabase) {
@@ -160,6 +166,7 @@ export function prepareStatements(db: SqliteDatabase) {
       `INSERT INTO call_vars (call_id, name, value, run_id, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (call_id, name) DO UPDATE SET value = excluded.value, run_id = excluded.run_id, updated_at = excluded.updated_at`,
     ),
+    lastSeq: db.prepare<[string], { seq: number | null }>(`SELECT MAX(seq) AS seq FROM hook_runs WHERE call_id = ? AND mode = 'queued'`),
     callVars: db.prepare<[string], { name: string; value: string }>('SELECT name, value FROM call_vars WHERE call_id = ?'),
     abandonInlineAttempts: db.prepare<[number, number]>(
       `UPDATE hook_attempts SET outcome = 'interrupted', reason = 'the service stopped during the attempt', finished_at = ?

@@ -21,10 +21,11 @@ import { hookMigrations, prepareStatements, type RunRow, type RunStatus, type St
  * row, so a restart during the wait resumes it rather than starting over: no attempt is lost and
  * none already answered is repeated.
  *
- * What differs from the SMS outbox, and why it is a sibling rather than the same queue: hooks of
- * one event run as an ordered chain (a run waits until the earlier ones have settled, so a value
- * one extracts reaches the next), the condition is checked when the run's turn comes (it may test
- * an earlier hook's result), and an answer sets call variables.
+ * What differs from the SMS outbox, and why it is a sibling rather than the same queue: the hooks
+ * of one call run as an ordered chain, event after event and by `order` within an event (a run
+ * waits until the earlier ones have settled, so a value one extracts reaches the next), the
+ * condition is checked when the run's turn comes (it may test an earlier hook's result), and an
+ * answer sets call variables. Different calls run in parallel.
  *
  * Inline runs (a `hook` step) are the same rows and attempts, executed by the calling step while
  * the caller waits; they are never picked up by the queue, and one cut off by a crash is marked
@@ -135,9 +136,10 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
     const ids = this.db
       .transaction(() => {
         const out: string[] = [];
-        hooks.forEach((h, seq) => {
+        const base = (this.sql.lastSeq.get(ev.callId)?.seq ?? -1) + 1;
+        hooks.forEach((h, i) => {
           const id = randomUUID();
-          const row = { id, callId: ev.callId, event: ev.kind, eventKey: ev.key, hook: h.name, seq, mode: 'queued', vars, status: 'pending', nextAt: now, leaseUntil: null, claimedBy: null, now };
+          const row = { id, callId: ev.callId, event: ev.kind, eventKey: ev.key, hook: h.name, seq: base + i, mode: 'queued', vars, status: 'pending', nextAt: now, leaseUntil: null, claimedBy: null, now };
           if (this.sql.insertRun.run(row).changes === 1) out.push(id);
         });
         return out;

@@ -113,6 +113,34 @@ describe('hook worker', () => {
     expect(w.enqueue(ev)).toEqual([]);
   });
 
+  it('a call\'s events reach the receiver in order, so call.end can send what call.start got back; other calls do not wait', async () => {
+    const { hooks } = hooksOf(`
+  - { name: create, on: call.start, request: { url: "RX/crm/create", body: { caller: "{caller}" } }, extract: { record: "$.id" } }
+  - { name: close, on: call.end, request: { url: "RX/crm/close", body: { record: "{record}", duration: "{duration}" } } }
+`);
+    let n = 0;
+    rx.setDefault('/crm/create', () => {
+      const i = ++n;
+      return { body: JSON.stringify({ id: `R-${i}` }), delayMs: i === 1 ? 500 : 0 };
+    });
+    rx.setDefault('/crm/close', { body: '{}' });
+    const w = worker(newStore(), hooks);
+    w.start();
+    const done = settledOnce(w, 3);
+    const slow = event('call.start');
+    w.enqueue(slow);
+    w.enqueue({ ...event('call.end'), callId: slow.callId, key: `${slow.callId}/call.end`, vars: { ...slow.vars, duration: '30' } });
+    const fast = event('call.start');
+    w.enqueue(fast);
+    const settled = await done;
+    // the second call's start did not wait for the first call's slow answer
+    expect(settled[0]).toMatchObject({ callId: fast.callId, hook: 'create' });
+    const closes = rx.to('/crm/close');
+    expect(closes).toHaveLength(1);
+    expect(closes[0]!.parsed).toEqual({ kind: 'form', fields: { record: 'R-1', duration: '30' } });
+    expect(closes[0]!.at).toBeGreaterThan(rx.to('/crm/create')[0]!.at);
+  });
+
   it('a hook whose condition does not match does not run, and the log says why; a later one tests an earlier result', async () => {
     const { hooks } = hooksOf(`
   - { name: lookup, on: queue.key-exit, request: { url: "RX/cond/lookup" }, extract: { tier: "$.tier" } }
