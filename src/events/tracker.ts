@@ -64,16 +64,22 @@ interface CallState {
   joins: number;
   stageVisits: Map<string, number>;
   fired: Set<string>;
+  lastSeen: number;
 }
 
 const SINGLE_KEY = /^[0-9*#]$/;
+/** A call nothing was heard of for this long is forgotten (no AMI, or a Hangup never came). */
+export const IDLE_CALL_MS = 4 * 3_600_000;
 
 export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
   private readonly calls = new Map<string, CallState>();
   private readonly unsubscribe: Array<() => void> = [];
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly log?: Logger, private readonly now: () => number = Date.now) {
     super();
+    this.sweeper = setInterval(() => this.prune(), 10 * 60_000);
+    this.sweeper.unref();
   }
 
   /** Calls being followed right now. */
@@ -113,7 +119,22 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
   }
 
   detach(): void {
+    clearInterval(this.sweeper);
     for (const u of this.unsubscribe.splice(0)) u();
+  }
+
+  /** Drops calls idle for longer than `maxIdleMs` without an end event: their end was never seen. */
+  prune(maxIdleMs: number = IDLE_CALL_MS): number {
+    const limit = this.now() - maxIdleMs;
+    let n = 0;
+    for (const [id, call] of this.calls) {
+      if (call.lastSeen < limit) {
+        this.calls.delete(id);
+        n++;
+      }
+    }
+    if (n) this.log?.info({ calls: n }, 'call events: forgot calls whose end was never seen');
+    return n;
   }
 
   /** From the stage runner; a stage entered at a digit with a queue= argument is also a key exit. */
@@ -128,6 +149,8 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     if (entry.vars.caller !== undefined) call.caller = entry.vars.caller;
     if (entry.vars.callerName !== undefined) call.callerName = entry.vars.callerName;
     if (!call.did && entry.vars.called) call.did = entry.vars.called;
+    // A call already under way when this process started: its end is this channel's hangup.
+    if (!call.origin) call.channels.add(entry.channelId);
     const visitKey = `${entry.channelId}/${entry.stage}`;
     const n = (call.stageVisits.get(visitKey) ?? 0) + 1;
     call.stageVisits.set(visitKey, n);
@@ -158,7 +181,8 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
       call.callerName = clean(ev.calleridname);
       call.did = ev.exten && ev.exten !== 's' ? ev.exten : call.did;
       call.startedAt = this.now();
-      this.fire(call, 'call.start', '', uniqueid, {});
+      // The dialplan context the call began in tells an internal phone's outbound call from an inbound one.
+      this.fire(call, 'call.start', '', uniqueid, { context: ev.context ?? '' });
     }
   }
 
@@ -183,6 +207,7 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     const uniqueid = ev.uniqueid ?? '';
     const call = this.calls.get(ev.linkedid ?? '') ?? (uniqueid ? this.callFor(ev.linkedid || uniqueid) : undefined);
     if (!call || !ev.queue) return;
+    if (!call.origin && uniqueid) call.channels.add(uniqueid);
     call.joins += 1;
     const visit: QueueVisit = {
       queue: ev.queue,
@@ -289,9 +314,11 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
         joins: 0,
         stageVisits: new Map(),
         fired: new Set(),
+        lastSeen: this.now(),
       };
       this.calls.set(callId, call);
     }
+    call.lastSeen = this.now();
     return call;
   }
 
@@ -300,6 +327,7 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     if (call.fired.has(key)) return;
     call.fired.add(key);
     const at = this.now();
+    call.lastSeen = at;
     const ev: CallEvent = {
       kind,
       callId: call.callId,

@@ -144,4 +144,16 @@ describe('call events from AMI', () => {
     expect(events[1]!.vars.causeText).toBe('ended while the AMI link was down');
     expect(tracker.size).toBe(0);
   });
+
+  it('forgets a call whose end it never sees (no AMI), but not a live one', () => {
+    let now = 0;
+    const tracker = new CallEventTracker(undefined, () => now);
+    tracker.stageEntered({ callId: 'old', channelId: 'c1', stage: 'welcome', vars: {} });
+    now += 3 * 3_600_000;
+    tracker.stageEntered({ callId: 'new', channelId: 'c2', stage: 'welcome', vars: {} });
+    now += 2 * 3_600_000;
+    expect(tracker.prune()).toBe(1);
+    expect(tracker.size).toBe(1);
+    tracker.detach();
+  });
 });
