@@ -2,6 +2,7 @@ import { StageRunner } from './calls/runner.js';
 import type { Config } from './config/schema.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { createCallActions, type CallActions, type HooksHealth } from './hooks/index.js';
+import { createSalesforceLogging, type SalesforceHealth, type SalesforceLogging } from './crm/salesforce/index.js';
 import { createLogger, type Logger } from './log.js';
 import { normaliseNumber } from './phone.js';
 import { AmiPort } from './ports/ami.js';
@@ -27,6 +28,7 @@ export interface Service {
   readonly ami: AmiPort | undefined;
   readonly outbox: Outbox;
   readonly hooks: CallActions;
+  readonly salesforce: SalesforceLogging | undefined;
   health(): Health;
   stop(): Promise<void>;
 }
@@ -38,6 +40,7 @@ export interface Health {
   store: { ready: boolean };
   calls: number;
   hooks: HooksHealth;
+  salesforce?: SalesforceHealth;
   /** Things an operator should look at; they do not make the service unhealthy. */
   warnings: string[];
 }
@@ -67,6 +70,18 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     defaultCountry: config.sms.defaultCountry as CountryCode | undefined,
     ami,
   });
+  const sfConfig = config.crm?.salesforce;
+  const salesforce = sfConfig
+    ? createSalesforceLogging({
+        config: sfConfig,
+        store,
+        log,
+        logLevel: config.log.level,
+        ami,
+        defaultCountry: (sfConfig.defaultCountry ?? config.sms.defaultCountry) as CountryCode | undefined,
+      })
+    : undefined;
+  if (salesforce) callActions.tracker.on('event', (ev) => salesforce.onEvent(ev));
 
   const health = (): Health => {
     const h = {
@@ -75,8 +90,9 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       store: { ready: store.ready() },
       calls: runner.activeCalls,
       hooks: callActions.health(),
+      ...(salesforce ? { salesforce: salesforce.health() } : {}),
     };
-    return { ok: h.ari.ready && h.store.ready && (!ami || h.ami.ready), ...h, warnings: [...h.hooks.warnings] };
+    return { ok: h.ari.ready && h.store.ready && (!ami || h.ami.ready), ...h, warnings: [...h.hooks.warnings, ...(h.salesforce?.warnings ?? [])] };
   };
 
   const http = await startHttpServer({
@@ -92,6 +108,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       // historyFilter throws RangeError on a bad query, which the server answers with 400
       '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams, config.sms.defaultCountry as CountryCode | undefined)) }),
       '/hooks/log': (url) => callActions.logRoute(url),
+      '/salesforce/activities': (url) => salesforce?.activitiesRoute(url) ?? { status: 404, body: { error: 'crm.salesforce is not configured' } },
     },
   });
   const mediaBase = (config.http.publicUrl ?? http.url).replace(/\/+$/, '') + '/media';
@@ -129,6 +146,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
   runner.start();
   outbox.start();
   callActions.start();
+  salesforce?.start();
   ari.start();
   ami?.start();
   log.info({ url: http.url, stages: [...stages.keys()], providers: [...providers.keys()], hooks: config.hooks.length }, 'call-actions started');
@@ -140,10 +158,11 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     ami,
     outbox,
     hooks: callActions,
+    salesforce,
     health,
     async stop() {
       await runner.releaseAll();
-      await Promise.allSettled([ari.stop(), ami?.stop(), outbox.stop({ graceMs: 2000 }), callActions.stop(), http.close()]);
+      await Promise.allSettled([ari.stop(), ami?.stop(), outbox.stop({ graceMs: 2000 }), callActions.stop(), salesforce?.stop(), http.close()]);
       store.close();
       log.info('call-actions stopped');
       log.flush?.();

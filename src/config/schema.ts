@@ -5,6 +5,7 @@ import { smsLimitsSchema } from '../sms/limits.js';
 import { twilioProviderSchema } from '../sms/twilio-provider.js';
 import { stepItem, stepItemForSchema, type StepSpec } from '../steps/index.js';
 import { checkHookSteps, hooksSchema } from '../hooks/config.js';
+import { crmSchema } from '../crm/salesforce/config.js';
 import { fieldsOf } from '../template.js';
 import { countryCode, duration, httpUrl } from './types.js';
 import { fieldPath } from './load.js';
@@ -82,6 +83,7 @@ function configSchema(stepSchema: z.ZodType) {
       sms: sms.default({ providers: {}, templates: {}, concurrency: 4 }),
       stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
       hooks: hooksSchema.default([]).describe('call actions: HTTP requests on call events (docs/hooks.md)'),
+      crm: crmSchema.optional().describe('CRM activity logging: crm.salesforce (docs/salesforce.md)'),
     })
     .strict();
 }

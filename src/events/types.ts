@@ -39,7 +39,7 @@ export const BASE_FIELDS = ['callId', 'caller', 'TEL', 'callerName', 'called', '
  * `key=value` argument of the Stasis() line, which only the dialplan knows.
  */
 export const EVENT_FIELDS: Record<CallEventKind, readonly string[]> = {
-  'call.start': [],
+  'call.start': ['context'],
   'call.answer': ['answeredBy', 'answerSeconds'],
   'call.end': ['duration', 'talkSeconds', 'answered', 'cause', 'causeText'],
   'queue.join': ['queue', 'position'],

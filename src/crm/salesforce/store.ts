@@ -1,0 +1,190 @@
+import type { Migration, SqliteDatabase } from '../../store/sqlite.js';
+
+/**
+ * The Salesforce activity tables. One row of `sf_activities` per call is at once the call id →
+ * Task id map that makes logging idempotent (SF2) and the call's entry in the durable queue:
+ *
+ * - `phase`: what the row's call data describes — `start` (the call is under way) or `end`;
+ * - `synced`: the phase last written to Salesforce; work remains while it differs from `phase`;
+ * - `status`: pending (due at next_at) → sending (claimed, with a lease) → waiting (written at
+ *   the start, the call still going) / done / failed;
+ * - `create_unknown`: a create went out and its answer never came: before creating again, the
+ *   worker asks Salesforce for a Task with this call's CallObject, so a lost answer or a crash
+ *   never makes a second Task;
+ * - `api_calls`: data requests this call cost (SF7).
+ *
+ * `sf_attempts` keeps each attempt with the requests it sent (method, path, status).
+ */
+
+export type ActivityStatus = 'pending' | 'sending' | 'waiting' | 'done' | 'failed';
+export const ACTIVITY_STATUSES: readonly ActivityStatus[] = ['pending', 'sending', 'waiting', 'done', 'failed'];
+
+export const salesforceMigrations: readonly Migration[] = [
+  {
+    id: 'crm/salesforce/001-activities',
+    up: `
+      CREATE TABLE sf_activities (
+        call_id TEXT PRIMARY KEY,
+        phase TEXT NOT NULL CHECK (phase IN ('start', 'end')),
+        call TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'waiting', 'done', 'failed')),
+        synced TEXT CHECK (synced IN ('start', 'end')),
+        task_id TEXT,
+        record_id TEXT,
+        record_type TEXT,
+        match_rule TEXT,
+        create_unknown INTEGER NOT NULL DEFAULT 0,
+        api_calls INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        first_failed_at INTEGER,
+        next_at INTEGER,
+        lease_until INTEGER,
+        claimed_by TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        settled_at INTEGER,
+        reason TEXT
+      );
+      CREATE INDEX sf_activities_due ON sf_activities (status, next_at);
+      CREATE INDEX sf_activities_created ON sf_activities (created_at);
+      CREATE INDEX sf_activities_task ON sf_activities (task_id);
+
+      CREATE TABLE sf_attempts (
+        call_id TEXT NOT NULL REFERENCES sf_activities (call_id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        phase TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        requests TEXT,
+        worker TEXT,
+        PRIMARY KEY (call_id, attempt)
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+export interface ActivityRow {
+  call_id: string;
+  phase: 'start' | 'end';
+  call: string;
+  status: ActivityStatus;
+  synced: 'start' | 'end' | null;
+  task_id: string | null;
+  record_id: string | null;
+  record_type: string | null;
+  match_rule: string | null;
+  create_unknown: number;
+  api_calls: number;
+  attempts: number;
+  failures: number;
+  interrupted: number;
+  first_failed_at: number | null;
+}
+
+const COLUMNS = `call_id, phase, call, status, synced, task_id, record_id, record_type, match_rule, create_unknown, api_calls,
+  attempts, failures, interrupted, first_failed_at`;
+
+/** Guards every write of an attempt: the row is still ours, in this attempt. */
+const MINE = `call_id = @id AND status = 'sending' AND claimed_by = @worker AND attempts = @attempt`;
+
+export function prepareStatements(db: SqliteDatabase) {
+  return {
+    insertStart: db.prepare<[Record<string, string | number>]>(
+      `INSERT INTO sf_activities (call_id, phase, call, status, next_at, created_at, updated_at)
+       VALUES (@id, 'start', @call, 'pending', @nextAt, @now, @now)
+       ON CONFLICT (call_id) DO NOTHING`,
+    ),
+    // The call ended: a waiting (or failed) row has work again; a pending one is due now.
+    upsertEnd: db.prepare<[Record<string, string | number>]>(
+      `INSERT INTO sf_activities (call_id, phase, call, status, next_at, created_at, updated_at)
+       VALUES (@id, 'end', @call, 'pending', @now, @now, @now)
+       ON CONFLICT (call_id) DO UPDATE SET
+         phase = 'end', call = excluded.call, updated_at = excluded.updated_at,
+         next_at = CASE status WHEN 'sending' THEN next_at ELSE excluded.next_at END,
+         failures = CASE status WHEN 'failed' THEN 0 ELSE failures END,
+         first_failed_at = CASE status WHEN 'failed' THEN NULL ELSE first_failed_at END,
+         settled_at = NULL,
+         status = CASE status WHEN 'sending' THEN 'sending' ELSE 'pending' END
+       WHERE sf_activities.phase = 'start'`,
+    ),
+    // A click-to-call variable seen after the start was queued, before its record was looked up.
+    refreshCall: db.prepare<[string, number, string]>(
+      `UPDATE sf_activities SET call = ?, updated_at = ? WHERE call_id = ? AND match_rule IS NULL AND status = 'pending'`,
+    ),
+    due: db.prepare<[number, number, string], ActivityRow>(
+      `SELECT ${COLUMNS} FROM sf_activities
+        WHERE ((status = 'pending' AND next_at <= ?) OR (status = 'sending' AND lease_until <= ?))
+          AND call_id NOT IN (SELECT value FROM json_each(?))
+        ORDER BY next_at, created_at LIMIT 1`,
+    ),
+    nextWake: db.prepare<[string], { at: number | null }>(
+      `SELECT MIN(at) AS at FROM (
+         SELECT MIN(next_at) AS at FROM sf_activities WHERE status = 'pending'
+         UNION ALL
+         SELECT MIN(lease_until) FROM sf_activities WHERE status = 'sending' AND call_id NOT IN (SELECT value FROM json_each(?)))`,
+    ),
+    markLost: db.prepare<[number, string, number]>(
+      `UPDATE sf_attempts SET outcome = 'interrupted', reason = 'lease expired', finished_at = ?
+        WHERE call_id = ? AND attempt = ? AND outcome = 'sending'`,
+    ),
+    claim: db.prepare<[Record<string, string | number>]>(
+      `UPDATE sf_activities SET status = 'sending', interrupted = @interrupted, attempts = attempts + 1, lease_until = @leaseUntil,
+         claimed_by = @worker, updated_at = @now
+        WHERE call_id = @id AND status = @status AND attempts = @attempts`,
+    ),
+    startAttempt: db.prepare<[string, number, string, number, string]>(
+      `INSERT INTO sf_attempts (call_id, attempt, phase, started_at, outcome, worker) VALUES (?, ?, ?, ?, 'sending', ?)`,
+    ),
+    finishAttempt: db.prepare<[Record<string, string | number | null>]>(
+      `UPDATE sf_attempts SET finished_at = @now, outcome = @outcome, reason = @reason, requests = @requests
+        WHERE call_id = @id AND attempt = @attempt`,
+    ),
+    saveMatch: db.prepare<[Record<string, string | number | null>]>(
+      `UPDATE sf_activities SET record_id = @recordId, record_type = @recordType, match_rule = @rule,
+         api_calls = api_calls + @calls, updated_at = @now WHERE ${MINE}`,
+    ),
+    markCreating: db.prepare<[Record<string, string | number>]>(
+      `UPDATE sf_activities SET create_unknown = 1, api_calls = api_calls + @calls, updated_at = @now WHERE ${MINE}`,
+    ),
+    saveTask: db.prepare<[Record<string, string | number>]>(
+      `UPDATE sf_activities SET task_id = @taskId, create_unknown = 0, api_calls = api_calls + @calls, updated_at = @now WHERE ${MINE}`,
+    ),
+    // The attempt wrote `synced`: done when that is the call's current phase, waiting for the
+    // call's end when it was the start, due again at once when the call ended meanwhile.
+    settleOk: db.prepare<[Record<string, string | number | null>]>(
+      `UPDATE sf_activities SET
+         synced = @synced, api_calls = api_calls + @calls, failures = 0, first_failed_at = NULL,
+         status = CASE WHEN phase = @synced THEN (CASE phase WHEN 'end' THEN 'done' ELSE 'waiting' END) ELSE 'pending' END,
+         next_at = CASE WHEN phase = @synced THEN NULL ELSE @now END,
+         settled_at = CASE WHEN phase = @synced AND phase = 'end' THEN @now ELSE NULL END,
+         lease_until = NULL, reason = @reason, updated_at = @now
+        WHERE ${MINE}`,
+    ),
+    settleRetry: db.prepare<[Record<string, string | number | null>]>(
+      `UPDATE sf_activities SET status = 'pending', next_at = @nextAt, api_calls = api_calls + @calls,
+         failures = failures + @failed, first_failed_at = CASE WHEN @failed = 1 THEN COALESCE(first_failed_at, @now) ELSE first_failed_at END,
+         create_unknown = CASE WHEN @unknown = 1 THEN 1 ELSE create_unknown END,
+         lease_until = NULL, reason = @reason, updated_at = @now
+        WHERE ${MINE}`,
+    ),
+    settleFailed: db.prepare<[Record<string, string | number | null>]>(
+      `UPDATE sf_activities SET status = 'failed', next_at = NULL, api_calls = api_calls + @calls,
+         create_unknown = CASE WHEN @unknown = 1 THEN 1 ELSE create_unknown END,
+         lease_until = NULL, reason = @reason, updated_at = @now, settled_at = @now
+        WHERE ${MINE}`,
+    ),
+    giveUpLost: db.prepare<[number, string, number, number, string]>(
+      `UPDATE sf_activities SET status = 'failed', interrupted = ?, reason = ?, lease_until = NULL, next_at = NULL,
+         updated_at = ?, settled_at = ? WHERE call_id = ?`,
+    ),
+    get: db.prepare<[string], ActivityRow & { status: ActivityStatus; reason: string | null; created_at: number; settled_at: number | null }>(
+      `SELECT ${COLUMNS}, reason, created_at, settled_at FROM sf_activities WHERE call_id = ?`,
+    ),
+  };
+}
+
+export type Statements = ReturnType<typeof prepareStatements>;

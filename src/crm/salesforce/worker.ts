@@ -1,0 +1,376 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { CountryCode } from 'libphonenumber-js';
+import type { Logger } from '../../log.js';
+import { maskNumber } from '../../log.js';
+import { normaliseNumber } from '../../phone.js';
+import type { Store } from '../../store/sqlite.js';
+import { CallMeter, type SalesforceClient } from './client.js';
+import type { SalesforceConfig } from './config.js';
+import { SalesforceError } from './errors.js';
+import { clickToCall, MatchCache, phoneVariants, pick, soslFor, type Match, type MatchRule } from './match.js';
+import { prepareStatements, salesforceMigrations, type ActivityRow, type Statements } from './store.js';
+import { taskFields, type CallSnapshot, type Phase } from './task.js';
+
+/**
+ * Writes each call's Task to Salesforce through a durable queue (the `sf_activities` table).
+ *
+ * Built like the SMS outbox and the hook runs (src/sms/outbox.ts, src/hooks/worker.ts): the
+ * call's data is committed before anything is sent; a claimed row holds a lease and its attempt is
+ * recorded before the first request; a worker that dies leaves the lease to run out and whoever
+ * takes the row back writes the lost attempt off as interrupted; a retry wait is `next_at` in the
+ * row, so a restart resumes it. It is a sibling rather than a reuse of either queue because one
+ * call is several dependent requests whose results must survive between them: the record match
+ * (so a retry does not search again), the Task id (so the end of the call updates the Task made
+ * at its start, and a retry never creates a second one), and the count of API calls spent.
+ *
+ * Failures: expired sessions are renewed inside the attempt; REQUEST_LIMIT_EXCEEDED, 5xx,
+ * timeouts and refused credentials are retried with a capping backoff for `retry.for` (24 h by
+ * default, the span of Salesforce's rolling allowance); a refusal of the Task itself (an unknown
+ * field, a value too long) fails the row, which /health reports.
+ */
+
+export interface WorkerOptions {
+  store: Store;
+  client: SalesforceClient;
+  config: SalesforceConfig;
+  defaultCountry?: CountryCode;
+  logger?: Logger;
+  logLevel?: string;
+  workerId?: string;
+  /** Added to the attempt's deadline to form the lease. Default 2 s. */
+  leaseMarginMs?: number;
+  /** A row cut off this many times fails instead of looping. Default 5. */
+  maxInterruptions?: number;
+  now?: () => number;
+}
+
+export interface LoggedActivity {
+  callId: string;
+  taskId: string;
+  phase: Phase;
+  /** The call's data requests so far, all attempts included. */
+  apiCalls: number;
+  rule: string;
+}
+
+type Outcome = { kind: 'ok'; synced: Phase; reason: string } | { kind: 'error'; error: SalesforceError } | { kind: 'lost' };
+
+/** Requests one attempt can send: token renewal aside, at most a search, a lookup and a write. */
+const REQUESTS_PER_ATTEMPT = 4;
+
+export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; failed: [{ callId: string; reason: string }] }> {
+  readonly workerId: string;
+  private readonly sql: Statements;
+  private readonly cache: MatchCache;
+  private readonly log?: Logger;
+  private readonly now: () => number;
+  private readonly leaseMarginMs: number;
+  private readonly maxInterruptions: number;
+  private running = false;
+  private pumpQueued = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopSignal = new AbortController();
+  private readonly inFlight = new Map<string, Promise<void>>();
+
+  constructor(private readonly opts: WorkerOptions) {
+    super();
+    this.workerId = opts.workerId ?? `salesforce-${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.log = opts.logger;
+    this.now = opts.now ?? Date.now;
+    this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
+    this.maxInterruptions = opts.maxInterruptions ?? 5;
+    this.cache = new MatchCache(opts.config.lookupCache);
+    opts.store.migrate(salesforceMigrations);
+    this.sql = prepareStatements(opts.store.db);
+  }
+
+  private get db() {
+    return this.opts.store.db;
+  }
+
+  private get cfg(): SalesforceConfig {
+    return this.opts.config;
+  }
+
+  /** The call started (or was answered): its Task is created after `delayMs`. No-op if queued before. */
+  enqueueStart(call: CallSnapshot, delayMs = 0): void {
+    const now = this.now();
+    if (this.sql.insertStart.run({ id: call.callId, call: JSON.stringify(call), nextAt: now + delayMs, now }).changes) this.kick();
+  }
+
+  /** The call ended: create its Task, or update the one created at the start. */
+  enqueueEnd(call: CallSnapshot): void {
+    const now = this.now();
+    if (this.sql.upsertEnd.run({ id: call.callId, call: JSON.stringify(call), now }).changes) this.kick();
+  }
+
+  /** Newer call data (a click-to-call id) for a start not yet looked up. */
+  refresh(call: CallSnapshot): void {
+    this.sql.refreshCall.run(JSON.stringify(call), this.now(), call.callId);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.stopSignal = new AbortController();
+    this.kick();
+  }
+
+  /** Stops claiming; attempts in flight get `graceMs`, then are cancelled and go back to pending. */
+  async stop(opts: { graceMs?: number } = {}): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.inFlight.size) return;
+    const all = () => Promise.all([...this.inFlight.values()]).then(() => undefined);
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([all(), new Promise<void>((r) => (grace = setTimeout(r, opts.graceMs ?? 5_000)))]);
+    clearTimeout(grace);
+    this.stopSignal.abort();
+    await all();
+  }
+
+  get busy(): number {
+    return this.inFlight.size;
+  }
+
+  private kick(): void {
+    if (!this.running || this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (!this.running || !this.opts.store.ready()) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    try {
+      while (this.inFlight.size < this.cfg.concurrency) {
+        const row = this.claim(this.now());
+        if (row === 'none') break;
+        if (row === 'gave-up') continue;
+        const p = this.run(row)
+          .catch((e: unknown) => this.log?.error({ err: e, callId: row.call_id }, 'salesforce worker could not record an attempt'))
+          .finally(() => {
+            this.inFlight.delete(row.call_id);
+            this.kick();
+          });
+        this.inFlight.set(row.call_id, p);
+      }
+      if (this.inFlight.size < this.cfg.concurrency) this.arm();
+    } catch (e) {
+      this.log?.error({ err: e }, 'salesforce worker could not claim work');
+      this.arm(1_000);
+    }
+  }
+
+  private arm(fixedMs?: number): void {
+    let delay = fixedMs;
+    if (delay === undefined) {
+      const at = this.sql.nextWake.get(JSON.stringify([...this.inFlight.keys()]))?.at;
+      if (at == null) return;
+      delay = Math.max(10, at - this.now());
+    }
+    this.timer = setTimeout(() => this.pump(), Math.min(delay, 2 ** 31 - 1));
+    this.timer.unref();
+  }
+
+  private get attemptMs(): number {
+    return this.cfg.timeout * REQUESTS_PER_ATTEMPT;
+  }
+
+  private claim(now: number): ActivityRow | 'none' | 'gave-up' {
+    let failed: { callId: string; reason: string } | undefined;
+    const out = this.db
+      .transaction((): ActivityRow | 'none' | 'gave-up' => {
+        const row = this.sql.due.get(now, now, JSON.stringify([...this.inFlight.keys()]));
+        if (!row) return 'none';
+        let interrupted = row.interrupted;
+        if (row.status === 'sending') {
+          // Its worker died (or hung) mid-attempt: whatever it sent, the row's flags still say what is known.
+          if (this.sql.markLost.run(now, row.call_id, row.attempts).changes) interrupted += 1;
+          if (interrupted >= this.maxInterruptions) {
+            const reason = `interrupted ${interrupted} times`;
+            this.sql.giveUpLost.run(interrupted, reason, now, now, row.call_id);
+            failed = { callId: row.call_id, reason };
+            return 'gave-up';
+          }
+        }
+        const changed = this.sql.claim.run({ interrupted, leaseUntil: now + this.attemptMs + this.leaseMarginMs, worker: this.workerId, now, id: row.call_id, status: row.status, attempts: row.attempts }).changes;
+        if (changed !== 1) return 'none';
+        const claimed = { ...row, interrupted, attempts: row.attempts + 1, status: 'sending' as const };
+        this.sql.startAttempt.run(row.call_id, claimed.attempts, row.phase, now, this.workerId);
+        return claimed;
+      })
+      .immediate();
+    if (failed) {
+      this.log?.error(failed, 'salesforce activity failed');
+      this.emit('failed', failed);
+    }
+    return out;
+  }
+
+  /** One attempt: look the record up if not yet done, then create or update the Task. */
+  private async run(row: ActivityRow): Promise<void> {
+    const meter = new CallMeter();
+    const deadline = AbortSignal.timeout(this.attemptMs);
+    const stopping = this.stopSignal.signal;
+    const signal = AbortSignal.any([deadline, stopping]);
+    const key = { id: row.call_id, worker: this.workerId, attempt: row.attempts };
+    const call = JSON.parse(row.call) as CallSnapshot;
+    let taskId = row.task_id ?? undefined;
+    let createUnknown = row.create_unknown === 1;
+    let outcome: Outcome;
+    try {
+      let match: Match | undefined = row.match_rule ? { rule: row.match_rule as MatchRule, ...(row.record_id ? { recordId: row.record_id } : {}), ...(row.record_type ? { recordType: row.record_type } : {}) } : undefined;
+      if (!match) {
+        match = await this.resolve(call, meter, signal);
+        if (!this.write(() => this.sql.saveMatch.run({ ...key, recordId: match!.recordId ?? null, recordType: match!.recordType ?? null, rule: match!.rule, calls: meter.take(), now: this.now() }))) {
+          outcome = { kind: 'lost' };
+          return;
+        }
+      }
+      if (!taskId && createUnknown) {
+        // The last create's answer was lost: it may have gone through.
+        taskId = await this.opts.client.findTask(call.callId, meter, signal);
+        if (taskId) {
+          this.log?.info({ callId: call.callId, taskId }, 'salesforce: the Task of a create whose answer was lost exists; updating it');
+          if (!this.write(() => this.sql.saveTask.run({ ...key, taskId: taskId!, calls: meter.take(), now: this.now() }))) {
+            outcome = { kind: 'lost' };
+            return;
+          }
+          // What it holds is unknown: write the current phase over it.
+          row = { ...row, synced: null };
+        }
+        createUnknown = false;
+      }
+      if (!taskId) {
+        if (!this.write(() => this.sql.markCreating.run({ ...key, calls: meter.take(), now: this.now() }))) {
+          outcome = { kind: 'lost' };
+          return;
+        }
+        createUnknown = true;
+        taskId = await this.opts.client.createTask(taskFields('create', row.phase, call, match, this.cfg), meter, signal);
+        createUnknown = false;
+        if (!this.write(() => this.sql.saveTask.run({ ...key, taskId: taskId!, calls: meter.take(), now: this.now() }))) {
+          outcome = { kind: 'lost' };
+          return;
+        }
+        this.log?.info({ callId: call.callId, taskId, phase: row.phase, rule: match.rule }, 'salesforce Task created');
+      } else if (row.synced !== row.phase) {
+        await this.opts.client.updateTask(taskId, taskFields('update', row.phase, call, match, this.cfg), meter, signal);
+        this.log?.info({ callId: call.callId, taskId, phase: row.phase }, 'salesforce Task updated');
+      }
+      outcome = { kind: 'ok', synced: row.phase, reason: `${row.phase === 'end' ? 'logged' : 'created at the start'}: ${taskId}` };
+    } catch (e) {
+      if (!(e instanceof SalesforceError)) {
+        outcome = { kind: 'error', error: new SalesforceError('unexpected', `unexpected: ${(e as Error).message}`, { mayHaveApplied: createUnknown }) };
+        this.log?.error({ err: e, callId: row.call_id }, 'salesforce attempt threw');
+      } else {
+        outcome = { kind: 'error', error: e };
+        // A create that was refused outright did not happen; anything else may have.
+        if (createUnknown && !e.detail.mayHaveApplied) createUnknown = false;
+      }
+    }
+    this.settle(row, call, key, outcome, meter, taskId, createUnknown, stopping.aborted && !deadline.aborted);
+  }
+
+  private async resolve(call: CallSnapshot, meter: CallMeter, signal: AbortSignal): Promise<Match> {
+    const given = clickToCall(call.vars[this.cfg.recordIdVariable]);
+    const level = this.opts.logLevel ?? 'info';
+    const report = (m: Match, extra: Record<string, unknown> = {}) => {
+      this.log?.info({ callId: call.callId, rule: m.rule, recordType: m.recordType, recordId: m.recordId, number: maskNumber(call.number, level), cached: m.cached ?? false, ...extra }, 'salesforce record matched');
+      return m;
+    };
+    if (given) return report(given, { variable: this.cfg.recordIdVariable });
+    const variants = phoneVariants(call.number, this.opts.defaultCountry);
+    if (!variants.length) return report({ rule: 'no-number' });
+    const key = normaliseNumber(call.number, this.opts.defaultCountry);
+    const hit = this.cache.get(key, this.now());
+    if (hit) return report(hit);
+    const found = pick(await this.opts.client.search(soslFor(variants), meter, signal));
+    this.cache.set(key, found, this.now());
+    return report(found, { variants: variants.length });
+  }
+
+  /** Runs a guarded write; false when the row is no longer this attempt's (its lease ran out). */
+  private write(fn: () => { changes: number }): boolean {
+    if (fn().changes === 1) return true;
+    this.log?.warn({ worker: this.workerId }, 'salesforce lease ran out during an attempt; another worker owns the row now');
+    return false;
+  }
+
+  private settle(
+    row: ActivityRow,
+    call: CallSnapshot,
+    key: { id: string; worker: string; attempt: number },
+    outcome: Outcome | undefined,
+    meter: CallMeter,
+    taskId: string | undefined,
+    createUnknown: boolean,
+    cancelled: boolean,
+  ): void {
+    if (!outcome || outcome.kind === 'lost') return;
+    const now = this.now();
+    const requests = JSON.stringify(meter.requests);
+    const calls = meter.take();
+    let attemptOutcome: string;
+    let reason: string;
+    let changed: number;
+    let logged: LoggedActivity | undefined;
+    let failed: string | undefined;
+    this.db
+      .transaction(() => {
+        if (outcome.kind === 'ok') {
+          attemptOutcome = 'ok';
+          reason = outcome.reason;
+          changed = this.sql.settleOk.run({ ...key, synced: outcome.synced, calls, reason, now }).changes;
+          const after = this.sql.get.get(row.call_id);
+          if (changed && after && taskId) logged = { callId: row.call_id, taskId, phase: outcome.synced, apiCalls: after.api_calls, rule: after.match_rule ?? '' };
+        } else {
+          const e = outcome.error;
+          reason = e.reason;
+          if (cancelled) {
+            attemptOutcome = 'interrupted';
+            reason = 'interrupted by shutdown';
+            changed = this.sql.settleRetry.run({ ...key, nextAt: now, calls, failed: 0, unknown: createUnknown ? 1 : 0, reason, now }).changes;
+          } else if (e.outcome === 'retry') {
+            const firstFailed = row.first_failed_at ?? now;
+            if (now - firstFailed >= this.cfg.retry.for) {
+              attemptOutcome = 'retry';
+              failed = `${e.reason} (retried for ${Math.round((now - firstFailed) / 60_000)} min; giving up)`;
+              changed = this.sql.settleFailed.run({ ...key, calls, unknown: createUnknown ? 1 : 0, reason: failed, now }).changes;
+            } else {
+              attemptOutcome = 'retry';
+              const backoff = Math.min(this.cfg.retry.maxInterval, this.cfg.retry.interval * 2 ** Math.min(20, row.failures));
+              const wait = Math.max(backoff, Math.min(e.detail.retryAfterMs ?? 0, this.cfg.retry.maxInterval));
+              changed = this.sql.settleRetry.run({ ...key, nextAt: now + wait, calls, failed: 1, unknown: createUnknown ? 1 : 0, reason, now }).changes;
+              this.log?.warn({ callId: row.call_id, attempt: key.attempt, reason, retryInMs: wait, mayHaveCreated: createUnknown }, 'salesforce attempt failed, will retry');
+            }
+          } else {
+            attemptOutcome = e.outcome;
+            failed = e.reason;
+            changed = this.sql.settleFailed.run({ ...key, calls, unknown: createUnknown ? 1 : 0, reason, now }).changes;
+          }
+        }
+        this.sql.finishAttempt.run({ id: row.call_id, attempt: key.attempt, now, outcome: attemptOutcome, reason, requests });
+      })
+      .immediate();
+    if (!changed!) {
+      this.log?.warn({ callId: row.call_id, attempt: key.attempt }, 'salesforce lease ran out before the attempt finished; another worker owns the row now');
+      return;
+    }
+    if (failed) {
+      this.log?.error({ callId: row.call_id, attempt: key.attempt, reason: failed, number: maskNumber(call.number, this.opts.logLevel ?? 'info') }, 'salesforce activity failed');
+      this.emit('failed', { callId: row.call_id, reason: failed });
+    }
+    if (logged) {
+      if (logged.phase === 'end') this.log?.info({ ...logged }, 'salesforce activity logged');
+      this.emit('logged', logged);
+    }
+  }
+}
