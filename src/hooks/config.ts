@@ -13,7 +13,8 @@ import {
   type RequestConfig,
 } from '../http/request.js';
 import { fieldsOf } from '../template.js';
-import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import type { CountryCode } from 'libphonenumber-js';
+import { normaliseNumber } from '../phone.js';
 import { parseExtractor, type Extractor } from './extract.js';
 
 /**
@@ -201,14 +202,8 @@ export function knownFields(on: HookTrigger, extracted: ReadonlySet<string> = ne
 export function targetsNumber(hook: Hook, did: string | undefined, defaultCountry?: CountryCode): boolean {
   if (!hook.numbers) return true;
   if (!did) return false;
-  const want = e164(did, defaultCountry);
-  return hook.numbers.some((n) => n === did || (want !== undefined && e164(n, defaultCountry) === want));
-}
-
-function e164(raw: string, defaultCountry?: CountryCode): string | undefined {
-  const v = raw.trim();
-  const parsed = parsePhoneNumberFromString(v.startsWith('00') ? `+${v.slice(2)}` : v, defaultCountry ? { defaultCountry } : undefined);
-  return parsed?.isValid() ? parsed.number : undefined;
+  const want = normaliseNumber(did, defaultCountry);
+  return hook.numbers.some((n) => n === did || normaliseNumber(n, defaultCountry) === want);
 }
 
 /** Hooks for one event, in the order they run: `order`, then file order. */
