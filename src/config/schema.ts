@@ -44,11 +44,7 @@ const listen = z
 
 const tts = z
   .object({
-    engine: z.enum(['espeak-ng', 'open-jtalk']).default('espeak-ng'),
-    engines: z
-      .record(z.string().regex(/^[a-z]{2,3}$/, 'a language code such as ja'), z.enum(['espeak-ng', 'open-jtalk']))
-      .default({ ja: 'open-jtalk' })
-      .describe('engine per language, over `engine` (espeak-ng speaks Japanese only in kana)'),
+    engine: z.enum(['espeak-ng']).default('espeak-ng'),
     language: z.string().min(2).default('en'),
     voice: z.string().optional(),
     cacheDir: z.string().min(1).default('./data/tts'),
@@ -83,7 +79,7 @@ function configSchema(stepSchema: z.ZodType) {
         .default('sqlite:./data/call-actions.db'),
       http: listen.default({ host: '127.0.0.1', port: 8090 }),
       log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
-      tts: tts.default({ engine: 'espeak-ng', engines: { ja: 'open-jtalk' }, language: 'en', cacheDir: './data/tts', maxChars: 1000, timeout: 5000 }),
+      tts: tts.default({ engine: 'espeak-ng', language: 'en', cacheDir: './data/tts', maxChars: 1000, timeout: 5000 }),
       sms: sms.default({ providers: {}, templates: {}, concurrency: 4 }),
       stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
       hooks: hooksSchema.default([]).describe('call actions: HTTP requests on call events (docs/hooks.md)'),

@@ -92,6 +92,8 @@ export interface SippOptions {
   from: string;
   /** From display name, which becomes CALLERID(name). */
   fromName: string;
+  /** Further scenario variables (-set NAME VALUE), e.g. a header's value. */
+  vars?: Readonly<Record<string, string>>;
   /** Local SIP port; give each concurrent caller its own. Its RTP uses localPort + 10930 (16000 for 5070). */
   localPort?: number;
   /** Asterisk's SIP address; defaults to the one in asterisk.env, else 127.0.0.1:5060. */
@@ -134,6 +136,7 @@ export function runSipp(opts: SippOptions): Promise<SippResult> {
     '-s', opts.service,
     '-set', 'from', opts.from,
     '-set', 'name', opts.fromName,
+    ...Object.entries(opts.vars ?? {}).flatMap(([k, v]) => ['-set', k, v]),
     '-i', '127.0.0.1', '-p', String(localPort),
     '-mi', '127.0.0.1', '-mp', String(mediaPort),
     '-m', '1', '-l', '1',

@@ -98,6 +98,11 @@ ${defaults.map((l) => `    ${l}\n`).join('')}${opts.yaml ?? ''}`,
   return { sf, store, logging, lines, ami, config };
 }
 
+/** A VarSet as asterisk-manager delivers it: it turns the `Variable:` line into `{ NAME: '' }`. */
+function varSet(name: string, value: string, callId: string): AmiMessage {
+  return { event: 'VarSet', variable: { [name]: '' } as unknown as string, value, linkedid: callId, uniqueid: callId };
+}
+
 let seq = 0;
 interface CallSpec {
   caller: string;
@@ -230,7 +235,7 @@ describe('which record (SF6)', () => {
     const target = byName(h.sf, 'Only Lead');
     const { callId, events } = callEvents({ caller: 'PJSIP/staff', did: '+18005551212', context: 'from-internal', answered: true });
     h.logging.onEvent(events[0]!);
-    h.ami.emit({ event: 'VarSet', variable: 'SF_RECORD_ID', value: target.Id, linkedid: callId, uniqueid: callId });
+    h.ami.emit(varSet('SF_RECORD_ID', target.Id, callId));
     events.slice(1).forEach(h.logging.onEvent);
     const r = await logged(h, callId);
     // +18005551212 is on a Contact, but the agent called from the Lead's page
@@ -294,7 +299,7 @@ describe('what the Task says (SF3–SF5)', () => {
     const h = await harness({ yaml: CUSTOM });
     const { callId, events } = callEvents({ caller: '+18005551212', answered: true, queue: 'support', talkSeconds: 42 });
     h.logging.onEvent(events[0]!);
-    h.ami.emit({ event: 'VarSet', variable: '__CALL_MEMO', value: 'Quote;Follow-up', linkedid: callId });
+    h.ami.emit(varSet('__CALL_MEMO', 'Quote;Follow-up', callId));
     events.slice(1).forEach(h.logging.onEvent);
     await logged(h, callId);
     const [task] = taskOf(h, callId);
@@ -348,7 +353,7 @@ describe('what the Task says (SF3–SF5)', () => {
     const h = await harness({ yaml: CUSTOM });
     const { callId, events } = callEvents({ caller: '+18005551212', answered: true });
     h.logging.onEvent(events[0]!);
-    h.ami.emit({ event: 'VarSet', variable: 'CALL_MEMO', value: long, linkedid: callId });
+    h.ami.emit(varSet('CALL_MEMO', long, callId));
     events.slice(1).forEach(h.logging.onEvent);
     await logged(h, callId);
     const d = String(taskOf(h, callId)[0]!.fields.Description);

@@ -137,13 +137,17 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
   };
 
   const onVarSet = (ev: AmiMessage): void => {
-    const name = (ev.variable ?? '').replace(/^_{1,2}/, '');
-    const callId = ev.linkedid || ev.uniqueid;
-    if (!watched.has(name) || !callId || !ev.value) return;
-    const c = callFor(callId, Date.now());
-    c.variables[name] = ev.value;
-    log.debug({ callId, variable: name }, 'salesforce: channel variable seen');
-    if (c.startQueued) worker.refresh(snapshot(c));
+    try {
+      const name = variableName(ev.variable);
+      const callId = ev.linkedid || ev.uniqueid;
+      if (!name || !watched.has(name) || !callId || typeof ev.value !== 'string' || !ev.value) return;
+      const c = callFor(callId, Date.now());
+      c.variables[name] = ev.value;
+      log.debug({ callId, variable: name }, 'salesforce: channel variable seen');
+      if (c.startQueued) worker.refresh(snapshot(c));
+    } catch (e) {
+      log.error({ err: e }, 'salesforce: a channel variable could not be read');
+    }
   };
 
   const db = opts.store.db;
@@ -202,6 +206,16 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       }
     },
   };
+}
+
+/**
+ * VarSet's variable name. asterisk-manager turns every `Variable:` line into an object keyed by
+ * what precedes "=" (meant for ChanVariable lists), so `Variable: SF_RECORD_ID` arrives as
+ * `{ SF_RECORD_ID: '' }`. Inherited variables (`__NAME`) count as NAME.
+ */
+export function variableName(raw: unknown): string | undefined {
+  const name = typeof raw === 'string' ? raw : raw && typeof raw === 'object' ? Object.keys(raw)[0] : undefined;
+  return name?.replace(/^_{1,2}/, '');
 }
 
 const PARAMS = new Set(['callId', 'status', 'limit']);
