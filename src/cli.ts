@@ -4,6 +4,7 @@ import { ConfigError, loadConfigFile } from './config/load.js';
 import { jsonSchema, rootSchema, type Config } from './config/schema.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { HOOKS_USAGE, hooksCommand } from './hooks/cli.js';
+import { ROUTES_USAGE, routesCommand } from './routing/cli.js';
 import { historyFilter, startService } from './service.js';
 import { querySmsHistory, type HistoryFilter } from './sms/history.js';
 import { smsMigrations } from './sms/outbox.js';
@@ -20,7 +21,7 @@ usage:
   call-actions sms history [--config FILE] [--call-id ID] [--description TEXT] [--number PHONE]
                            [--status STATUS]... [--since ISO] [--until ISO] [--limit N] [--offset N] [--json]
                             STATUS: pending, sending, sent, failed, skipped, blocked
-${HOOKS_USAGE}`;
+${HOOKS_USAGE}${ROUTES_USAGE}`;
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (nothing was started). */
 async function main(argv: string[]): Promise<number> {
@@ -43,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       break;
     case 'hooks':
       return hooksCommand(rest, { load, configPath, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+    case 'routes':
+      return routesCommand(rest, { load, configPath, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
     case undefined:
     case 'help':
     case '--help':

@@ -19,6 +19,7 @@ import type { Step } from './steps/step.js';
 import { openStore } from './store/sqlite.js';
 import { createTtsCache } from './tts/cache.js';
 import { createEspeakEngine } from './tts/espeak.js';
+import { createOpenJtalkEngine } from './tts/openjtalk.js';
 import { createMediaHandler, mediaUri } from './tts/media.js';
 
 export interface Service {
@@ -55,7 +56,10 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
   );
   const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
 
-  const engines = { 'espeak-ng': createEspeakEngine({ timeoutMs: config.tts.timeout, maxChars: config.tts.maxChars }) };
+  const engines = {
+    'espeak-ng': createEspeakEngine({ timeoutMs: config.tts.timeout, maxChars: config.tts.maxChars }),
+    'open-jtalk': createOpenJtalkEngine({ timeoutMs: config.tts.timeout, maxChars: config.tts.maxChars }),
+  };
   const tts = createTtsCache({ dir: config.tts.cacheDir, engines, log });
 
   const ari = new AriPort({ ...config.asterisk.ari, timeoutMs: config.asterisk.ari.timeout, log: log.child({ component: 'ari' }) });
@@ -117,7 +121,10 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     tts: {
       async speak(text, o) {
         const language = o.language ?? config.tts.language;
-        const audio = await tts.get({ engine: config.tts.engine, language, voice: o.voice ?? config.tts.voice, text });
+        const engine = config.tts.engines[language.toLowerCase().split(/[-_]/)[0] ?? ''] ?? config.tts.engine;
+        // tts.voice names a voice of tts.engine; another engine picks its own default
+        const voice = o.voice ?? (engine === config.tts.engine ? config.tts.voice : undefined);
+        const audio = await tts.get({ engine, language, voice, text });
         return mediaUri(mediaBase, audio.id);
       },
     },

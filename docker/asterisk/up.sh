@@ -74,6 +74,50 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "host tools installed at $(elapsed) s"
 fi
 
+# Japanese TTS runs on the host, where the service runs: Open JTalk and its dictionary are in
+# Debian's main component, its voice only in contrib, which a stock Debian 12 lists do not enable
+JTALK_VOICE_DIR=/usr/share/hts-voice/nitech-jp-atr503-m001
+jtalk=()
+command -v open_jtalk >/dev/null 2>&1 || jtalk+=(open-jtalk)
+[ -d /var/lib/mecab/dic/open-jtalk/naist-jdic ] || jtalk+=(open-jtalk-mecab-naist-jdic)
+[ -d "$JTALK_VOICE_DIR" ] || jtalk+=(hts-voice-nitech-jp-atr503-m001)
+if [ ${#jtalk[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -d "$JTALK_VOICE_DIR" ] || [ -n "$(apt-cache policy hts-voice-nitech-jp-atr503-m001 2>/dev/null | awk '/Candidate:/ && $2 != "(none)"')" ]; then
+    :
+  else
+    # deb822 (Debian 12's /etc/apt/sources.list.d/debian.sources) or one-line sources.list: add
+    # contrib next to main on the Debian archive entries only; a second run finds it there
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [ -f "$f" ] || continue
+      awk '
+        /^[[:space:]]*$/ { deb = 0 }
+        /^URIs:.*debian/ { deb = 1 }
+        { lines[NR] = $0; isdeb[NR] = deb }
+        END {
+          # a stanza is Debian only once its URIs line is seen; mark the whole stanza
+          for (i = NR; i >= 1; i--) { if (lines[i] ~ /^[[:space:]]*$/) d = 0; else if (isdeb[i]) d = 1; mark[i] = d }
+          for (i = 1; i <= NR; i++) {
+            l = lines[i]
+            if (mark[i] && l ~ /^Components:/ && l ~ /[[:space:]]main([[:space:]]|$)/ && l !~ /[[:space:]]contrib([[:space:]]|$)/) l = l " contrib"
+            print l
+          }
+        }' "$f" > "$f.astx" && { cmp -s "$f" "$f.astx" && rm -f "$f.astx" || mv "$f.astx" "$f"; }
+    done
+    if [ -f /etc/apt/sources.list ]; then
+      sed -E -i.astx-bak '/^[[:space:]]*deb(-src)?[[:space:]].*debian.*[[:space:]]main([[:space:]]|$)/{/[[:space:]]contrib([[:space:]]|$)/!s/[[:space:]]main([[:space:]]|$)/ main contrib\1/}' /etc/apt/sources.list
+      rm -f /etc/apt/sources.list.astx-bak
+    fi
+    say "enabled Debian's contrib component for the Japanese voice"
+    apt-get update -q >> "$ASTX_DIR/apt-host.log" 2>&1 || true
+  fi
+  say "installing on the host (Japanese TTS): ${jtalk[*]}"
+  if ! apt-get install -y -q --no-install-recommends "${jtalk[@]}" >> "$ASTX_DIR/apt-host.log" 2>&1; then
+    { apt-get update -q && apt-get install -y -q --no-install-recommends "${jtalk[@]}"; } >> "$ASTX_DIR/apt-host.log" 2>&1 \
+      || { tail -20 "$ASTX_DIR/apt-host.log" >&2; die "apt-get install ${jtalk[*]} failed (log: $ASTX_DIR/apt-host.log)"; }
+  fi
+fi
+
 mounted_under() { awk -v r="$1" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/mounts; }
 
 running_pid() { # the pid of the Asterisk whose root is $ROOT, if any

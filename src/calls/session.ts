@@ -11,6 +11,8 @@ import type { StasisStart } from '../ports/ari-events.js';
 export class CallSession {
   readonly vars: Record<string, string>;
   readonly log: Logger;
+  /** Asterisk's time of the StasisStart (epoch ms), for measuring what the service adds to a call. */
+  readonly stasisStartAt: number;
   private readonly ended = new AbortController();
   private answered: boolean;
 
@@ -23,6 +25,7 @@ export class CallSession {
   ) {
     this.vars = callVars(stage, callId, start);
     this.answered = start.channel.state === 'Up';
+    this.stasisStartAt = asteriskTime(start.timestamp) ?? Date.now();
     this.log = baseLog.child({
       callId,
       channel: start.channel.id,
@@ -81,4 +84,11 @@ function callVars(stage: string, callId: string, start: StasisStart): Record<str
     callerName: start.channel.caller.name ?? '',
     called: args.did || start.channel.dialplan.exten,
   };
+}
+
+/** ARI timestamps look like 2026-11-21T03:52:58.123+0000; Date.parse wants a colon in the offset. */
+export function asteriskTime(ts: string | undefined): number | undefined {
+  if (!ts) return undefined;
+  const t = Date.parse(ts.replace(/([+-]\d{2})(\d{2})$/, '$1:$2'));
+  return Number.isFinite(t) ? t : undefined;
 }

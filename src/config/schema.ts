@@ -6,6 +6,7 @@ import { twilioProviderSchema } from '../sms/twilio-provider.js';
 import { stepItem, stepItemForSchema, type StepSpec } from '../steps/index.js';
 import { checkHookSteps, hooksSchema } from '../hooks/config.js';
 import { crmSchema } from '../crm/salesforce/config.js';
+import { checkRouting, destinationsSchema, DESTINATIONS_DEFAULTS, ROUTING_DEFAULTS, routingSchema } from '../routing/config.js';
 import { fieldsOf } from '../template.js';
 import { countryCode, duration, httpUrl } from './types.js';
 import { fieldPath } from './load.js';
@@ -44,7 +45,11 @@ const listen = z
 
 const tts = z
   .object({
-    engine: z.enum(['espeak-ng']).default('espeak-ng'),
+    engine: z.enum(['espeak-ng', 'open-jtalk']).default('espeak-ng'),
+    engines: z
+      .record(z.string().regex(/^[a-z]{2,3}$/, 'a language code such as ja'), z.enum(['espeak-ng', 'open-jtalk']))
+      .default({ ja: 'open-jtalk' })
+      .describe('engine per language, over `engine` (espeak-ng speaks Japanese only in kana)'),
     language: z.string().min(2).default('en'),
     voice: z.string().optional(),
     cacheDir: z.string().min(1).default('./data/tts'),
@@ -79,11 +84,13 @@ function configSchema(stepSchema: z.ZodType) {
         .default('sqlite:./data/call-actions.db'),
       http: listen.default({ host: '127.0.0.1', port: 8090 }),
       log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
-      tts: tts.default({ engine: 'espeak-ng', language: 'en', cacheDir: './data/tts', maxChars: 1000, timeout: 5000 }),
+      tts: tts.default({ engine: 'espeak-ng', engines: { ja: 'open-jtalk' }, language: 'en', cacheDir: './data/tts', maxChars: 1000, timeout: 5000 }),
       sms: sms.default({ providers: {}, templates: {}, concurrency: 4 }),
       stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
       hooks: hooksSchema.default([]).describe('call actions: HTTP requests on call events (docs/hooks.md)'),
       crm: crmSchema.optional().describe('CRM activity logging: crm.salesforce (docs/salesforce.md)'),
+      routing: routingSchema.default(ROUTING_DEFAULTS).describe('what a routing API answer may name: announcements, menus, schedules… (docs/routing.md)'),
+      destinations: destinationsSchema.default(DESTINATIONS_DEFAULTS).describe('how queue, extension, voicemail and dial destinations are reached in the dialplan'),
     })
     .strict();
 }
@@ -106,6 +113,7 @@ const checked = configSchema(stepItem).superRefine((c, ctx) => {
     });
   }
   checkHookSteps(c.stages as Record<string, StepSpec[]>, c.hooks, ctx);
+  checkRouting({ stages: c.stages as Record<string, StepSpec[]>, routing: c.routing, destinations: c.destinations, sms: c.sms }, ctx);
   for (const [name, text] of Object.entries(c.sms.templates)) {
     const bad = fieldsOf(text).filter((f) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(f));
     if (bad.length) ctx.addIssue({ code: 'custom', path: ['sms', 'templates', name], message: `malformed merge field ${bad.join(', ')}` });

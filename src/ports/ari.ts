@@ -48,7 +48,8 @@ export type PlaybackOutcome = AriPlayback['state'] | 'channel-gone';
 
 export interface ChannelHandle {
   readonly id: string;
-  on<T extends ChannelEventType>(type: T, fn: (ev: EventOf<T>) => void): void;
+  /** Returns the function that removes this handler (a gather listens only while it collects). */
+  on<T extends ChannelEventType>(type: T, fn: (ev: EventOf<T>) => void): () => void;
   answer(): Promise<void>;
   /** A channel that is already gone counts as hung up (node-ari-client #78/#156). */
   hangup(reason?: string): Promise<void>;
@@ -270,6 +271,8 @@ export class AriPort {
         let set = s.get(type);
         if (!set) s.set(type, (set = new Set()));
         set.add(fn as Handler);
+        const added = set;
+        return () => void added.delete(fn as Handler);
       },
       answer: async () => {
         await this.rest('POST', `/channels/${enc}/answer`);

@@ -1,14 +1,16 @@
 import { z } from 'zod';
 import { continueStep } from './continue.js';
+import { gather } from './gather.js';
 import { hangup } from './hangup.js';
 import { hook } from './hook.js';
+import { route } from './route.js';
 import { say } from './say.js';
 import { sms } from './sms.js';
 import type { Step, StepDefinition } from './step.js';
 
 /** Every step kind a stage may use. A new step is one module plus one line here. */
 export const stepDefinitions: Record<string, StepDefinition> = Object.fromEntries(
-  [sms, say, hangup, continueStep, hook].map((d) => [d.kind, d as StepDefinition]),
+  [sms, say, hangup, continueStep, hook, route, gather].map((d) => [d.kind, d as StepDefinition]),
 );
 
 /** A validated step as it stands in the config, ready to be built. */

@@ -1,4 +1,7 @@
 import type { CountryCode } from 'libphonenumber-js';
+import type { Dispatcher } from 'undici';
+import type { DestinationsConfig, RoutingConfig } from '../routing/config.js';
+import type { RouteLog } from '../routing/history.js';
 
 /** What steps may use from the running service; kept narrow so each step is testable alone. */
 export interface StepServices {
@@ -6,6 +9,20 @@ export interface StepServices {
   sms: SmsSink;
   /** Inline hooks (the `hook` step); absent where no hooks are wired. */
   hooks?: InlineHooks;
+  /** Dynamic routing (the `route` step and the destinations its answers name). */
+  routing?: RoutingServices;
+}
+
+export interface RoutingServices {
+  readonly routing: RoutingConfig;
+  readonly destinations: DestinationsConfig;
+  /** tts.language: what route steps speak in when they name no language. */
+  readonly defaultLanguage: string;
+  /** Values (from the environment) that must not reach the routing log. */
+  readonly secrets: readonly string[];
+  readonly log: Pick<RouteLog, 'record'>;
+  /** Connection pool for the customer's API; defaults to the shared one. */
+  readonly dispatcher?: Dispatcher;
 }
 
 export interface InlineHooks {

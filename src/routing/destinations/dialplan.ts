@@ -1,0 +1,38 @@
+import type { ContinueTarget } from '../../ports/ari.js';
+import type { StepResult } from '../../steps/step.js';
+import { render } from '../../template.js';
+import { describeDestination, type Destination, type DestinationsConfig } from '../config.js';
+import type { RouteRun, Scope } from '../router.js';
+
+/**
+ * Queue, extension, voicemail and dial are reached by handing the call to the dialplan at the
+ * place `destinations:` describes (shipped as [call-actions-dest] in dialplan/). The dialplan there
+ * knows what a failed Queue() or Dial() means; CA_DEST_FALLBACK tells it where the route's
+ * fallback is, so a queue the API names but Asterisk does not know still ends somewhere.
+ */
+
+export function placeOf(kind: 'queue' | 'extension' | 'voicemail', name: string, d: DestinationsConfig): ContinueTarget {
+  const p = d[kind];
+  return { context: p.context, extension: render(p.exten, { name }).text, priority: 1 };
+}
+
+/** "context,exten,1" for Goto(), when the route's fallback is a plain dialplan place. */
+function fallbackPlace(run: RouteRun, scope: Scope, dest: Destination): string {
+  const f = scope.route.fallback;
+  if (!f || describeDestination(f) === describeDestination(dest)) return '';
+  if (f.kind === 'queue' || f.kind === 'extension' || f.kind === 'voicemail') {
+    const t = placeOf(f.kind, f.name, run.rs.destinations);
+    return `${t.context},${t.extension},1`;
+  }
+  if (f.kind === 'continue' && f.target.context && f.target.extension) return `${f.target.context},${f.target.extension},${f.target.priority ?? 1}`;
+  return '';
+}
+
+export async function handOff(run: RouteRun, scope: Scope, dest: Destination, target: ContinueTarget, vars: Record<string, string> = {}): Promise<StepResult> {
+  const { channel } = run.call;
+  const all: Record<string, string> = { CA_DEST: describeDestination(dest), CA_DEST_FALLBACK: fallbackPlace(run, scope, dest), ...vars };
+  await Promise.all(Object.entries(all).map(([k, v]) => channel.setVar(k, v)));
+  await channel.continueInDialplan(target);
+  run.left(scope, describeDestination(dest));
+  return 'handed-off';
+}

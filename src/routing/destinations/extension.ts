@@ -1,0 +1,8 @@
+import type { StepResult } from '../../steps/step.js';
+import type { Destination } from '../config.js';
+import type { RouteRun, Scope } from '../router.js';
+import { handOff, placeOf } from './dialplan.js';
+
+export function extension(dest: Extract<Destination, { kind: 'extension' }>, run: RouteRun, scope: Scope): Promise<StepResult> {
+  return handOff(run, scope, dest, placeOf('extension', dest.name, run.rs.destinations));
+}

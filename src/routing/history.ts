@@ -1,0 +1,249 @@
+import { randomUUID } from 'node:crypto';
+import type { Migration, Store } from '../store/sqlite.js';
+import type { Outcome } from './decide.js';
+
+/**
+ * The routing log (R-series, same shape as the SMS history and the hooks log): one row per
+ * decision a route step took for a call — the request as sent, the answer as received (start of
+ * the body), the latency, and where the caller went and why. A schedule that kept the API from
+ * being asked is a row too, so "why did this caller land in the fallback" always has an answer.
+ */
+
+export const routeMigrations: readonly Migration[] = [
+  {
+    id: 'routing/001-log',
+    up: `
+      CREATE TABLE route_log (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        call_id TEXT NOT NULL,
+        channel_id TEXT,
+        stage TEXT,
+        step TEXT NOT NULL,
+        integration TEXT,
+        caller TEXT,
+        method TEXT,
+        url TEXT,
+        encoding TEXT,
+        request_body TEXT,
+        http_status INTEGER,
+        response_body TEXT,
+        latency_ms INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        decision TEXT NOT NULL,
+        filler INTEGER NOT NULL DEFAULT 0,
+        digits TEXT
+      );
+      CREATE INDEX route_log_call ON route_log (call_id, created_at);
+      CREATE INDEX route_log_time ON route_log (created_at);
+      CREATE INDEX route_log_outcome ON route_log (outcome, created_at);
+    `,
+  },
+];
+
+export const ROUTE_OUTCOMES: readonly Outcome[] = [
+  'routed', 'status-error', 'timeout', 'connect', 'transport', 'http-error', 'malformed', 'unknown-result', 'unknown-destination', 'outside-schedule', 'loop-guard',
+];
+
+/** The start of a body kept in the log: enough to see what the API said, bounded per row. */
+export const BODY_EXCERPT_CHARS = 2048;
+
+export interface RouteLogEntry {
+  id: string;
+  time: number;
+  callId: string;
+  channelId: string | null;
+  stage: string | null;
+  step: string;
+  integration: string | null;
+  caller: string | null;
+  method: string | null;
+  url: string | null;
+  encoding: string | null;
+  requestBody: string | null;
+  httpStatus: number | null;
+  responseBody: string | null;
+  latencyMs: number | null;
+  outcome: Outcome;
+  reason: string | null;
+  /** Where the caller went: "queue:vip", "fallback → hangup", … */
+  decision: string;
+  filler: boolean;
+  digits: string | null;
+}
+
+export type NewRouteLogEntry = Omit<RouteLogEntry, 'id'> & { id?: string };
+
+export function excerpt(text: string | undefined | null): string | null {
+  if (text === undefined || text === null) return null;
+  return text.length > BODY_EXCERPT_CHARS ? text.slice(0, BODY_EXCERPT_CHARS) + '…' : text;
+}
+
+export interface RouteLog {
+  record(entry: NewRouteLogEntry): string;
+  query(filter: RouteLogFilter): { total: number; entries: RouteLogEntry[] };
+}
+
+export function createRouteLog(store: Store): RouteLog {
+  store.migrate(routeMigrations);
+  const insert = store.db.prepare<[Record<string, string | number | null>]>(
+    `INSERT INTO route_log (id, created_at, call_id, channel_id, stage, step, integration, caller, method, url, encoding,
+       request_body, http_status, response_body, latency_ms, outcome, reason, decision, filler, digits)
+     VALUES (@id, @time, @callId, @channelId, @stage, @step, @integration, @caller, @method, @url, @encoding,
+       @requestBody, @httpStatus, @responseBody, @latencyMs, @outcome, @reason, @decision, @filler, @digits)`,
+  );
+  return {
+    record(e) {
+      const id = e.id ?? randomUUID();
+      insert.run({
+        id,
+        time: e.time,
+        callId: e.callId,
+        channelId: e.channelId,
+        stage: e.stage,
+        step: e.step,
+        integration: e.integration,
+        caller: e.caller,
+        method: e.method,
+        url: e.url,
+        encoding: e.encoding,
+        requestBody: excerpt(e.requestBody),
+        httpStatus: e.httpStatus,
+        responseBody: excerpt(e.responseBody),
+        latencyMs: e.latencyMs,
+        outcome: e.outcome,
+        reason: e.reason,
+        decision: e.decision,
+        filler: e.filler ? 1 : 0,
+        digits: e.digits,
+      });
+      return id;
+    },
+    query: (f) => queryRouteLog(store, f),
+  };
+}
+
+export interface RouteLogFilter {
+  callId?: string;
+  caller?: string;
+  outcome?: readonly Outcome[];
+  step?: string;
+  since?: number;
+  until?: number;
+  /** Default 50, at most 500. */
+  limit?: number;
+  offset?: number;
+}
+
+export const MAX_ROUTE_LOG_LIMIT = 500;
+
+interface Row {
+  id: string;
+  created_at: number;
+  call_id: string;
+  channel_id: string | null;
+  stage: string | null;
+  step: string;
+  integration: string | null;
+  caller: string | null;
+  method: string | null;
+  url: string | null;
+  encoding: string | null;
+  request_body: string | null;
+  http_status: number | null;
+  response_body: string | null;
+  latency_ms: number | null;
+  outcome: Outcome;
+  reason: string | null;
+  decision: string;
+  filler: number;
+  digits: string | null;
+}
+
+/** Newest calls first; within a page, the rows in the order they happened. */
+export function queryRouteLog(store: Store, f: RouteLogFilter): { total: number; entries: RouteLogEntry[] } {
+  const where: string[] = [];
+  const args: Array<string | number> = [];
+  if (f.callId !== undefined) (where.push('call_id = ?'), args.push(f.callId));
+  if (f.caller !== undefined) (where.push('caller = ?'), args.push(f.caller));
+  if (f.step !== undefined) (where.push('step = ?'), args.push(f.step));
+  if (f.outcome?.length) (where.push(`outcome IN (${f.outcome.map(() => '?').join(', ')})`), args.push(...f.outcome));
+  if (f.since !== undefined) (where.push('created_at >= ?'), args.push(f.since));
+  if (f.until !== undefined) (where.push('created_at < ?'), args.push(f.until));
+  const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const limit = Math.min(Math.max(1, f.limit ?? 50), MAX_ROUTE_LOG_LIMIT);
+  const offset = Math.max(0, f.offset ?? 0);
+  const total = (store.db.prepare(`SELECT COUNT(*) AS n FROM route_log ${clause}`).get(...args) as { n: number }).n;
+  const rows = store.db
+    .prepare(`SELECT * FROM route_log ${clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`)
+    .all(...args, limit, offset) as Row[];
+  rows.reverse();
+  return {
+    total,
+    entries: rows.map((r) => ({
+      id: r.id,
+      time: r.created_at,
+      callId: r.call_id,
+      channelId: r.channel_id,
+      stage: r.stage,
+      step: r.step,
+      integration: r.integration,
+      caller: r.caller,
+      method: r.method,
+      url: r.url,
+      encoding: r.encoding,
+      requestBody: r.request_body,
+      httpStatus: r.http_status,
+      responseBody: r.response_body,
+      latencyMs: r.latency_ms,
+      outcome: r.outcome,
+      reason: r.reason,
+      decision: r.decision,
+      filler: r.filler === 1,
+      digits: r.digits,
+    })),
+  };
+}
+
+const PARAMS = new Set(['callId', 'caller', 'outcome', 'step', 'since', 'until', 'limit', 'offset']);
+
+/**
+ * `/routes/log?callId=…&caller=…&outcome=timeout&outcome=malformed&step=…&since=ISO&until=ISO&limit=&offset=`;
+ * the CLI builds the same query. An unknown parameter or value is a RangeError (answered 400), so
+ * a typo never widens the query to everything.
+ */
+export function routeLogFilter(q: URLSearchParams): RouteLogFilter {
+  for (const k of q.keys()) if (!PARAMS.has(k)) throw new RangeError(`unknown parameter "${k}" (known: ${[...PARAMS].join(', ')})`);
+  const time = (k: string) => {
+    const v = q.get(k);
+    if (v === null) return undefined;
+    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(n)) throw new RangeError(`${k}: not a date or epoch milliseconds: ${v}`);
+    return n;
+  };
+  const count = (k: string) => {
+    const v = q.get(k);
+    if (v === null) return undefined;
+    if (!/^\d+$/.test(v)) throw new RangeError(`${k}: not a whole number: ${v}`);
+    return Number(v);
+  };
+  const outcomes = q.getAll('outcome').flatMap((s) => s.split(',')).filter((s) => s !== '');
+  const bad = outcomes.filter((s) => !(ROUTE_OUTCOMES as readonly string[]).includes(s));
+  if (bad.length) throw new RangeError(`outcome: unknown ${bad.join(', ')} (known: ${ROUTE_OUTCOMES.join(', ')})`);
+  const f: RouteLogFilter = {};
+  for (const k of ['callId', 'caller', 'step'] as const) {
+    const v = q.get(k);
+    if (v !== null) f[k] = v;
+  }
+  if (outcomes.length) f.outcome = outcomes as Outcome[];
+  const since = time('since');
+  const until = time('until');
+  const limit = count('limit');
+  const offset = count('offset');
+  if (since !== undefined) f.since = since;
+  if (until !== undefined) f.until = until;
+  if (limit !== undefined) f.limit = limit;
+  if (offset !== undefined) f.offset = offset;
+  return f;
+}
