@@ -497,6 +497,45 @@ describe('failures go through the durable queue (no activity lost)', () => {
     expect(first.sf.dataRequests().filter((q) => q.kind === 'search')).toHaveLength(1);
   });
 
+  it('restarted mid-call after the Task was created at the start: the end updates it, keeping what the start knew', async () => {
+    const yaml = '    when: call.start\n    fields: { dialStart: Dial_Start__c, callEnd: Call_End__c }\n';
+    const first = await harness({ yaml });
+    const { callId, events } = callEvents({ caller: '201', did: '+442079460000', context: 'from-internal', answered: true });
+    first.logging.onEvent(events[0]!);
+    await until(() => row(first, callId)?.status === 'waiting', 'the Task created at the start');
+    await first.logging.stop();
+
+    // the new process sees only the call's end (the tracker adopts calls already under way)
+    const second = await harness({ yaml, sf: first.sf, store: first.store });
+    second.logging.onEvent(events.at(-1)!);
+    await logged(second, callId);
+    const [task] = taskOf(second, callId);
+    expect(task!.updates).toHaveLength(1);
+    expect(task!.updates[0]!.fields).toMatchObject({
+      CallType: 'Outbound',
+      Subject: 'Outbound call +442079460000',
+      Dial_Start__c: new Date(events[0]!.at).toISOString(),
+      Call_End__c: new Date(events.at(-1)!.at).toISOString(),
+      CallDisposition: 'Answered',
+    });
+  });
+
+  it('a call whose end is never reported is logged with what is known after 5 idle hours; stray variables are not', async () => {
+    const h = await harness();
+    const { callId, events } = callEvents({ caller: '+18005551212', answered: true });
+    events.slice(0, -1).forEach(h.logging.onEvent);
+    h.ami.emit(varSet('SF_RECORD_ID', byName(h.sf, 'Only Lead').Id, 'no-such-call'));
+    h.logging.sweep(Date.now() + 4 * 3_600_000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(row(h, callId)).toBeUndefined();
+    h.logging.sweep(Date.now() + 6 * 3_600_000);
+    await logged(h, callId);
+    expect(taskOf(h, callId)[0]!.fields).toMatchObject({ CallDisposition: 'Answered', WhoId: byName(h.sf, 'Ann Contact').Id });
+    expect(h.lines.some((l) => l.msg === 'salesforce: the end of a call was never seen; logging what is known' && l.callId === callId)).toBe(true);
+    expect(row(h, 'no-such-call')).toBeUndefined();
+    expect(h.sf.tasks).toHaveLength(1);
+  });
+
   it('timeouts and 503s are retried; a Task Salesforce refuses fails, and /health lists it', async () => {
     const h = await harness({ yaml: '    timeout: 300ms\n' });
     h.sf.enqueue({ kind: 'slow', ms: 600 }, { kind: 'http503' });

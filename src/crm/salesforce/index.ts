@@ -51,6 +51,8 @@ export interface SalesforceLogging {
   readonly usage: UsageMeter;
   readonly auth: TokenProvider;
   onEvent(ev: CallEvent): void;
+  /** Logs calls idle past the stale limit (runs every 10 minutes by itself). */
+  sweep(now?: number): void;
   start(): void;
   stop(): Promise<void>;
   health(): SalesforceHealth;
@@ -60,6 +62,11 @@ export interface SalesforceLogging {
 
 interface LiveCall {
   callId: string;
+  /** This process saw the call begin (not only later events of it, after a restart). */
+  sawStart: boolean;
+  /** A call event arrived (not only a channel variable). */
+  hadEvent: boolean;
+  lastSeen: number;
   dialStart: number;
   callStart?: number;
   callEnd?: number;
@@ -71,8 +78,11 @@ interface LiveCall {
 
 /** A queued activity older than this means Salesforce has been out of reach for long. */
 const WARN_BACKLOG_AGE_MS = 10 * 60_000;
-/** A call the tracker never ended (a crash) is forgotten after this long. */
-const FORGET_AFTER_MS = 12 * 3_600_000;
+/**
+ * A call with no event for this long has an end nobody will report (the call-event tracker forgets
+ * such calls after 4 idle hours): its activity is logged with what is known rather than lost.
+ */
+const STALE_AFTER_MS = 5 * 3_600_000;
 
 export function createSalesforceLogging(opts: SalesforceLoggingOptions): SalesforceLogging {
   const cfg = opts.config;
@@ -89,7 +99,7 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
   const callFor = (callId: string, at: number): LiveCall => {
     let c = live.get(callId);
     if (!c) {
-      c = { callId, dialStart: at, vars: {}, variables: {}, startQueued: false };
+      c = { callId, sawStart: false, hadEvent: false, lastSeen: at, dialStart: at, vars: {}, variables: {}, startQueued: false };
       live.set(callId, c);
     }
     return c;
@@ -113,8 +123,11 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
   const onEvent = (ev: CallEvent): void => {
     try {
       const c = callFor(ev.callId, ev.at);
+      c.lastSeen = Math.max(c.lastSeen, ev.at);
+      c.hadEvent = true;
       for (const [k, v] of Object.entries(ev.vars)) if (v !== '' || !(k in c.vars)) c.vars[k] = v;
       if (ev.kind === 'call.start') {
+        c.sawStart = true;
         c.dialStart = ev.at;
         if (ev.vars.context !== undefined) c.context = ev.vars.context;
       } else if (ev.kind === 'call.answer') {
@@ -126,9 +139,8 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       }
       if (ev.kind === 'call.end') {
         c.callEnd = ev.at;
-        worker.enqueueEnd(snapshot(c));
+        worker.enqueueEnd(snapshot(c), c.sawStart);
         live.delete(ev.callId);
-        for (const [id, other] of live) if (ev.at - other.dialStart > FORGET_AFTER_MS) live.delete(id);
       }
     } catch (e) {
       // The store refused the write (disk full, locked past busy_timeout): say so loudly.
@@ -150,6 +162,24 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
     }
   };
 
+  /** Logs calls whose end will never be reported, with what is known. */
+  const sweep = (now: number = Date.now()): void => {
+    for (const c of [...live.values()]) {
+      if (now - c.lastSeen < STALE_AFTER_MS) continue;
+      live.delete(c.callId);
+      // Variables of a call no event was seen for: nothing to log.
+      if (!c.hadEvent) continue;
+      try {
+        c.vars.causeText ||= 'the end of the call was never seen';
+        worker.enqueueEnd(snapshot(c), c.sawStart);
+        log.warn({ callId: c.callId, lastSeen: new Date(c.lastSeen).toISOString() }, 'salesforce: the end of a call was never seen; logging what is known');
+      } catch (e) {
+        log.error({ err: e, callId: c.callId }, 'salesforce activity could not be queued');
+      }
+    }
+  };
+  let sweeper: NodeJS.Timeout | undefined;
+
   const db = opts.store.db;
   const statusCounts = db.prepare<[], { status: ActivityStatus; n: number; oldest: number | null }>(
     `SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM sf_activities WHERE status IN ('pending', 'sending', 'waiting') GROUP BY status`,
@@ -164,13 +194,18 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
     usage,
     auth,
     onEvent,
+    sweep,
     start() {
       if (opts.ami && !unsubscribe) unsubscribe = opts.ami.on('varset', onVarSet);
+      sweeper ??= setInterval(() => sweep(), 10 * 60_000);
+      sweeper.unref();
       worker.start();
     },
     async stop() {
       unsubscribe?.();
       unsubscribe = undefined;
+      clearInterval(sweeper);
+      sweeper = undefined;
       await worker.stop({ graceMs: 2_000 });
     },
     health() {

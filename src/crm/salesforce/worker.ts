@@ -99,10 +99,30 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     if (this.sql.insertStart.run({ id: call.callId, call: JSON.stringify(call), nextAt: now + delayMs, now }).changes) this.kick();
   }
 
-  /** The call ended: create its Task, or update the one created at the start. */
-  enqueueEnd(call: CallSnapshot): void {
+  /**
+   * The call ended: create its Task, or update the one created at the start. `sawStart` false
+   * means this process did not see the call begin (it was restarted meanwhile): what the stored
+   * start knew (dial start, answer, merge fields) is kept rather than replaced by guesses.
+   */
+  enqueueEnd(call: CallSnapshot, sawStart = true): void {
     const now = this.now();
-    if (this.sql.upsertEnd.run({ id: call.callId, call: JSON.stringify(call), now }).changes) this.kick();
+    let merged = call;
+    if (!sawStart) {
+      const stored = this.sql.get.get(call.callId);
+      if (stored?.phase === 'start') {
+        const before = JSON.parse(stored.call) as CallSnapshot;
+        merged = {
+          ...call,
+          direction: before.direction,
+          number: before.number || call.number,
+          dialStart: before.dialStart,
+          ...(before.callStart !== undefined || call.callStart !== undefined ? { callStart: before.callStart ?? call.callStart } : {}),
+          answered: before.answered || call.answered,
+          vars: { ...before.vars, ...call.vars },
+        };
+      }
+    }
+    if (this.sql.upsertEnd.run({ id: call.callId, call: JSON.stringify(merged), now }).changes) this.kick();
   }
 
   /** Newer call data (a click-to-call id) for a start not yet looked up. */
