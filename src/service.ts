@@ -20,6 +20,7 @@ import { openStore } from './store/sqlite.js';
 import { createTtsCache } from './tts/cache.js';
 import { createEspeakEngine } from './tts/espeak.js';
 import { createOpenJtalkEngine } from './tts/openjtalk.js';
+import { createRouteLog, routeLogFilter } from './routing/history.js';
 import { createMediaHandler, mediaUri } from './tts/media.js';
 
 export interface Service {
@@ -54,6 +55,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
   const providers = new Map<string, SmsProvider>(
     Object.entries(config.sms.providers).map(([name, p]) => [name, p.kind === 'twilio' ? createTwilioProvider(name, p) : createHttpProvider(name, p)]),
   );
+  const routeLog = createRouteLog(store);
   const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
 
   const engines = {
@@ -112,6 +114,8 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       // historyFilter throws RangeError on a bad query, which the server answers with 400
       '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams, config.sms.defaultCountry as CountryCode | undefined)) }),
       '/hooks/log': (url) => callActions.logRoute(url),
+      // routeLogFilter throws RangeError on a bad query, which the server answers with 400
+      '/routes/log': (url) => ({ status: 200, body: routeLog.query(routeLogFilter(url.searchParams)) }),
       '/salesforce/activities': (url) => salesforce?.activitiesRoute(url) ?? { status: 404, body: { error: 'crm.salesforce is not configured' } },
     },
   });
@@ -136,6 +140,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       recordSkipped: (entry) => void outbox.recordSkipped(entry),
     },
     hooks: callActions,
+    routing: { routing: config.routing, destinations: config.destinations, defaultLanguage: config.tts.language, secrets: opts.secrets ?? [], log: routeLog },
   };
 
   const stages = new Map<string, Step[]>(
