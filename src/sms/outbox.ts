@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
+import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import type { Migration, SqliteDatabase, Store } from '../store/sqlite.js';
 import { checkLimits, limitMigrations, type SmsLimits } from './limits.js';
 import type { RetryPolicy, SendResult, SmsProvider } from './provider.js';
@@ -21,6 +22,10 @@ import type { RetryPolicy, SendResult, SmsProvider } from './provider.js';
  * timeout (retried, as the seed does, because giving up would lose every message whose request
  * never arrived) and a crash between the provider's answer and our commit. A provider that takes an idempotency key closes both with
  * `{messageId}`; the seed 000 provider has none.
+ *
+ * The loop that claims rows, sleeps until the next is due and stops with a grace period is the
+ * shared durable worker (src/queue/durable-worker.ts); the rows, their SQL, the retry policy, the
+ * attempt records and the events are this module's.
  */
 
 export type SmsStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'skipped' | 'blocked';
@@ -350,7 +355,6 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   readonly workerId: string;
   private readonly store: Store;
   private readonly providers: ReadonlyMap<string, SmsProvider>;
-  private readonly concurrency: number;
   private readonly attemptTimeoutMs: number;
   private readonly leaseMarginMs: number;
   private readonly maxRetryAfterMs: number;
@@ -358,19 +362,13 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly log?: Logger;
   private readonly limits?: SmsLimits;
   private readonly sql: ReturnType<typeof prepare>;
-
-  private running = false;
-  private pumpQueued = false;
-  private timer: NodeJS.Timeout | undefined;
-  private stopSignal = new AbortController();
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly worker: DurableWorker<Claimed>;
   private readonly toRecord: QueuedRecord[] = [];
 
   constructor(opts: OutboxOptions) {
     super();
     this.store = opts.store;
     this.providers = opts.providers instanceof Map ? opts.providers : new Map(Object.entries(opts.providers));
-    this.concurrency = Math.max(1, Math.floor(opts.concurrency ?? 4));
     this.attemptTimeoutMs = opts.attemptTimeoutMs ?? 30_000;
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 600_000;
@@ -380,6 +378,17 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.limits = opts.limits;
     this.store.migrate(smsMigrations);
     this.sql = prepare(this.store.db);
+    this.worker = new DurableWorker<Claimed>(
+      {
+        id: (row) => row.id,
+        claim: (room, busy) => this.claimBatch(room, busy),
+        // Sleeps until the next pending row is due or the next foreign lease runs out.
+        nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
+        deliver: (row, stopping) => this.deliver(row, stopping),
+        deliverFailed: (row, e) => this.log?.error({ err: e, smsId: row.id }, 'SMS outbox could not record an attempt'),
+      },
+      { concurrency: opts.concurrency ?? 4, ready: () => this.store.ready(), name: 'SMS outbox', logger: opts.logger },
+    );
   }
 
   private get db() {
@@ -431,7 +440,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         return { duplicate: false, ids, blocked };
       })
       .immediate();
-    if (result.ids.length > result.blocked.length) this.kick();
+    if (result.ids.length > result.blocked.length) this.worker.kick();
     for (const b of result.blocked) {
       this.log?.warn({ smsId: b.id, callId: messages[0]?.callId, to: this.mask(b.to), reason: b.reason }, 'SMS blocked by a limit');
     }
@@ -465,94 +474,42 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.stopSignal = new AbortController();
-    this.kick();
+    this.worker.start();
   }
 
   /**
    * Stops claiming, lets sends in flight finish for up to `graceMs`, then cancels the rest; a
    * cancelled attempt is recorded as interrupted and its message goes back to pending.
    */
-  async stop(opts: { graceMs?: number } = {}): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    const all = () => Promise.all([...this.inFlight.values()]).then(() => undefined);
-    if (this.inFlight.size === 0) return;
-    let graceTimer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => {
-      graceTimer = setTimeout(resolve, opts.graceMs ?? 5_000);
-    });
-    await Promise.race([all(), grace]);
-    clearTimeout(graceTimer);
-    this.stopSignal.abort();
-    await all();
+  stop(opts: { graceMs?: number } = {}): Promise<void> {
+    return this.worker.stop(opts);
   }
 
   /** Messages being sent by this outbox right now. */
   get busy(): number {
-    return this.inFlight.size;
+    return this.worker.busy;
   }
 
-  private kick(): void {
-    if (!this.running || this.pumpQueued) return;
-    this.pumpQueued = true;
-    setImmediate(() => {
-      this.pumpQueued = false;
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    if (!this.running || !this.store.ready()) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    try {
-      // Every free slot is claimed in one transaction: one durable commit for the batch instead of
-      // one per message, which is most of what an SMS costs here (see bench/outbox.js).
-      const now = Date.now();
-      const claimed: Claimed[] = [];
-      const events: Array<() => void> = [];
-      this.db
-        .transaction(() => {
-          while (this.inFlight.size + claimed.length < this.concurrency) {
-            const step = this.claim(now, events);
-            if (step.kind === 'none') break;
-            if (step.kind === 'claimed') claimed.push(step.row);
-          }
-        })
-        .immediate();
-      for (const e of events) e();
-      for (const row of claimed) {
-        const p = this.deliver(row)
-          .catch((e: unknown) => this.log?.error({ err: e, smsId: row.id }, 'SMS outbox could not record an attempt'))
-          .finally(() => {
-            this.inFlight.delete(row.id);
-            this.kick();
-          });
-        this.inFlight.set(row.id, p);
-      }
-      if (this.inFlight.size < this.concurrency) this.arm();
-    } catch (e) {
-      // SQLITE_BUSY beyond busy_timeout, a full disk…: try again later rather than spin.
-      this.log?.error({ err: e }, 'SMS outbox could not claim work');
-      this.arm(1_000);
-    }
-  }
-
-  /** Sleeps until the next pending row is due or the next foreign lease runs out. */
-  private arm(fixedDelayMs?: number): void {
-    let delay = fixedDelayMs;
-    if (delay === undefined) {
-      const row = this.sql.nextWake.get(JSON.stringify([...this.inFlight.keys()]));
-      if (row?.at == null) return;
-      // The floor keeps a row that is due but cannot be claimed from turning into a spin.
-      delay = Math.max(10, row.at - Date.now());
-    }
-    this.timer = setTimeout(() => this.pump(), Math.min(delay, 2 ** 31 - 1));
-    this.timer.unref();
+  /**
+   * Claims every free slot in one transaction: one durable commit for the batch instead of one per
+   * message, which is most of what an SMS costs here (see bench/outbox.js). Events of rows taken
+   * back from a dead worker are emitted once it has committed.
+   */
+  private claimBatch(room: number, busy: ReadonlySet<string>): Claimed[] {
+    const now = Date.now();
+    const claimed: Claimed[] = [];
+    const events: Array<() => void> = [];
+    this.db
+      .transaction(() => {
+        while (claimed.length < room) {
+          const step = this.claim(now, busy, events);
+          if (step.kind === 'none') break;
+          if (step.kind === 'claimed') claimed.push(step.row);
+        }
+      })
+      .immediate();
+    for (const e of events) e();
+    return claimed;
   }
 
   private leaseMs(provider: string): number {
@@ -560,12 +517,12 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   /**
-   * Takes one due row. Runs inside pump's IMMEDIATE transaction: SQLite admits one writer, so
+   * Takes one due row. Runs inside claimBatch's IMMEDIATE transaction: SQLite admits one writer, so
    * between the SELECT and the guarded UPDATE nobody else can take the same row. Events are
    * queued in `events` and emitted by the caller once the transaction has committed.
    */
-  private claim(now: number, events: Array<() => void>): ClaimStep {
-    const busy = JSON.stringify([...this.inFlight.keys()]);
+  private claim(now: number, inFlight: ReadonlySet<string>, events: Array<() => void>): ClaimStep {
+    const busy = JSON.stringify([...inFlight]);
     const pending = this.sql.duePending.get(now, busy);
     const lost = this.sql.dueLost.get(now, busy);
     const row = pending && lost ? (lost.next_at <= pending.next_at ? lost : pending) : (pending ?? lost);
@@ -601,14 +558,12 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     return { kind: 'claimed', row: { ...row, interrupted, attempt } };
   }
 
-  private async deliver(row: Claimed): Promise<void> {
+  private async deliver(row: Claimed, stopping: AbortSignal): Promise<void> {
     const provider = this.providers.get(row.provider);
     const deadlineMs = provider?.timeoutMs ?? this.attemptTimeoutMs;
     // A little later than the provider's own timeout, so a provider that keeps its timeout reports
     // it as one ("timeout"), and this only cuts off a provider that does not.
-    const deadline = AbortSignal.timeout(deadlineMs + Math.min(250, this.leaseMarginMs / 4));
-    const stopping = this.stopSignal.signal;
-    const signal = AbortSignal.any([deadline, stopping]);
+    const { signal, stopped } = attemptSignal(deadlineMs + Math.min(250, this.leaseMarginMs / 4), stopping);
     this.log?.debug(
       { smsId: row.id, callId: row.call_id, provider: row.provider, attempt: row.attempt, to: this.mask(row.recipient) },
       'SMS attempt',
@@ -620,8 +575,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     } else {
       result = await this.attempt(provider, row, signal, deadlineMs);
     }
-    // Only our own shutdown makes an attempt "interrupted"; a deadline is an ordinary timeout.
-    const cancelled = stopping.aborted && !deadline.aborted && result.outcome === 'retry';
+    const cancelled = stopped() && result.outcome === 'retry';
     await this.record(row, result, cancelled);
   }
 

@@ -1,0 +1,202 @@
+import type { Logger } from '../log.js';
+
+/**
+ * The loop of a durable queue worker: claim due jobs up to a concurrency, run them, sleep until
+ * the next one is due, stop with a grace period. The SMS outbox (src/sms/outbox.ts) runs on it and
+ * keeps its own tables, SQL, retry policy, attempt records and events, implementing `DurableQueue`
+ * over them. The hook runs (src/hooks/worker.ts) still carry their own copy of this loop.
+ *
+ * What the loop assumes of a queue, and every queue here does:
+ *
+ * - Jobs are rows. Claiming one marks it in flight with a lease (`lease_until`) in the same
+ *   transaction that selects it, so two workers on one database never both hold it.
+ * - A row whose lease has run out is due again: its worker died or hung. Taking such a row back
+ *   (writing the lost attempt off as interrupted, giving up after too many) is part of `claim`,
+ *   because only the queue knows its attempt records. That is the crash recovery; nothing is
+ *   re-queued at start, which would take rows from another worker still sending them.
+ * - The queue knows when it next has work: the earliest pending row, or the earliest lease that
+ *   another worker holds and may let run out (`nextWakeAt`). The loop sleeps until then instead of
+ *   polling, and is woken sooner by `kick()` when new rows are committed.
+ *
+ * To adopt it (the Salesforce activity worker, src/crm/salesforce/worker.ts, is the next one): drop
+ * the running / pumpQueued / timer / stopSignal / inFlight fields and kick / pump / arm, construct
+ * a worker over the queue's own methods, call `kick()` after committing new rows, and forward
+ * `start()`, `stop()` and `busy`. `name` keeps the existing log lines ("<name> could not claim
+ * work"). For that worker, roughly:
+ *
+ *   this.worker = new DurableWorker<ActivityRow>(
+ *     {
+ *       id: (row) => row.call_id,
+ *       claim: (_room, busy) => this.claimRows(busy), // a generator over its claim(now, busy)
+ *       nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
+ *       deliver: (row, stopping) => this.run(row, stopping),
+ *       deliverFailed: (row, err) => this.log?.error({ err, callId: row.call_id }, 'salesforce worker could not record an attempt'),
+ *     },
+ *     { concurrency: cfg.concurrency, ready: () => store.ready(), name: 'salesforce worker', logger, now: this.now },
+ *   );
+ *
+ * `deliver` gets the worker's stop signal; `attemptSignal` combines it with the attempt's deadline
+ * and tells a cancelled attempt (back to pending without spending a retry) from a timeout.
+ */
+
+export interface DurableQueue<J> {
+  /** The job's id, unique among the jobs in flight (the row's primary key). */
+  id(job: J): string;
+  /**
+   * Claims up to `room` due jobs, none of them in `busy`, each under a lease. Pulled lazily: an
+   * array claimed in one transaction (one commit for the batch), or a generator that claims one
+   * job per pull. The worker starts each job before pulling the next, keeps `busy` up to date as
+   * it does, and stops pulling when it has no room left.
+   */
+  claim(room: number, busy: ReadonlySet<string>): Iterable<J>;
+  /** Epoch ms at which a job may next be due (a pending row, a lease not in `busy` running out); null when none. */
+  nextWakeAt(busy: ReadonlySet<string>): number | null | undefined;
+  /** Runs one claimed job and records its result. `stopping` fires when stop()'s grace is over. */
+  deliver(job: J, stopping: AbortSignal): Promise<void>;
+  /** `deliver` rejected: its result could not be recorded. The job's lease brings it back later. */
+  deliverFailed(job: J, err: unknown): void;
+  /** Called by start() before the first claim, for work a previous process left that no lease brings back. */
+  recover?(): void;
+}
+
+export interface DurableWorkerOptions {
+  /** Jobs in flight at once; at least 1. */
+  concurrency: number;
+  /** False while the database cannot be used: nothing is claimed until the next kick or wake. */
+  ready(): boolean;
+  /** Names the worker in its own log lines: "<name> could not claim work". */
+  name: string;
+  logger?: Logger;
+  /** The clock `nextWakeAt` is measured against. Default Date.now. */
+  now?: () => number;
+}
+
+/** How long a worker whose claim failed (SQLITE_BUSY past busy_timeout, a full disk…) waits before trying again. */
+const CLAIM_RETRY_MS = 1_000;
+/** The shortest sleep: a row that is due but cannot be claimed must not turn into a spin. */
+const MIN_SLEEP_MS = 10;
+/** setTimeout's largest delay; a longer one fires at once. */
+const MAX_SLEEP_MS = 2 ** 31 - 1;
+
+export class DurableWorker<J> {
+  private readonly concurrency: number;
+  private readonly now: () => number;
+  private running = false;
+  private pumpQueued = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopSignal = new AbortController();
+  /** The ids claimed and not yet finished: what claim and nextWakeAt skip. */
+  private readonly inFlight = new Set<string>();
+  /** Their deliveries, which stop() waits for. */
+  private readonly deliveries = new Set<Promise<void>>();
+
+  constructor(
+    private readonly queue: DurableQueue<J>,
+    private readonly opts: DurableWorkerOptions,
+  ) {
+    this.concurrency = Math.max(1, Math.floor(opts.concurrency));
+    this.now = opts.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.stopSignal = new AbortController();
+    this.queue.recover?.();
+    this.kick();
+  }
+
+  /**
+   * Stops claiming, lets jobs in flight finish for up to `graceMs`, then fires their `stopping`
+   * signal and waits for them to record how far they got.
+   */
+  async stop(opts: { graceMs?: number } = {}): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.deliveries.size === 0) return;
+    const all = () => Promise.all([...this.deliveries]).then(() => undefined);
+    let graceTimer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      graceTimer = setTimeout(resolve, opts.graceMs ?? 5_000);
+    });
+    await Promise.race([all(), grace]);
+    clearTimeout(graceTimer);
+    this.stopSignal.abort();
+    await all();
+  }
+
+  /** Jobs in flight right now. */
+  get busy(): number {
+    return this.inFlight.size;
+  }
+
+  /** New rows were committed: claim on the next turn of the event loop. Many kicks in one turn claim once. */
+  kick(): void {
+    if (!this.running || this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (!this.running || !this.opts.ready()) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    try {
+      if (this.inFlight.size < this.concurrency) {
+        for (const job of this.queue.claim(this.concurrency - this.inFlight.size, this.inFlight)) {
+          this.launch(job);
+          if (this.inFlight.size >= this.concurrency) break;
+        }
+      }
+      // When full, the next finished job kicks; there is nothing to wait for until then.
+      if (this.inFlight.size < this.concurrency) this.arm();
+    } catch (e) {
+      this.opts.logger?.error({ err: e }, `${this.opts.name} could not claim work`);
+      this.arm(CLAIM_RETRY_MS);
+    }
+  }
+
+  private launch(job: J): void {
+    const id = this.queue.id(job);
+    this.inFlight.add(id);
+    const p: Promise<void> = this.queue
+      .deliver(job, this.stopSignal.signal)
+      .catch((e: unknown) => this.queue.deliverFailed(job, e))
+      .finally(() => {
+        this.inFlight.delete(id);
+        this.deliveries.delete(p);
+        this.kick();
+      });
+    this.deliveries.add(p);
+  }
+
+  /** Sleeps until the queue's next job may be due, or for `fixedDelayMs`. */
+  private arm(fixedDelayMs?: number): void {
+    let delay = fixedDelayMs;
+    if (delay === undefined) {
+      const at = this.queue.nextWakeAt(this.inFlight);
+      if (at == null) return;
+      delay = Math.max(MIN_SLEEP_MS, at - this.now());
+    }
+    this.timer = setTimeout(() => this.pump(), Math.min(delay, MAX_SLEEP_MS));
+    // A sleeping queue must not keep the process alive.
+    this.timer.unref();
+  }
+}
+
+/**
+ * The signal one attempt runs under: its own deadline or the worker's stop, whichever fires first.
+ * `stopped()` tells them apart afterwards: only our own shutdown makes an attempt "interrupted"
+ * (its job goes back to pending without spending a retry); a deadline is an ordinary timeout.
+ */
+export function attemptSignal(deadlineMs: number, stopping: AbortSignal): { signal: AbortSignal; stopped(): boolean } {
+  const deadline = AbortSignal.timeout(deadlineMs);
+  return {
+    signal: AbortSignal.any([deadline, stopping]),
+    stopped: () => stopping.aborted && !deadline.aborted,
+  };
+}
