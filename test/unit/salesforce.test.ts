@@ -9,7 +9,7 @@ import { ConfigError, parseConfigText } from '../../src/config/load.js';
 import { rootSchema } from '../../src/config/schema.js';
 import type { SalesforceConfig } from '../../src/crm/salesforce/config.js';
 import { createSalesforceLogging, type SalesforceLogging } from '../../src/crm/salesforce/index.js';
-import { phoneVariants, soslFor } from '../../src/crm/salesforce/match.js';
+import { isInternal, phoneVariants, soslFor } from '../../src/crm/salesforce/match.js';
 import { renderComment } from '../../src/crm/salesforce/task.js';
 import type { CallEvent, CallEventKind } from '../../src/events/types.js';
 import type { AmiMessage } from '../../src/ports/ami.js';
@@ -268,6 +268,21 @@ describe('which record (SF6)', () => {
     expect(soslFor([['18005551212'], ['800', '555', '1212']])).toBe(
       'FIND {18005551212 OR "800 555 1212"} IN PHONE FIELDS RETURNING Contact(Id, LastModifiedDate ORDER BY LastModifiedDate DESC LIMIT 1), Account(Id, LastModifiedDate ORDER BY LastModifiedDate DESC LIMIT 1), Lead(Id, LastModifiedDate ORDER BY LastModifiedDate DESC LIMIT 1)',
     );
+  });
+
+  it('a call between our own phones (an extension, a SIP user name) makes no Task and costs nothing', async () => {
+    const h = await harness();
+    const toExtension = callEvents({ caller: 'staff', did: '201', context: 'from-internal', answered: true });
+    const fromUser = callEvents({ caller: 'staff', did: '100', answered: true });
+    [...toExtension.events, ...fromUser.events].forEach(h.logging.onEvent);
+    await logged(h, toExtension.callId);
+    await logged(h, fromUser.callId);
+    expect(row(h, toExtension.callId)).toMatchObject({ match_rule: 'internal', task_id: null, api_calls: 0 });
+    expect(row(h, fromUser.callId)).toMatchObject({ match_rule: 'internal', task_id: null });
+    expect(h.sf.requests).toHaveLength(0);
+    expect(isInternal('+81312345678')).toBe(false);
+    expect(isInternal('anonymous')).toBe(false);
+    expect(isInternal('12345')).toBe(true);
   });
 
   it('a withheld number: no search, a Task on no record', async () => {

@@ -13,7 +13,7 @@ import type { SearchRecord } from './client.js';
  * Contact beats Account beats Lead; within one object the most recently modified record wins.
  */
 
-export type MatchRule = 'click-to-call' | 'contact' | 'account' | 'lead' | 'not-found' | 'no-number';
+export type MatchRule = 'click-to-call' | 'contact' | 'account' | 'lead' | 'not-found' | 'no-number' | 'internal';
 
 export interface Match {
   rule: MatchRule;
@@ -36,6 +36,21 @@ export function clickToCall(value: string | undefined): Match | undefined {
   const id = value?.trim();
   if (!id || !RECORD_ID.test(id)) return undefined;
   return { rule: 'click-to-call', recordId: id, recordType: KEY_PREFIX[id.slice(0, 3)] ?? 'Other' };
+}
+
+/** Fewer digits than any outside number has: an extension, so the call is between our own phones. */
+const MIN_OUTSIDE_DIGITS = 6;
+
+/**
+ * True for one of our own phones: an extension (201) or a SIP user name (staff). No customer is
+ * on such a call. A withheld or empty caller ID is a customer who hides the number.
+ */
+export function isInternal(number: string): boolean {
+  const value = number.trim();
+  if (WITHHELD.has(value.toLowerCase())) return false;
+  const digits = value.replace(/\D/g, '');
+  if (!digits) return true;
+  return digits.length < MIN_OUTSIDE_DIGITS && /^[\d*#+\s-]+$/.test(value);
 }
 
 /** Contacts and Leads are the Task's WhoId; anything else (Account, Opportunity…) its WhatId. */

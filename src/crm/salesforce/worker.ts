@@ -8,7 +8,7 @@ import type { Store } from '../../store/sqlite.js';
 import { CallMeter, type SalesforceClient } from './client.js';
 import type { SalesforceConfig } from './config.js';
 import { SalesforceError } from './errors.js';
-import { clickToCall, MatchCache, phoneVariants, pick, soslFor, type Match, type MatchRule } from './match.js';
+import { clickToCall, isInternal, MatchCache, phoneVariants, pick, soslFor, type Match, type MatchRule } from './match.js';
 import { prepareStatements, salesforceMigrations, type ActivityRow, type Statements } from './store.js';
 import { taskFields, type CallSnapshot, type Phase } from './task.js';
 
@@ -254,6 +254,12 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
           return;
         }
       }
+      if (match.rule === 'internal' && !taskId) {
+        // Between our own phones: no customer, no activity.
+        outcome = { kind: 'ok', synced: row.phase, reason: 'internal call: no Task' };
+        this.settle(row, call, key, outcome, meter, taskId, false, false);
+        return;
+      }
       if (!taskId && createUnknown) {
         // The last create's answer was lost: it may have gone through.
         taskId = await this.opts.client.findTask(call.callId, meter, signal);
@@ -307,6 +313,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
       return m;
     };
     if (given) return report(given, { variable: this.cfg.recordIdVariable });
+    if (isInternal(call.number)) return report({ rule: 'internal' });
     const variants = phoneVariants(call.number, this.opts.defaultCountry);
     if (!variants.length) return report({ rule: 'no-number' });
     const key = normaliseNumber(call.number, this.opts.defaultCountry);
