@@ -4,6 +4,7 @@ import type { CountryCode } from 'libphonenumber-js';
 import type { Dispatcher } from 'undici';
 import type { CallEvent } from '../events/types.js';
 import type { Logger } from '../log.js';
+import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import { excerpt } from '../sms/outbox.js';
 import type { Store } from '../store/sqlite.js';
 import { conditionHolds, prepare, send, type AttemptReport } from './attempt.js';
@@ -13,13 +14,14 @@ import { hookMigrations, prepareStatements, type RunRow, type RunStatus, type St
 /**
  * Runs hooks (CA1–CA5) and records every attempt (CA6).
  *
- * Event hooks go through a durable queue built like the SMS outbox (src/sms/outbox.ts), on its own
- * tables: the runs of an event are committed before anything is sent; a claimed run holds a lease
- * and its attempt is recorded BEFORE the request goes out; a worker that dies leaves the lease to
- * run out, and whoever takes the run back (the restarted process) writes the lost attempt off as
- * interrupted and sends it again with the same Idempotency-Key. A retry wait is a `next_at` in the
- * row, so a restart during the wait resumes it rather than starting over: no attempt is lost and
- * none already answered is repeated.
+ * Event hooks go through a durable queue built like the SMS outbox (src/sms/outbox.ts) and run by
+ * the same loop (src/queue/durable-worker.ts), on its own tables: the runs of an event are
+ * committed before anything is sent; a claimed run holds a lease and its attempt is recorded
+ * BEFORE the request goes out; a worker that dies leaves the lease to run out, and whoever takes
+ * the run back (the restarted process) writes the lost attempt off as interrupted and sends it
+ * again with the same Idempotency-Key. A retry wait is a `next_at` in the row, so a restart during
+ * the wait resumes it rather than starting over: no attempt is lost and none already answered is
+ * repeated.
  *
  * What differs from the SMS outbox, and why it is a sibling rather than the same queue: the hooks
  * of one call run as an ordered chain, event after event and by `order` within an event (a run
@@ -87,19 +89,13 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
   private readonly hooks: readonly Hook[];
   private readonly secrets: readonly string[];
   private readonly defaultCountry?: CountryCode;
-  private readonly concurrency: number;
   private readonly leaseMarginMs: number;
   private readonly maxRetryAfterMs: number;
   private readonly maxInterruptions: number;
   private readonly dispatcher?: Dispatcher;
   private readonly log?: Logger;
   private readonly sql: Statements;
-
-  private running = false;
-  private pumpQueued = false;
-  private timer: NodeJS.Timeout | undefined;
-  private stopSignal = new AbortController();
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly worker: DurableWorker<RunRow>;
 
   constructor(opts: HookWorkerOptions) {
     super();
@@ -108,7 +104,6 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
     this.byName = new Map(opts.hooks.map((h) => [h.name, h]));
     this.secrets = [...(opts.secrets ?? []), ...opts.hooks.flatMap((h) => (h.secret ? [h.secret] : []))];
     this.defaultCountry = opts.defaultCountry;
-    this.concurrency = Math.max(1, Math.floor(opts.concurrency ?? 8));
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 600_000;
     this.maxInterruptions = opts.maxInterruptions ?? 5;
@@ -117,6 +112,17 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
     this.log = opts.logger;
     this.store.migrate(hookMigrations);
     this.sql = prepareStatements(this.store.db);
+    this.worker = new DurableWorker<RunRow>(
+      {
+        id: (row) => row.id,
+        claim: (_room, busy) => this.claimRuns(busy),
+        nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
+        deliver: (row, stopping) => this.deliver(row, stopping),
+        deliverFailed: (row, e) => this.log?.error({ err: e, runId: row.id }, 'hook worker could not record a run'),
+        recover: () => this.abandonInline(),
+      },
+      { concurrency: opts.concurrency ?? 8, ready: () => this.store.ready(), name: 'hook worker', logger: opts.logger },
+    );
   }
 
   private get db() {
@@ -147,7 +153,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
       .immediate();
     if (ids.length) {
       this.log?.info({ callId: ev.callId, event: ev.kind, hooks: hooks.map((h) => h.name), queued: ids.length }, 'hooks queued');
-      this.kick();
+      this.worker.kick();
     }
     return ids;
   }
@@ -162,11 +168,12 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.stopSignal = new AbortController();
+    this.worker.start();
+  }
+
+  /** Inline runs whose process died: their caller went with it, nobody will finish them. */
+  private abandonInline(): void {
     const now = Date.now();
-    // Inline runs whose process died: their caller went with it, nobody will finish them.
     const abandoned = this.db
       .transaction(() => {
         this.sql.abandonInlineAttempts.run(now, now);
@@ -174,80 +181,39 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
       })
       .immediate();
     if (abandoned) this.log?.warn({ runs: abandoned }, 'inline hooks cut off by a restart marked failed');
-    this.kick();
   }
 
   /** Stops claiming; runs in flight get `graceMs`, then are cancelled and go back to pending. */
-  async stop(opts: { graceMs?: number } = {}): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.inFlight.size === 0) return;
-    const all = () => Promise.all([...this.inFlight.values()]).then(() => undefined);
-    let graceTimer: NodeJS.Timeout | undefined;
-    await Promise.race([all(), new Promise<void>((r) => (graceTimer = setTimeout(r, opts.graceMs ?? 5_000)))]);
-    clearTimeout(graceTimer);
-    this.stopSignal.abort();
-    await all();
+  stop(opts: { graceMs?: number } = {}): Promise<void> {
+    return this.worker.stop(opts);
   }
 
   get busy(): number {
-    return this.inFlight.size;
+    return this.worker.busy;
   }
 
-  private kick(): void {
-    if (!this.running || this.pumpQueued) return;
-    this.pumpQueued = true;
-    setImmediate(() => {
-      this.pumpQueued = false;
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    if (!this.running || !this.store.ready()) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    try {
-      while (this.inFlight.size < this.concurrency) {
-        const row = this.claim(Date.now());
-        if (row === 'none') break;
-        if (row === 'gave-up') continue;
-        const p = this.deliver(row)
-          .catch((e: unknown) => this.log?.error({ err: e, runId: row.id }, 'hook worker could not record a run'))
-          .finally(() => {
-            this.inFlight.delete(row.id);
-            this.kick();
-          });
-        this.inFlight.set(row.id, p);
-      }
-      if (this.inFlight.size < this.concurrency) this.arm();
-    } catch (e) {
-      this.log?.error({ err: e }, 'hook worker could not claim work');
-      this.arm(1_000);
+  /**
+   * One run per transaction, pulled by the loop one at a time: each is started before the next is
+   * claimed, so a run that settles at once (skipped by its condition) frees the next run of its
+   * call's chain for the same pass.
+   */
+  private *claimRuns(busy: ReadonlySet<string>): Generator<RunRow> {
+    for (;;) {
+      const row = this.claim(Date.now(), busy);
+      if (row === 'none') return;
+      if (row !== 'gave-up') yield row;
     }
-  }
-
-  private arm(fixedDelayMs?: number): void {
-    let delay = fixedDelayMs;
-    if (delay === undefined) {
-      const row = this.sql.nextWake.get(JSON.stringify([...this.inFlight.keys()]));
-      if (row?.at == null) return;
-      delay = Math.max(10, row.at - Date.now());
-    }
-    this.timer = setTimeout(() => this.pump(), Math.min(delay, 2 ** 31 - 1));
-    this.timer.unref();
   }
 
   private leaseMs(hook: Hook | undefined): number {
     return (hook?.request.timeout ?? 30_000) + this.leaseMarginMs;
   }
 
-  private claim(now: number): RunRow | 'none' | 'gave-up' {
+  private claim(now: number, busy: ReadonlySet<string>): RunRow | 'none' | 'gave-up' {
     const settled: SettledRun[] = [];
     const out = this.db
       .transaction((): RunRow | 'none' | 'gave-up' => {
-        const row = this.sql.due.get(now, now, JSON.stringify([...this.inFlight.keys()]));
+        const row = this.sql.due.get(now, now, JSON.stringify([...busy]));
         if (!row) return 'none';
         let interrupted = row.interrupted;
         if (row.status === 'sending') {
@@ -269,7 +235,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
     return out;
   }
 
-  private async deliver(row: RunRow): Promise<void> {
+  private async deliver(row: RunRow, stopping: AbortSignal): Promise<void> {
     const hook = this.byName.get(row.hook);
     if (!hook) {
       this.settleWithout(row, 'failed', `hook "${row.hook}" is no longer in the config`);
@@ -278,12 +244,10 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
     const vars = { ...this.callVars(row.call_id), ...(JSON.parse(row.vars) as Record<string, string>) };
     if (row.attempts === 0 && this.skippedByCondition(row, hook, vars)) return;
 
-    const deadline = AbortSignal.timeout(hook.request.timeout + Math.min(250, this.leaseMarginMs / 4));
-    const stopping = this.stopSignal.signal;
-    const report = await this.attemptOnce(row, hook, vars, AbortSignal.any([deadline, stopping]));
+    const { signal, stopped } = attemptSignal(hook.request.timeout + Math.min(250, this.leaseMarginMs / 4), stopping);
+    const report = await this.attemptOnce(row, hook, vars, signal);
     if (!report) return;
-    // Only our own shutdown makes an attempt "interrupted"; a deadline is an ordinary timeout.
-    const cancelled = stopping.aborted && !deadline.aborted && report.outcome === 'retry';
+    const cancelled = stopped() && report.outcome === 'retry';
     this.record(row, hook, row.attempts + 1, report, cancelled);
   }
 

@@ -2,9 +2,9 @@ import type { Logger } from '../log.js';
 
 /**
  * The loop of a durable queue worker: claim due jobs up to a concurrency, run them, sleep until
- * the next one is due, stop with a grace period. The SMS outbox (src/sms/outbox.ts) runs on it and
- * keeps its own tables, SQL, retry policy, attempt records and events, implementing `DurableQueue`
- * over them. The hook runs (src/hooks/worker.ts) still carry their own copy of this loop.
+ * the next one is due, stop with a grace period. The SMS outbox (src/sms/outbox.ts) and the hook
+ * runs (src/hooks/worker.ts) share it; each keeps its own tables, SQL, retry policy, attempt
+ * records and events, and implements `DurableQueue` over them.
  *
  * What the loop assumes of a queue, and every queue here does:
  *
