@@ -3,6 +3,7 @@ import type { Config } from './config/schema.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { createCallActions, type CallActions, type HooksHealth } from './hooks/index.js';
 import { createSalesforceLogging, type SalesforceHealth, type SalesforceLogging } from './crm/salesforce/index.js';
+import { readQuery } from './http/query.js';
 import { createLogger, type Logger } from './log.js';
 import { normaliseNumber } from './phone.js';
 import { AmiPort } from './ports/ami.js';
@@ -184,7 +185,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
 
 export const SMS_STATUSES: readonly SmsStatus[] = ['pending', 'sending', 'sent', 'failed', 'skipped', 'blocked'];
 
-const HISTORY_PARAMS = new Set(['callId', 'description', 'recipient', 'number', 'status', 'since', 'until', 'limit', 'offset']);
+const HISTORY_PARAMS = ['callId', 'description', 'recipient', 'number', 'status', 'since', 'until', 'limit', 'offset'];
 
 /**
  * `/sms/history?description=…&number=…&callId=…&status=sent&status=failed&since=ISO&until=ISO&limit=&offset=`.
@@ -192,32 +193,17 @@ const HISTORY_PARAMS = new Set(['callId', 'description', 'recipient', 'number', 
  * RangeError (answered 400): a typo must not silently widen the query to everything.
  */
 export function historyFilter(q: URLSearchParams, defaultCountry?: CountryCode): HistoryFilter {
-  for (const k of q.keys()) if (!HISTORY_PARAMS.has(k)) throw new RangeError(`unknown parameter "${k}" (known: ${[...HISTORY_PARAMS].join(', ')})`);
-  const time = (k: string) => {
-    const v = q.get(k);
-    if (v === null) return undefined;
-    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (!Number.isFinite(n)) throw new RangeError(`${k}: not a date or epoch milliseconds: ${v}`);
-    return n;
-  };
-  const count = (k: string) => {
-    const v = q.get(k);
-    if (v === null) return undefined;
-    if (!/^\d+$/.test(v)) throw new RangeError(`${k}: not a whole number: ${v}`);
-    return Number(v);
-  };
-  const statuses = q.getAll('status').flatMap((s) => s.split(',')).filter((s) => s !== '');
-  const bad = statuses.filter((s) => !(SMS_STATUSES as readonly string[]).includes(s));
-  if (bad.length) throw new RangeError(`status: unknown ${bad.join(', ')} (known: ${SMS_STATUSES.join(', ')})`);
-  const number = q.get('number') ?? q.get('recipient');
+  const r = readQuery(q, HISTORY_PARAMS);
+  const statuses = r.oneOf('status', SMS_STATUSES);
+  const number = r.text('number') ?? r.text('recipient');
   return {
-    callId: q.get('callId') ?? undefined,
-    description: q.get('description') ?? undefined,
-    recipient: number === null ? undefined : normaliseNumber(number, defaultCountry),
-    status: statuses.length ? (statuses as SmsStatus[]) : undefined,
-    since: time('since'),
-    until: time('until'),
-    limit: count('limit'),
-    offset: count('offset'),
+    callId: r.text('callId'),
+    description: r.text('description'),
+    recipient: number === undefined ? undefined : normaliseNumber(number, defaultCountry),
+    status: statuses.length ? statuses : undefined,
+    since: r.time('since'),
+    until: r.time('until'),
+    limit: r.count('limit'),
+    offset: r.count('offset'),
   };
 }

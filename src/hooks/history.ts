@@ -1,3 +1,4 @@
+import { readQuery } from '../http/query.js';
 import type { Store } from '../store/sqlite.js';
 import { RUN_STATUSES, type HookAttemptOutcome, type RunMode, type RunStatus } from './store.js';
 import type { LoggedRequest } from './request.js';
@@ -167,7 +168,7 @@ function parse<T>(text: string | null): T | null {
   }
 }
 
-const PARAMS = new Set(['callId', 'hook', 'event', 'status', 'since', 'until', 'limit', 'offset']);
+const PARAMS = ['callId', 'hook', 'event', 'status', 'since', 'until', 'limit', 'offset'];
 
 /**
  * `/hooks/log?callId=…&hook=…&event=…&status=failed&since=ISO&until=ISO&limit=&offset=`; the CLI
@@ -175,40 +176,18 @@ const PARAMS = new Set(['callId', 'hook', 'event', 'status', 'since', 'until', '
  * never widens the query to everything.
  */
 export function hookLogFilter(q: URLSearchParams): HookLogFilter {
-  for (const k of q.keys()) if (!PARAMS.has(k)) throw new RangeError(`unknown parameter "${k}" (known: ${[...PARAMS].join(', ')})`);
-  const time = (k: string) => {
-    const v = q.get(k);
-    if (v === null) return undefined;
-    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (!Number.isFinite(n)) throw new RangeError(`${k}: not a date or epoch milliseconds: ${v}`);
-    return n;
+  const r = readQuery(q, PARAMS);
+  const status = r.oneOf('status', RUN_STATUSES);
+  return {
+    callId: r.text('callId'),
+    hook: r.text('hook'),
+    event: r.text('event'),
+    status: status.length ? status : undefined,
+    since: r.time('since'),
+    until: r.time('until'),
+    limit: r.count('limit'),
+    offset: r.count('offset'),
   };
-  const count = (k: string) => {
-    const v = q.get(k);
-    if (v === null) return undefined;
-    if (!/^\d+$/.test(v)) throw new RangeError(`${k}: not a whole number: ${v}`);
-    return Number(v);
-  };
-  const statuses = q.getAll('status').flatMap((s) => s.split(',')).filter((s) => s !== '');
-  const bad = statuses.filter((s) => !(RUN_STATUSES as readonly string[]).includes(s));
-  if (bad.length) throw new RangeError(`status: unknown ${bad.join(', ')} (known: ${RUN_STATUSES.join(', ')})`);
-  const f: HookLogFilter = {};
-  const callId = q.get('callId');
-  const hook = q.get('hook');
-  const event = q.get('event');
-  if (callId !== null) f.callId = callId;
-  if (hook !== null) f.hook = hook;
-  if (event !== null) f.event = event;
-  if (statuses.length) f.status = statuses as RunStatus[];
-  const since = time('since');
-  const until = time('until');
-  const limit = count('limit');
-  const offset = count('offset');
-  if (since !== undefined) f.since = since;
-  if (until !== undefined) f.until = until;
-  if (limit !== undefined) f.limit = limit;
-  if (offset !== undefined) f.offset = offset;
-  return f;
 }
 
 export interface HookHealth {
