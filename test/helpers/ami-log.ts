@@ -15,6 +15,7 @@ export class AmiLog {
   private nextId = 1;
   private readonly pending = new Map<string, (m: Record<string, string>) => void>();
   private readonly waiters = new Set<() => void>();
+  private readonly mine = new Set<string>();
 
   private constructor(private readonly socket: net.Socket) {
     socket.setEncoding('utf8');
@@ -100,7 +101,9 @@ export class AmiLog {
   /** The linkedid of the call whose first channel carries this caller number. */
   async linkedIdOf(callerNum: string, timeoutMs = 10_000): Promise<string> {
     const e = await this.waitFor((x) => x.event === 'Newchannel' && x.calleridnum === callerNum, timeoutMs, `Newchannel from ${callerNum}`);
-    return e.linkedid ?? e.uniqueid!;
+    const id = e.linkedid ?? e.uniqueid!;
+    this.mine.add(id);
+    return id;
   }
 
   /** Every event of one call (all its channels), in order. */
@@ -108,7 +111,19 @@ export class AmiLog {
     return this.events.filter((e) => e.linkedid === linkedId);
   }
 
+  /**
+   * Hangs up what is left of the calls looked up with linkedIdOf(): a caller whose SIPp was cut
+   * off would otherwise wait in a queue (and move everyone else's position) until Asterisk restarts.
+   */
+  async hangUpLeftovers(): Promise<string[]> {
+    const gone = new Set(this.events.filter((e) => e.event === 'Hangup').map((e) => e.uniqueid));
+    const left = this.events.filter((e) => e.event === 'Newchannel' && this.mine.has(e.linkedid ?? '') && !gone.has(e.uniqueid));
+    for (const e of left) await this.action({ Action: 'Hangup', Channel: e.channel! }).catch(() => undefined);
+    return left.map((e) => e.channel!);
+  }
+
   async close(): Promise<void> {
+    await this.hangUpLeftovers();
     await this.action({ Action: 'Logoff' }, 2_000).catch(() => undefined);
     this.socket.destroy();
   }
