@@ -280,6 +280,8 @@ describe('which record (SF6)', () => {
     expect(row(h, toExtension.callId)).toMatchObject({ match_rule: 'internal', task_id: null, api_calls: 0 });
     expect(row(h, fromUser.callId)).toMatchObject({ match_rule: 'internal', task_id: null });
     expect(h.sf.requests).toHaveLength(0);
+    // not calls logged, nor part of the cost per call
+    expect(h.logging.health()).toMatchObject({ loggedLastDay: 0, apiCallsPerCall: null });
     expect(isInternal('+81312345678')).toBe(false);
     expect(isInternal('anonymous')).toBe(false);
     expect(isInternal('12345')).toBe(true);

@@ -186,7 +186,7 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
   );
   const lastDay = db.prepare<[number], { status: ActivityStatus; n: number; calls: number; lastReason: string | null }>(
     `SELECT status, COUNT(*) AS n, SUM(api_calls) AS calls, MAX(reason) AS lastReason FROM sf_activities
-      WHERE settled_at >= ? AND status IN ('done', 'failed') GROUP BY status`,
+      WHERE settled_at >= ? AND status IN ('done', 'failed') AND match_rule IS NOT 'internal' GROUP BY status`,
   );
 
   return {
