@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
 import { rootSchema } from '../../src/config/schema.js';
 import { isOpen, scheduleSchema } from '../../src/routing/schedule.js';
+import { REPO_ROOT } from '../helpers/asterisk.js';
 
 const ENV = { ARI_USER: 'u', ARI_PASSWORD: 'p' };
 const HEAD = `asterisk:
@@ -24,6 +27,16 @@ function issues(text: string): Array<{ line?: number; field: string; message: st
 }
 
 describe('routing config', () => {
+  it('the complete example of docs/routing.md is valid as written', () => {
+    const doc = readFileSync(join(REPO_ROOT, 'docs/routing.md'), 'utf8');
+    const example = /## A complete example\s+```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+    expect(example).toBeDefined();
+    const env = { ...ENV, AMI_USER: 'a', AMI_SECRET: 'b', SMS_USER: 'u', SMS_PASSWORD: 'p', CRM_TOKEN: 't' };
+    const { value } = parseConfigText(example!, 'routing.md', rootSchema, env);
+    expect(Object.keys(value.stages)).toEqual(['welcome', 'office-hours', 'customer-number']);
+    expect(Object.keys(value.routing.integrations)).toEqual(['siparis']);
+  });
+
   it('the sketch\'s welcome stage and destinations are valid as written', () => {
     expect(
       issues(`stages:
