@@ -5,6 +5,7 @@ import { createCallActions, type CallActions, type HooksHealth } from './hooks/i
 import { createSalesforceLogging, type SalesforceHealth, type SalesforceLogging } from './crm/salesforce/index.js';
 import { readQuery } from './http/query.js';
 import { createLogger, type Logger } from './log.js';
+import { CallMetrics, processMetrics } from './metrics.js';
 import { normaliseNumber } from './phone.js';
 import { AmiPort } from './ports/ami.js';
 import { AriPort } from './ports/ari.js';
@@ -102,6 +103,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     return { ok: h.ari.ready && h.store.ready && (!ami || h.ami.ready), ...h, warnings: [...h.hooks.warnings, ...(h.salesforce?.warnings ?? [])] };
   };
 
+  const metrics = new CallMetrics(new Set(Object.keys(config.stages)));
   const http = await startHttpServer({
     host: config.http.host,
     port: config.http.port,
@@ -115,6 +117,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       // historyFilter throws RangeError on a bad query, which the server answers with 400
       '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams, config.sms.defaultCountry as CountryCode | undefined)) }),
       '/hooks/log': (url) => callActions.logRoute(url),
+      '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics() } }),
       // routeLogFilter throws RangeError on a bad query, which the server answers with 400
       '/routes/log': (url) => ({ status: 200, body: routeLog.query(routeLogFilter(url.searchParams)) }),
       '/salesforce/activities': (url) => salesforce?.activitiesRoute(url) ?? { status: 404, body: { error: 'crm.salesforce is not configured' } },
@@ -153,6 +156,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     services,
     log,
     callVars: callActions.callVars,
+    metrics,
     onStageEntered: (session, ev) =>
       callActions.stageEntered({ callId: session.callId, channelId: ev.channel.id, stage: session.stage, vars: session.vars, exten: ev.channel.dialplan.exten }),
   });

@@ -1,5 +1,7 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
-import type { AriPort } from '../ports/ari.js';
+import type { CallMetrics } from '../metrics.js';
+import type { AriPort, ChannelHandle } from '../ports/ari.js';
 import type { StasisStart } from '../ports/ari-events.js';
 import type { Step } from '../steps/step.js';
 import type { StepServices } from '../steps/services.js';
@@ -16,6 +18,8 @@ export interface RunnerOptions {
   callVars?: (callId: string) => Record<string, string>;
   /** Told of every stage a call enters (the `stage.entered` call event). */
   onStageEntered?: (session: CallSession, ev: StasisStart) => void;
+  /** Per stage: visits, how they ended, and how long the channel stayed (GET /metrics). */
+  metrics?: CallMetrics;
 }
 
 /** Set on the channel when a stage failed, so the dialplan after Stasis() can take its fallback. */
@@ -45,9 +49,30 @@ export class StageRunner {
   }
 
   private async handle(ev: StasisStart): Promise<void> {
-    const { ari, log } = this.opts;
+    const receivedAt = performance.now();
+    const { ari, log, metrics } = this.opts;
     const stage = ev.args[0] ?? '';
-    const channel = ari.channel(ev.channel.id);
+    metrics?.entered(stage);
+    // Whichever step moves the channel on, the moment it left is when that REST call returned;
+    // watching the handle here keeps the steps (and whatever destinations they reach) unaware.
+    let left: { wall: number; perf: number } | undefined;
+    let errored = false;
+    const raw = ari.channel(ev.channel.id);
+    const leaving =
+      <A extends unknown[]>(fn: (...a: A) => Promise<void>) =>
+      async (...a: A): Promise<void> => {
+        await fn(...a);
+        left ??= { wall: Date.now(), perf: performance.now() };
+      };
+    const channel: ChannelHandle = {
+      ...raw,
+      continueInDialplan: leaving(raw.continueInDialplan),
+      hangup: leaving(raw.hangup),
+      setVar: async (name, value) => {
+        if (name === RESULT_VAR && value === 'error') errored = true;
+        await raw.setVar(name, value);
+      },
+    };
     const callId = await this.callIdOf(ev, channel.getVar);
     const session = new CallSession(stage, callId, channel, ev, log);
     this.sessions.add(session);
@@ -77,6 +102,11 @@ export class StageRunner {
     } finally {
       this.sessions.delete(session);
       session.end();
+      metrics?.ended(
+        stage,
+        !left ? 'gone' : errored ? 'fallback' : 'left',
+        left && { sinceStasisStartMs: left.wall - session.stasisStartAt, inServiceMs: left.perf - receivedAt },
+      );
     }
   }
 

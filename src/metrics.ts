@@ -1,0 +1,140 @@
+/**
+ * What `GET /metrics` reports: how long calls spend in the service, as cumulative histograms.
+ * Cumulative (never reset) so that any number of readers can each subtract two snapshots to get
+ * their own interval, the way Prometheus counters work; a reset endpoint would let one reader
+ * spoil another's figures.
+ */
+
+/** Buckets grow by 2^(1/8) (about 9 %), from 10 µs to beyond a minute: about 180 buckets at most. */
+const STEPS_PER_DOUBLING = 8;
+const MIN_MS = 0.01;
+
+function bucketOf(ms: number): number {
+  if (!(ms > MIN_MS)) return 0;
+  return Math.ceil(Math.log2(ms / MIN_MS) * STEPS_PER_DOUBLING);
+}
+
+/** The upper bound (ms) of a bucket index. */
+export function bucketUpperMs(i: number): number {
+  return MIN_MS * 2 ** (i / STEPS_PER_DOUBLING);
+}
+
+export interface HistogramSnapshot {
+  count: number;
+  sumMs: number;
+  /** [upper bound in ms, observations in that bucket] for the non-empty buckets, ascending */
+  buckets: Array<[number, number]>;
+}
+
+export class Histogram {
+  private readonly counts = new Map<number, number>();
+  private count = 0;
+  private sumMs = 0;
+
+  observe(ms: number): void {
+    const i = bucketOf(ms);
+    this.counts.set(i, (this.counts.get(i) ?? 0) + 1);
+    this.count += 1;
+    this.sumMs += ms;
+  }
+
+  snapshot(): HistogramSnapshot {
+    const buckets = [...this.counts.entries()].sort((a, b) => a[0] - b[0]).map(([i, n]): [number, number] => [round(bucketUpperMs(i)), n]);
+    return { count: this.count, sumMs: round(this.sumMs), buckets };
+  }
+}
+
+/** `later − earlier` of the same histogram: the observations made in between. */
+export function histogramDelta(later: HistogramSnapshot, earlier?: HistogramSnapshot): HistogramSnapshot {
+  if (!earlier) return later;
+  const before = new Map(earlier.buckets);
+  const buckets = later.buckets.map(([ub, n]): [number, number] => [ub, n - (before.get(ub) ?? 0)]).filter(([, n]) => n > 0);
+  return { count: later.count - earlier.count, sumMs: round(later.sumMs - earlier.sumMs), buckets };
+}
+
+/** The q-quantile (0..1) as its bucket's upper bound: an overestimate by less than one bucket (9 %). */
+export function quantileMs(h: HistogramSnapshot, q: number): number | undefined {
+  if (h.count <= 0) return undefined;
+  const rank = Math.max(1, Math.ceil(q * h.count));
+  let seen = 0;
+  for (const [ub, n] of h.buckets) {
+    seen += n;
+    if (seen >= rank) return ub;
+  }
+  return h.buckets[h.buckets.length - 1]?.[0];
+}
+
+/** How a visit to a stage ended. */
+export type StageOutcome = 'left' | 'fallback' | 'gone';
+
+export interface StageMetrics {
+  entered: number;
+  left: number;
+  fallback: number;
+  gone: number;
+  /**
+   * Asterisk's StasisStart timestamp → the REST call that took the channel out of Stasis
+   * (continue or hangup) returned. Includes the event's trip to the service; Asterisk stamps
+   * events in whole milliseconds, so single values are ±1 ms.
+   */
+  sinceStasisStart: HistogramSnapshot;
+  /** The same end, from the moment the service received the StasisStart (sub-millisecond). */
+  inService: HistogramSnapshot;
+}
+
+/**
+ * Per stage: visits, how they ended, and how long the service kept the channel before it left.
+ * Only configured stage names get their own entry (a dialplan may name anything).
+ */
+export class CallMetrics {
+  private readonly stages = new Map<string, { entered: number; left: number; fallback: number; gone: number; since: Histogram; inService: Histogram }>();
+
+  constructor(private readonly known: ReadonlySet<string>) {}
+
+  private of(stage: string) {
+    const name = this.known.has(stage) ? stage : '(unknown)';
+    let s = this.stages.get(name);
+    if (!s) this.stages.set(name, (s = { entered: 0, left: 0, fallback: 0, gone: 0, since: new Histogram(), inService: new Histogram() }));
+    return s;
+  }
+
+  entered(stage: string): void {
+    this.of(stage).entered += 1;
+  }
+
+  /** `times`: undefined when the channel never left by our hand (the caller hung up first). */
+  ended(stage: string, outcome: StageOutcome, times?: { sinceStasisStartMs: number; inServiceMs: number }): void {
+    const s = this.of(stage);
+    s[outcome] += 1;
+    if (times && outcome !== 'gone') {
+      s.since.observe(Math.max(0, times.sinceStasisStartMs));
+      s.inService.observe(times.inServiceMs);
+    }
+  }
+
+  snapshot(): Record<string, StageMetrics> {
+    const out: Record<string, StageMetrics> = {};
+    for (const [name, s] of this.stages) {
+      out[name] = { entered: s.entered, left: s.left, fallback: s.fallback, gone: s.gone, sinceStasisStart: s.since.snapshot(), inService: s.inService.snapshot() };
+    }
+    return out;
+  }
+}
+
+/** Resource figures of this process, for the same endpoint. */
+export function processMetrics(): { rssBytes: number; heapUsedBytes: number; externalBytes: number; cpuUserMs: number; cpuSystemMs: number; uptimeS: number } {
+  const m = process.memoryUsage();
+  const c = process.cpuUsage();
+  return {
+    rssBytes: m.rss,
+    heapUsedBytes: m.heapUsed,
+    externalBytes: m.external,
+    cpuUserMs: Math.round(c.user / 1000),
+    cpuSystemMs: Math.round(c.system / 1000),
+    uptimeS: Math.round(process.uptime()),
+  };
+}
+
+function round(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}

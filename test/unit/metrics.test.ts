@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { CallMetrics, Histogram, histogramDelta, quantileMs } from '../../src/metrics.js';
+
+describe('metrics', () => {
+  it('quantiles are bucket upper bounds, at most one bucket (9 %) above the true value', () => {
+    const h = new Histogram();
+    for (let i = 1; i <= 1000; i++) h.observe(i / 100); // 0.01 … 10 ms
+    const s = h.snapshot();
+    expect(s.count).toBe(1000);
+    const p50 = quantileMs(s, 0.5)!;
+    const p99 = quantileMs(s, 0.99)!;
+    expect(p50).toBeGreaterThanOrEqual(5);
+    expect(p50).toBeLessThan(5 * 1.1);
+    expect(p99).toBeGreaterThanOrEqual(9.9);
+    expect(p99).toBeLessThan(9.9 * 1.1);
+    expect(quantileMs(new Histogram().snapshot(), 0.5)).toBeUndefined();
+  });
+
+  it('the difference of two snapshots is what was observed in between', () => {
+    const h = new Histogram();
+    for (let i = 0; i < 100; i++) h.observe(100);
+    const before = h.snapshot();
+    for (let i = 0; i < 10; i++) h.observe(1);
+    const d = histogramDelta(h.snapshot(), before);
+    expect(d.count).toBe(10);
+    expect(d.sumMs).toBeCloseTo(10);
+    expect(quantileMs(d, 0.99)).toBeLessThan(1.1);
+  });
+
+  it('counts how visits end per configured stage and pools the rest', () => {
+    const m = new CallMetrics(new Set(['route']));
+    m.entered('route');
+    m.ended('route', 'left', { sinceStasisStartMs: 3, inServiceMs: 1.5 });
+    m.entered('route');
+    m.ended('route', 'gone');
+    m.entered('typo');
+    m.ended('typo', 'fallback', { sinceStasisStartMs: 2, inServiceMs: 1 });
+    const s = m.snapshot();
+    expect(s.route).toMatchObject({ entered: 2, left: 1, gone: 1, fallback: 0 });
+    expect(s.route!.inService.count).toBe(1);
+    expect(s['(unknown)']).toMatchObject({ entered: 1, fallback: 1 });
+  });
+});
