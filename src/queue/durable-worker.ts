@@ -2,9 +2,10 @@ import type { Logger } from '../log.js';
 
 /**
  * The loop of a durable queue worker: claim due jobs up to a concurrency, run them, sleep until
- * the next one is due, stop with a grace period. The SMS outbox (src/sms/outbox.ts) and the hook
- * runs (src/hooks/worker.ts) share it; each keeps its own tables, SQL, retry policy, attempt
- * records and events, and implements `DurableQueue` over them.
+ * the next one is due, stop with a grace period. The SMS outbox (src/sms/outbox.ts), the hook runs
+ * (src/hooks/worker.ts) and the Salesforce activities (src/crm/salesforce/worker.ts) share it;
+ * each keeps its own tables, SQL, retry policy, attempt records and events, and implements
+ * `DurableQueue` over them.
  *
  * What the loop assumes of a queue, and every queue here does:
  *
@@ -18,22 +19,11 @@ import type { Logger } from '../log.js';
  *   another worker holds and may let run out (`nextWakeAt`). The loop sleeps until then instead of
  *   polling, and is woken sooner by `kick()` when new rows are committed.
  *
- * To adopt it (the Salesforce activity worker, src/crm/salesforce/worker.ts, is the next one): drop
- * the running / pumpQueued / timer / stopSignal / inFlight fields and kick / pump / arm, construct
- * a worker over the queue's own methods, call `kick()` after committing new rows, and forward
- * `start()`, `stop()` and `busy`. `name` keeps the existing log lines ("<name> could not claim
- * work"). For that worker, roughly:
- *
- *   this.worker = new DurableWorker<ActivityRow>(
- *     {
- *       id: (row) => row.call_id,
- *       claim: (_room, busy) => this.claimRows(busy), // a generator over its claim(now, busy)
- *       nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
- *       deliver: (row, stopping) => this.run(row, stopping),
- *       deliverFailed: (row, err) => this.log?.error({ err, callId: row.call_id }, 'salesforce worker could not record an attempt'),
- *     },
- *     { concurrency: cfg.concurrency, ready: () => store.ready(), name: 'salesforce worker', logger, now: this.now },
- *   );
+ * To adopt it: drop the running / pumpQueued / timer / stopSignal / inFlight fields and kick / pump
+ * / arm, construct a worker over the queue's own methods, call `kick()` after committing new rows,
+ * and forward `start()`, `stop()` and `busy`. `name` keeps the existing log lines ("<name> could
+ * not claim work"); `now` is the queue's own clock, if it has one. The hook and Salesforce workers
+ * show it with a claim that is a generator over their one-row-per-transaction claim.
  *
  * `deliver` gets the worker's stop signal; `attemptSignal` combines it with the attempt's deadline
  * and tells a cancelled attempt (back to pending without spending a retry) from a timeout.

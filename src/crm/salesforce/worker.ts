@@ -4,6 +4,7 @@ import type { CountryCode } from 'libphonenumber-js';
 import type { Logger } from '../../log.js';
 import { maskNumber } from '../../log.js';
 import { normaliseNumber } from '../../phone.js';
+import { attemptSignal, DurableWorker } from '../../queue/durable-worker.js';
 import type { Store } from '../../store/sqlite.js';
 import { CallMeter, type SalesforceClient } from './client.js';
 import type { SalesforceConfig } from './config.js';
@@ -15,14 +16,16 @@ import { taskFields, type CallSnapshot, type Phase } from './task.js';
 /**
  * Writes each call's Task to Salesforce through a durable queue (the `sf_activities` table).
  *
- * Built like the SMS outbox and the hook runs (src/sms/outbox.ts, src/hooks/worker.ts): the
- * call's data is committed before anything is sent; a claimed row holds a lease and its attempt is
- * recorded before the first request; a worker that dies leaves the lease to run out and whoever
- * takes the row back writes the lost attempt off as interrupted; a retry wait is `next_at` in the
- * row, so a restart resumes it. It is a sibling rather than a reuse of either queue because one
- * call is several dependent requests whose results must survive between them: the record match
- * (so a retry does not search again), the Task id (so the end of the call updates the Task made
- * at its start, and a retry never creates a second one), and the count of API calls spent.
+ * Built like the SMS outbox and the hook runs (src/sms/outbox.ts, src/hooks/worker.ts) and run by
+ * the same loop (src/queue/durable-worker.ts): the call's data is committed before anything is
+ * sent; a claimed row holds a lease and its attempt is recorded before the first request; a worker
+ * that dies leaves the lease to run out and whoever takes the row back writes the lost attempt off
+ * as interrupted; a retry wait is `next_at` in the row, so a restart resumes it. Its rows, SQL,
+ * retry policy, attempt records and events stay here. It is a sibling rather than a reuse of
+ * either queue because one call is several dependent requests whose results must survive between
+ * them: the record match (so a retry does not search again), the Task id (so the end of the call
+ * updates the Task made at its start, and a retry never creates a second one), and the count of
+ * API calls spent.
  *
  * Failures: expired sessions are renewed inside the attempt; REQUEST_LIMIT_EXCEEDED, 5xx,
  * timeouts and refused credentials are retried with a capping backoff for `retry.for` (24 h by
@@ -67,11 +70,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
   private readonly now: () => number;
   private readonly leaseMarginMs: number;
   private readonly maxInterruptions: number;
-  private running = false;
-  private pumpQueued = false;
-  private timer: NodeJS.Timeout | undefined;
-  private stopSignal = new AbortController();
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly worker: DurableWorker<ActivityRow>;
 
   constructor(private readonly opts: WorkerOptions) {
     super();
@@ -83,6 +82,16 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     this.cache = new MatchCache(opts.config.lookupCache);
     opts.store.migrate(salesforceMigrations);
     this.sql = prepareStatements(opts.store.db);
+    this.worker = new DurableWorker<ActivityRow>(
+      {
+        id: (row) => row.call_id,
+        claim: (_room, busy) => this.claimRows(busy),
+        nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
+        deliver: (row, stopping) => this.run(row, stopping),
+        deliverFailed: (row, e) => this.log?.error({ err: e, callId: row.call_id }, 'salesforce worker could not record an attempt'),
+      },
+      { concurrency: opts.config.concurrency, ready: () => opts.store.ready(), name: 'salesforce worker', logger: opts.logger, now: this.now },
+    );
   }
 
   private get db() {
@@ -96,7 +105,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
   /** The call started (or was answered): its Task is created after `delayMs`. No-op if queued before. */
   enqueueStart(call: CallSnapshot, delayMs = 0): void {
     const now = this.now();
-    if (this.sql.insertStart.run({ id: call.callId, call: JSON.stringify(call), nextAt: now + delayMs, now }).changes) this.kick();
+    if (this.sql.insertStart.run({ id: call.callId, call: JSON.stringify(call), nextAt: now + delayMs, now }).changes) this.worker.kick();
   }
 
   /**
@@ -122,7 +131,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
         };
       }
     }
-    if (this.sql.upsertEnd.run({ id: call.callId, call: JSON.stringify(merged), now }).changes) this.kick();
+    if (this.sql.upsertEnd.run({ id: call.callId, call: JSON.stringify(merged), now }).changes) this.worker.kick();
   }
 
   /** Newer call data (a click-to-call id) for a start not yet looked up. */
@@ -131,83 +140,36 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.stopSignal = new AbortController();
-    this.kick();
+    this.worker.start();
   }
 
   /** Stops claiming; attempts in flight get `graceMs`, then are cancelled and go back to pending. */
-  async stop(opts: { graceMs?: number } = {}): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (!this.inFlight.size) return;
-    const all = () => Promise.all([...this.inFlight.values()]).then(() => undefined);
-    let grace: NodeJS.Timeout | undefined;
-    await Promise.race([all(), new Promise<void>((r) => (grace = setTimeout(r, opts.graceMs ?? 5_000)))]);
-    clearTimeout(grace);
-    this.stopSignal.abort();
-    await all();
+  stop(opts: { graceMs?: number } = {}): Promise<void> {
+    return this.worker.stop(opts);
   }
 
   get busy(): number {
-    return this.inFlight.size;
-  }
-
-  private kick(): void {
-    if (!this.running || this.pumpQueued) return;
-    this.pumpQueued = true;
-    setImmediate(() => {
-      this.pumpQueued = false;
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    if (!this.running || !this.opts.store.ready()) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    try {
-      while (this.inFlight.size < this.cfg.concurrency) {
-        const row = this.claim(this.now());
-        if (row === 'none') break;
-        if (row === 'gave-up') continue;
-        const p = this.run(row)
-          .catch((e: unknown) => this.log?.error({ err: e, callId: row.call_id }, 'salesforce worker could not record an attempt'))
-          .finally(() => {
-            this.inFlight.delete(row.call_id);
-            this.kick();
-          });
-        this.inFlight.set(row.call_id, p);
-      }
-      if (this.inFlight.size < this.cfg.concurrency) this.arm();
-    } catch (e) {
-      this.log?.error({ err: e }, 'salesforce worker could not claim work');
-      this.arm(1_000);
-    }
-  }
-
-  private arm(fixedMs?: number): void {
-    let delay = fixedMs;
-    if (delay === undefined) {
-      const at = this.sql.nextWake.get(JSON.stringify([...this.inFlight.keys()]))?.at;
-      if (at == null) return;
-      delay = Math.max(10, at - this.now());
-    }
-    this.timer = setTimeout(() => this.pump(), Math.min(delay, 2 ** 31 - 1));
-    this.timer.unref();
+    return this.worker.busy;
   }
 
   private get attemptMs(): number {
     return this.cfg.timeout * REQUESTS_PER_ATTEMPT;
   }
 
-  private claim(now: number): ActivityRow | 'none' | 'gave-up' {
+  /** One row per transaction, pulled by the loop one at a time: each is started before the next is claimed. */
+  private *claimRows(busy: ReadonlySet<string>): Generator<ActivityRow> {
+    for (;;) {
+      const row = this.claim(this.now(), busy);
+      if (row === 'none') return;
+      if (row !== 'gave-up') yield row;
+    }
+  }
+
+  private claim(now: number, busy: ReadonlySet<string>): ActivityRow | 'none' | 'gave-up' {
     let failed: { callId: string; reason: string } | undefined;
     const out = this.db
       .transaction((): ActivityRow | 'none' | 'gave-up' => {
-        const row = this.sql.due.get(now, now, JSON.stringify([...this.inFlight.keys()]));
+        const row = this.sql.due.get(now, now, JSON.stringify([...busy]));
         if (!row) return 'none';
         let interrupted = row.interrupted;
         if (row.status === 'sending') {
@@ -235,11 +197,9 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
   }
 
   /** One attempt: look the record up if not yet done, then create or update the Task. */
-  private async run(row: ActivityRow): Promise<void> {
+  private async run(row: ActivityRow, stopping: AbortSignal): Promise<void> {
     const meter = new CallMeter();
-    const deadline = AbortSignal.timeout(this.attemptMs);
-    const stopping = this.stopSignal.signal;
-    const signal = AbortSignal.any([deadline, stopping]);
+    const { signal, stopped } = attemptSignal(this.attemptMs, stopping);
     const key = { id: row.call_id, worker: this.workerId, attempt: row.attempts };
     const call = JSON.parse(row.call) as CallSnapshot;
     let taskId = row.task_id ?? undefined;
@@ -302,7 +262,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
         if (createUnknown && !e.detail.mayHaveApplied) createUnknown = false;
       }
     }
-    this.settle(row, call, key, outcome, meter, taskId, createUnknown, stopping.aborted && !deadline.aborted);
+    this.settle(row, call, key, outcome, meter, taskId, createUnknown, stopped());
   }
 
   private async resolve(call: CallSnapshot, meter: CallMeter, signal: AbortSignal): Promise<Match> {
