@@ -4,6 +4,12 @@ import type { ChannelHandle } from '../ports/ari.js';
 import type { StasisStart } from '../ports/ari-events.js';
 
 /**
+ * The reason every ended call's signal carries. abort() without one builds a new DOMException,
+ * stack trace included, for every call; whoever looks at the reason only needs its name.
+ */
+const CALL_ENDED = new DOMException('the call left the stage', 'AbortError');
+
+/**
  * One channel's visit to a stage: its merge fields, its logger (call id on every line), and a
  * signal that fires when the caller hangs up or the channel leaves Stasis, so no step keeps
  * working for a caller who is gone.
@@ -32,7 +38,7 @@ export class CallSession {
       stage,
       caller: maskNumber(this.vars.caller, baseLog.level),
     });
-    const end = () => this.ended.abort();
+    const end = () => this.ended.abort(CALL_ENDED);
     channel.on('StasisEnd', end);
     channel.on('ChannelHangupRequest', end);
     channel.on('ChannelDestroyed', end);
@@ -54,7 +60,7 @@ export class CallSession {
   }
 
   end(): void {
-    this.ended.abort();
+    this.ended.abort(CALL_ENDED);
     this.channel.release();
   }
 }
