@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { StageRunner } from './calls/runner.js';
 import type { Config } from './config/schema.js';
 import type { CountryCode } from 'libphonenumber-js';
@@ -18,11 +19,12 @@ import type { SmsProvider } from './sms/provider.js';
 import { createStep, type StepSpec } from './steps/index.js';
 import type { StepServices } from './steps/services.js';
 import type { Step } from './steps/step.js';
+import { groupCommit } from './store/group-commit.js';
 import { openStore } from './store/sqlite.js';
 import { createTtsCache } from './tts/cache.js';
 import { createEspeakEngine } from './tts/espeak.js';
 import { createOpenJtalkEngine } from './tts/openjtalk.js';
-import { createRouteLog, routeLogFilter } from './routing/history.js';
+import { createRouteLog, routeLogFilter, type NewRouteLogEntry } from './routing/history.js';
 import { createMediaHandler, mediaUri } from './tts/media.js';
 
 export interface Service {
@@ -58,6 +60,12 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     Object.entries(config.sms.providers).map(([name, p]) => [name, p.kind === 'twilio' ? createTwilioProvider(name, p) : createHttpProvider(name, p)]),
   );
   const routeLog = createRouteLog(store);
+  // one row per routed call: written in groups, so that no call waits for another call's fsync
+  const routeRows = groupCommit<NewRouteLogEntry & { id: string }>(store, (e) => void routeLog.record(e), {
+    maxDelayMs: 100,
+    maxRows: 500,
+    onError: (err, rows) => log.error({ err, rows }, 'the routing log could not be written'),
+  });
   const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
 
   const engines = {
@@ -119,7 +127,10 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       '/hooks/log': (url) => callActions.logRoute(url),
       '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics() } }),
       // routeLogFilter throws RangeError on a bad query, which the server answers with 400
-      '/routes/log': (url) => ({ status: 200, body: routeLog.query(routeLogFilter(url.searchParams)) }),
+      '/routes/log': (url) => {
+        routeRows.flush();
+        return { status: 200, body: routeLog.query(routeLogFilter(url.searchParams)) };
+      },
       '/salesforce/activities': (url) => salesforce?.activitiesRoute(url) ?? { status: 404, body: { error: 'crm.salesforce is not configured' } },
     },
   });
@@ -144,7 +155,19 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
       recordSkipped: (entry) => void outbox.recordSkipped(entry),
     },
     hooks: callActions,
-    routing: { routing: config.routing, destinations: config.destinations, defaultLanguage: config.tts.language, secrets: opts.secrets ?? [], log: routeLog },
+    routing: {
+      routing: config.routing,
+      destinations: config.destinations,
+      defaultLanguage: config.tts.language,
+      secrets: opts.secrets ?? [],
+      log: {
+        record(e) {
+          const id = e.id ?? randomUUID();
+          routeRows.push({ ...e, id });
+          return id;
+        },
+      },
+    },
   };
 
   const stages = new Map<string, Step[]>(
@@ -180,6 +203,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     async stop() {
       await runner.releaseAll();
       await Promise.allSettled([ari.stop(), ami?.stop(), outbox.stop({ graceMs: 2000 }), callActions.stop(), salesforce?.stop(), http.close()]);
+      routeRows.flush();
       store.close();
       log.info('call-actions stopped');
       log.flush?.();
