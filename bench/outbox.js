@@ -13,12 +13,13 @@
 //             wait for their lease to run out (the provider timeout plus a 2 s margin) before they
 //             are sent again; a message the provider answered just before the kill is sent twice
 //             (the documented window; a provider with idempotency keys drops the repeat).
-// Results go to bench/results/outbox-<date>.json.
+// Results go to bench/results/outbox-<date>.json. bench/run.js (npm run bench) imports
+// outboxBench() and runs it as one of its scenarios, with fewer messages and rounds.
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 
@@ -45,7 +46,13 @@ function providerConfig(endpoint) {
 // ---------------------------------------------------------------------------------------------
 // Worker: one outbox process on the given database, until it is told to stop or killed.
 
-if (process.argv[2] === 'raw') {
+// Imported by bench/run.js, this file only defines outboxBench(); run directly, it is the
+// benchmark's main or one of its worker processes.
+const isMain = process.argv[1] !== undefined && pathToFileURL(process.argv[1]).href === import.meta.url;
+
+if (!isMain) {
+  // nothing to start
+} else if (process.argv[2] === 'raw') {
   const [, , , endpoint, n, concurrency] = process.argv;
   process.send?.('ready');
   process.once('message', () => {
@@ -80,6 +87,26 @@ async function main() {
   const n = Number(values.messages);
   const rounds = Number(values.rounds);
   const levels = values.concurrency.split(',').map(Number);
+  const bench = await outboxBench({ messages: n, levels, rounds });
+  const date = new Date().toISOString().slice(0, 10);
+  const result = {
+    date: new Date().toISOString(),
+    command: `node bench/outbox.js --messages ${n} --concurrency ${levels.join(',')} --rounds ${rounds}`,
+    machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', loadavg: loadavg().map((l) => round(l, 2)) },
+    ...bench,
+  };
+  const file = join(HERE, 'results', `outbox-${date}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  log(`written ${file}`);
+}
+
+/**
+ * Per concurrency level: the median of `rounds` runs of the baseline and of the outbox steady,
+ * restarted gracefully and crashed halfway, with each one's ratio to the baseline; then the
+ * durable accept rate.
+ */
+export async function outboxBench({ messages: n, levels, rounds }) {
   const standIn = await startAossms();
   const runs = [];
   try {
@@ -106,21 +133,7 @@ async function main() {
     }
     const accept = acceptRate(Math.min(n, 2000));
     log(`accept: ${accept.acceptsPerSecond} accepts/s (one durable transaction each)`);
-    const date = new Date().toISOString().slice(0, 10);
-    const result = {
-      date: new Date().toISOString(),
-      command: `node bench/outbox.js --messages ${n} --concurrency ${levels.join(',')} --rounds ${rounds}`,
-      machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', loadavg: loadavg().map((l) => round(l, 2)) },
-      messages: n,
-      providerTimeout: PROVIDER_TIMEOUT,
-      sqlite: 'WAL, synchronous=FULL',
-      runs,
-      accept,
-    };
-    const file = join(HERE, 'results', `outbox-${date}.json`);
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-    log(`written ${file}`);
+    return { messages: n, providerTimeout: PROVIDER_TIMEOUT, sqlite: 'WAL, synchronous=FULL', runs, accept };
   } finally {
     await standIn.close();
   }

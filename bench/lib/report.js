@@ -1,0 +1,91 @@
+// The Markdown page of one bench run: knees and ratios first, then every rung, then the other
+// scenarios. docs/performance.md explains how to read it.
+
+export function markdownReport(r) {
+  const s = r.scenarios;
+  const out = [];
+  const m = r.machine;
+  out.push(`# call-actions benchmark, ${r.date.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' (QUICK run)' : ''}`, '');
+  out.push(`\`${r.command}\` — ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, ${m.asterisk ?? 'Asterisk'}, ${m.sipp ?? 'SIPp'}; load average at start ${m.loadavgAtStart.join(' / ')}; ${r.durationS} s in all.`, '');
+  for (const n of r.notes) out.push(`> ${n}`, '');
+
+  out.push('## Knees', '');
+  out.push('The knee is the highest offered rate with no failed call and no SIP retransmission.', '');
+  out.push('| scenario | knee (calls/s) | stopped |', '|---|---:|---|');
+  for (const k of ['limit', 'peer-curl', 'route']) {
+    if (!s[k]) continue;
+    if (s[k].pending) out.push(`| ${k} | pending | ${s[k].pending} |`);
+    else out.push(`| ${k} | ${fmt(s[k].knee)}${s[k].kneeIsLadderTop ? ' (top of the ladder)' : ''} | ${s[k].stopped} |`);
+  }
+  out.push('');
+  const sum = r.summary;
+  out.push(`**route / limit = ${fmt(sum.routeOverLimit)}**, **route / peer-curl = ${fmt(sum.routeOverPeerCurl)}** (at the knees).`, '');
+  if (sum.routingAtHalfKnee) {
+    const h = sum.routingAtHalfKnee;
+    out.push(`Routing latency at ${h.offered} calls/s (half the route knee or below): StasisStart → channel on its way p50 ${fmt(h.sinceStasisStartMs.p50)} ms, p99 ${fmt(h.sinceStasisStartMs.p99)} ms; of which in the service p50 ${fmt(h.inServiceMs.p50)} ms, p99 ${fmt(h.inServiceMs.p99)} ms; service CPU ${fmt(h.serviceCpuMsPerCall)} ms per call.`, '');
+  }
+
+  const ladder = ['limit', 'peer-curl', 'route'].filter((k) => s[k]?.rungs);
+  if (ladder.length) {
+    out.push('## Ladder', '');
+    out.push('| scenario | offered | achieved | failed | retrans | SIP 200 p50 / p99 ms | routing p50 / p99 ms | in service p50 / p99 ms | CPU s per 1,000 calls: Asterisk / service / API |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const rates = [...new Set(ladder.flatMap((k) => s[k].rungs.map((g) => g.offered)))].sort((a, b) => a - b);
+    for (const rate of rates) {
+      for (const k of ladder) {
+        const g = s[k].rungs.find((x) => x.offered === rate);
+        if (!g) continue;
+        const c = g.cpuSecondsPer1000Calls;
+        const routing = g.routing ? `${fmt(g.routing.sinceStasisStartMs.p50)} / ${fmt(g.routing.sinceStasisStartMs.p99)}` : '–';
+        const inService = g.routing ? `${fmt(g.routing.inServiceMs.p50)} / ${fmt(g.routing.inServiceMs.p99)}` : '–';
+        const mark = g.clean ? '' : ' ✗';
+        out.push(`| ${k}${mark} | ${g.offered} | ${fmt(g.achieved)} | ${g.failed} | ${g.retransmissions} | ${fmt(g.sipResponseMs.p50)} / ${fmt(g.sipResponseMs.p99)} | ${routing} | ${inService} | ${fmt(c.asterisk)} / ${fmt(c.service)} / ${fmt(c.api)} |`);
+      }
+    }
+    out.push('', '✗: a failed call or a retransmission in that rung.', '');
+  }
+
+  if (s['queue-sms']) {
+    const q = s['queue-sms'];
+    out.push('## Queue # → SMS', '');
+    out.push(`${q.callers} callers at ${q.offered} calls/s wait 1.5 s in queue "support" and press # (SIP INFO): ${q.successful} calls ok, ${q.failed} failed, ${q.smsRequests} SMS requests reached the provider stand-in. From the # leaving SIPp to the SMS request arriving: **p50 ${fmt(q.poundToSmsMs.p50)} ms, p99 ${fmt(q.poundToSmsMs.p99)} ms** (max ${fmt(q.poundToSmsMs.max)} ms, ${q.poundToSmsMs.samples} samples).`, '');
+  }
+  if (s.outbox) {
+    const o = s.outbox;
+    out.push('## Outbox', '');
+    if (o.pending) out.push(o.pending, '');
+    else {
+      out.push(`${o.messages} SMS per run to an instant stand-in, ${o.concurrency} in flight; ${o.sqlite}.`, '');
+      out.push('| run | SMS/s | ratio to raw POSTs |', '|---|---:|---:|');
+      out.push(`| raw POSTs (baseline) | ${fmt(o.baselineSmsPerSecond)} | 1 |`);
+      out.push(`| outbox, steady | ${fmt(o.steadySmsPerSecond)} | ${fmt(o.ratioToBaseline.steady)} |`);
+      out.push(`| outbox, SIGTERM halfway | ${fmt(o.gracefulRestartSmsPerSecond)} | ${fmt(o.ratioToBaseline.gracefulRestart)} |`);
+      out.push(`| outbox, SIGKILL halfway | ${fmt(o.crashRestartSmsPerSecond)} | ${fmt(o.ratioToBaseline.crashRestart)} |`);
+      out.push('', `Lost: ${o.lost}; sent twice after the crash: ${o.duplicatesAfterCrash}; durable accepts: ${fmt(o.acceptsPerSecond)}/s.`, '');
+    }
+  }
+  if (s.memory) {
+    const mm = s.memory;
+    out.push('## Memory (service RSS)', '');
+    if (mm.pending) out.push(mm.pending, '');
+    else {
+      out.push('| moment | RSS MB | V8 heap used MB |', '|---|---:|---:|');
+      out.push(`| fresh | ${fmt(mm.fresh.rssMB)} | ${fmt(mm.fresh.heapUsedMB)} |`);
+      out.push(`| ${mm.held.calls} calls held in Stasis (target ${mm.held.target}) | ${fmt(mm.held.rssMB)} | ${fmt(mm.held.heapUsedMB)} |`);
+      out.push(`| after they left | ${fmt(mm.afterHold.rssMB)} | ${fmt(mm.afterHold.heapUsedMB)} |`);
+      if (mm.afterTenth) out.push(`| after ${mm.afterTenth.callsSoFar} routed calls | ${fmt(mm.afterTenth.rssMB)} | ${fmt(mm.afterTenth.heapUsedMB)} |`);
+      if (mm.afterHalf) out.push(`| after ${mm.afterHalf.callsSoFar} routed calls | ${fmt(mm.afterHalf.rssMB)} | ${fmt(mm.afterHalf.heapUsedMB)} |`);
+      out.push(`| after ${mm.run.calls} routed calls | ${fmt(mm.end.rssMB)} | ${fmt(mm.end.heapUsedMB)} |`);
+      out.push('');
+      const rr = mm.run.routing;
+      out.push(`${mm.run.calls} calls at ${mm.run.rate}/s${mm.run.shortened ? ` (${mm.run.shortened})` : ''}: ${mm.run.successful} ok, ${mm.run.failed} failed, ${mm.run.retransmissions} retransmissions; routing p50/p99 ${fmt(rr.sinceStasisStartMs?.p50)}/${fmt(rr.sinceStasisStartMs?.p99)} ms. RSS from half-way to the end: ${fmt(mm.growthMB?.rss)} MB. Lowest V8 heap seen (≈ what survives a collection) in the first half ${fmt(mm.heapFloorMB?.firstHalf)} MB, in the second ${fmt(mm.heapFloorMB?.secondHalf)} MB (**${fmt(mm.heapFloorMB?.growth)} MB**). Asterisk RSS with the calls held: ${fmt(mm.held.asteriskRssMB)} MB. The service runs with AMI here (as examples/config.yaml).`, '');
+    }
+  }
+  return out.join('\n') + '\n';
+}
+
+function fmt(v) {
+  if (v === null || v === undefined) return '–';
+  if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en-US') : String(v);
+  return String(v);
+}

@@ -1,0 +1,664 @@
+#!/usr/bin/env node
+// npm run bench: what the service costs, against baselines measured in the same run on the same
+// Asterisk. Every scenario is real SIP calls from SIPp into the local test PBX
+// (docker/asterisk/up.sh), taking the same path - INVITE, 200 OK, ACK, Asterisk's BYE - so they
+// differ only in how a call's destination is found:
+//
+//   limit      no lookup at all: the most calls/s this box's Asterisk takes (extension 700)
+//   peer-curl  the dialplan asks the routing API itself: CURL() + JSON_DECODE + Goto (701)
+//   route      the service's route step asks the same API and hands the call on (702)
+//   queue-sms  callers wait in a queue and press #: time from the # to the SMS request
+//   outbox     SMS/s the durable outbox delivers, steady and across restarts (bench/outbox.js)
+//   memory     the service's RSS with 1,000 calls held in Stasis, and across 100,000 calls
+//
+// limit, peer-curl and route climb a ladder of offered rates together (each rate is run for every
+// scenario before the next rate, so a noisy neighbour hits all three alike). A scenario leaves the
+// ladder after two rungs in a row with a failed call or a retransmission. Its knee is the highest
+// offered rate with neither. Results: bench/results/<date>.json and .md.
+//
+//   npm run bench                 the full run (under 15 minutes on 2 cores)
+//   npm run bench -- --quick      a smaller run for development (say so when quoting it)
+//   npm run bench -- --help       every option
+import { fork, spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cpuPerKiloCall, cpuSeconds, cpuSnapshot, round, rssBytes } from './lib/proc.js';
+import { markdownReport } from './lib/report.js';
+import { infoSendTimes, injectionFile, percentile, runSipp } from './lib/sipp.js';
+import { outboxBench } from './outbox.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = join(HERE, '..');
+const DIST = join(REPO, 'dist');
+const { readAsteriskEnv } = await import(join(DIST, 'demo/local-pbx.js'));
+const { startAossms, DEFAULT_CREDENTIALS } = await import(join(DIST, 'standins/aossms.js'));
+const { histogramDelta, quantileMs } = await import(join(DIST, 'metrics.js'));
+
+/** The dialplan (docker/asterisk/conf/extensions_bench.conf) CURL()s this port. */
+const API_PORT = 18099;
+const EXTEN = { limit: 700, 'peer-curl': 701, route: 702, hold: 703, queue: 100 };
+const LADDER_SCENARIOS = ['limit', 'peer-curl', 'route'];
+const ALL_SCENARIOS = [...LADDER_SCENARIOS, 'queue-sms', 'outbox', 'memory'];
+
+const USAGE = `npm run bench -- [options]
+  --quick                 small ladder, 4 s rungs, 5,000 calls in the memory run (for development)
+  --scenarios LIST        some of ${ALL_SCENARIOS.join(',')} (default: all)
+  --rates LIST            offered calls/s of the ladder (default 100,200,400,600,800,1000,1200,1600,2000)
+  --rung-seconds N        length of each rung (default 10)
+  --memory-calls N        calls through the route step in the memory run (default 100000)
+  --hold-calls N          calls held in Stasis at once in the memory run (default 1000)
+  --queue-callers N       callers who press # in the queue-sms run (default 200)
+  --outbox-messages N     messages per outbox run (default 3000)
+  --budget-minutes N      stop climbing and shorten the memory run past this (default 14)
+  --no-provision          use the Asterisk already running in ASTX_DIR as it is (by default it is
+                          restarted: run the bench on an Asterisk nobody else is using)
+Environment: ASTX_DIR as for docker/asterisk/up.sh; BENCH_CPU_PROF=DIR writes V8 CPU profiles of the
+service there (node --cpu-prof).`;
+
+const t0 = Date.now();
+const children = new Set();
+let workDir;
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      scenarios: { type: 'string' },
+      rates: { type: 'string' },
+      'rung-seconds': { type: 'string' },
+      'memory-calls': { type: 'string' },
+      'hold-calls': { type: 'string' },
+      'queue-callers': { type: 'string' },
+      'outbox-messages': { type: 'string' },
+      'budget-minutes': { type: 'string' },
+      'no-provision': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const q = values.quick;
+  const num = (k, full, quick) => Number(values[k] ?? (q ? quick : full));
+  const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
+  const scenarios = values.scenarios ? list(values.scenarios) : ALL_SCENARIOS;
+  for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s} (known: ${ALL_SCENARIOS.join(', ')})`);
+  return {
+    quick: q,
+    scenarios,
+    rates: list(values.rates ?? (q ? '100,200,400,800' : '100,200,400,600,800,1000,1200,1600,2000')).map(Number),
+    rungSeconds: num('rung-seconds', 10, 4),
+    memoryCalls: num('memory-calls', 100_000, 5_000),
+    holdCalls: num('hold-calls', 1000, 200),
+    queueCallers: num('queue-callers', 200, 40),
+    outboxMessages: num('outbox-messages', 3000, 1000),
+    budgetS: num('budget-minutes', 14, 14) * 60,
+    provision: !values['no-provision'],
+  };
+}
+
+async function main() {
+  if (opts.provision) provision();
+  const env = readAsteriskEnv();
+  const asteriskPid = currentAsteriskPid(env);
+  workDir = mkdtempSync(join(tmpdir(), 'call-actions-bench-'));
+  log(`work folder ${workDir}; Asterisk pid ${asteriskPid}; ${opts.quick ? 'QUICK run' : 'full run'}`);
+  writeFileSync(join(workDir, 'callers.csv'), injectionFile(10_000));
+
+  const result = {
+    date: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    quick: opts.quick,
+    machine: machine(env),
+    settings: {
+      rungSeconds: opts.rungSeconds,
+      rates: opts.rates,
+      service: 'ARI only (no AMI, no hooks), log level info to a file, SQLite store',
+      asterisk: 'verbose 0, http.conf sessionlimit 1000, ari.conf defaults',
+    },
+    scenarios: {},
+    notes: [],
+  };
+  if (opts.quick) result.notes.push('QUICK run: shorter rungs, smaller ladder and memory run; figures are indicative only.');
+  const api = await startApi();
+  const sms = await startAossms();
+  const routeAvailable = existsSync(join(DIST, 'steps/route.js'));
+  let service;
+  try {
+    const wantLadder = LADDER_SCENARIOS.filter((s) => opts.scenarios.includes(s));
+    const wantService = wantLadder.includes('route') || opts.scenarios.includes('queue-sms');
+    if (wantService) service = await startBenchService('ladder', { sms, route: routeAvailable });
+    const pids = { asterisk: asteriskPid, service: service?.pid, api: api.pid };
+
+    if (wantLadder.length) {
+      let pending;
+      if (wantLadder.includes('route')) pending = routeAvailable ? await probeRoute(service) : 'the route step is not in this build (src/steps/route.ts)';
+      if (pending) {
+        log(`route: pending - ${pending}`);
+        result.scenarios.route = { pending };
+      }
+      const climbing = wantLadder.filter((s) => !(s === 'route' && pending));
+      Object.assign(result.scenarios, await ladder(climbing, { env, pids, service }));
+    }
+    if (opts.scenarios.includes('queue-sms')) result.scenarios['queue-sms'] = await queueSms({ env, sms, service });
+    if (service) await service.stop();
+    service = undefined;
+
+    if (opts.scenarios.includes('outbox')) result.scenarios.outbox = await outbox();
+    if (opts.scenarios.includes('memory')) {
+      if (!routeAvailable) result.scenarios.memory = { pending: 'needs the route step' };
+      else {
+        const knee = result.scenarios.route?.knee ?? result.scenarios.limit?.knee;
+        result.scenarios.memory = await memory({ env, sms, api, asteriskPid, knee });
+      }
+    }
+  } finally {
+    await service?.stop();
+    await sms.close();
+    api.child.kill('SIGTERM');
+  }
+  result.summary = summary(result);
+  result.durationS = round((Date.now() - t0) / 1000);
+  if (result.durationS > 15 * 60) result.notes.push(`the run took ${result.durationS} s, over the 15-minute target`);
+
+  const stamp = result.date.slice(0, 19).replace(/:/g, '-');
+  const base = join(HERE, 'results', opts.quick ? `${stamp}-quick` : stamp);
+  mkdirSync(dirname(base), { recursive: true });
+  writeFileSync(`${base}.json`, JSON.stringify(result, null, 2) + '\n');
+  const md = markdownReport(result);
+  writeFileSync(`${base}.md`, md);
+  process.stdout.write(md);
+  log(`written ${base}.json and .md in ${result.durationS} s`);
+  rmSync(workDir, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-up
+
+/**
+ * A freshly started Asterisk for every run: one that took earlier load keeps memory and queues
+ * that would weigh on this run's baselines (gotcha 16 of the PBX notes: 800 MB after bursts).
+ */
+function provision() {
+  log('provisioning the local Asterisk: docker/asterisk/down.sh, then up.sh with ASTX_VERBOSE=0');
+  const env = { ...process.env, ASTX_VERBOSE: '0' };
+  const down = spawnSync('bash', [join(REPO, 'docker/asterisk/down.sh')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (down.status !== 0) throw new Error(`docker/asterisk/down.sh failed (exit ${down.status})`);
+  const up = spawnSync('bash', [join(REPO, 'docker/asterisk/up.sh')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (up.status !== 0) throw new Error(`docker/asterisk/up.sh failed (exit ${up.status})`);
+}
+
+/** asterisk.env names the pid of the last start; a restart since then would make it stale. */
+function currentAsteriskPid(env) {
+  const file = join(env.root, 'run/asterisk/asterisk.pid');
+  const pid = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : env.pid;
+  if (!pid || cpuSeconds(pid) === undefined) throw new Error(`no running Asterisk (pid ${pid}); run without --no-provision`);
+  return pid;
+}
+
+function machine(env) {
+  const version = spawnSync('chroot', [env.root, '/usr/sbin/asterisk', '-V'], { encoding: 'utf8' }).stdout?.trim();
+  const sipp = spawnSync('sipp', ['-v'], { encoding: 'utf8' }).stdout?.match(/SIPp v[^\s,]+/)?.[0];
+  return {
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model ?? '',
+    memoryGiB: round(totalmem() / 2 ** 30),
+    loadavgAtStart: loadavg().map((l) => round(l, 2)),
+    asterisk: version,
+    sipp,
+  };
+}
+
+async function startApi() {
+  const child = fork(join(HERE, 'lib/instant-api.js'), [String(API_PORT)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const m = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`the routing API stand-in exited (${code})`)));
+  });
+  if (m.error) throw new Error(`the routing API stand-in cannot listen on 127.0.0.1:${API_PORT}: ${m.error}`);
+  return { child, pid: child.pid, url: `http://127.0.0.1:${API_PORT}` };
+}
+
+let nextServicePort = 18_190;
+
+/** The service as users run it: `node dist/cli.js start --config FILE`, its own process. */
+async function startBenchService(name, { sms, route, ami = false }) {
+  const dir = join(workDir, `service-${name}`);
+  mkdirSync(dir, { recursive: true });
+  const port = nextServicePort++;
+  const env = readAsteriskEnv();
+  const config = `asterisk:
+  ari: { url: "${env.ariUrl}", user: "\${ARI_USER}", password: "\${ARI_PASSWORD}", app: call-actions, timeout: 3s }
+${ami ? `  ami: { host: ${env.amiHost}, port: ${env.amiPort}, user: "\${AMI_USER}", secret: "\${AMI_SECRET}" }
+` : ''}store: sqlite:${join(dir, 'store.db')}
+http: { host: 127.0.0.1, port: ${port} }
+log: { level: info }
+tts: { cacheDir: ${join(dir, 'tts')} }
+sms:
+  defaultCountry: JP
+  providers:
+    aossms:
+      kind: http
+      url: ${sms.endpoint}
+      encoding: form
+      body: { token: "${DEFAULT_CREDENTIALS.token}", clientId: "${DEFAULT_CREDENTIALS.clientId}", smsCode: "${DEFAULT_CREDENTIALS.smsCode}", message: "{message}", phoneNumber: "{to}" }
+      timeout: 3s
+stages:
+  queue-exit:
+    - sms: { description: "Queue # SMS", provider: aossms, to: [caller], text: "Book a call back: https://example.com/cb", oncePerCall: true }
+    - hangup: {}
+${route ? `  bench-route:
+    - route: { url: "http://127.0.0.1:${API_PORT}/route", encoding: query, speak: false, timeout: 2s }
+  bench-hold:
+    - gather: { timeout: 300s, retries: 0 }
+destinations:
+  extension: { context: bench-dest, exten: "{name}" }
+` : ''}`;
+  const configFile = join(dir, 'config.yaml');
+  writeFileSync(configFile, config);
+  const out = openSync(join(dir, 'service.log'), 'a');
+  const execArgv = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...execArgv, join(DIST, 'cli.js'), 'start', '--config', configFile], {
+    env: { ...process.env, ARI_USER: env.ariUser, ARI_PASSWORD: env.ariPass, AMI_USER: env.amiUser, AMI_SECRET: env.amiPass },
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  children.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the service exited (${child.exitCode}); see ${join(dir, 'service.log')}:\n${tail(join(dir, 'service.log'))}`);
+    const h = await fetch(`${url}/health`).then((r) => r.json(), () => undefined);
+    if (h?.ok) break;
+    if (Date.now() > deadline) throw new Error(`the service did not become healthy; see ${join(dir, 'service.log')}`);
+    await sleep(100);
+  }
+  return {
+    pid: child.pid,
+    url,
+    dir,
+    metrics: () => fetch(`${url}/metrics`).then((r) => r.json()),
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(10_000)]);
+      }
+      children.delete(child);
+    },
+  };
+}
+
+/** One call through extension 702 before the ladder: does this build route at all? */
+async function probeRoute(service) {
+  const before = (await service.metrics()).stages['bench-route'];
+  const r = await runSipp({ ...sippBase('probe'), service: EXTEN.route, rate: 1, calls: 1, timeoutS: 15 });
+  await sleep(200);
+  const after = (await service.metrics()).stages['bench-route'];
+  const left = (after?.left ?? 0) - (before?.left ?? 0);
+  if (r.successful === 1 && left === 1) return undefined;
+  return `a probe call did not route (sipp: ${r.successful} ok, ${r.failed} failed; service: ${JSON.stringify(after ?? null)}); see ${service.dir}/service.log`;
+}
+
+function sippBase(name) {
+  return {
+    scenario: join(HERE, 'sipp/call.xml'),
+    injection: join(workDir, 'callers.csv'),
+    dir: join(workDir, 'sipp', `${name}-${Date.now()}`),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// limit, peer-curl, route: the ladder
+
+async function ladder(scenarios, { env, pids, service }) {
+  const state = Object.fromEntries(scenarios.map((s) => [s, { rungs: [], dirtyInARow: 0, done: false, stopped: undefined }]));
+  for (const rate of opts.rates) {
+    for (const s of scenarios) {
+      const st = state[s];
+      if (st.done) continue;
+      // a rung takes its seconds plus start and drain; the memory, queue and outbox runs still follow
+      if (elapsedS() + opts.rungSeconds + 5 > opts.budgetS * 0.6) {
+        st.done = true;
+        st.stopped = `time budget: stopped before ${rate} calls/s`;
+        continue;
+      }
+      const rung = await runRung(s, rate, { env, pids, service });
+      st.rungs.push(rung);
+      log(`${s} @ ${rate}/s: ${describeRung(rung)}`);
+      st.dirtyInARow = rung.clean ? 0 : st.dirtyInARow + 1;
+      // a saturated Asterisk still works off queued events for a moment after its last channel
+      if (!rung.clean) await sleep(3000);
+      if (st.dirtyInARow >= 2) {
+        st.done = true;
+        st.stopped = 'two rungs in a row with failures or retransmissions';
+      }
+    }
+  }
+  const out = {};
+  for (const s of scenarios) {
+    const { rungs, stopped } = state[s];
+    const clean = rungs.filter((r) => r.clean);
+    const knee = clean.length ? Math.max(...clean.map((r) => r.offered)) : null;
+    out[s] = { knee, kneeIsLadderTop: knee === opts.rates[opts.rates.length - 1], stopped: stopped ?? 'top of the ladder', rungs };
+  }
+  return out;
+}
+
+async function runRung(scenario, rate, { env, pids, service }) {
+  const calls = Math.round(rate * opts.rungSeconds);
+  const m0 = scenario === 'route' ? await service.metrics() : undefined;
+  const cpu0 = cpuSnapshot(pids);
+  const r = await runSipp({ ...sippBase(`${scenario}-${rate}`), service: EXTEN[scenario], rate, calls, timeoutS: opts.rungSeconds + 20 });
+  // calls still being torn down belong to this rung's cost
+  await drained(env);
+  const cpu1 = cpuSnapshot(pids);
+  const rung = {
+    offered: rate,
+    calls,
+    created: r.created,
+    successful: r.successful,
+    failed: r.failed + Math.max(0, calls - r.created),
+    retransmissions: r.retransmissions,
+    timeouts: r.timeouts,
+    unexpected: r.unexpected,
+    achieved: r.elapsedS > 0 ? round(r.successful / r.elapsedS) : 0,
+    sippElapsedS: round(r.elapsedS, 2),
+    sipResponseMs: responseTimes(r.responseTimesMs),
+    cpuSecondsPer1000Calls: cpuPerKiloCall(cpu0, cpu1, r.created),
+  };
+  if (m0) {
+    const m1 = await service.metrics();
+    // a route that fell back ends its SIP call with an error, which sipp already counts as failed
+    rung.routing = routingLatency(m0, m1, 'bench-route');
+  }
+  rung.clean = rung.failed === 0 && rung.retransmissions === 0 && rung.successful === calls;
+  return rung;
+}
+
+function responseTimes(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(s, 0.5), p99: percentile(s, 0.99), max: s.length ? s[s.length - 1] : null, samples: s.length };
+}
+
+/** From two /metrics snapshots: the stage's visits in between and its latency quantiles. */
+function routingLatency(m0, m1, stage) {
+  const a = m0.stages[stage];
+  const b = m1.stages[stage];
+  if (!b) return { entered: 0 };
+  const since = histogramDelta(b.sinceStasisStart, a?.sinceStasisStart);
+  const inService = histogramDelta(b.inService, a?.inService);
+  const d = (k) => b[k] - (a?.[k] ?? 0);
+  return {
+    entered: d('entered'),
+    left: d('left'),
+    fallback: d('fallback'),
+    gone: d('gone'),
+    // Asterisk's StasisStart timestamp → the channel out of Stasis: what a caller waits for
+    sinceStasisStartMs: { p50: quantileMs(since, 0.5) ?? null, p99: quantileMs(since, 0.99) ?? null, mean: since.count ? round(since.sumMs / since.count, 2) : null },
+    // from the event's arrival in the service: the service's own part
+    inServiceMs: { p50: quantileMs(inService, 0.5) ?? null, p99: quantileMs(inService, 0.99) ?? null, mean: inService.count ? round(inService.sumMs / inService.count, 2) : null },
+  };
+}
+
+/** Until Asterisk has no channel left (calls of a saturated rung may still be ending). */
+async function drained(env, timeoutMs = 30_000) {
+  const auth = 'Basic ' + Buffer.from(`${env.ariUser}:${env.ariPass}`).toString('base64');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const list = await fetch(`${env.ariUrl}/ari/channels`, { headers: { authorization: auth } }).then((r) => r.json(), () => undefined);
+    if (Array.isArray(list) && list.length === 0) return true;
+    await sleep(250);
+  }
+  log('channels still up after 30 s; going on');
+  return false;
+}
+
+function describeRung(r) {
+  const routing = r.routing?.inServiceMs ? `, routing p50/p99 ${r.routing.sinceStasisStartMs.p50}/${r.routing.sinceStasisStartMs.p99} ms` : '';
+  return `${r.achieved}/s achieved, ${r.failed} failed, ${r.retransmissions} retrans, SIP p50/p99 ${r.sipResponseMs.p50}/${r.sipResponseMs.p99} ms${routing}, CPU s/1k: ${Object.entries(r.cpuSecondsPer1000Calls).map(([k, v]) => `${k} ${v}`).join(', ')}${r.clean ? '' : ' [DIRTY]'}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// queue-sms
+
+async function queueSms({ env, sms, service }) {
+  const n = opts.queueCallers;
+  const rate = 20;
+  const first = sms.requests.length;
+  const callers = join(workDir, 'queue-callers.csv');
+  writeFileSync(callers, injectionFile(n, '+81902'));
+  const cpu0 = cpuSnapshot({ service: service.pid });
+  const dir = join(workDir, 'sipp', `queue-sms-${Date.now()}`);
+  // -d: how long each caller waits in the queue before pressing #
+  const r = await runSipp({ scenario: join(HERE, 'sipp/queue_pound.xml'), injection: callers, dir, service: EXTEN.queue, rate, calls: n, pauseMs: 1500, traceMsg: true, timeoutS: Math.ceil(n / rate) + 30 });
+  // the last SMS may trail the caller's BYE
+  const deadline = Date.now() + 10_000;
+  while (sms.requests.length - first < r.successful && Date.now() < deadline) await sleep(50);
+  await drained(env);
+  const cpu1 = cpuSnapshot({ service: service.pid });
+  const sent = infoSendTimes(dir);
+  const latencies = [];
+  let unmatched = 0;
+  for (const req of sms.requests.slice(first)) {
+    const at = sent.get(req.fields.phoneNumber);
+    if (at === undefined) unmatched++;
+    else latencies.push(req.at - at);
+  }
+  latencies.sort((a, b) => a - b);
+  const out = {
+    callers: n,
+    offered: rate,
+    successful: r.successful,
+    failed: r.failed,
+    retransmissions: r.retransmissions,
+    smsRequests: sms.requests.length - first,
+    unmatched,
+    poundToSmsMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies.length ? latencies[latencies.length - 1] : null, samples: latencies.length },
+    cpuSecondsPer1000Calls: cpuPerKiloCall(cpu0, cpu1, r.created),
+  };
+  log(`queue-sms: ${out.successful}/${n} calls ok, ${out.smsRequests} SMS requests; # → SMS p50/p99 ${out.poundToSmsMs.p50}/${out.poundToSmsMs.p99} ms`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// outbox
+
+async function outbox() {
+  const levels = [16];
+  log(`outbox: ${opts.outboxMessages} messages at concurrency ${levels.join(',')}, steady / graceful restart / crash`);
+  const r = await outboxBench({ messages: opts.outboxMessages, levels, rounds: 1 });
+  const run = r.runs[0];
+  return {
+    messages: r.messages,
+    concurrency: run.concurrency,
+    baselineSmsPerSecond: run.baseline.smsPerSecond,
+    steadySmsPerSecond: run.steady.smsPerSecond,
+    gracefulRestartSmsPerSecond: run.gracefulRestart.smsPerSecond,
+    crashRestartSmsPerSecond: run.crashRestart.smsPerSecond,
+    ratioToBaseline: { steady: run.steady.ratioToBaseline, gracefulRestart: run.gracefulRestart.ratioToBaseline, crashRestart: run.crashRestart.ratioToBaseline },
+    duplicatesAfterCrash: run.crashRestart.duplicates,
+    lost: run.steady.lost + run.gracefulRestart.lost + run.crashRestart.lost,
+    acceptsPerSecond: r.accept.acceptsPerSecond,
+    sqlite: r.sqlite,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// memory
+
+async function memory({ env, sms, asteriskPid, knee }) {
+  // with AMI, as examples/config.yaml: without it the call-event tracker never sees a call end and
+  // keeps every call for its 4-hour idle limit, which this run would show as growth
+  const service = await startBenchService('memory', { sms, route: true, ami: true });
+  try {
+    const mem = async () => {
+      const m = await service.metrics();
+      return { rssMB: mb(rssBytes(service.pid)), heapUsedMB: mb(m.process.heapUsedBytes), activeCalls: m.calls, stageVisits: Object.values(m.stages).reduce((n, s) => n + s.entered, 0) };
+    };
+    await sleep(2000);
+    const fresh = await mem();
+    log(`memory: fresh service RSS ${fresh.rssMB} MB`);
+
+    // 1. hold: calls arrive over 10 s and stay until every one of them is in
+    const hold = opts.holdCalls;
+    const holdRate = Math.max(1, Math.round(hold / 10));
+    const holdMs = 10_000 + 15_000;
+    const holdRun = runSipp({
+      scenario: join(HERE, 'sipp/hold.xml'),
+      injection: join(workDir, 'callers.csv'),
+      dir: join(workDir, 'sipp', `hold-${Date.now()}`),
+      service: EXTEN.hold,
+      rate: holdRate,
+      calls: hold,
+      limit: hold + 100,
+      pauseMs: holdMs,
+      timeoutS: 60,
+    });
+    let held = fresh;
+    let peakActive = 0;
+    const holdDeadline = Date.now() + 24_000;
+    while (Date.now() < holdDeadline) {
+      await sleep(500);
+      const m = await mem();
+      peakActive = Math.max(peakActive, m.activeCalls);
+      if (m.activeCalls >= held.activeCalls) held = { ...m, asteriskRssMB: mb(rssBytes(asteriskPid)) };
+      if (m.activeCalls >= hold) break;
+    }
+    const hr = await holdRun;
+    await drained(env);
+    const afterHold = await mem();
+    log(`memory: ${held.activeCalls} calls held in Stasis: RSS ${held.rssMB} MB (heap ${held.heapUsedMB} MB); after they left ${afterHold.rssMB} MB`);
+
+    // 2. many calls through the route step, at the route knee, RSS sampled as they go
+    const rate = Math.max(100, knee ?? 200);
+    let calls = opts.memoryCalls;
+    const leftS = opts.budgetS - elapsedS() - 20;
+    let shortened;
+    if (calls / rate > leftS) {
+      const fit = Math.max(rate * 10, Math.floor((leftS * rate) / 1000) * 1000);
+      shortened = `${calls} calls at ${rate}/s would not fit the time budget: ran ${fit}`;
+      calls = fit;
+    }
+    log(`memory: ${calls} calls through the route step at ${rate}/s`);
+    const m0 = await service.metrics();
+    const samples = [];
+    const sipp = runSipp({ ...sippBase('memory'), service: EXTEN.route, rate, calls, timeoutS: Math.ceil(calls / rate) + 30 });
+    let finished = false;
+    void sipp.finally(() => (finished = true));
+    const start = Date.now();
+    while (!finished) {
+      await sleep(1000);
+      const m = await mem().catch(() => undefined);
+      if (m) samples.push({ s: round((Date.now() - start) / 1000), callsSoFar: m.stageVisits - m0Visits(m0), rssMB: m.rssMB, heapUsedMB: m.heapUsedMB });
+    }
+    const r = await sipp;
+    await drained(env);
+    await sleep(3000);
+    const end = await mem();
+    const m1 = await service.metrics();
+    // V8 collects lazily, so RSS climbs to a plateau first: growth is the plateau's change
+    // from the middle of the run to its end, and the first tenth is shown for the climb
+    const tenth = samples.find((s) => s.callsSoFar >= calls / 10) ?? samples[0];
+    const half = samples.find((s) => s.callsSoFar >= calls / 2) ?? samples[samples.length - 1];
+    const out = {
+      fresh: { rssMB: fresh.rssMB, heapUsedMB: fresh.heapUsedMB },
+      held: { calls: held.activeCalls, target: hold, rssMB: held.rssMB, heapUsedMB: held.heapUsedMB, asteriskRssMB: held.asteriskRssMB, sippFailed: hr.failed },
+      afterHold: { rssMB: afterHold.rssMB, heapUsedMB: afterHold.heapUsedMB },
+      run: {
+        calls,
+        rate,
+        ...(shortened ? { shortened } : {}),
+        successful: r.successful,
+        failed: r.failed,
+        retransmissions: r.retransmissions,
+        routing: routingLatency(m0, m1, 'bench-route'),
+      },
+      afterTenth: tenth ? { callsSoFar: tenth.callsSoFar, rssMB: tenth.rssMB, heapUsedMB: tenth.heapUsedMB } : null,
+      afterHalf: half ? { callsSoFar: half.callsSoFar, rssMB: half.rssMB, heapUsedMB: half.heapUsedMB } : null,
+      end: { rssMB: end.rssMB, heapUsedMB: end.heapUsedMB, activeCalls: end.activeCalls },
+      growthMB: half ? { rss: round(end.rssMB - half.rssMB), heapUsed: round(end.heapUsedMB - half.heapUsedMB) } : null,
+      // the lowest heap seen in each half is close to what survives a collection: a leak raises it
+      heapFloorMB: heapFloors(samples, calls),
+      samples,
+    };
+    log(`memory: after ${calls} calls RSS ${end.rssMB} MB (heap ${end.heapUsedMB} MB); after the first tenth ${tenth?.rssMB} MB, half ${half?.rssMB} MB`);
+    return out;
+  } finally {
+    await service.stop();
+  }
+}
+
+function heapFloors(samples, calls) {
+  const floor = (list) => (list.length ? Math.min(...list.map((x) => x.heapUsedMB)) : null);
+  const first = floor(samples.filter((x) => x.callsSoFar <= calls / 2));
+  const second = floor(samples.filter((x) => x.callsSoFar > calls / 2));
+  return { firstHalf: first, secondHalf: second, growth: first !== null && second !== null ? round(second - first) : null };
+}
+
+function m0Visits(m) {
+  return Object.values(m.stages).reduce((n, s) => n + s.entered, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summary
+
+function summary(result) {
+  const s = result.scenarios;
+  const knee = (k) => s[k]?.knee ?? null;
+  const ratio = (a, b) => (a && b ? round(a / b, 2) : null);
+  const out = {
+    knees: { limit: knee('limit'), peerCurl: knee('peer-curl'), route: s.route?.pending ? 'pending' : knee('route') },
+    routeOverLimit: ratio(knee('route'), knee('limit')),
+    routeOverPeerCurl: ratio(knee('route'), knee('peer-curl')),
+  };
+  // the latency target is stated at half the knee: the rung nearest below it
+  const routeRungs = s.route?.rungs ?? [];
+  if (knee('route')) {
+    const half = knee('route') / 2;
+    const rung = [...routeRungs].filter((r) => r.offered <= half && r.clean).sort((a, b) => b.offered - a.offered)[0];
+    if (rung) out.routingAtHalfKnee = { offered: rung.offered, sinceStasisStartMs: rung.routing.sinceStasisStartMs, inServiceMs: rung.routing.inServiceMs, serviceCpuMsPerCall: rung.cpuSecondsPer1000Calls.service };
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function elapsedS() {
+  return (Date.now() - t0) / 1000;
+}
+
+function mb(bytes) {
+  return bytes === undefined ? null : round(bytes / 2 ** 20);
+}
+
+function tail(file) {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function log(line) {
+  process.stderr.write(`[bench ${Math.round(elapsedS())}s] ${line}\n`);
+}
+
+// last, so that every module-level binding above is initialised when main() runs
+const opts = options();
+try {
+  await main();
+} finally {
+  for (const c of children) c.kill('SIGKILL');
+}
