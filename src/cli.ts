@@ -5,10 +5,10 @@ import { jsonSchema, rootSchema, type Config } from './config/schema.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { HOOKS_USAGE, hooksCommand } from './hooks/cli.js';
 import { ROUTES_USAGE, routesCommand } from './routing/cli.js';
+import { runLogCommand, type CliContext } from './cli/log-command.js';
 import { historyFilter, startService } from './service.js';
-import { querySmsHistory, type HistoryFilter } from './sms/history.js';
+import { querySmsHistory, type HistoryEntry, type HistoryFilter } from './sms/history.js';
 import { smsMigrations } from './sms/outbox.js';
-import { openStore } from './store/sqlite.js';
 
 const USAGE = `call-actions — call actions for Asterisk (ARI + AMI)
 
@@ -43,9 +43,9 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === 'history') return smsHistory(rest.slice(1));
       break;
     case 'hooks':
-      return hooksCommand(rest, { load, configPath, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+      return hooksCommand(rest, ctx);
     case 'routes':
-      return routesCommand(rest, { load, configPath, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+      return routesCommand(rest, ctx);
     case undefined:
     case 'help':
     case '--help':
@@ -55,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
   process.stderr.write(`unknown command: ${argv.join(' ')}\n\n${USAGE}`);
   return 2;
 }
+
+const ctx: CliContext = { load, configPath, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 
 function configPath(values: { config?: string }): string {
   return values.config ?? process.env.CALL_ACTIONS_CONFIG ?? 'call-actions.yaml';
@@ -98,53 +100,15 @@ function validate(args: string[]): number {
 }
 
 function smsHistory(args: string[]): number {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string', short: 'c' },
-      'call-id': { type: 'string' },
-      description: { type: 'string' },
-      number: { type: 'string' },
-      recipient: { type: 'string' },
-      status: { type: 'string', multiple: true },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      limit: { type: 'string' },
-      offset: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
-  const loaded = load(configPath(values));
-  if (!loaded) return 2;
-  // The same parser as the HTTP endpoint, so both accept and refuse the same queries.
-  const q = new URLSearchParams();
-  const put = (k: string, v: string | undefined) => v !== undefined && q.append(k, v);
-  put('callId', values['call-id']);
-  put('description', values.description);
-  put('number', values.number ?? values.recipient);
-  for (const st of values.status ?? []) q.append('status', st);
-  put('since', values.since);
-  put('until', values.until);
-  put('limit', values.limit);
-  put('offset', values.offset);
-  let filter: HistoryFilter;
-  try {
-    filter = historyFilter(q, loaded.config.sms.defaultCountry as CountryCode | undefined);
-  } catch (e) {
-    if (!(e instanceof RangeError)) throw e;
-    process.stderr.write(`call-actions sms history: ${e.message.replace(/^(\w+):/, '--$1:')}\n`);
-    return 2;
-  }
-  const store = openStore(loaded.config.store, { migrations: smsMigrations });
-  try {
-    const page = querySmsHistory(store, filter);
-    if (values.json) {
-      process.stdout.write(JSON.stringify(page, null, 2) + '\n');
-      return 0;
-    }
-    for (const m of page.entries) {
+  return runLogCommand<HistoryFilter, HistoryEntry>(args, ctx, {
+    name: 'call-actions sms history',
+    flags: { description: 'one', number: 'one', recipient: 'one', status: 'many' },
+    filter: (q, config) => historyFilter(q, config.sms.defaultCountry as CountryCode | undefined),
+    migrations: smsMigrations,
+    query: querySmsHistory,
+    format: (m) => {
       const answer = m.lastAnswer ? `${m.lastAnswer.httpStatus ?? m.lastAnswer.error ?? ''} ${m.lastAnswer.body ?? ''}`.trim() : '';
-      process.stdout.write(
+      return (
         [
           new Date(m.time).toISOString(),
           m.callId,
@@ -156,15 +120,14 @@ function smsHistory(args: string[]): number {
           m.reason ?? '',
           m.note ?? '',
           answer.replace(/\s+/g, ' ').slice(0, 120),
-        ].join('\t') + '\n',
+        ].join('\t') + '\n'
       );
-    }
-    const from = page.entries.length ? (filter.offset ?? 0) + 1 : 0;
-    process.stdout.write(`${from}-${(filter.offset ?? 0) + page.entries.length} of ${page.total}\n`);
-    return 0;
-  } finally {
-    store.close();
-  }
+    },
+    footer: (page, filter) => {
+      const from = page.entries.length ? (filter.offset ?? 0) + 1 : 0;
+      return `${from}-${(filter.offset ?? 0) + page.entries.length} of ${page.total}`;
+    },
+  });
 }
 
 main(process.argv.slice(2)).then(

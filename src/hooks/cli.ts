@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { CountryCode } from 'libphonenumber-js';
-import type { Config } from '../config/schema.js';
-import { openStore } from '../store/sqlite.js';
+import { runLogCommand, type CliContext } from '../cli/log-command.js';
 import { dryRun, formatDryRun } from './dry-run.js';
 import { hookLogFilter, queryHookLog, type HookLogEntry } from './history.js';
 import { hookMigrations } from './store.js';
@@ -15,13 +14,6 @@ export const HOOKS_USAGE = `  call-actions hooks log [--config FILE] [--call-id 
                                             render the request for a made-up call; send it once only with --send
 `;
 
-export interface CliContext {
-  load(file: string): { config: Config; secrets: string[] } | undefined;
-  configPath(values: { config?: string }): string;
-  out(text: string): void;
-  err(text: string): void;
-}
-
 export async function hooksCommand(args: string[], ctx: CliContext): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === 'log') return hooksLog(rest, ctx);
@@ -31,55 +23,14 @@ export async function hooksCommand(args: string[], ctx: CliContext): Promise<num
 }
 
 function hooksLog(args: string[], ctx: CliContext): number {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string', short: 'c' },
-      'call-id': { type: 'string' },
-      hook: { type: 'string' },
-      event: { type: 'string' },
-      status: { type: 'string', multiple: true },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      limit: { type: 'string' },
-      offset: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+  return runLogCommand(args, ctx, {
+    name: 'call-actions hooks log',
+    flags: { hook: 'one', event: 'one', status: 'many' },
+    filter: hookLogFilter,
+    migrations: hookMigrations,
+    query: queryHookLog,
+    format: formatEntry,
   });
-  const loaded = ctx.load(ctx.configPath(values));
-  if (!loaded) return 2;
-  // The same parser as GET /hooks/log, so both accept and refuse the same queries.
-  const q = new URLSearchParams();
-  const put = (k: string, v: string | undefined) => v !== undefined && q.append(k, v);
-  put('callId', values['call-id']);
-  put('hook', values.hook);
-  put('event', values.event);
-  for (const s of values.status ?? []) q.append('status', s);
-  put('since', values.since);
-  put('until', values.until);
-  put('limit', values.limit);
-  put('offset', values.offset);
-  let filter;
-  try {
-    filter = hookLogFilter(q);
-  } catch (e) {
-    if (!(e instanceof RangeError)) throw e;
-    ctx.err(`call-actions hooks log: ${e.message.replace(/^(\w+):/, '--$1:')}\n`);
-    return 2;
-  }
-  const store = openStore(loaded.config.store, { migrations: hookMigrations });
-  try {
-    const page = queryHookLog(store, filter);
-    if (values.json) {
-      ctx.out(JSON.stringify(page, null, 2) + '\n');
-      return 0;
-    }
-    for (const e of page.entries) ctx.out(formatEntry(e));
-    ctx.out(`${page.entries.length} of ${page.total}\n`);
-    return 0;
-  } finally {
-    store.close();
-  }
 }
 
 function formatEntry(e: HookLogEntry): string {

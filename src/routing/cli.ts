@@ -1,6 +1,4 @@
-import { parseArgs } from 'node:util';
-import type { Config } from '../config/schema.js';
-import { openStore } from '../store/sqlite.js';
+import { runLogCommand, type CliContext } from '../cli/log-command.js';
 import { queryRouteLog, routeLogFilter, routeMigrations, type RouteLogEntry } from './history.js';
 
 /** `call-actions routes log`: the routing log from the command line, the same query as GET /routes/log. */
@@ -11,67 +9,20 @@ export const ROUTES_USAGE = `  call-actions routes log [--config FILE] [--call-i
                                      unknown-result, unknown-destination, outside-schedule, loop-guard
 `;
 
-export interface CliContext {
-  load(file: string): { config: Config; secrets: string[] } | undefined;
-  configPath(values: { config?: string }): string;
-  out(text: string): void;
-  err(text: string): void;
-}
-
 export function routesCommand(args: string[], ctx: CliContext): number {
   const [sub, ...rest] = args;
   if (sub !== 'log') {
     ctx.err(`unknown command: routes ${sub ?? ''}\n\nusage:\n${ROUTES_USAGE}`);
     return 2;
   }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      config: { type: 'string', short: 'c' },
-      'call-id': { type: 'string' },
-      caller: { type: 'string' },
-      outcome: { type: 'string', multiple: true },
-      step: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      limit: { type: 'string' },
-      offset: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+  return runLogCommand(rest, ctx, {
+    name: 'call-actions routes log',
+    flags: { caller: 'one', outcome: 'many', step: 'one' },
+    filter: routeLogFilter,
+    migrations: routeMigrations,
+    query: queryRouteLog,
+    format: formatEntry,
   });
-  const loaded = ctx.load(ctx.configPath(values));
-  if (!loaded) return 2;
-  const q = new URLSearchParams();
-  const put = (k: string, v: string | undefined) => v !== undefined && q.append(k, v);
-  put('callId', values['call-id']);
-  put('caller', values.caller);
-  for (const o of values.outcome ?? []) q.append('outcome', o);
-  put('step', values.step);
-  put('since', values.since);
-  put('until', values.until);
-  put('limit', values.limit);
-  put('offset', values.offset);
-  let filter;
-  try {
-    filter = routeLogFilter(q);
-  } catch (e) {
-    if (!(e instanceof RangeError)) throw e;
-    ctx.err(`call-actions routes log: ${e.message.replace(/^(\w+):/, '--$1:')}\n`);
-    return 2;
-  }
-  const store = openStore(loaded.config.store, { migrations: routeMigrations });
-  try {
-    const page = queryRouteLog(store, filter);
-    if (values.json) {
-      ctx.out(JSON.stringify(page, null, 2) + '\n');
-      return 0;
-    }
-    for (const e of page.entries) ctx.out(formatEntry(e));
-    ctx.out(`${page.entries.length} of ${page.total}\n`);
-    return 0;
-  } finally {
-    store.close();
-  }
 }
 
 function formatEntry(e: RouteLogEntry): string {
