@@ -1,5 +1,6 @@
 import { readQuery } from '../http/query.js';
 import type { Store } from '../store/sqlite.js';
+import { whereClause } from '../store/where.js';
 import { RUN_STATUSES, type HookAttemptOutcome, type RunMode, type RunStatus } from './store.js';
 import type { LoggedRequest } from './request.js';
 
@@ -90,15 +91,7 @@ interface AttemptRow {
 }
 
 export function queryHookLog(store: Store, f: HookLogFilter): { total: number; entries: HookLogEntry[] } {
-  const where: string[] = [];
-  const args: Array<string | number> = [];
-  if (f.callId !== undefined) (where.push('call_id = ?'), args.push(f.callId));
-  if (f.hook !== undefined) (where.push('hook = ?'), args.push(f.hook));
-  if (f.event !== undefined) (where.push('event = ?'), args.push(f.event));
-  if (f.status?.length) (where.push(`status IN (${f.status.map(() => '?').join(', ')})`), args.push(...f.status));
-  if (f.since !== undefined) (where.push('created_at >= ?'), args.push(f.since));
-  if (f.until !== undefined) (where.push('created_at < ?'), args.push(f.until));
-  const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const { clause, args } = whereClause({ call_id: f.callId, hook: f.hook, event: f.event }, { status: f.status }, f);
   const limit = Math.min(Math.max(1, f.limit ?? 50), MAX_LOG_LIMIT);
   const offset = Math.max(0, f.offset ?? 0);
   const db = store.db;

@@ -1,8 +1,8 @@
 /**
- * Reads the query of a log or history endpoint (`/sms/history`, `/hooks/log`; the CLI builds the
- * same query from its flags). Every mistake is a RangeError that starts with the parameter's name,
- * which the server answers with 400 and the CLI turns into `--name: …`: a typo in a filter must
- * never silently widen the query to everything.
+ * Reads the query of a log or history endpoint (`/sms/history`, `/hooks/log`, `/routes/log`; the
+ * CLI builds the same query from its flags). Every mistake is a RangeError that starts with the
+ * parameter's name, which the server answers with 400 and the CLI turns into `--name: …`: a typo
+ * in a filter must never silently widen the query to everything.
  *
  *   const r = readQuery(url.searchParams, ['callId', 'status', 'since', 'until', 'limit', 'offset']);
  *   const status = r.oneOf('status', STATUSES);

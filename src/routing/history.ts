@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { readQuery } from '../http/query.js';
 import type { Migration, Store } from '../store/sqlite.js';
+import { whereClause } from '../store/where.js';
 import type { Outcome } from './decide.js';
 
 /**
@@ -163,15 +165,7 @@ interface Row {
 
 /** Newest calls first; within a page, the rows in the order they happened. */
 export function queryRouteLog(store: Store, f: RouteLogFilter): { total: number; entries: RouteLogEntry[] } {
-  const where: string[] = [];
-  const args: Array<string | number> = [];
-  if (f.callId !== undefined) (where.push('call_id = ?'), args.push(f.callId));
-  if (f.caller !== undefined) (where.push('caller = ?'), args.push(f.caller));
-  if (f.step !== undefined) (where.push('step = ?'), args.push(f.step));
-  if (f.outcome?.length) (where.push(`outcome IN (${f.outcome.map(() => '?').join(', ')})`), args.push(...f.outcome));
-  if (f.since !== undefined) (where.push('created_at >= ?'), args.push(f.since));
-  if (f.until !== undefined) (where.push('created_at < ?'), args.push(f.until));
-  const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const { clause, args } = whereClause({ call_id: f.callId, caller: f.caller, step: f.step }, { outcome: f.outcome }, f);
   const limit = Math.min(Math.max(1, f.limit ?? 50), MAX_ROUTE_LOG_LIMIT);
   const offset = Math.max(0, f.offset ?? 0);
   const total = (store.db.prepare(`SELECT COUNT(*) AS n FROM route_log ${clause}`).get(...args) as { n: number }).n;
@@ -206,7 +200,7 @@ export function queryRouteLog(store: Store, f: RouteLogFilter): { total: number;
   };
 }
 
-const PARAMS = new Set(['callId', 'caller', 'outcome', 'step', 'since', 'until', 'limit', 'offset']);
+const PARAMS = ['callId', 'caller', 'outcome', 'step', 'since', 'until', 'limit', 'offset'];
 
 /**
  * `/routes/log?callId=…&caller=…&outcome=timeout&outcome=malformed&step=…&since=ISO&until=ISO&limit=&offset=`;
@@ -214,36 +208,16 @@ const PARAMS = new Set(['callId', 'caller', 'outcome', 'step', 'since', 'until',
  * a typo never widens the query to everything.
  */
 export function routeLogFilter(q: URLSearchParams): RouteLogFilter {
-  for (const k of q.keys()) if (!PARAMS.has(k)) throw new RangeError(`unknown parameter "${k}" (known: ${[...PARAMS].join(', ')})`);
-  const time = (k: string) => {
-    const v = q.get(k);
-    if (v === null) return undefined;
-    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (!Number.isFinite(n)) throw new RangeError(`${k}: not a date or epoch milliseconds: ${v}`);
-    return n;
+  const r = readQuery(q, PARAMS);
+  const outcome = r.oneOf('outcome', ROUTE_OUTCOMES);
+  return {
+    callId: r.text('callId'),
+    caller: r.text('caller'),
+    step: r.text('step'),
+    outcome: outcome.length ? outcome : undefined,
+    since: r.time('since'),
+    until: r.time('until'),
+    limit: r.count('limit'),
+    offset: r.count('offset'),
   };
-  const count = (k: string) => {
-    const v = q.get(k);
-    if (v === null) return undefined;
-    if (!/^\d+$/.test(v)) throw new RangeError(`${k}: not a whole number: ${v}`);
-    return Number(v);
-  };
-  const outcomes = q.getAll('outcome').flatMap((s) => s.split(',')).filter((s) => s !== '');
-  const bad = outcomes.filter((s) => !(ROUTE_OUTCOMES as readonly string[]).includes(s));
-  if (bad.length) throw new RangeError(`outcome: unknown ${bad.join(', ')} (known: ${ROUTE_OUTCOMES.join(', ')})`);
-  const f: RouteLogFilter = {};
-  for (const k of ['callId', 'caller', 'step'] as const) {
-    const v = q.get(k);
-    if (v !== null) f[k] = v;
-  }
-  if (outcomes.length) f.outcome = outcomes as Outcome[];
-  const since = time('since');
-  const until = time('until');
-  const limit = count('limit');
-  const offset = count('offset');
-  if (since !== undefined) f.since = since;
-  if (until !== undefined) f.until = until;
-  if (limit !== undefined) f.limit = limit;
-  if (offset !== undefined) f.offset = offset;
-  return f;
 }

@@ -1,4 +1,5 @@
 import type { Store } from '../store/sqlite.js';
+import { whereClause } from '../store/where.js';
 import type { AttemptOutcome, SmsStatus } from './outbox.js';
 
 /**
@@ -96,36 +97,14 @@ interface AttemptRow {
 
 /** Newest first. */
 export function querySmsHistory(store: Store, filter: HistoryFilter = {}): HistoryPage {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const eq = (column: string, value: string | undefined) => {
-    if (value === undefined) return;
-    where.push(`${column} = ?`);
-    params.push(value);
-  };
-  eq('call_id', filter.callId);
-  eq('description', filter.description);
-  eq('recipient', filter.recipient);
-  if (filter.status !== undefined) {
-    const statuses = typeof filter.status === 'string' ? [filter.status] : [...filter.status];
-    if (statuses.length === 0) return { total: 0, entries: [] };
-    where.push(`status IN (${statuses.map(() => '?').join(', ')})`);
-    params.push(...statuses);
-  }
-  if (filter.since !== undefined) {
-    where.push('created_at >= ?');
-    params.push(filter.since);
-  }
-  if (filter.until !== undefined) {
-    where.push('created_at < ?');
-    params.push(filter.until);
-  }
-  const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const statuses = typeof filter.status === 'string' ? [filter.status] : filter.status;
+  if (statuses?.length === 0) return { total: 0, entries: [] };
+  const { clause, args } = whereClause({ call_id: filter.callId, description: filter.description, recipient: filter.recipient }, { status: statuses }, filter);
   const limit = Math.min(Math.max(0, Math.floor(filter.limit ?? 50)), MAX_HISTORY_LIMIT);
   const offset = Math.max(0, Math.floor(filter.offset ?? 0));
 
   const db = store.db;
-  const { total } = db.prepare(`SELECT COUNT(*) AS total FROM sms_messages ${clause}`).get(...params) as { total: number };
+  const { total } = db.prepare(`SELECT COUNT(*) AS total FROM sms_messages ${clause}`).get(...args) as { total: number };
   const rows = db
     .prepare(
       `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
@@ -134,7 +113,7 @@ export function querySmsHistory(store: Store, filter: HistoryFilter = {}): Histo
         ORDER BY created_at DESC, rowid DESC
         LIMIT ? OFFSET ?`,
     )
-    .all(...params, limit, offset) as MessageRow[];
+    .all(...args, limit, offset) as MessageRow[];
   return { total, entries: withAttempts(store, rows) };
 }
 
