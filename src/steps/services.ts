@@ -2,6 +2,7 @@ import type { CountryCode } from 'libphonenumber-js';
 import type { Dispatcher } from 'undici';
 import type { DestinationsConfig, RoutingConfig } from '../routing/config.js';
 import type { RouteLog } from '../routing/history.js';
+import type { OutboxMessage } from '../sms/outbox.js';
 
 /** What steps may use from the running service; kept narrow so each step is testable alone. */
 export interface StepServices {
@@ -37,18 +38,7 @@ export interface Speaker {
   speak(text: string, opts: { language?: string; voice?: string }): Promise<string>;
 }
 
-export interface NewSms {
-  callId: string;
-  description: string;
-  provider: string;
-  to: string;
-  text: string;
-  sender?: string;
-  /** epoch ms before which it is not sent */
-  notBefore?: number;
-  /** shown in the history beside the message, e.g. why a fallback text was used */
-  note?: string;
-}
+export type NewSms = OutboxMessage;
 
 export interface SmsSink {
   readonly templates: Readonly<Record<string, string>>;
