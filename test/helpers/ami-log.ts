@@ -37,6 +37,7 @@ export class AmiLog {
 
   private onData(chunk: string): void {
     this.buffer += chunk;
+    // the greeting "Asterisk Call Manager/x.y.z" is a single line, not a blank-line-terminated message
     if (!this.bannerSeen) {
       const eol = this.buffer.indexOf('\r\n');
       if (eol < 0) return;
