@@ -1,7 +1,7 @@
 // Shipped with the service (not only the tests) so `call-actions demo` can show a real SMS request
 // without an account at the provider.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { answer, clientGone, startStandInServer } from './server.js';
 
 /**
  * A local stand-in for the seed 000 provider (AOSSMS 絶対リーチ! "MT send", POST /p1/api/mt.json,
@@ -96,37 +96,20 @@ export async function startAossms(credentials: Credentials = DEFAULT_CREDENTIALS
   const delivered: Delivered[] = [];
   const queue: Behaviour[] = [];
   let fallback: Behaviour = ok;
-  let connections = 0;
-  const sockets = new Set<Socket>();
-  const connectionIds = new WeakMap<Socket, number>();
-  const hanging = new Set<() => void>();
-  const waiters = new Set<() => void>();
 
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const recorded: RecordedRequest = {
-        at: Date.now(),
-        method: req.method ?? '',
-        path: req.url ?? '',
-        headers: { ...req.headers },
-        raw,
-        fields: parseForm(req, raw),
-        connection: connectionIds.get(req.socket) ?? 0,
-      };
-      requests.push(recorded);
-      for (const w of waiters) w();
-      void handle(req, res, recorded);
-    });
-  });
-
-  server.on('connection', (socket) => {
-    connections += 1;
-    connectionIds.set(socket, connections);
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+  const srv = await startStandInServer((req, res, raw) => {
+    const recorded: RecordedRequest = {
+      at: Date.now(),
+      method: req.method ?? '',
+      path: req.url ?? '',
+      headers: { ...req.headers },
+      raw,
+      fields: parseForm(req, raw),
+      connection: srv.connectionOf(req.socket),
+    };
+    requests.push(recorded);
+    srv.notify();
+    void handle(req, res, recorded);
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, recorded: RecordedRequest): Promise<void> {
@@ -140,14 +123,7 @@ export async function startAossms(credentials: Credentials = DEFAULT_CREDENTIALS
         continue;
       }
       if (behaviour.kind === 'hang') {
-        await new Promise<void>((resolve) => {
-          const go = () => {
-            hanging.delete(go);
-            resolve();
-          };
-          hanging.add(go);
-          res.on('close', go);
-        });
+        await srv.hang(res);
         behaviour = behaviour.then ?? ok;
         continue;
       }
@@ -175,76 +151,22 @@ export async function startAossms(credentials: Credentials = DEFAULT_CREDENTIALS
     }
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
-
   return {
-    url,
-    endpoint: url + MT_PATH,
+    url: srv.url,
+    endpoint: srv.url + MT_PATH,
     credentials,
     requests,
     delivered,
     get connections() {
-      return connections;
+      return srv.connections;
     },
     enqueue: (...b) => void queue.push(...b),
     setDefault: (b) => void (fallback = b),
-    release: () => [...hanging].forEach((go) => go()),
-    waitForRequests(n, timeoutMs = 5_000) {
-      if (requests.length >= n) return Promise.resolve([...requests]);
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (requests.length < n) return;
-          done();
-          resolve([...requests]);
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`stand-in got ${requests.length} of ${n} requests within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-      });
-    },
-    async close() {
-      for (const go of [...hanging]) go();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-    },
+    release: srv.release,
+    waitForRequests: (n, timeoutMs = 5_000) =>
+      srv.waitUntil(() => requests.length >= n, timeoutMs, () => `stand-in got ${requests.length} of ${n} requests within ${timeoutMs} ms`).then(() => [...requests]),
+    close: srv.close,
   };
-}
-
-function clientGone(res: ServerResponse): boolean {
-  return res.destroyed || res.socket === null || res.socket.destroyed;
-}
-
-function answer(
-  res: ServerResponse,
-  recorded: RecordedRequest,
-  status: number,
-  body: string,
-  onWritten?: () => void,
-  contentType = 'application/json; charset=utf-8',
-): void {
-  if (clientGone(res)) return;
-  // Node detaches the socket from the response as it finishes, so hold on to it here.
-  const socket = res.socket!;
-  res.on('finish', () => {
-    // 'finish' fires once the answer is handed to the socket; a client that is gone by then
-    // did not get it.
-    if (!socket.destroyed) {
-      recorded.answered = { status, body };
-      onWritten?.();
-    }
-  });
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
-  res.end(body);
 }
 
 function validate(

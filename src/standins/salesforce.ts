@@ -1,7 +1,7 @@
 // Shipped with the service (not only the tests) so the Salesforce logging can be tried without an org.
 import { createHmac, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { startStandInServer } from './server.js';
 
 /**
  * A local stand-in for the parts of the Salesforce REST API that activity logging uses, following
@@ -180,11 +180,6 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
   const usage = { used: opts.apiUsed ?? 0, limit: opts.apiLimit ?? 15_000 };
   const dateTimeFields = new Set(opts.taskFields?.dateTime ?? []);
   const customFields = new Set([...(opts.taskFields?.dateTime ?? []), ...(opts.taskFields?.text ?? [])]);
-  const sockets = new Set<Socket>();
-  const hanging = new Set<() => void>();
-  const waiters = new Set<() => void>();
-  const notify = () => [...waiters].forEach((w) => w());
-  let url = '';
 
   const addRecord = (r: SeedRecord): SfRecord => {
     const rec: SfRecord = {
@@ -200,24 +195,17 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
   };
   for (const r of opts.records ?? []) addRecord(r);
 
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const path = (req.url ?? '').split('?')[0]!;
-      const query = new URL(req.url ?? '/', 'http://x').searchParams;
-      const r: SfRequest = { at: Date.now(), method: req.method ?? '', path, kind: kindOf(req.method ?? '', path), body };
-      if (query.has('q')) r.q = query.get('q') ?? '';
-      requests.push(r);
-      notify();
-      void handle(req, res, r).catch((e: unknown) => send(res, r, 500, [{ message: String(e), errorCode: 'UNKNOWN_EXCEPTION' }]));
-    });
+  const srv = await startStandInServer((req, res, raw) => {
+    const body = raw.toString('utf8');
+    const path = (req.url ?? '').split('?')[0]!;
+    const query = new URL(req.url ?? '/', 'http://x').searchParams;
+    const r: SfRequest = { at: Date.now(), method: req.method ?? '', path, kind: kindOf(req.method ?? '', path), body };
+    if (query.has('q')) r.q = query.get('q') ?? '';
+    requests.push(r);
+    srv.notify();
+    void handle(req, res, r).catch((e: unknown) => send(res, r, 500, [{ message: String(e), errorCode: 'UNKNOWN_EXCEPTION' }]));
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
+  const { url, notify } = srv;
 
   function kindOf(method: string, path: string): SfRequestKind {
     if (path === '/services/oauth2/token') return 'token';
@@ -267,14 +255,7 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
         await new Promise((resolve) => setTimeout(resolve, behaviour.ms));
         break;
       case 'hang':
-        await new Promise<void>((resolve) => {
-          const go = () => {
-            hanging.delete(go);
-            resolve();
-          };
-          hanging.add(go);
-          res.on('close', go);
-        });
+        await srv.hang(res);
         if (res.destroyed) return;
         break;
     }
@@ -458,9 +439,6 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
     return oauthError(400, 'unsupported_grant_type', 'grant type not supported');
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
   return {
     url,
     clientId,
@@ -477,33 +455,10 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
     },
     usage,
     addRecord,
-    release: () => [...hanging].forEach((go) => go()),
-    waitFor(pred, timeoutMs = 10_000, what = 'condition') {
-      if (pred()) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (!pred()) return;
-          done();
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`Salesforce stand-in: ${what} not reached within ${timeoutMs} ms (${requests.length} requests, ${tasks.length} tasks)`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-      });
-    },
-    async close() {
-      for (const go of [...hanging]) go();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-    },
+    release: srv.release,
+    waitFor: (pred, timeoutMs = 10_000, what = 'condition') =>
+      srv.waitUntil(pred, timeoutMs, () => `Salesforce stand-in: ${what} not reached within ${timeoutMs} ms (${requests.length} requests, ${tasks.length} tasks)`),
+    close: srv.close,
   };
 }
 

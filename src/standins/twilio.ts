@@ -1,9 +1,9 @@
 // Shipped with the service (not only the tests) so a demo can show the Twilio provider at work
 // without an account.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { answer, startStandInServer } from './server.js';
 
 /**
  * A local stand-in for Twilio's Messages resource (POST /2010-04-01/Accounts/{AccountSid}/Messages.json),
@@ -86,31 +86,20 @@ export async function startTwilio(credentials: { accountSid?: string; authToken?
   const delivered: TwilioMessage[] = [];
   const queue: TwilioBehaviour[] = [];
   let fallback: TwilioBehaviour = twilioOk;
-  const sockets = new Set<Socket>();
-  const hanging = new Set<() => void>();
-  const waiters = new Set<() => void>();
 
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      const type = String(req.headers['content-type'] ?? '').toLowerCase();
-      const fields: Record<string, string> = {};
-      if (type.startsWith('application/x-www-form-urlencoded')) {
-        for (const [k, v] of new URLSearchParams(raw)) if (!(k in fields)) fields[k] = v;
-      }
-      const recorded: TwilioRequest = { at: Date.now(), method: req.method ?? '', path: req.url ?? '', headers: { ...req.headers }, fields };
-      const user = basicUser(req);
-      if (user) recorded.user = user.user;
-      requests.push(recorded);
-      for (const w of waiters) w();
-      void handle(req, res, recorded);
-    });
-  });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+  const srv = await startStandInServer((req, res, body) => {
+    const raw = body.toString('utf8');
+    const type = String(req.headers['content-type'] ?? '').toLowerCase();
+    const fields: Record<string, string> = {};
+    if (type.startsWith('application/x-www-form-urlencoded')) {
+      for (const [k, v] of new URLSearchParams(raw)) if (!(k in fields)) fields[k] = v;
+    }
+    const recorded: TwilioRequest = { at: Date.now(), method: req.method ?? '', path: req.url ?? '', headers: { ...req.headers }, fields };
+    const user = basicUser(req);
+    if (user) recorded.user = user.user;
+    requests.push(recorded);
+    srv.notify();
+    void handle(req, res, recorded);
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, r: TwilioRequest): Promise<void> {
@@ -141,14 +130,7 @@ export async function startTwilio(credentials: { accountSid?: string; authToken?
         continue;
       }
       if (b.kind === 'hang') {
-        await new Promise<void>((resolve) => {
-          const go = () => {
-            hanging.delete(go);
-            resolve();
-          };
-          hanging.add(go);
-          res.on('close', go);
-        });
+        await srv.hang(res);
         b = b.then ?? twilioOk;
         continue;
       }
@@ -190,53 +172,27 @@ export async function startTwilio(credentials: { accountSid?: string; authToken?
         };
         return answer(res, r, 201, JSON.stringify(resource), () => {
           delivered.push({ at: Date.now(), sid, to: to.number, from: f.From ?? null, messagingServiceSid: f.MessagingServiceSid ?? null, body: f.Body!, request: r });
-          for (const w of waiters) w();
+          srv.notify();
         });
       }
     }
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-
-  const waitFor = <T>(list: readonly T[], n: number, timeoutMs: number, what: string): Promise<T[]> => {
-    if (list.length >= n) return Promise.resolve([...list]);
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (list.length < n) return;
-        done();
-        resolve([...list]);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`Twilio stand-in: ${list.length} of ${n} ${what} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-    });
-  };
+  const waitFor = <T>(list: readonly T[], n: number, timeoutMs: number, what: string): Promise<T[]> =>
+    srv.waitUntil(() => list.length >= n, timeoutMs, () => `Twilio stand-in: ${list.length} of ${n} ${what} within ${timeoutMs} ms`).then(() => [...list]);
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: srv.url,
     accountSid,
     authToken,
     requests,
     delivered,
     enqueue: (...b) => void queue.push(...b),
     setDefault: (b) => void (fallback = b),
-    release: () => [...hanging].forEach((go) => go()),
+    release: srv.release,
     waitForRequests: (n, timeoutMs = 5_000) => waitFor(requests, n, timeoutMs, 'requests'),
     waitForDelivered: (n, timeoutMs = 5_000) => waitFor(delivered, n, timeoutMs, 'messages delivered'),
-    async close() {
-      for (const go of [...hanging]) go();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-    },
+    close: srv.close,
   };
 }
 
@@ -259,17 +215,4 @@ function segments(body: string): number {
 
 function error(res: ServerResponse, r: TwilioRequest, status: number, code: number, message: string): void {
   answer(res, r, status, JSON.stringify({ code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status }));
-}
-
-function answer(res: ServerResponse, r: TwilioRequest, status: number, body: string, onWritten?: () => void): void {
-  if (res.destroyed || res.socket === null || res.socket.destroyed) return;
-  const socket = res.socket;
-  res.on('finish', () => {
-    if (!socket.destroyed) {
-      r.answered = { status, body };
-      onWritten?.();
-    }
-  });
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
 }
