@@ -2,10 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 
 /**
- * The HTTP side the provider stand-ins share, so each of their files is only its contract: a
- * server on a free port of 127.0.0.1 that hands over each request with its whole body, requests
- * held until released, waits on the stand-in's own conditions, and a close that does not wait
- * for a client's keep-alive connection to end.
+ * The HTTP side the stand-ins (and the tests' hook receiver) share, so each of their files is only
+ * its contract: a server on a free port of 127.0.0.1 that hands over each request with its whole
+ * body, requests held until released, waits on the stand-in's own conditions, and a close that
+ * does not wait for a client's keep-alive connection to end.
  */
 export interface StandInServer {
   readonly server: Server;

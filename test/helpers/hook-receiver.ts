@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { startStandInServer } from '../../src/standins/server.js';
 import { parseXml, type XmlElement } from './xml.js';
 
 /**
@@ -52,60 +52,48 @@ export async function startHookReceiver(): Promise<HookReceiver> {
   const requests: ReceivedRequest[] = [];
   const queues = new Map<string, Answer[]>();
   const defaults = new Map<string, Answer | ((req: ReceivedRequest) => Answer)>();
-  const waiters = new Set<() => void>();
-  const sockets = new Set<Socket>();
 
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://receiver');
-      const raw = Buffer.concat(chunks).toString('utf8');
-      const r: ReceivedRequest = {
-        at: Date.now(),
-        method: req.method ?? '',
-        path: url.pathname,
-        query: url.searchParams,
-        headers: flat(req),
-        raw,
-        parsed: { kind: 'none' },
-      };
-      try {
-        r.parsed = parseBody(r.headers['content-type'] ?? '', raw);
-      } catch (e) {
-        r.invalid = (e as Error).message;
-      }
-      requests.push(r);
-      for (const w of waiters) w();
+  const srv = await startStandInServer((req, res, data) => {
+    const url = new URL(req.url ?? '/', 'http://receiver');
+    const raw = data.toString('utf8');
+    const r: ReceivedRequest = {
+      at: Date.now(),
+      method: req.method ?? '',
+      path: url.pathname,
+      query: url.searchParams,
+      headers: flat(req),
+      raw,
+      parsed: { kind: 'none' },
+    };
+    try {
+      r.parsed = parseBody(r.headers['content-type'] ?? '', raw);
+    } catch (e) {
+      r.invalid = (e as Error).message;
+    }
+    requests.push(r);
+    srv.notify();
 
-      const configured = queues.has(r.path) || defaults.has(r.path);
-      let answer: Answer;
-      if (r.invalid) answer = { status: 400, body: JSON.stringify({ error: r.invalid }) };
-      else if (!configured) answer = { status: 404, body: JSON.stringify({ error: `no endpoint ${r.path}` }) };
-      else {
-        const queued = queues.get(r.path)?.shift();
-        const d = defaults.get(r.path);
-        answer = queued ?? (typeof d === 'function' ? d(r) : d) ?? { status: 200, body: '{"ok":true}' };
-      }
-      const send = () => {
-        if (res.destroyed) return;
-        const body = answer.body ?? '';
-        res.writeHead(answer.status ?? 200, { 'content-type': 'application/json; charset=utf-8', ...answer.headers });
-        res.end(body, () => (r.answered = { status: answer.status ?? 200, body }));
-      };
-      if (answer.delayMs) setTimeout(send, answer.delayMs);
-      else send();
-    });
+    const configured = queues.has(r.path) || defaults.has(r.path);
+    let answer: Answer;
+    if (r.invalid) answer = { status: 400, body: JSON.stringify({ error: r.invalid }) };
+    else if (!configured) answer = { status: 404, body: JSON.stringify({ error: `no endpoint ${r.path}` }) };
+    else {
+      const queued = queues.get(r.path)?.shift();
+      const d = defaults.get(r.path);
+      answer = queued ?? (typeof d === 'function' ? d(r) : d) ?? { status: 200, body: '{"ok":true}' };
+    }
+    const send = () => {
+      if (res.destroyed) return;
+      const body = answer.body ?? '';
+      res.writeHead(answer.status ?? 200, { 'content-type': 'application/json; charset=utf-8', ...answer.headers });
+      res.end(body, () => (r.answered = { status: answer.status ?? 200, body }));
+    };
+    if (answer.delayMs) setTimeout(send, answer.delayMs);
+    else send();
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
-    url,
+    url: srv.url,
     requests,
     enqueue(path, ...answers) {
       const q = queues.get(path) ?? [];
@@ -116,30 +104,9 @@ export async function startHookReceiver(): Promise<HookReceiver> {
     to: (path) => requests.filter((r) => r.path === path),
     waitFor(path, n, timeoutMs = 10_000) {
       const have = () => requests.filter((r) => r.path === path);
-      if (have().length >= n) return Promise.resolve(have());
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (have().length < n) return;
-          done();
-          resolve(have());
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`receiver got ${have().length} of ${n} requests to ${path} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-      });
+      return srv.waitUntil(() => have().length >= n, timeoutMs, () => `receiver got ${have().length} of ${n} requests to ${path} within ${timeoutMs} ms`).then(have);
     },
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-    },
+    close: srv.close,
   };
 }
 
