@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
 import { startAsterisk, stopAsterisk } from '../helpers/asterisk.js';
-import { baseConfig, freePort, serviceDir, startService, waitHealthy, type RunningService } from '../helpers/service.js';
+import { aossmsEnv, startWithConfig, waitHealthy, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';
 
 /**
@@ -13,16 +13,8 @@ let service: RunningService;
 
 beforeAll(async () => {
   provider = await startAossms();
-  const dir = serviceDir();
-  const port = freePort();
-  service = await startService({
-    dir,
-    port,
-    env: { AOS_TOKEN: provider.credentials.token, AOS_CLIENT_ID: provider.credentials.clientId, AOS_SMS_CODE: provider.credentials.smsCode },
-    config: baseConfig(
-      dir,
-      port,
-      `sms:
+  service = await startWithConfig(
+    `sms:
   providers:
     aossms:
       kind: http
@@ -33,8 +25,8 @@ stages:
     - sms: { description: "Queue # SMS", provider: aossms, text: "Call-back link: https://example.com/cb" }
     - hangup: {}
 `,
-    ),
-  });
+    { env: aossmsEnv(provider) },
+  );
 });
 
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startQueueAgent, type QueueAgent } from '../helpers/agent.js';
 import { startHookReceiver, type HookReceiver, type ReceivedRequest } from '../helpers/hook-receiver.js';
-import { baseConfig, freePort, serviceDir, startService, type LogLine, type RunningService } from '../helpers/service.js';
+import { startWithConfig, type LogLine, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';
 
 /**
@@ -17,10 +17,7 @@ let service: RunningService | undefined;
 let agent: QueueAgent | undefined;
 
 async function start(hooksYaml: string, stages = 'stages:\n  hooks:\n    - continue: {}\n'): Promise<RunningService> {
-  const dir = serviceDir();
-  const port = freePort();
-  const config = baseConfig(dir, port, `${stages}hooks:\n${hooksYaml.replaceAll('RX', rx.url)}`);
-  service = await startService({ dir, port, config });
+  service = await startWithConfig(`${stages}hooks:\n${hooksYaml.replaceAll('RX', rx.url)}`);
   return service;
 }
 

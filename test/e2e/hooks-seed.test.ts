@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/asterisk.js';
-import { baseConfig, freePort, serviceDir, startService, type RunningService } from '../helpers/service.js';
+import { aossmsEnv, freePort, serviceDir, startWithConfig, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';
 import { ok, quota300, startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
 
@@ -22,11 +22,8 @@ const MESSAGE = 'SMSで送信するメッセージ';
 let provider: AossmsStandIn;
 let service: RunningService | undefined;
 
-function config(dir: string, port: number): string {
-  return baseConfig(
-    dir,
-    port,
-    `stages:
+function sections(): string {
+  return `stages:
   queue-exit:
     - hangup: {}
 hooks:
@@ -43,20 +40,11 @@ hooks:
     error: { match: "/300/" }      # エラー判定パターン
     retry: { count: 2, interval: 5 }   # リトライ回数, リトライ間隔(秒)
     memo: the seed's example
-`,
-  );
+`;
 }
 
-const providerEnv = () => ({
-  AOS_TOKEN: provider.credentials.token,
-  AOS_CLIENT_ID: provider.credentials.clientId,
-  AOS_SMS_CODE: provider.credentials.smsCode,
-});
-
 async function start(opts: { dir?: string; port?: number } = {}): Promise<RunningService> {
-  const dir = opts.dir ?? serviceDir();
-  const port = opts.port ?? freePort();
-  service = await startService({ dir, port, config: config(dir, port), env: providerEnv() });
+  service = await startWithConfig(sections(), { ...opts, env: aossmsEnv(provider) });
   return service;
 }
 
@@ -126,7 +114,7 @@ describe("seed 000's call action: queue # → SMS API", () => {
 
     // the same log from the command line, and no secret anywhere in it or in the service's own log
     const cli = await run(process.execPath, [join(REPO_ROOT, 'dist/cli.js'), 'hooks', 'log', '--config', s.configFile, '--hook', 'seed-sms'], {
-      env: { ...process.env, ...providerEnv(), ARI_USER: 'x', ARI_PASSWORD: 'x', AMI_USER: 'x', AMI_SECRET: 'x' },
+      env: { ...process.env, ...aossmsEnv(provider), ARI_USER: 'x', ARI_PASSWORD: 'x', AMI_USER: 'x', AMI_SECRET: 'x' },
     });
     expect(cli.stdout).toMatch(/queue\.key-exit\tseed-sms\tok\tattempts=3/);
     expect(cli.stdout.match(/^ {2}#\d/gm)).toHaveLength(3);

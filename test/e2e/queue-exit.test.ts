@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAsterisk, stopAsterisk } from '../helpers/asterisk.js';
-import { baseConfig, freePort, serviceDir, startService, waitHealthy, type LogLine, type RunningService } from '../helpers/service.js';
+import { aossmsEnv, freePort, serviceDir, startWithConfig, waitHealthy, type LogLine, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';
 import { hang, quota300, startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
 
@@ -14,11 +14,8 @@ const PROMPT = 'We have sent you a text message. Goodbye.';
 let provider: AossmsStandIn;
 let service: RunningService | undefined;
 
-function config(dir: string, port: number, retryInterval = '1s'): string {
-  return baseConfig(
-    dir,
-    port,
-    `sms:
+function sections(retryInterval = '1s'): string {
+  return `sms:
   providers:
     aossms:
       kind: http
@@ -35,20 +32,11 @@ stages:
     - sms: { description: "Queue # SMS", provider: aossms, to: [caller], template: callback, oncePerCall: true }
     - say: "${PROMPT}"
     - hangup: {}
-`,
-  );
+`;
 }
 
-const providerEnv = () => ({
-  AOS_TOKEN: provider.credentials.token,
-  AOS_CLIENT_ID: provider.credentials.clientId,
-  AOS_SMS_CODE: provider.credentials.smsCode,
-});
-
 async function start(opts: { dir?: string; port?: number } = {}): Promise<RunningService> {
-  const dir = opts.dir ?? serviceDir();
-  const port = opts.port ?? freePort();
-  service = await startService({ dir, port, config: config(dir, port), env: providerEnv() });
+  service = await startWithConfig(sections(), { ...opts, env: aossmsEnv(provider) });
   return service;
 }
 

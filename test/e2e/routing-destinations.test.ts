@@ -4,7 +4,7 @@ import { json, startRouteApi, xml, type Reply, type RouteApiRequest, type RouteA
 import { AmiLog, type AmiEvent } from '../helpers/ami-log.js';
 import { placeCall, type CallerPlan } from '../helpers/route-caller.js';
 import { expectSpokenBeforeRouting } from '../helpers/routing.js';
-import { baseConfig, freePort, serviceDir, startService, type RunningService } from '../helpers/service.js';
+import { aossmsEnv, startWithConfig, type RunningService } from '../helpers/service.js';
 
 /**
  * R5 on the real PBX: a SIP caller reaches stage t510, the customer's API (a stand-in) answers
@@ -22,17 +22,9 @@ beforeAll(async () => {
   api = await startRouteApi();
   sms = await startAossms();
   ami = await AmiLog.open();
-  const dir = serviceDir();
-  const port = freePort();
   const second = api.endpoint.replace(/\/route$/, '/second');
-  service = await startService({
-    dir,
-    port,
-    env: { AOS_TOKEN: sms.credentials.token, AOS_CLIENT_ID: sms.credentials.clientId, AOS_SMS_CODE: sms.credentials.smsCode },
-    config: baseConfig(
-      dir,
-      port,
-      `sms:
+  service = await startWithConfig(
+    `sms:
   providers:
     aossms:
       kind: http
@@ -66,8 +58,8 @@ destinations:
   extension: { context: test-internal, exten: "{name}" }
   dial: { dialString: "Local/{number}@test-outside", timeout: 20s }
 `,
-    ),
-  });
+    { env: aossmsEnv(sms) },
+  );
 });
 afterAll(async () => {
   await service?.kill();

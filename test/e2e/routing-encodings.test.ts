@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json, startRouteApi, xml, type RouteApiStandIn } from '../../src/standins/route-api.js';
 import { AmiLog } from '../helpers/ami-log.js';
 import { placeCall } from '../helpers/route-caller.js';
-import { baseConfig, freePort, serviceDir, startService, type RunningService } from '../helpers/service.js';
+import { startWithConfig, type RunningService } from '../helpers/service.js';
 
 /**
  * R2/R3 on the real PBX: for each of the seed's four request methods, the customer's API (a
@@ -23,8 +23,6 @@ let ami: AmiLog;
 beforeAll(async () => {
   api = await startRouteApi();
   ami = await AmiLog.open();
-  const dir = serviceDir();
-  const port = freePort();
   const route = (encoding: string) => `
     - route:
         url: ${api.endpoint}${encoding === 'query' ? '?v=1' : ''}
@@ -32,21 +30,15 @@ beforeAll(async () => {
         headers: { X-Api-Key: "\${ROUTE_API_KEY}" }
         extra: { test: "1234", ad_soyad: "{callerName}" }
         fallback: { queue: support }`;
-  service = await startService({
-    dir,
-    port,
-    env: { ROUTE_API_KEY: API_KEY },
-    config: baseConfig(
-      dir,
-      port,
-      `stages:
+  service = await startWithConfig(
+    `stages:
   t501:${route('form')}
   t502:${route('query')}
   t503:${route('json')}
   t504:${route('xml')}
 `,
-    ),
-  });
+    { env: { ROUTE_API_KEY: API_KEY } },
+  );
 });
 afterAll(async () => {
   await service?.kill();

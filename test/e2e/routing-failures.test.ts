@@ -5,7 +5,7 @@ import { AmiLog, type AmiEvent } from '../helpers/ami-log.js';
 import { readAsteriskEnv } from '../helpers/asterisk.js';
 import { garbageAnswers } from '../helpers/garbage-answers.js';
 import { placeCall } from '../helpers/route-caller.js';
-import { baseConfig, freePort, serviceDir, startService, type RunningService } from '../helpers/service.js';
+import { startWithConfig, type RunningService } from '../helpers/service.js';
 
 /**
  * R7 on the real PBX: whatever the customer's API does — says error, fails with 500, answers
@@ -23,15 +23,8 @@ let n = 0;
 beforeAll(async () => {
   api = await startRouteApi();
   ami = await AmiLog.open();
-  const dir = serviceDir();
-  const port = freePort();
-  service = await startService({
-    dir,
-    port,
-    config: baseConfig(
-      dir,
-      port,
-      `stages:
+  service = await startWithConfig(
+    `stages:
   t530:
     - route:
         url: ${api.endpoint}
@@ -41,8 +34,7 @@ beforeAll(async () => {
 destinations:
   queue: { names: [support, ghost] }
 `,
-    ),
-  });
+  );
 });
 afterAll(async () => {
   await service?.kill();

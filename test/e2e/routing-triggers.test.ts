@@ -3,7 +3,7 @@ import { json, startRouteApi, type RouteApiRequest, type RouteApiStandIn } from 
 import { localTime } from '../../src/routing/schedule.js';
 import { AmiLog } from '../helpers/ami-log.js';
 import { placeCall } from '../helpers/route-caller.js';
-import { baseConfig, freePort, serviceDir, startService, type RunningService } from '../helpers/service.js';
+import { startWithConfig, type RunningService } from '../helpers/service.js';
 
 /**
  * R1 on the real PBX: routing at call arrival (the call not yet answered), only inside a weekly
@@ -28,16 +28,9 @@ function hhmm(minutes: number): string {
 beforeAll(async () => {
   api = await startRouteApi();
   ami = await AmiLog.open();
-  const dir = serviceDir();
-  const port = freePort();
   const now = localTime(new Date(), ZONE).minute;
-  service = await startService({
-    dir,
-    port,
-    config: baseConfig(
-      dir,
-      port,
-      `stages:
+  service = await startWithConfig(
+    `stages:
   t401:
     - route: { url: "${api.endpoint}", fallback: { hangup: {} } }
   t411:
@@ -57,8 +50,7 @@ routing:
 destinations:
   extension: { context: test-internal, exten: "{name}" }
 `,
-    ),
-  });
+  );
 });
 afterAll(async () => {
   await service?.kill();

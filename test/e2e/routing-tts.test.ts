@@ -6,7 +6,7 @@ import { AmiLog } from '../helpers/ami-log.js';
 import { readAsteriskEnv } from '../helpers/asterisk.js';
 import { placeCall } from '../helpers/route-caller.js';
 import { expectSpokenBeforeRouting, mediaFile, wavInfo } from '../helpers/routing.js';
-import { baseConfig, freePort, serviceDir, startService, type RunningService } from '../helpers/service.js';
+import { startWithConfig, type RunningService } from '../helpers/service.js';
 
 /**
  * T1 on the real PBX: the answer's data in Japanese (Open JTalk), Turkish and Polish (espeak-ng)
@@ -22,16 +22,9 @@ let n = 0;
 beforeAll(async () => {
   api = await startRouteApi();
   ami = await AmiLog.open();
-  const dir = serviceDir();
-  const port = freePort();
   const stage = (lang: string) => `\n    - route: { url: "${api.endpoint}", language: ${lang}, fallback: { hangup: {} } }`;
-  service = await startService({
-    dir,
-    port,
-    config: baseConfig(
-      dir,
-      port,
-      `stages:
+  service = await startWithConfig(
+    `stages:
   t541:${stage('ja')}
   t542:${stage('tr')}
   t543:${stage('pl')}
@@ -39,8 +32,7 @@ beforeAll(async () => {
 destinations:
   extension: { context: test-internal, exten: "{name}" }
 `,
-    ),
-  });
+  );
 });
 afterAll(async () => {
   await service?.kill();

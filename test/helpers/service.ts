@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AossmsStandIn } from '../../src/standins/aossms.js';
 import { REPO_ROOT, readAsteriskEnv } from './asterisk.js';
 
 /** One log line of the service, parsed (pino JSON). */
@@ -39,6 +40,18 @@ ${extra}`;
 export function serviceEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = readAsteriskEnv();
   return { ...process.env, ARI_USER: env.ariUser, ARI_PASSWORD: env.ariPass, AMI_USER: env.amiUser, AMI_SECRET: env.amiPass, ...extra };
+}
+
+/** What the tests' aossms provider sections read the stand-in's credentials from. */
+export function aossmsEnv(provider: AossmsStandIn): Record<string, string> {
+  return { AOS_TOKEN: provider.credentials.token, AOS_CLIENT_ID: provider.credentials.clientId, AOS_SMS_CODE: provider.credentials.smsCode };
+}
+
+/** startService() with baseConfig() around the test's own sections; a restart passes the first one's dir and port. */
+export function startWithConfig(sections: string, opts: { dir?: string; port?: number; env?: Record<string, string> } = {}): Promise<RunningService> {
+  const dir = opts.dir ?? serviceDir();
+  const port = opts.port ?? freePort();
+  return startService({ dir, port, env: opts.env, config: baseConfig(dir, port, sections) });
 }
 
 /** Starts `call-actions start` as its own process (so a test can SIGKILL it) and waits until /health is ok. */
