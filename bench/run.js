@@ -125,6 +125,7 @@ async function main() {
     notes: [],
   };
   if (opts.quick) result.notes.push('QUICK run: shorter rungs, smaller ladder and memory run; figures are indicative only.');
+  if (opts.memoryCalls < 100_000 && opts.scenarios.includes('memory')) result.notes.push(`memory run scaled down: ${opts.memoryCalls} calls instead of 100,000`);
   const api = await startApi();
   const sms = await startAossms();
   const routeAvailable = existsSync(join(DIST, 'steps/route.js'));
