@@ -173,9 +173,10 @@ describe('each destination kind of the seed routes a real SIP call', () => {
   it('queue fallback: hangup hangs up at once', async () => {
     const p = await call(json({ status: 'success', result: 'hangup', data: 'Goodbye.' }), { holdMs: 15_000 });
     expect(p.call.hungUpBy).toBe('pbx');
-    const hangup = p.events().find((e) => e.event === 'Hangup');
+    // sipp exits on the BYE; AMI's Hangup event may reach us a moment later
+    const hangup = await ami.waitFor((e) => e.linkedid === p.linkedId && e.event === 'Hangup', 5000, 'Hangup');
     expect(newexten(p, 'call-actions-dest')).toBeUndefined();
-    expectSpokenBeforeRouting(service, p.callId, when(hangup!));
+    expectSpokenBeforeRouting(service, p.callId, when(hangup));
   });
 
   it('interactivemenu: the API is asked again (another integration) with the keys the caller typed', async () => {
