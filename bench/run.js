@@ -48,8 +48,8 @@ const USAGE = `npm run bench -- [options]
   --scenarios LIST        some of ${ALL_SCENARIOS.join(',')} (default: all)
   --rates LIST            offered calls/s of the ladder (default 100,200,400,600,800,1000,1200,1600,2000)
   --rung-seconds N        length of each rung (default 10)
-  --memory-calls N        calls through the route step in the memory run, at half the route knee
-                          (default 100000)
+  --memory-calls N        calls through the route step in the memory run (default 100000), at half
+                          the route knee or faster (up to the knee) if the time budget needs it
   --hold-calls N          calls held in Stasis at once in the memory run (default 1000)
   --queue-callers N       callers who press # in the queue-sms run (default 200)
   --outbox-messages N     messages per outbox run (default 3000)
@@ -175,7 +175,10 @@ async function main() {
   writeFileSync(`${base}.md`, md);
   process.stdout.write(md);
   log(`written ${base}.json and .md in ${result.durationS} s`);
-  rmSync(workDir, { recursive: true, force: true });
+  // the service's and sipp's logs explain a saturated rung; a clean run leaves nothing behind
+  const dirty = Object.values(result.scenarios).some((x) => x?.rungs?.some((g) => !g.clean) || x?.failed || x?.run?.failed);
+  if (dirty) log(`logs of the service and of sipp kept in ${workDir}`);
+  else rmSync(workDir, { recursive: true, force: true });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,11 +543,13 @@ async function memory({ env, sms, asteriskPid, knee }) {
     log(`memory: ${held.activeCalls} calls held in Stasis: RSS ${held.rssMB} MB (heap ${held.heapUsedMB} MB); after they left ${afterHold.rssMB} MB`);
 
     // 2. many calls through the route step, at the route knee, RSS sampled as they go
-    // half the route knee: a rate the routing path sustains with room to spare, so that what
-    // grows is memory and not a backlog (the run is minutes long, the knee's rung ten seconds)
-    const rate = Math.max(50, Math.floor((knee ?? 200) / 2));
+    // As slowly as the time left allows, from half the route knee up to the knee itself: the run
+    // lasts minutes where the knee's rung lasted ten seconds, and what should grow here is memory,
+    // not a backlog. Only when even the knee cannot fit the calls in is the run shortened.
+    const routeKnee = knee ?? 200;
     let calls = opts.memoryCalls;
     const leftS = opts.budgetS - elapsedS() - 15;
+    const rate = Math.min(routeKnee, Math.max(Math.floor(routeKnee / 2), Math.ceil(calls / Math.max(1, leftS))));
     let shortened;
     if (calls / rate > leftS) {
       const fit = Math.max(rate * 10, Math.floor((leftS * rate) / 1000) * 1000);
