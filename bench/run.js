@@ -146,16 +146,16 @@ async function main() {
       const climbing = wantLadder.filter((s) => !(s === 'route' && pending));
       Object.assign(result.scenarios, await ladder(climbing, { env, pids, service }));
     }
-    if (opts.scenarios.includes('queue-sms')) result.scenarios['queue-sms'] = await queueSms({ env, sms, service });
+    if (opts.scenarios.includes('queue-sms')) result.scenarios['queue-sms'] = await attempt('queue-sms', () => queueSms({ env, sms, service }));
     if (service) await service.stop();
     service = undefined;
 
-    if (opts.scenarios.includes('outbox')) result.scenarios.outbox = await outbox();
+    if (opts.scenarios.includes('outbox')) result.scenarios.outbox = await attempt('outbox', () => outbox());
     if (opts.scenarios.includes('memory')) {
       if (!routeAvailable) result.scenarios.memory = { pending: 'needs the route step' };
       else {
         const knee = result.scenarios.route?.knee ?? result.scenarios.limit?.knee;
-        result.scenarios.memory = await memory({ env, sms, api, asteriskPid, knee });
+        result.scenarios.memory = await attempt('memory', () => memory({ env, sms, api, asteriskPid, knee }));
       }
     }
   } finally {
@@ -179,6 +179,16 @@ async function main() {
   const dirty = Object.values(result.scenarios).some((x) => x?.rungs?.some((g) => !g.clean) || x?.failed || x?.run?.failed);
   if (dirty) log(`logs of the service and of sipp kept in ${workDir}`);
   else rmSync(workDir, { recursive: true, force: true });
+}
+
+/** A scenario that throws is reported as such; the others still run and the report is written. */
+async function attempt(name, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    log(`${name} failed: ${e.stack ?? e}`);
+    return { error: String(e.message ?? e) };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,8 +349,9 @@ async function ladder(scenarios, { env, pids, service }) {
       st.rungs.push(rung);
       log(`${s} @ ${rate}/s: ${describeRung(rung)}`);
       st.dirtyInARow = rung.clean ? 0 : st.dirtyInARow + 1;
-      // a saturated Asterisk still works off queued events for a moment after its last channel
-      if (!rung.clean) await sleep(3000);
+      // a saturated Asterisk still works off queued events after its last channel is gone; the
+      // next rung (another scenario's) must not pay for this one
+      if (!rung.clean) await settled(pids.asterisk);
       if (st.dirtyInARow >= 2) {
         st.done = true;
         st.stopped = 'two rungs in a row with failures or retransmissions';
@@ -424,6 +435,19 @@ async function drained(env, timeoutMs = 30_000) {
   }
   log('channels still up after 30 s; going on');
   return false;
+}
+
+/** Until Asterisk uses under a tenth of a core for a whole second (at most 30 s). */
+async function settled(pid, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = cpuSeconds(pid);
+  while (Date.now() < deadline) {
+    await sleep(1000);
+    const now = cpuSeconds(pid);
+    if (now === undefined || last === undefined || now - last < 0.1) return;
+    last = now;
+  }
+  log('Asterisk still busy 30 s after a saturated rung; going on');
 }
 
 function describeRung(r) {

@@ -45,12 +45,13 @@ export function markdownReport(r) {
     out.push('', '✗: a failed call or a retransmission in that rung.', '');
   }
 
-  if (s['queue-sms']) {
+  for (const [name, x] of Object.entries(s)) if (x?.error) out.push(`**${name} failed:** ${x.error}`, '');
+  if (s['queue-sms'] && !s['queue-sms'].error) {
     const q = s['queue-sms'];
     out.push('## Queue # → SMS', '');
     out.push(`${q.callers} callers at ${q.offered} calls/s wait 1.5 s in queue "support" and press # (SIP INFO): ${q.successful} calls ok, ${q.failed} failed, ${q.smsRequests} SMS requests reached the provider stand-in. From the # leaving SIPp to the SMS request arriving: **p50 ${fmt(q.poundToSmsMs.p50)} ms, p99 ${fmt(q.poundToSmsMs.p99)} ms** (max ${fmt(q.poundToSmsMs.max)} ms, ${q.poundToSmsMs.samples} samples).`, '');
   }
-  if (s.outbox) {
+  if (s.outbox && !s.outbox.error) {
     const o = s.outbox;
     out.push('## Outbox', '');
     if (o.pending) out.push(o.pending, '');
@@ -64,7 +65,7 @@ export function markdownReport(r) {
       out.push('', `Lost: ${o.lost}; sent twice after the crash: ${o.duplicatesAfterCrash}; durable accepts: ${fmt(o.acceptsPerSecond)}/s.`, '');
     }
   }
-  if (s.memory) {
+  if (s.memory && !s.memory.error) {
     const mm = s.memory;
     out.push('## Memory (service RSS)', '');
     if (mm.pending) out.push(mm.pending, '');
