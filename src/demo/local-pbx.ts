@@ -100,6 +100,8 @@ export interface SippOptions {
   remote?: string;
   /** sipp is killed after this long and the result reports code null. */
   timeoutMs: number;
+  /** Kills sipp early (the result reports code null), e.g. when the test that placed the call is over. */
+  signal?: AbortSignal;
 }
 
 export interface SippResult {
@@ -153,18 +155,24 @@ export function runSipp(opts: SippOptions): Promise<SippResult> {
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
+    let killed = false;
+    const kill = () => {
+      killed = true;
       child.kill('SIGKILL');
-    }, opts.timeoutMs);
-    child.on('error', (err) => {
+    };
+    const timer = setTimeout(kill, opts.timeoutMs);
+    opts.signal?.addEventListener('abort', kill, { once: true });
+    const done = () => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', kill);
+    };
+    child.on('error', (err) => {
+      done();
       reject(new Error(`cannot run sipp (package sip-tester): ${err.message}`));
     });
     child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: timedOut ? null : code, stdout, stderr, durationMs: Date.now() - started });
+      done();
+      resolve({ code: killed ? null : code, stdout, stderr, durationMs: Date.now() - started });
     });
   });
 }

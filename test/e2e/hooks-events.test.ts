@@ -53,11 +53,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await rx.close();
 });
+// The service first: stopping the agent waits on Asterisk and may throw.
 afterEach(async () => {
-  await agent?.stop();
-  agent = undefined;
   await service?.kill('SIGTERM');
   service = undefined;
+  await agent?.stop();
+  agent = undefined;
 });
 
 describe('call events → hooks, on the real PBX', () => {

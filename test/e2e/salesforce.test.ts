@@ -41,13 +41,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await sf.close();
 });
+// The service first: stopping the agent waits on Asterisk and may throw.
 afterEach(async () => {
+  await service?.kill('SIGTERM');
+  service = undefined;
   await agent?.stop();
   agent = undefined;
   await carrier?.stop();
   carrier = undefined;
-  await service?.kill('SIGTERM');
-  service = undefined;
 });
 
 function salesforceYaml(extra = ''): string {
@@ -212,7 +213,10 @@ describe('Salesforce activity logging on the real PBX', () => {
     const before = sf.dataRequests().length;
     const calling = runSipp({ scenario: 'call_until_bye', service: '100', from: CONTACT_CALLER, fromName: 'Ann', timeoutMs: 30_000 });
     // the agent talks 2 s: the Task exists while the call is still on
-    await sf.waitFor(() => sf.tasks.length > known, 10_000, 'the Task created at the answer');
+    await sf.waitFor(() => sf.tasks.length > known, 10_000, 'the Task created at the answer').catch(async (e: Error) => {
+      const { asteriskCli } = await import('../helpers/asterisk.js');
+      throw new Error(`${e.message}; queue: ${await asteriskCli('queue show support')}; channels: ${await asteriskCli('core show channels')}; the service's last lines:\n${s.lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`);
+    });
     const task = sf.tasks[known]!;
     expect(task.fields).not.toHaveProperty('Call_End__c');
     expect(task.fields).not.toHaveProperty('CallDisposition');

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asteriskCli, REPO_ROOT } from './asterisk.js';
+import { endAfterTest } from './leftovers.js';
 
 /**
  * The queue member PJSIP/agent of the test PBX, played by a SIPp server on 127.0.0.1:5080
@@ -23,7 +24,8 @@ export async function startQueueAgent(): Promise<QueueAgent> {
   );
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const forget = endAfterTest(() => child.kill('SIGKILL'));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve())).finally(forget);
 
   const memberState = async () => (await asteriskCli('queue show support')).split('\n').find((l) => l.includes('PJSIP/agent')) ?? '';
   const waitFor = async (want: (line: string) => boolean, timeoutMs: number, what: string) => {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './asterisk.js';
+import { endAfterTest } from './leftovers.js';
 
 /**
  * The far end of the test PBX's "carrier" trunk (sip:carrier@127.0.0.1:5090), played by a SIPp
@@ -20,7 +21,8 @@ export async function startCarrier(scenario: 'agent_answer' | 'carrier_no_answer
   );
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const forget = endAfterTest(() => child.kill('SIGKILL'));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve())).finally(forget);
   // sipp binds its port within a few ms; an early exit (port taken) shows here
   await new Promise((r) => setTimeout(r, 300));
   if (child.exitCode !== null) throw new Error(`the carrier's sipp exited: ${stderr}`);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AossmsStandIn } from '../../src/standins/aossms.js';
 import { REPO_ROOT, readAsteriskEnv } from './asterisk.js';
+import { endAfterFile } from './leftovers.js';
 
 /** One log line of the service, parsed (pino JSON). */
 export type LogLine = Record<string, unknown> & { level: string; msg: string; time: number };
@@ -81,7 +82,8 @@ export async function startService(opts: { dir: string; config: string; port: nu
     }
   });
   child.stderr!.setEncoding('utf8').on('data', (c: string) => stderr.push(c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const forget = endAfterFile(() => child.kill('SIGKILL'));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))).finally(forget);
   const url = `http://127.0.0.1:${opts.port}`;
 
   const service: RunningService = {
