@@ -28,14 +28,19 @@ export async function startQueueAgent(): Promise<QueueAgent> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve())).finally(forget);
 
   const memberState = async () => (await asteriskCli('queue show support')).split('\n').find((l) => l.includes('PJSIP/agent')) ?? '';
+  // A qualify Asterisk sent before sipp bound its port fails a moment after a later one succeeded
+  // (seen: Reachable, then Unreachable 40-360 ms later), and a member found unavailable is not rung
+  // again before the queue's 8 s "press #" announcement is over: the state must hold, not flicker.
   const waitFor = async (want: (line: string) => boolean, timeoutMs: number, what: string) => {
     const deadline = Date.now() + timeoutMs;
     let line = '';
+    let held = 0;
     while (Date.now() < deadline) {
       await asteriskCli('pjsip qualify agent');
       await new Promise((r) => setTimeout(r, 300));
       line = await memberState();
-      if (want(line)) return;
+      held = want(line) ? held + 1 : 0;
+      if (held === 3) return;
     }
     throw new Error(`queue member not ${what} within ${timeoutMs} ms: ${line}\n${stderr}`);
   };
