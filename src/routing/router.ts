@@ -109,11 +109,13 @@ export class RouteRun {
 
     const decision = decide(result, { route: cfg, routing: rs.routing, destinations: rs.destinations });
     const logged = this.note(scope, decision, built, result, latencyMs, filled);
-    call.log.info(
-      { step: scope.where, outcome: decision.outcome, reason: decision.reason, latencyMs, status: result.kind === 'response' ? result.status : undefined, filler: filled },
-      'routing API answered',
-    );
-    if (decision.outcome !== 'routed' || !decision.destination) return this.fallback(scope, decision.outcome, logged);
+    const answered = { step: scope.where, outcome: decision.outcome, reason: decision.reason, latencyMs, status: result.kind === 'response' ? result.status : undefined, filler: filled };
+    if (decision.outcome !== 'routed' || !decision.destination) {
+      call.log.warn(answered, 'routing API failed: taking the fallback');
+      return this.fallback(scope, decision.outcome, logged);
+    }
+    // a routed call's info line is "routed", which carries the API's time too
+    call.log.debug(answered, 'routing API answered');
     logged.decision = describeDestination(decision.destination);
 
     const answer = decision.answer!;

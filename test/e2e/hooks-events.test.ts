@@ -204,11 +204,11 @@ describe('call events → hooks, on the real PBX', () => {
     );
 
     // the added latency: the whole hook step, as the caller waits for it (request, answer, log writes)
-    const done = s.lines.filter((l: LogLine) => l.msg === 'inline hook done' && l.hook === 'lookup').map((l) => Number(l.durationMs));
+    const done = (await s.settled()).filter((l: LogLine) => l.msg === 'inline hook done' && l.hook === 'lookup').map((l) => Number(l.durationMs));
     expect(done).toHaveLength(calls);
     const sorted = [...done].sort((x, y) => x - y);
     const median = sorted[Math.floor(calls / 2)]!;
-    const http = s.lines.filter((l) => l.msg === 'hook ok' && l.hook === 'lookup').map((l) => Number(l.latencyMs)).sort((x, y) => x - y);
+    const http = (await s.settled()).filter((l) => l.msg === 'hook ok' && l.hook === 'lookup').map((l) => Number(l.latencyMs)).sort((x, y) => x - y);
     process.stdout.write(
       `inline hook step on a live call: median ${median} ms, max ${sorted.at(-1)} ms over ${calls} calls (${sorted.join(', ')}); ` +
         `of which the HTTP exchange: median ${http[Math.floor(calls / 2)]} ms\n`,

@@ -96,7 +96,7 @@ describe("seed 000's call action: queue # → SMS API", () => {
     // one idempotency key for the three tries of one run
     expect(new Set(requests.map((r) => r.headers['idempotency-key'])).size).toBe(1);
 
-    const entered = s.lines.find((l) => l.msg === 'stage entered')!;
+    const entered = (await s.settled()).find((l) => l.msg === 'stage entered')!;
     const log = await hookLog(s, `?callId=${encodeURIComponent(String(entered.callId))}`);
     expect(log.total).toBe(1);
     const entry = log.entries[0]!;
@@ -118,7 +118,7 @@ describe("seed 000's call action: queue # → SMS API", () => {
     });
     expect(cli.stdout).toMatch(/queue\.key-exit\tseed-sms\tok\tattempts=3/);
     expect(cli.stdout.match(/^ {2}#\d/gm)).toHaveLength(3);
-    for (const text of [cli.stdout, JSON.stringify(log), JSON.stringify(s.lines)]) expect(text).not.toContain(provider.credentials.token);
+    for (const text of [cli.stdout, JSON.stringify(log), JSON.stringify((await s.settled()))]) expect(text).not.toContain(provider.credentials.token);
   });
 
   it('a call to a DID not in the hook\'s numbers triggers nothing', async () => {
@@ -132,7 +132,7 @@ describe("seed 000's call action: queue # → SMS API", () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect(provider.requests.length).toBe(before);
     expect((await hookLog(s, `?callId=${encodeURIComponent(String(entered.callId))}`)).total).toBe(0);
-    expect(s.lines.some((l) => l.msg === 'hooks queued')).toBe(false);
+    expect((await s.settled()).some((l) => l.msg === 'hooks queued')).toBe(false);
   });
 
   it('the service is killed during the retry wait: after restart the remaining attempts run, none is repeated', async () => {

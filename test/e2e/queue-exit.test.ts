@@ -86,7 +86,7 @@ describe('a queued SIP caller presses #', () => {
 
       const played = await s.waitForLog((l) => l.msg === 'prompt played');
       expect(played.outcome).toBe('done');
-      const entered = s.lines.find((l) => l.msg === 'stage entered')!;
+      const entered = (await s.settled()).find((l) => l.msg === 'stage entered')!;
       const hungUp = await s.waitForLog((l) => l.msg === 'hung up');
       // the espeak prompt is ~3 s; a prompt cut short would end the stage much sooner
       expect(hungUp.time - entered.time).toBeGreaterThan(2000);
@@ -96,12 +96,12 @@ describe('a queued SIP caller presses #', () => {
       expect(h.entries[0]).toMatchObject({ status: 'sent', recipient: CALLER, description: 'Queue # SMS', provider: 'aossms', attempts: 1 });
 
       // one JSON line per event, each about this call carrying its id; no secret, no whole number
-      const text = JSON.stringify(s.lines);
+      const text = JSON.stringify((await s.settled()));
       expect(s.stderr.join('')).toBe('');
       expect(text).not.toContain(provider.credentials.token);
       expect(text).not.toContain(CALLER);
       expect(text).toContain(CALLER.slice(0, 5));
-      const aboutCall = s.lines.filter((l) => l.channel !== undefined || l.smsId !== undefined);
+      const aboutCall = (await s.settled()).filter((l) => l.channel !== undefined || l.smsId !== undefined);
       expect(aboutCall.length).toBeGreaterThanOrEqual(4);
       for (const l of aboutCall) expect(l.callId).toBe(entered.callId);
     });
@@ -148,7 +148,7 @@ describe('a queued SIP caller presses #', () => {
     await again.waitForLog((l) => l.msg === 'SMS sent', 20_000);
     const result = await call;
     expect(result.code, result.stdout).toBe(0);
-    expect(again.lines.some((l) => l.msg === 'SMS already sent in this call')).toBe(true);
+    expect((await again.settled()).some((l) => l.msg === 'SMS already sent in this call')).toBe(true);
     const delivered = provider.delivered.slice(deliveredBefore);
     expect(delivered).toHaveLength(1);
     expect(delivered[0]!.phoneNumber).toBe(CALLER);

@@ -137,7 +137,7 @@ describe('each destination kind of the seed routes a real SIP call', () => {
   it('announcement: played to the end, then its next destination (hang up)', async () => {
     const p = await call(json({ status: 'success', result: 'announcement', redirect: 'closed' }), { holdMs: 15_000 });
     expect(p.call.hungUpBy).toBe('pbx');
-    const played = service.lines.find((l) => l.callId === p.callId && l.msg === 'prompt played' && l.what === 'announcement closed');
+    const played = (await service.settled()).find((l) => l.callId === p.callId && l.msg === 'prompt played' && l.what === 'announcement closed');
     expect(played).toMatchObject({ outcome: 'done' });
     expect(Number(played!.ms)).toBeGreaterThan(1000);
     const hangup = p.events().find((e) => e.event === 'Hangup');
@@ -147,14 +147,14 @@ describe('each destination kind of the seed routes a real SIP call', () => {
   it('menu: the IVR prompt plays, the caller presses 2 and reaches the mailbox', async () => {
     const p = await call(json({ status: 'success', result: 'menu', redirect: 'main' }), { keys: [{ afterMs: 1500, digits: '2' }], holdMs: 3000 });
     expect(newexten(p, 'call-actions-dest', 'vm-101')).toBeDefined();
-    const key = service.lines.find((l) => l.callId === p.callId && l.msg === 'menu key');
+    const key = (await service.settled()).find((l) => l.callId === p.callId && l.msg === 'menu key');
     expect(key).toMatchObject({ key: '2', matched: true });
   });
 
   it('timecondition: inside the schedule, the open destination (extension 102)', async () => {
     const p = await call(json({ status: 'success', result: 'timecondition', redirect: 'hours' }));
     await ami.waitFor((e) => e.linkedid === p.linkedId && e.event === 'DialBegin', 5000, 'DialBegin').then((e) => expect(e.dialstring).toBe('102@test-phones'));
-    expect(service.lines.find((l) => l.callId === p.callId && l.msg === 'time condition')).toMatchObject({ open: true });
+    expect((await service.settled()).find((l) => l.callId === p.callId && l.msg === 'time condition')).toMatchObject({ open: true });
   });
 
   it('sms: the caller is texted by the SMS step machinery, then the call goes on (hang up)', async () => {

@@ -75,7 +75,7 @@ describe('a failing API never strands the caller', () => {
   it('status: error → the fallback queue, nothing spoken', async () => {
     const p = await callToFallback(json({ status: 'error', result: 'queue', redirect: 'vip', data: 'Internal error' }));
     expect(await logOf(p.callId)).toMatchObject([{ outcome: 'status-error', decision: 'fallback → queue:support', httpStatus: 200 }]);
-    expect(service.lines.filter((l) => l.callId === p.callId && l.msg === 'prompt played')).toEqual([]);
+    expect((await service.settled()).filter((l) => l.callId === p.callId && l.msg === 'prompt played')).toEqual([]);
   });
 
   it('HTTP 500 → the fallback queue', async () => {
@@ -93,7 +93,7 @@ describe('a failing API never strands the caller', () => {
     expect(Number(entry!.latencyMs)).toBeGreaterThanOrEqual(2990);
     expect(Number(entry!.latencyMs)).toBeLessThan(3500);
     // the filler was played to this caller by Asterisk (its own log names the channel and the audio)
-    const fillers = service.lines.filter((l) => l.callId === p.callId && l.msg === 'filler played');
+    const fillers = (await service.settled()).filter((l) => l.callId === p.callId && l.msg === 'filler played');
     expect(fillers.length).toBeGreaterThanOrEqual(1);
     expect(fillers[0]!.time - p.entered).toBeGreaterThanOrEqual(1000);
     const channel = ami.ofCall(p.linkedId).find((e) => e.event === 'Newchannel')!.channel!;
@@ -125,7 +125,7 @@ describe('a failing API never strands the caller', () => {
     const health = await fetch(`${service.url}/health`);
     expect(health.status).toBe(200);
     expect(service.child.exitCode).toBeNull();
-    expect(service.lines.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
+    expect((await service.settled()).filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
     expect(service.stderr.join('')).toBe('');
   }, 240_000);
 

@@ -82,7 +82,7 @@ describe('trigger points', () => {
     const up = events.findIndex((e) => e.event === 'Newstate' && e.channel === callerChannel && e.channelstatedesc === 'Up');
     // the service did not answer: the caller's line went up only when the phone answered the Dial
     expect(up).toBeGreaterThan(events.indexOf(dial));
-    expect(service.lines.find((l) => l.callId === c.linkedId && l.msg === 'routed')).toMatchObject({ destination: 'extension:103' });
+    expect((await service.settled()).find((l) => l.callId === c.linkedId && l.msg === 'routed')).toMatchObject({ destination: 'extension:103' });
   });
 
   it(`inside a weekly schedule in ${ZONE} (the machine runs in ${MACHINE_ZONE}): the API decides`, async () => {
@@ -106,7 +106,7 @@ describe('trigger points', () => {
     });
     expect(c.requests.map((r) => r.fields.tus_bilgisi)).toEqual(['4711']);
     await ami.waitFor((e) => e.linkedid === c.linkedId && e.event === 'QueueCallerJoin', 5000, 'QueueCallerJoin');
-    expect(service.lines.find((l) => l.callId === c.linkedId && l.msg === 'gather done')).toMatchObject({ digits: 4, ended: 'terminator' });
+    expect((await service.settled()).find((l) => l.callId === c.linkedId && l.msg === 'gather done')).toMatchObject({ digits: 4, ended: 'terminator' });
   });
 
   it('gather → route: one key as RFC 4733, after the prompt, sent in a GET query', async () => {
@@ -116,7 +116,7 @@ describe('trigger points', () => {
     });
     expect(c.requests.map((r) => [r.method, r.fields.tus_bilgisi])).toEqual([['GET', '5']]);
     expect((await dialled(c.linkedId)).dialstring).toBe('103@test-phones');
-    expect(service.lines.find((l) => l.callId === c.linkedId && l.msg === 'gather done')).toMatchObject({ digits: 1, ended: 'max' });
+    expect((await service.settled()).find((l) => l.callId === c.linkedId && l.msg === 'gather done')).toMatchObject({ digits: 1, ended: 'max' });
   });
 });
 

@@ -131,7 +131,7 @@ describe('Salesforce activity logging on the real PBX', () => {
     // one search, one create: asserted from what the stand-in received
     expect(sf.dataRequests().slice(before).map((r) => r.kind)).toEqual(['search', 'create']);
     expect(activity).toMatchObject({ status: 'done', matchRule: 'contact', recordType: 'Contact', apiCalls: 2 });
-    expect(s.lines.find((l) => l.msg === 'salesforce record matched' && l.callId === task.fields.CallObject)).toMatchObject({ rule: 'contact' });
+    expect((await s.settled()).find((l) => l.msg === 'salesforce record matched' && l.callId === task.fields.CallObject)).toMatchObject({ rule: 'contact' });
     await agent.stop();
     agent = undefined;
 
@@ -213,7 +213,7 @@ describe('Salesforce activity logging on the real PBX', () => {
     const before = sf.dataRequests().length;
     const calling = runSipp({ scenario: 'call_until_bye', service: '100', from: CONTACT_CALLER, fromName: 'Ann', timeoutMs: 30_000 });
     // the agent talks 2 s: the Task exists while the call is still on
-    await sf.waitFor(() => sf.tasks.length > known, 10_000, 'the Task created at the answer').catch(async (e: Error) => {
+    await sf.waitFor(() => sf.tasks.length > known, 15_000, 'the Task created at the answer').catch(async (e: Error) => {
       const { asteriskCli } = await import('../helpers/asterisk.js');
       throw new Error(`${e.message}; queue: ${await asteriskCli('queue show support')}; channels: ${await asteriskCli('core show channels')}; the service's last lines:\n${s.lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`);
     });
@@ -232,7 +232,7 @@ describe('Salesforce activity logging on the real PBX', () => {
     expect(task.fields.CallDurationInSeconds).toBeGreaterThanOrEqual(2);
     // the 401 that renewed the token, the 403 that was retried later
     expect(sf.dataRequests().slice(before).map((r) => `${r.kind} ${r.status}`)).toEqual(['search 200', 'create 201', 'update 401', 'update 403', 'update 204']);
-    expect(s.lines.some((l) => l.msg === 'salesforce attempt failed, will retry' && /REQUEST_LIMIT_EXCEEDED/.test(String(l.reason)))).toBe(true);
+    expect((await s.settled()).some((l) => l.msg === 'salesforce attempt failed, will retry' && /REQUEST_LIMIT_EXCEEDED/.test(String(l.reason)))).toBe(true);
     const health = (await (await fetch(`${s.url}/health`)).json()) as { warnings: string[] };
     expect(health.warnings.join('\n')).toMatch(/REQUEST_LIMIT_EXCEEDED/);
   });

@@ -82,7 +82,7 @@ async function history(s: RunningService, query = ''): Promise<{ total: number; 
 const perRecipient = (list: ReadonlyArray<{ to: string }>) =>
   list.reduce<Record<string, number>>((acc, m) => ({ ...acc, [m.to]: (acc[m.to] ?? 0) + 1 }), {});
 
-const entered = (s: RunningService) => s.lines.filter((l) => l.msg === 'stage entered');
+const entered = async (s: RunningService) => (await s.settled()).filter((l) => l.msg === 'stage entered');
 
 beforeAll(async () => {
   tw = await startTwilio();
@@ -104,17 +104,17 @@ describe('S6 once per call: a call reaches the SMS element twice', () => {
       const before = tw.delivered.length;
       const r = await call('110');
       expect(r.code, r.stdout + r.stderr).toBe(0);
-      expect(entered(s)).toHaveLength(2);
-      expect(new Set(entered(s).map((l) => l.callId)).size).toBe(1); // one call, two visits
+      expect(await entered(s)).toHaveLength(2);
+      expect(new Set((await entered(s)).map((l) => l.callId)).size).toBe(1); // one call, two visits
 
       await tw.waitForDelivered(before + 2 * perNumber, 10_000);
       await sleep(1500); // nothing more comes later
       const got = tw.delivered.slice(before);
       expect(perRecipient(got)).toEqual({ [AGENT_1]: perNumber, [AGENT_2]: perNumber });
       expect(got.every((m) => m.body === `Call from ${CALLER}` && m.from === '+15005550006')).toBe(true);
-      if (once) expect(s.lines.some((l) => l.msg === 'SMS already sent in this call')).toBe(true);
+      if (once) expect((await s.settled()).some((l) => l.msg === 'SMS already sent in this call')).toBe(true);
 
-      const h = await history(s, `?callId=${encodeURIComponent(String(entered(s)[0]!.callId))}`);
+      const h = await history(s, `?callId=${encodeURIComponent(String((await entered(s))[0]!.callId))}`);
       expect(h.total).toBe(2 * perNumber);
       expect(h.entries.every((e) => e.status === 'sent' && e.description === 'Agents')).toBe(true);
     });
@@ -134,7 +134,7 @@ describe('S3 delay', () => {
     const deliveredBefore = tw.delivered.length;
     const r = await call('111');
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    const reached = entered(s)[0]!.time;
+    const reached = (await entered(s))[0]!.time;
     const accepted = await s.waitForLog((l) => l.msg === 'SMS accepted');
     expect(accepted.accepted).toBe(3);
     expect(accepted.time - reached).toBeLessThan(1000); // the call is not held for the delay
@@ -175,7 +175,7 @@ describe("S8 text from the customer's API", () => {
       const before = tw.delivered.length;
       const r = await call('111');
       expect(r.code, r.stdout).toBe(0);
-      const callId = String(entered(s)[0]!.callId);
+      const callId = String((await entered(s))[0]!.callId);
 
       const seen = api.requests.slice(apiBefore);
       expect(seen).toHaveLength(1);
@@ -198,7 +198,7 @@ describe("S8 text from the customer's API", () => {
     const before = tw.delivered.length;
     const r = await call('111');
     expect(r.code, r.stdout).toBe(0);
-    const reached = entered(s)[0]!;
+    const reached = (await entered(s))[0]!;
     const accepted = await s.waitForLog((l: LogLine) => l.msg === 'SMS accepted');
     expect(accepted.time - reached.time).toBeGreaterThanOrEqual(950);
     expect(accepted.time - reached.time).toBeLessThan(2000);
@@ -255,8 +255,8 @@ describe('S11 rate limit', () => {
     const h = await history(s, '?description=Limited');
     expect(h.entries.map((e) => e.status)).toEqual(['blocked', 'sent', 'sent', 'sent']);
     expect(h.entries[0]!.reason).toBe('blocked by sms.limits.perRecipient: 3 SMS to this number within 1h (max 3)');
-    expect(h.entries[0]!.callId).toBe(entered(s)[3]!.callId);
-    expect(s.lines.some((l) => l.msg === 'SMS blocked by a limit')).toBe(true);
+    expect(h.entries[0]!.callId).toBe((await entered(s))[3]!.callId);
+    expect((await s.settled()).some((l) => l.msg === 'SMS blocked by a limit')).toBe(true);
   });
 });
 
@@ -301,7 +301,7 @@ describe('SMS history: HTTP and CLI filters', () => {
     expect((await call('111', 'tester')).code).toBe(0);
     await tw.waitForDelivered(before + 3, 10_000);
     await sleep(500);
-    const [call1, call2] = entered(s).map((l) => String(l.callId));
+    const [call1, call2] = (await entered(s)).map((l) => String(l.callId));
 
     const all = await history(s, '?description=History');
     expect(all.total).toBe(4);

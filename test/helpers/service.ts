@@ -17,6 +17,11 @@ export interface RunningService {
   readonly stderr: string[];
   readonly child: ChildProcess;
   waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /**
+   * The lines once the service's stdout has been quiet for a moment: it writes its log in batches
+   * (src/log.ts), so a line about what just happened may not have arrived yet.
+   */
+  settled(): Promise<LogLine[]>;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -67,7 +72,9 @@ export async function startService(opts: { dir: string; config: string; port: nu
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
   let buf = '';
+  let lastOutput = Date.now();
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    lastOutput = Date.now();
     buf += chunk;
     let nl: number;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -110,6 +117,15 @@ export async function startService(opts: { dir: string; config: string; port: nu
         waiters.add(check);
         check();
       });
+    },
+    async settled() {
+      // a line logged just before this call is out within the logger's flush interval (100 ms);
+      // bounded, for a service that never stops talking
+      const quietMs = 200;
+      const asked = Date.now();
+      const deadline = asked + 5000;
+      while (Date.now() - Math.max(lastOutput, asked) < quietMs && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      return lines;
     },
     async kill(signal = 'SIGTERM') {
       if (child.exitCode !== null) return child.exitCode;
