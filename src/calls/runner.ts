@@ -72,6 +72,10 @@ export class StageRunner {
         if (name === RESULT_VAR && value === 'error') errored = true;
         await raw.setVar(name, value);
       },
+      setVars: async (vars) => {
+        if (vars[RESULT_VAR] === 'error') errored = true;
+        await raw.setVars(vars);
+      },
     };
     const callId = await this.callIdOf(ev, channel.getVar);
     const session = new CallSession(stage, callId, channel, ev, log);

@@ -41,6 +41,23 @@ export type AriEvent = StasisStart | ChannelEvent;
 export type ChannelEventType = ChannelEvent['type'];
 export type EventOf<T extends ChannelEventType> = Extract<ChannelEvent, { type: T }>;
 
+/**
+ * Every event type the service reads. Asterisk is asked to send only these (an application event
+ * filter): without it, each variable the service sets comes back as a ChannelVarset, among others.
+ * A Record, so a type added to AriEvent must be added here too.
+ */
+const HANDLED: Record<AriEvent['type'], true> = {
+  StasisStart: true,
+  StasisEnd: true,
+  ChannelDtmfReceived: true,
+  ChannelHangupRequest: true,
+  ChannelDestroyed: true,
+  ChannelStateChange: true,
+  PlaybackStarted: true,
+  PlaybackFinished: true,
+};
+export const HANDLED_EVENT_TYPES = Object.keys(HANDLED) as Array<AriEvent['type']>;
+
 /** The channel an event belongs to: playbacks name theirs in target_uri ("channel:<id>"). */
 export function channelIdOf(ev: AriEvent): string | undefined {
   if ('channel' in ev) return ev.channel.id;

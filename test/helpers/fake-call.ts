@@ -74,6 +74,10 @@ export function fakeChannel(id = 'chan-1'): FakeChannel {
     async setVar(name, value) {
       ops.push({ op: 'setVar', name, value });
     },
+    // one request to Asterisk; recorded per variable, as the dialplan sees them
+    async setVars(vars) {
+      for (const [name, value] of Object.entries(vars)) ops.push({ op: 'setVar', name, value });
+    },
     release() {},
     press(digits) {
       for (const digit of digits) {

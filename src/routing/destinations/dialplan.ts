@@ -30,8 +30,8 @@ function fallbackPlace(run: RouteRun, scope: Scope, dest: Destination): string {
 
 export async function handOff(run: RouteRun, scope: Scope, dest: Destination, target: ContinueTarget, vars: Record<string, string> = {}): Promise<StepResult> {
   const { channel } = run.call;
-  const all: Record<string, string> = { CA_DEST: describeDestination(dest), CA_DEST_FALLBACK: fallbackPlace(run, scope, dest), ...vars };
-  await Promise.all(Object.entries(all).map(([k, v]) => channel.setVar(k, v)));
+  // CA_DEST_FALLBACK is set even when empty: one left by an earlier route of this call must not apply
+  await channel.setVars({ CA_DEST: describeDestination(dest), CA_DEST_FALLBACK: fallbackPlace(run, scope, dest), ...vars });
   await channel.continueInDialplan(target);
   run.left(scope, describeDestination(dest));
   return 'handed-off';
