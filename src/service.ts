@@ -75,8 +75,12 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
   const tts = createTtsCache({ dir: config.tts.cacheDir, engines, log });
 
   const ari = new AriPort({ ...config.asterisk.ari, timeoutMs: config.asterisk.ari.timeout, log: log.child({ component: 'ari' }) });
+  const sfConfig = config.crm?.salesforce;
+  // Call events are followed only for their consumers: otherwise every call would cost AMI
+  // handling and a tracker entry for nothing.
+  const followCalls = config.hooks.length > 0 || sfConfig !== undefined;
   const ami = config.asterisk.ami
-    ? new AmiPort({ ...config.asterisk.ami, timeoutMs: config.asterisk.ami.timeout, log: log.child({ component: 'ami' }) })
+    ? new AmiPort({ ...config.asterisk.ami, timeoutMs: config.asterisk.ami.timeout, log: log.child({ component: 'ami' }), events: followCalls })
     : undefined;
   const callActions = createCallActions({
     hooks: config.hooks,
@@ -84,9 +88,8 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     log,
     secrets: opts.secrets,
     defaultCountry: config.sms.defaultCountry as CountryCode | undefined,
-    ami,
+    ami: followCalls ? ami : undefined,
   });
-  const sfConfig = config.crm?.salesforce;
   const salesforce = sfConfig
     ? createSalesforceLogging({
         config: sfConfig,
@@ -178,10 +181,13 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
     stages,
     services,
     log,
-    callVars: callActions.callVars,
+    // only hooks that extract can have left variables for a call
+    callVars: config.hooks.some((h) => h.extract.length > 0) ? callActions.callVars : undefined,
     metrics,
-    onStageEntered: (session, ev) =>
-      callActions.stageEntered({ callId: session.callId, channelId: ev.channel.id, stage: session.stage, vars: session.vars, exten: ev.channel.dialplan.exten }),
+    onStageEntered: followCalls
+      ? (session, ev) =>
+          callActions.stageEntered({ callId: session.callId, channelId: ev.channel.id, stage: session.stage, vars: session.vars, exten: ev.channel.dialplan.exten })
+      : undefined,
   });
   runner.start();
   outbox.start();

@@ -68,17 +68,30 @@ interface CallState {
 }
 
 const SINGLE_KEY = /^[0-9*#]$/;
-/** A call nothing was heard of for this long is forgotten (no AMI, or a Hangup never came). */
+/** A call nothing was heard of for this long is forgotten: its Hangup never came. */
 export const IDLE_CALL_MS = 4 * 3_600_000;
+/**
+ * Without AMI no call is ever seen to end, only to enter stages: a call is forgotten this long
+ * after its last stage (a stage it enters later counts its visits from 1 again).
+ */
+export const IDLE_CALL_NO_AMI_MS = 15 * 60_000;
+/** Past this many calls followed at once, the oldest is forgotten: memory stays bounded whatever happens. */
+export const MAX_CALLS = 50_000;
 
 export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
   private readonly calls = new Map<string, CallState>();
   private readonly unsubscribe: Array<() => void> = [];
   private readonly sweeper: NodeJS.Timeout;
+  private withAmi = false;
+  private evicted = 0;
 
-  constructor(private readonly log?: Logger, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly log?: Logger,
+    private readonly now: () => number = Date.now,
+    private readonly maxCalls: number = MAX_CALLS,
+  ) {
     super();
-    this.sweeper = setInterval(() => this.prune(), 10 * 60_000);
+    this.sweeper = setInterval(() => this.prune(), 60_000);
     this.sweeper.unref();
   }
 
@@ -88,6 +101,7 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
   }
 
   attachAmi(ami: AmiSource): void {
+    this.withAmi = true;
     const handlers: Record<string, (ev: AmiMessage) => void> = {
       newchannel: (ev) => this.onNewchannel(ev),
       newcallerid: (ev) => this.onCallerId(ev),
@@ -124,7 +138,7 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
   }
 
   /** Drops calls idle for longer than `maxIdleMs` without an end event: their end was never seen. */
-  prune(maxIdleMs: number = IDLE_CALL_MS): number {
+  prune(maxIdleMs: number = this.withAmi ? IDLE_CALL_MS : IDLE_CALL_NO_AMI_MS): number {
     const limit = this.now() - maxIdleMs;
     let n = 0;
     for (const [id, call] of this.calls) {
@@ -300,6 +314,13 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     }
   }
 
+  /** Maps keep insertion order: the first key is the call followed longest. */
+  private evictOldest(): void {
+    const oldest = this.calls.keys().next().value;
+    if (oldest !== undefined) this.calls.delete(oldest);
+    if (this.evicted++ % 1000 === 0) this.log?.warn({ followed: this.calls.size, evicted: this.evicted }, `call events: more than ${this.maxCalls} calls at once; forgetting the oldest`);
+  }
+
   private callFor(callId: string, seed?: { caller: string; callerName: string; did: string }): CallState {
     let call = this.calls.get(callId);
     if (!call) {
@@ -317,6 +338,7 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
         lastSeen: this.now(),
       };
       this.calls.set(callId, call);
+      if (this.calls.size > this.maxCalls) this.evictOldest();
     }
     call.lastSeen = this.now();
     return call;

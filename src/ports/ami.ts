@@ -36,6 +36,8 @@ export interface AmiOptions {
   log: Logger;
   reconnect?: { initialMs: number; maxMs: number };
   heartbeatMs?: number;
+  /** false: Asterisk sends no events, only answers to actions (when nothing here listens, each event would be parsed for nothing). */
+  events?: boolean;
 }
 
 export class AmiError extends Error {
@@ -136,7 +138,7 @@ export class AmiPort {
 
   /** One connection, from login until it is lost; true when the login succeeded. */
   private async session(): Promise<boolean> {
-    const manager = new AsteriskManager(undefined, this.opts.host, this.opts.user, this.opts.secret, true);
+    const manager = new AsteriskManager(undefined, this.opts.host, this.opts.user, this.opts.secret, this.opts.events ?? true);
     const wake = (this.wake = new AbortController());
     const lost = new Promise<string>((resolve) => {
       manager.on('close', () => resolve('closed'));

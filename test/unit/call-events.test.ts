@@ -145,15 +145,41 @@ describe('call events from AMI', () => {
     expect(tracker.size).toBe(0);
   });
 
-  it('forgets a call whose end it never sees (no AMI), but not a live one', () => {
+  it('with AMI, forgets a call whose Hangup never came after 4 h, but not a live one', () => {
     let now = 0;
     const tracker = new CallEventTracker(undefined, () => now);
+    tracker.attachAmi(new FakeAmi());
     tracker.stageEntered({ callId: 'old', channelId: 'c1', stage: 'welcome', vars: {} });
     now += 3 * 3_600_000;
     tracker.stageEntered({ callId: 'new', channelId: 'c2', stage: 'welcome', vars: {} });
     now += 2 * 3_600_000;
     expect(tracker.prune()).toBe(1);
     expect(tracker.size).toBe(1);
+    tracker.detach();
+  });
+
+  it('without AMI (no call is seen to end), forgets a call 15 min after its last stage', () => {
+    let now = 0;
+    const tracker = new CallEventTracker(undefined, () => now);
+    tracker.stageEntered({ callId: 'old', channelId: 'c1', stage: 'welcome', vars: {} });
+    now += 10 * 60_000;
+    tracker.stageEntered({ callId: 'new', channelId: 'c2', stage: 'welcome', vars: {} });
+    now += 6 * 60_000;
+    expect(tracker.prune()).toBe(1);
+    expect(tracker.size).toBe(1);
+    tracker.detach();
+  });
+
+  it('follows at most maxCalls calls: the oldest is forgotten, the newest kept', () => {
+    const tracker = new CallEventTracker(undefined, Date.now, 3);
+    const events: CallEvent[] = [];
+    tracker.on('event', (e) => events.push(e));
+    for (const id of ['a', 'b', 'c', 'd', 'e']) tracker.stageEntered({ callId: id, channelId: `ch-${id}`, stage: 'welcome', vars: {} });
+    expect(tracker.size).toBe(3);
+    // 'c' is still followed: its second visit counts as the second
+    tracker.stageEntered({ callId: 'c', channelId: 'ch-c', stage: 'welcome', vars: {} });
+    expect(events.filter((e) => e.callId === 'c').map((e) => e.key)).toEqual([expect.stringContaining('ch-c/welcome/1'), expect.stringContaining('ch-c/welcome/2')]);
+    expect(tracker.size).toBe(3);
     tracker.detach();
   });
 });
