@@ -185,8 +185,16 @@ export async function sendRequest(built: BuiltRequest, opts: SendOptions): Promi
   const elapsed = () => Math.round(performance.now() - started);
   const maxBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), opts.timeoutMs);
-  const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    deadline.abort();
+  }, opts.timeoutMs);
+  // Not AbortSignal.any(): it keeps weak references and a registry per request, a few per call.
+  const cancel = () => deadline.abort();
+  if (opts.signal?.aborted) cancel();
+  else opts.signal?.addEventListener('abort', cancel, { once: true });
+  const signal = deadline.signal;
 
   try {
     const res = await request(built.url, {
@@ -222,12 +230,13 @@ export async function sendRequest(built: BuiltRequest, opts: SendOptions): Promi
       latencyMs: elapsed(),
     };
   } catch (e) {
-    if (opts.signal?.aborted && !deadline.signal.aborted) {
+    if (opts.signal?.aborted && !timedOut) {
       throw new TransportError('aborted', 'request cancelled', elapsed(), { cause: e });
     }
-    throw toTransportError(e, deadline.signal.aborted, elapsed());
+    throw toTransportError(e, timedOut, elapsed());
   } finally {
     clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', cancel);
   }
 }
 
