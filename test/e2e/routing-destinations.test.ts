@@ -98,7 +98,7 @@ describe('each destination kind of the seed routes a real SIP call', () => {
     const p = await call(json({ status: 'success', result: 'queue', redirect: 'support', data: 'Welcome back. Connecting you to support.' }));
     const join = await ami.waitFor((e) => e.linkedid === p.linkedId && e.event === 'QueueCallerJoin', 5000, 'QueueCallerJoin');
     expect(join.queue).toBe('support');
-    expectSpokenBeforeRouting(service, p.callId, when(join));
+    await expectSpokenBeforeRouting(service, p.callId, when(join));
   });
 
   it('extensions: the extension is dialled and the phone shows the caller name the API sent (R6)', async () => {
@@ -109,7 +109,7 @@ describe('each destination kind of the seed routes a real SIP call', () => {
     const phone = await ami.waitFor((e) => e.event === 'UserEvent' && e.userevent === 'RoutingTestPhone' && e.linkedid === p.linkedId, 5000, 'the phone');
     expect(phone.callername).toBe('Ayşe Yılmaz');
     expect(phone.callernum).toBe(p.caller);
-    expectSpokenBeforeRouting(service, p.callId, when(dial));
+    await expectSpokenBeforeRouting(service, p.callId, when(dial));
   });
 
   it('voicemail: the caller reaches mailbox 101', async () => {
@@ -120,7 +120,7 @@ describe('each destination kind of the seed routes a real SIP call', () => {
     expect(app?.appdata).toBe('101,u');
     // the mailbox exists: VoiceMail() did not fail over to the destination fallback
     expect(newexten(p, 'call-actions-dest', 'failed')).toBeUndefined();
-    expectSpokenBeforeRouting(service, p.callId, when(app!));
+    await expectSpokenBeforeRouting(service, p.callId, when(app!));
   });
 
   for (const result of ['dial', 'dynamic'] as const) {
@@ -130,7 +130,7 @@ describe('each destination kind of the seed routes a real SIP call', () => {
       const dial = await ami.waitFor((e) => e.linkedid === p.linkedId && e.event === 'DialBegin', 5000, 'DialBegin');
       expect(dial.dialstring).toBe(`${number}@test-outside`);
       await ami.waitFor((e) => e.linkedid === p.linkedId && e.event === 'DialEnd', 5000, 'DialEnd').then((e) => expect(e.dialstatus).toBe('ANSWER'));
-      expectSpokenBeforeRouting(service, p.callId, when(dial));
+      await expectSpokenBeforeRouting(service, p.callId, when(dial));
     });
   }
 
@@ -167,7 +167,7 @@ describe('each destination kind of the seed routes a real SIP call', () => {
     const history = (await (await fetch(`${service.url}/sms/history?callId=${encodeURIComponent(p.callId)}`)).json()) as { entries: Array<{ description: string }> };
     expect(history.entries.map((e) => e.description)).toEqual(['Routing SMS']);
     const hangup = p.events().find((e) => e.event === 'Hangup');
-    expectSpokenBeforeRouting(service, p.callId, when(hangup!));
+    await expectSpokenBeforeRouting(service, p.callId, when(hangup!));
   });
 
   it('queue fallback: hangup hangs up at once', async () => {
@@ -176,7 +176,7 @@ describe('each destination kind of the seed routes a real SIP call', () => {
     // sipp exits on the BYE; AMI's Hangup event may reach us a moment later
     const hangup = await ami.waitFor((e) => e.linkedid === p.linkedId && e.event === 'Hangup', 5000, 'Hangup');
     expect(newexten(p, 'call-actions-dest')).toBeUndefined();
-    expectSpokenBeforeRouting(service, p.callId, when(hangup));
+    await expectSpokenBeforeRouting(service, p.callId, when(hangup));
   });
 
   it('interactivemenu: the API is asked again (another integration) with the keys the caller typed', async () => {
@@ -198,7 +198,7 @@ describe('each destination kind of the seed routes a real SIP call', () => {
     const p = await call(json({ status: 'success', result: '7', redirect: 'ignored', data: 'Your account is on hold.' }));
     const app = p.events().find((e) => e.event === 'Newexten' && e.application === 'VoiceMail');
     expect(app?.appdata).toBe('101,u');
-    expectSpokenBeforeRouting(service, p.callId, when(app!));
+    await expectSpokenBeforeRouting(service, p.callId, when(app!));
   });
 
   it('every call above is in the routing log with its request, answer and decision', async () => {

@@ -48,7 +48,7 @@ async function spoken(exten: string, data: string) {
   const result = await placed;
   expect(result.code, result.stdout.slice(-800)).toBe(0);
   const dial = await ami.waitFor((e) => e.linkedid === linkedId && e.event === 'DialBegin', 10_000, 'DialBegin');
-  const played = expectSpokenBeforeRouting(service, linkedId, Number(dial.receivedAt));
+  const played = await expectSpokenBeforeRouting(service, linkedId, Number(dial.receivedAt));
   const channel = ami.ofCall(linkedId).find((e) => e.event === 'Newchannel')!.channel!;
   return { played, channel, media: String(played.media) };
 }

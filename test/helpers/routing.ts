@@ -41,8 +41,8 @@ export function mediaFile(service: RunningService, media: string): string {
  * the audio, and whatever shows the destination was reached (an AMI event's arrival time) came
  * after it finished.
  */
-export function expectSpokenBeforeRouting(service: RunningService, callId: string, reachedAt: number): LogLine {
-  const played = service.lines.find((l) => l.callId === callId && l.msg === 'prompt played' && l.what === 'data');
+export async function expectSpokenBeforeRouting(service: RunningService, callId: string, reachedAt: number): Promise<LogLine> {
+  const played = (await service.settled()).find((l) => l.callId === callId && l.msg === 'prompt played' && l.what === 'data');
   expect(played, `no data playback for call ${callId}`).toBeDefined();
   expect(played!.outcome).toBe('done');
   const audio = wavInfo(mediaFile(service, String(played!.media)));
