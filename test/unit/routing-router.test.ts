@@ -125,17 +125,16 @@ describe('a usable answer', () => {
     expect(channel.ops.find((o) => o.op === 'play')).toMatchObject({ outcome: 'done' });
     expect(ops.indexOf('play')).toBeLessThan(ops.indexOf('continue'));
     expect(channel.ops).toContainEqual({ op: 'setVar', name: 'CALLERID(name)', value: 'Mehmet Yılmaz' });
-    expect(channel.ops).toContainEqual({ op: 'setVar', name: 'CA_DEST', value: 'queue:vip' });
-    // the route's fallback is a queue: the dialplan gets it in case Queue(vip) fails
-    expect(channel.ops).toContainEqual({ op: 'setVar', name: 'CA_DEST_FALLBACK', value: 'call-actions-dest,queue-support,1' });
+    // the route's fallback is a queue: the dialplan gets it in case Queue(vip) fails (CA_DEST it names itself)
+    expect(channel.ops.filter((o) => o.op === 'setVar' && o.name.startsWith('CA_'))).toEqual([{ op: 'setVar', name: 'CA_DEST_FALLBACK', value: 'call-actions-dest,queue-support,1' }]);
     expect(continued(channel.ops)).toEqual([{ context: 'call-actions-dest', extension: 'queue-vip', priority: 1 }]);
     expect(session.vars.callerName).toBe('Mehmet Yılmaz');
   });
 
-  it('no data, no name: nothing is answered or played, one continue', async () => {
+  it('no data, no name, no dialplan fallback: nothing is answered, played or set, one continue', async () => {
     api.respond = () => xml({ status: 'success', result: 'extensions', redirect: '101' });
-    const { channel } = await run(cfg());
-    expect(channel.ops.filter((o) => o.op === 'answer' || o.op === 'play')).toEqual([]);
+    const { channel } = await run(cfg({ fallback: { hangup: {} } }));
+    expect(channel.ops.filter((o) => o.op !== 'continue')).toEqual([]);
     expect(continued(channel.ops)).toEqual([{ context: 'test-internal', extension: '101', priority: 1 }]);
   });
 
@@ -144,6 +143,8 @@ describe('a usable answer', () => {
     const { channel } = await run(cfg());
     expect(channel.ops).toContainEqual({ op: 'setVar', name: 'CA_DIAL', value: 'PJSIP/+905321234567@trunk' });
     expect(channel.ops).toContainEqual({ op: 'setVar', name: 'CA_DIAL_TIMEOUT', value: '20' });
+    // the dialplan sees only the dial string: the number is named for it
+    expect(channel.ops).toContainEqual({ op: 'setVar', name: 'CA_DEST', value: 'dial:+905321234567' });
     expect(continued(channel.ops)).toEqual([{ context: 'call-actions-dest', extension: 'dial', priority: 1 }]);
   });
 

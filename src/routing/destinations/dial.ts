@@ -1,6 +1,6 @@
 import type { StepResult } from '../../steps/step.js';
 import { render } from '../../template.js';
-import type { Destination } from '../config.js';
+import { describeDestination, type Destination } from '../config.js';
 import type { RouteRun, Scope } from '../router.js';
 import { handOff } from './dialplan.js';
 
@@ -19,5 +19,6 @@ export async function dial(dest: Extract<Destination, { kind: 'dial' }>, run: Ro
   }
   const dialString = render(d.dialString, { number: dest.name, name: dest.name }).text;
   const target = { context: d.context, extension: render(d.exten, { number: dest.name, name: dest.name }).text, priority: 1 };
-  return handOff(run, scope, dest, target, { CA_DIAL: dialString, CA_DIAL_TIMEOUT: String(Math.ceil(d.timeout / 1000)) });
+  // the dialplan only sees the dial string: the number is named here
+  return handOff(run, scope, dest, target, { CA_DEST: describeDestination(dest), CA_DIAL: dialString, CA_DIAL_TIMEOUT: String(Math.ceil(d.timeout / 1000)) });
 }

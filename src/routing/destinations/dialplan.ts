@@ -9,6 +9,8 @@ import type { RouteRun, Scope } from '../router.js';
  * place `destinations:` describes (shipped as [call-actions-dest] in dialplan/). The dialplan there
  * knows what a failed Queue() or Dial() means; CA_DEST_FALLBACK tells it where the route's
  * fallback is, so a queue the API names but Asterisk does not know still ends somewhere.
+ * The dialplan names the destination itself (CA_DEST) and takes CA_DEST_FALLBACK for this
+ * hand-over only, so a call routed with nothing else to say costs one ARI request: the continue.
  */
 
 export function placeOf(kind: 'queue' | 'extension' | 'voicemail', name: string, d: DestinationsConfig): ContinueTarget {
@@ -30,8 +32,9 @@ function fallbackPlace(run: RouteRun, scope: Scope, dest: Destination): string {
 
 export async function handOff(run: RouteRun, scope: Scope, dest: Destination, target: ContinueTarget, vars: Record<string, string> = {}): Promise<StepResult> {
   const { channel } = run.call;
-  // CA_DEST_FALLBACK is set even when empty: one left by an earlier route of this call must not apply
-  await channel.setVars({ CA_DEST: describeDestination(dest), CA_DEST_FALLBACK: fallbackPlace(run, scope, dest), ...vars });
+  const fallback = fallbackPlace(run, scope, dest);
+  const all = fallback ? { ...vars, CA_DEST_FALLBACK: fallback } : vars;
+  if (Object.keys(all).length > 0) await channel.setVars(all);
   await channel.continueInDialplan(target);
   run.left(scope, describeDestination(dest));
   return 'handed-off';
