@@ -145,26 +145,18 @@ describe('call events from AMI', () => {
     expect(tracker.size).toBe(0);
   });
 
-  it('with AMI, forgets a call whose Hangup never came after 4 h, but not a live one', () => {
+  // With AMI a call ends with its last Hangup; without, it is only ever seen entering stages.
+  it.each([
+    { ami: true, idle: '4 h', gapMs: 3 * 3_600_000, afterMs: 2 * 3_600_000 },
+    { ami: false, idle: '15 min', gapMs: 10 * 60_000, afterMs: 6 * 60_000 },
+  ])('AMI $ami: forgets a call $idle after it was last heard of, but not a newer one', ({ ami, gapMs, afterMs }) => {
     let now = 0;
     const tracker = new CallEventTracker(undefined, () => now);
-    tracker.attachAmi(new FakeAmi());
+    if (ami) tracker.attachAmi(new FakeAmi());
     tracker.stageEntered({ callId: 'old', channelId: 'c1', stage: 'welcome', vars: {} });
-    now += 3 * 3_600_000;
+    now += gapMs;
     tracker.stageEntered({ callId: 'new', channelId: 'c2', stage: 'welcome', vars: {} });
-    now += 2 * 3_600_000;
-    expect(tracker.prune()).toBe(1);
-    expect(tracker.size).toBe(1);
-    tracker.detach();
-  });
-
-  it('without AMI (no call is seen to end), forgets a call 15 min after its last stage', () => {
-    let now = 0;
-    const tracker = new CallEventTracker(undefined, () => now);
-    tracker.stageEntered({ callId: 'old', channelId: 'c1', stage: 'welcome', vars: {} });
-    now += 10 * 60_000;
-    tracker.stageEntered({ callId: 'new', channelId: 'c2', stage: 'welcome', vars: {} });
-    now += 6 * 60_000;
+    now += afterMs;
     expect(tracker.prune()).toBe(1);
     expect(tracker.size).toBe(1);
     tracker.detach();
