@@ -55,6 +55,8 @@ describe('ARI port on the real Asterisk', () => {
   it('sets several variables in one request, whatever they contain, and clears one with an empty value', async () => {
     const created = await ari('POST', `/channels/create?endpoint=${encodeURIComponent('Local/s@default')}&app=${APP}`);
     try {
+      // the channel enters the application a moment after create answers; before that, 409
+      await until(() => started.find((e) => e.channel.id === created.id), 'its StasisStart');
       const channel = port.channel(created.id);
       const vars = {
         CA_T_PLAIN: 'queue:vip',
