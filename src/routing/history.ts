@@ -87,39 +87,41 @@ export interface RouteLog {
   query(filter: RouteLogFilter): { total: number; entries: RouteLogEntry[] };
 }
 
+/** Each field of an entry and its column; the INSERT and the SELECT are made from this one list. */
+const COLUMNS: Readonly<Record<keyof RouteLogEntry, string>> = {
+  id: 'id',
+  time: 'created_at',
+  callId: 'call_id',
+  channelId: 'channel_id',
+  stage: 'stage',
+  step: 'step',
+  integration: 'integration',
+  caller: 'caller',
+  method: 'method',
+  url: 'url',
+  encoding: 'encoding',
+  requestBody: 'request_body',
+  httpStatus: 'http_status',
+  responseBody: 'response_body',
+  latencyMs: 'latency_ms',
+  outcome: 'outcome',
+  reason: 'reason',
+  decision: 'decision',
+  filler: 'filler',
+  digits: 'digits',
+};
+const FIELDS = Object.keys(COLUMNS) as Array<keyof RouteLogEntry>;
+const SELECTED = FIELDS.map((f) => `${COLUMNS[f]} AS ${f}`).join(', ');
+
 export function createRouteLog(store: Store): RouteLog {
   store.migrate(routeMigrations);
   const insert = store.db.prepare<[Record<string, string | number | null>]>(
-    `INSERT INTO route_log (id, created_at, call_id, channel_id, stage, step, integration, caller, method, url, encoding,
-       request_body, http_status, response_body, latency_ms, outcome, reason, decision, filler, digits)
-     VALUES (@id, @time, @callId, @channelId, @stage, @step, @integration, @caller, @method, @url, @encoding,
-       @requestBody, @httpStatus, @responseBody, @latencyMs, @outcome, @reason, @decision, @filler, @digits)`,
+    `INSERT INTO route_log (${FIELDS.map((f) => COLUMNS[f]).join(', ')}) VALUES (${FIELDS.map((f) => `@${f}`).join(', ')})`,
   );
   return {
     record(e) {
       const id = e.id ?? randomUUID();
-      insert.run({
-        id,
-        time: e.time,
-        callId: e.callId,
-        channelId: e.channelId,
-        stage: e.stage,
-        step: e.step,
-        integration: e.integration,
-        caller: e.caller,
-        method: e.method,
-        url: e.url,
-        encoding: e.encoding,
-        requestBody: excerpt(e.requestBody),
-        httpStatus: e.httpStatus,
-        responseBody: excerpt(e.responseBody),
-        latencyMs: e.latencyMs,
-        outcome: e.outcome,
-        reason: e.reason,
-        decision: e.decision,
-        filler: e.filler ? 1 : 0,
-        digits: e.digits,
-      });
+      insert.run({ ...e, id, requestBody: excerpt(e.requestBody), responseBody: excerpt(e.responseBody), filler: e.filler ? 1 : 0 });
       return id;
     },
     query: (f) => queryRouteLog(store, f),
@@ -140,29 +142,6 @@ export interface RouteLogFilter {
 
 export const MAX_ROUTE_LOG_LIMIT = 500;
 
-interface Row {
-  id: string;
-  created_at: number;
-  call_id: string;
-  channel_id: string | null;
-  stage: string | null;
-  step: string;
-  integration: string | null;
-  caller: string | null;
-  method: string | null;
-  url: string | null;
-  encoding: string | null;
-  request_body: string | null;
-  http_status: number | null;
-  response_body: string | null;
-  latency_ms: number | null;
-  outcome: Outcome;
-  reason: string | null;
-  decision: string;
-  filler: number;
-  digits: string | null;
-}
-
 /** Newest calls first; within a page, the rows in the order they happened. */
 export function queryRouteLog(store: Store, f: RouteLogFilter): { total: number; entries: RouteLogEntry[] } {
   const { clause, args } = whereClause({ call_id: f.callId, caller: f.caller, step: f.step }, { outcome: f.outcome }, f);
@@ -170,33 +149,12 @@ export function queryRouteLog(store: Store, f: RouteLogFilter): { total: number;
   const offset = Math.max(0, f.offset ?? 0);
   const total = (store.db.prepare(`SELECT COUNT(*) AS n FROM route_log ${clause}`).get(...args) as { n: number }).n;
   const rows = store.db
-    .prepare(`SELECT * FROM route_log ${clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`)
-    .all(...args, limit, offset) as Row[];
+    .prepare(`SELECT ${SELECTED} FROM route_log ${clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`)
+    .all(...args, limit, offset) as Array<Omit<RouteLogEntry, 'filler'> & { filler: number }>;
   rows.reverse();
   return {
     total,
-    entries: rows.map((r) => ({
-      id: r.id,
-      time: r.created_at,
-      callId: r.call_id,
-      channelId: r.channel_id,
-      stage: r.stage,
-      step: r.step,
-      integration: r.integration,
-      caller: r.caller,
-      method: r.method,
-      url: r.url,
-      encoding: r.encoding,
-      requestBody: r.request_body,
-      httpStatus: r.http_status,
-      responseBody: r.response_body,
-      latencyMs: r.latency_ms,
-      outcome: r.outcome,
-      reason: r.reason,
-      decision: r.decision,
-      filler: r.filler === 1,
-      digits: r.digits,
-    })),
+    entries: rows.map((r) => ({ ...r, filler: r.filler === 1 })),
   };
 }
 
