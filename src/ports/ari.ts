@@ -280,6 +280,9 @@ export class AriPort {
       return s;
     };
     const enc = encodeURIComponent(id);
+    const setVar = async (name: string, value: string): Promise<void> => {
+      await this.rest('POST', `/channels/${enc}/variable`, { variable: name, value });
+    };
     return {
       id,
       on(type, fn) {
@@ -314,16 +317,12 @@ export class AriPort {
           throw e;
         }
       },
-      setVar: async (name, value) => {
-        await this.rest('POST', `/channels/${enc}/variable`, { variable: name, value });
-      },
+      setVar,
       setVars: async (vars) => {
         const names = Object.keys(vars);
-        if (names.length === 0) return;
-        if (names.length === 1) return void (await this.rest('POST', `/channels/${enc}/variable`, { variable: names[0]!, value: vars[names[0]!]! }));
+        if (names.length <= 1) return names.length ? setVar(names[0]!, vars[names[0]!]!) : undefined;
         // ARRAY() splits its value at commas outside double quotes, and drops a backslash before any character
-        const value = names.map((n) => '"' + vars[n]!.replace(/["\\]/g, (c) => '\\' + c) + '"').join(',');
-        await this.rest('POST', `/channels/${enc}/variable`, { variable: `ARRAY(${names.join(',')})`, value });
+        await setVar(`ARRAY(${names.join(',')})`, names.map((n) => '"' + vars[n]!.replace(/["\\]/g, (c) => '\\' + c) + '"').join(','));
       },
       release: () => {
         this.channels.delete(id);
