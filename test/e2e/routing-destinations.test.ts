@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
-import { json, startRouteApi, xml, type Reply, type RouteApiRequest, type RouteApiStandIn } from '../../src/standins/route-api.js';
-import { AmiLog, type AmiEvent } from '../helpers/ami-log.js';
+import { json, xml, type Reply, type RouteApiRequest, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import type { AmiEvent, AmiLog } from '../helpers/ami-log.js';
 import { placeCall, type CallerPlan } from '../helpers/route-caller.js';
-import { expectSpokenBeforeRouting } from '../helpers/routing.js';
-import { aossmsEnv, startWithConfig, type RunningService } from '../helpers/service.js';
+import { expectSpokenBeforeRouting, startRoutingPbx, type RoutingPbx } from '../helpers/routing.js';
+import { aossmsEnv, type RunningService } from '../helpers/service.js';
 
 /**
  * R5 on the real PBX: a SIP caller reaches stage t510, the customer's API (a stand-in) answers
@@ -16,15 +16,15 @@ let api: RouteApiStandIn;
 let sms: AossmsStandIn;
 let service: RunningService;
 let ami: AmiLog;
+let pbx: RoutingPbx | undefined;
 let n = 0;
 
 beforeAll(async () => {
-  api = await startRouteApi();
   sms = await startAossms();
-  ami = await AmiLog.open();
-  const second = api.endpoint.replace(/\/route$/, '/second');
-  service = await startWithConfig(
-    `sms:
+  ({ api, ami, service } = pbx = await startRoutingPbx(
+    (api) => {
+      const second = api.endpoint.replace(/\/route$/, '/second');
+      return `sms:
   providers:
     aossms:
       kind: http
@@ -57,15 +57,14 @@ destinations:
   queue: { names: [support] }
   extension: { context: test-internal, exten: "{name}" }
   dial: { dialString: "Local/{number}@test-outside", timeout: 20s }
-`,
-    { env: aossmsEnv(sms) },
-  );
+`;
+    },
+    aossmsEnv(sms),
+  ));
 });
 afterAll(async () => {
-  await service?.kill();
-  await api?.close();
+  await pbx?.close();
   await sms?.close();
-  await ami?.close();
 });
 
 interface Placed {

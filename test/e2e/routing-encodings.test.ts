@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, startRouteApi, xml, type RouteApiStandIn } from '../../src/standins/route-api.js';
-import { AmiLog } from '../helpers/ami-log.js';
+import { json, xml, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import type { AmiLog } from '../helpers/ami-log.js';
 import { placeCall } from '../helpers/route-caller.js';
-import { startWithConfig, type RunningService } from '../helpers/service.js';
+import type { RunningService } from '../helpers/service.js';
+import { startRoutingPbx, type RoutingPbx } from '../helpers/routing.js';
 
 /**
  * R2/R3 on the real PBX: for each of the seed's four request methods, the customer's API (a
@@ -19,32 +20,29 @@ const API_KEY = 'rk_live_0123456789abcdef';
 let api: RouteApiStandIn;
 let service: RunningService;
 let ami: AmiLog;
+let pbx: RoutingPbx | undefined;
 
 beforeAll(async () => {
-  api = await startRouteApi();
-  ami = await AmiLog.open();
-  const route = (encoding: string) => `
+  ({ api, ami, service } = pbx = await startRoutingPbx(
+    (api) => {
+      const route = (encoding: string) => `
     - route:
         url: ${api.endpoint}${encoding === 'query' ? '?v=1' : ''}
         encoding: ${encoding}
         headers: { X-Api-Key: "\${ROUTE_API_KEY}" }
         extra: { test: "1234", ad_soyad: "{callerName}" }
         fallback: { queue: support }`;
-  service = await startWithConfig(
-    `stages:
+      return `stages:
   t501:${route('form')}
   t502:${route('query')}
   t503:${route('json')}
   t504:${route('xml')}
-`,
-    { env: { ROUTE_API_KEY: API_KEY } },
-  );
+`;
+    },
+    { ROUTE_API_KEY: API_KEY },
+  ));
 });
-afterAll(async () => {
-  await service?.kill();
-  await api?.close();
-  await ami?.close();
-});
+afterAll(() => pbx?.close());
 
 const form = (v: string) => encodeURIComponent(v).replace(/%20/g, '+');
 const xmlText = (v: string) => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');

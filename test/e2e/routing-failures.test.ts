@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http, json, raw, slow, startRouteApi, type Reply, type RouteApiStandIn } from '../../src/standins/route-api.js';
-import { AmiLog, type AmiEvent } from '../helpers/ami-log.js';
+import { http, json, raw, slow, type Reply, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import type { AmiEvent, AmiLog } from '../helpers/ami-log.js';
 import { readAsteriskEnv } from '../helpers/asterisk.js';
 import { garbageAnswers } from '../helpers/garbage-answers.js';
 import { placeCall } from '../helpers/route-caller.js';
-import { startWithConfig, type RunningService } from '../helpers/service.js';
+import type { RunningService } from '../helpers/service.js';
+import { startRoutingPbx, type RoutingPbx } from '../helpers/routing.js';
 
 /**
  * R7 on the real PBX: whatever the customer's API does — says error, fails with 500, answers
@@ -18,13 +19,12 @@ import { startWithConfig, type RunningService } from '../helpers/service.js';
 let api: RouteApiStandIn;
 let service: RunningService;
 let ami: AmiLog;
+let pbx: RoutingPbx | undefined;
 let n = 0;
 
 beforeAll(async () => {
-  api = await startRouteApi();
-  ami = await AmiLog.open();
-  service = await startWithConfig(
-    `stages:
+  ({ api, ami, service } = pbx = await startRoutingPbx(
+    (api) => `stages:
   t530:
     - route:
         url: ${api.endpoint}
@@ -34,13 +34,9 @@ beforeAll(async () => {
 destinations:
   queue: { names: [support, ghost] }
 `,
-  );
+  ));
 });
-afterAll(async () => {
-  await service?.kill();
-  await api?.close();
-  await ami?.close();
-});
+afterAll(() => pbx?.close());
 
 interface Placed {
   caller: string;

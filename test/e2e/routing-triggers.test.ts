@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, startRouteApi, type RouteApiRequest, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import { json, type RouteApiRequest, type RouteApiStandIn } from '../../src/standins/route-api.js';
 import { localTime } from '../../src/routing/schedule.js';
-import { AmiLog } from '../helpers/ami-log.js';
+import type { AmiLog } from '../helpers/ami-log.js';
 import { placeCall } from '../helpers/route-caller.js';
-import { startWithConfig, type RunningService } from '../helpers/service.js';
+import type { RunningService } from '../helpers/service.js';
+import { startRoutingPbx, type RoutingPbx } from '../helpers/routing.js';
 
 /**
  * R1 on the real PBX: routing at call arrival (the call not yet answered), only inside a weekly
@@ -14,6 +15,7 @@ import { startWithConfig, type RunningService } from '../helpers/service.js';
 let api: RouteApiStandIn;
 let service: RunningService;
 let ami: AmiLog;
+let pbx: RoutingPbx | undefined;
 let n = 0;
 
 // A zone with a quarter-hour offset catches hour-only arithmetic; never the machine's own zone.
@@ -26,11 +28,10 @@ function hhmm(minutes: number): string {
 }
 
 beforeAll(async () => {
-  api = await startRouteApi();
-  ami = await AmiLog.open();
-  const now = localTime(new Date(), ZONE).minute;
-  service = await startWithConfig(
-    `stages:
+  ({ api, ami, service } = pbx = await startRoutingPbx(
+    (api) => {
+      const now = localTime(new Date(), ZONE).minute;
+      return `stages:
   t401:
     - route: { url: "${api.endpoint}", fallback: { hangup: {} } }
   t411:
@@ -49,14 +50,11 @@ routing:
     outside: { timezone: ${ZONE}, weekly: { daily: "${hhmm(now + 120)}-${hhmm(now + 180)}" } }
 destinations:
   extension: { context: test-internal, exten: "{name}" }
-`,
-  );
+`;
+    },
+  ));
 });
-afterAll(async () => {
-  await service?.kill();
-  await api?.close();
-  await ami?.close();
-});
+afterAll(() => pbx?.close());
 
 async function call(exten: string, respond: (r: RouteApiRequest) => ReturnType<typeof json>, plan: Partial<Parameters<typeof placeCall>[0]> = {}) {
   const caller = `+819055${String(++n).padStart(5, '0')}`;

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, startRouteApi, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import { json, type RouteApiStandIn } from '../../src/standins/route-api.js';
 import { ttsId } from '../../src/tts/cache.js';
-import { AmiLog } from '../helpers/ami-log.js';
+import type { AmiLog } from '../helpers/ami-log.js';
 import { readAsteriskEnv } from '../helpers/asterisk.js';
 import { placeCall } from '../helpers/route-caller.js';
-import { expectSpokenBeforeRouting, mediaFile, wavInfo } from '../helpers/routing.js';
-import { startWithConfig, type RunningService } from '../helpers/service.js';
+import { expectSpokenBeforeRouting, mediaFile, wavInfo, startRoutingPbx, type RoutingPbx } from '../helpers/routing.js';
+import type { RunningService } from '../helpers/service.js';
 
 /**
  * T1 on the real PBX: the answer's data in Japanese (Open JTalk), Turkish and Polish (espeak-ng)
@@ -17,28 +17,25 @@ import { startWithConfig, type RunningService } from '../helpers/service.js';
 let api: RouteApiStandIn;
 let service: RunningService;
 let ami: AmiLog;
+let pbx: RoutingPbx | undefined;
 let n = 0;
 
 beforeAll(async () => {
-  api = await startRouteApi();
-  ami = await AmiLog.open();
-  const stage = (lang: string) => `\n    - route: { url: "${api.endpoint}", language: ${lang}, fallback: { hangup: {} } }`;
-  service = await startWithConfig(
-    `stages:
+  ({ api, ami, service } = pbx = await startRoutingPbx(
+    (api) => {
+      const stage = (lang: string) => `\n    - route: { url: "${api.endpoint}", language: ${lang}, fallback: { hangup: {} } }`;
+      return `stages:
   t541:${stage('ja')}
   t542:${stage('tr')}
   t543:${stage('pl')}
   t544:${stage('en')}
 destinations:
   extension: { context: test-internal, exten: "{name}" }
-`,
-  );
+`;
+    },
+  ));
 });
-afterAll(async () => {
-  await service?.kill();
-  await api?.close();
-  await ami?.close();
-});
+afterAll(() => pbx?.close());
 
 async function spoken(exten: string, data: string) {
   const caller = `+3375555${String(++n).padStart(4, '0')}`;

@@ -1,7 +1,35 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import type { LogLine, RunningService } from './service.js';
+import { startRouteApi, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import { AmiLog } from './ami-log.js';
+import { startWithConfig, type LogLine, type RunningService } from './service.js';
+
+/** What each routing e2e file starts once: the customer's API (a stand-in), an AMI log, and the service. */
+export interface RoutingPbx {
+  api: RouteApiStandIn;
+  ami: AmiLog;
+  service: RunningService;
+  close(): Promise<void>;
+}
+
+/** `sections` is the config below `asterisk:`, made once the stand-in API has its address. */
+export async function startRoutingPbx(sections: (api: RouteApiStandIn) => string, env?: Record<string, string>): Promise<RoutingPbx> {
+  const api = await startRouteApi();
+  const ami = await AmiLog.open();
+  const close = async (service?: RunningService) => {
+    await service?.kill();
+    await api.close();
+    await ami.close();
+  };
+  try {
+    const service = await startWithConfig(sections(api), { env });
+    return { api, ami, service, close: () => close(service) };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
 
 /** Seconds of audio in one of the service's TTS files (8 kHz, 16-bit mono: 16,000 bytes a second). */
 export function wavInfo(file: string): { seconds: number; peak: number; rms: number } {
