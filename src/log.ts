@@ -46,11 +46,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   );
 }
 
-function batchedStdout(): pino.DestinationStream {
-  const dest = pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES });
-  setInterval(() => dest.flush(), FLUSH_MS).unref();
-  return dest;
-}
+// sonic-boom's own timer, which it stops when the stream is destroyed (ours would then throw)
+const batchedStdout = (): pino.DestinationStream => pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, periodicFlush: FLUSH_MS });
 
 /** A copy of `value` with the values of secret keys censored; untouched parts are shared, not copied. */
 function redactKeys(value: Record<string, unknown>, depth: number): Record<string, unknown> {
