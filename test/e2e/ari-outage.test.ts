@@ -40,7 +40,9 @@ describe('Asterisk down for longer than ari-client keeps trying', () => {
     await stopAsterisk();
     await service.waitForLog((l) => l.msg === 'ari-client gave up reconnecting; starting a new client', 70_000);
     await startAsterisk();
-    await waitHealthy(service.url, 30_000);
+    await waitHealthy(service.url, 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}; exit ${service.child.exitCode} ${service.child.signalCode}; stderr: ${service.stderr.join('')}; last lines: ${service.lines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`);
+    });
     const before = provider.requests.length;
     const call = await runSipp({ scenario: 'queue_pound_2833', service: '100', from: '+819012345678', fromName: 'After Outage', timeoutMs: 40_000 });
     expect(call.code, call.stdout).toBe(0);
