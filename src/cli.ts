@@ -13,7 +13,10 @@ import { smsMigrations } from './sms/outbox.js';
 const USAGE = `call-actions — call actions for Asterisk (ARI + AMI)
 
 usage:
-  call-actions start [--config FILE]        run the service (default config: $CALL_ACTIONS_CONFIG or call-actions.yaml)
+  call-actions start [--config FILE] [--exit-on-auth-error]
+                                            run the service (default config: $CALL_ACTIONS_CONFIG or call-actions.yaml);
+                                            --exit-on-auth-error: exit 2 when Asterisk refuses the ARI credentials
+                                            instead of retrying (same as asterisk.ari.exitOnAuthError: true)
   call-actions validate FILE                check a config file without starting anything
   call-actions schema                       print the config's JSON Schema (for editors)
   call-actions demo [--config FILE] [--caller E164]
@@ -62,10 +65,10 @@ function configPath(values: { config?: string }): string {
   return values.config ?? process.env.CALL_ACTIONS_CONFIG ?? 'call-actions.yaml';
 }
 
-function load(file: string): { config: Config; secrets: string[] } | undefined {
+function load(file: string): { config: Config; secrets: string[]; place(path: readonly PropertyKey[]): string } | undefined {
   try {
-    const { value, secrets } = loadConfigFile(file, rootSchema);
-    return { config: value, secrets };
+    const { value, secrets, place } = loadConfigFile(file, rootSchema);
+    return { config: value, secrets, place };
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     process.stderr.write(`${e.message}\n`);
@@ -74,18 +77,36 @@ function load(file: string): { config: Config; secrets: string[] } | undefined {
 }
 
 async function start(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, 'exit-on-auth-error': { type: 'boolean' } } });
   const loaded = load(configPath(values));
   if (!loaded) return 2;
-  const service = await startService(loaded.config, { secrets: loaded.secrets });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
+  if (values['exit-on-auth-error']) loaded.config.asterisk.ari.exitOnAuthError = true;
+  let fatal: string | undefined;
+  let stop: (signal: string) => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    let stopping = false;
+    stop = (signal) => {
+      if (stopping) return;
+      stopping = true;
       service.log.info({ signal }, 'stopping');
       void service.stop().then(resolve);
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
   });
+  const service = await startService(loaded.config, {
+    secrets: loaded.secrets,
+    place: loaded.place,
+    onFatal(message) {
+      fatal = message;
+      stop('ARI credentials refused');
+    },
+  });
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  await stopped;
+  if (fatal) {
+    process.stderr.write(`${fatal}\n`);
+    return 2;
+  }
   return 0;
 }
 

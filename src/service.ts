@@ -41,7 +41,8 @@ export interface Service {
 
 export interface Health {
   ok: boolean;
-  ari: { ready: boolean };
+  /** `reason` (and the HTTP `status` Asterisk answered, if any) say why ARI is not ready */
+  ari: { ready: boolean; reason?: string; status?: number; since?: string };
   ami: { ready: boolean; configured: boolean };
   store: { ready: boolean };
   calls: number;
@@ -52,7 +53,16 @@ export interface Health {
 }
 
 /** Builds every part from a validated config and starts it; the order matters only for stop(). */
-export async function startService(config: Config, opts: { secrets?: string[]; log?: Logger } = {}): Promise<Service> {
+export interface ServiceOptions {
+  secrets?: string[];
+  log?: Logger;
+  /** `file:line:col` of a config field, so that errors found at run time point at the line to fix */
+  place?: (path: readonly PropertyKey[]) => string;
+  /** Asterisk refused the ARI credentials and `asterisk.ari.exitOnAuthError` is set: the caller stops the service */
+  onFatal?: (message: string) => void;
+}
+
+export async function startService(config: Config, opts: ServiceOptions = {}): Promise<Service> {
   const log = opts.log ?? createLogger({ level: config.log.level, secrets: opts.secrets });
   const store = openStore(config.store, { migrations: smsMigrations });
 
@@ -74,7 +84,21 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
   };
   const tts = createTtsCache({ dir: config.tts.cacheDir, engines, log });
 
-  const ari = new AriPort({ ...config.asterisk.ari, timeoutMs: config.asterisk.ari.timeout, log: log.child({ component: 'ari' }) });
+  const ariLog = log.child({ component: 'ari' });
+  const ari = new AriPort({
+    ...config.asterisk.ari,
+    timeoutMs: config.asterisk.ari.timeout,
+    log: ariLog,
+    onAuthRefused(status) {
+      const where = opts.place ? `${opts.place(['asterisk', 'ari', 'password'])}: ` : '';
+      const message = `${where}asterisk.ari.password: Asterisk refused the ARI credentials (${status})`;
+      const exit = config.asterisk.ari.exitOnAuthError;
+      ariLog.error({ status }, exit ? message : `${message}; retrying (asterisk.ari.exitOnAuthError stops instead)`);
+      if (!exit) return 'retry';
+      opts.onFatal?.(message);
+      return 'stop';
+    },
+  });
   const sfConfig = config.crm?.salesforce;
   // Call events are followed only for their consumers: otherwise every call would cost AMI
   // handling and a tracker entry for nothing.
@@ -104,7 +128,7 @@ export async function startService(config: Config, opts: { secrets?: string[]; l
 
   const health = (): Health => {
     const h = {
-      ari: { ready: ari.ready },
+      ari: { ready: ari.ready, ...ari.problem },
       ami: { ready: ami?.ready ?? false, configured: ami !== undefined },
       store: { ready: store.ready() },
       calls: runner.activeCalls,

@@ -33,6 +33,8 @@ export interface Loaded<T> {
   value: T;
   /** Values read from the environment for secret-looking fields: the logger scrubs them. */
   secrets: string[];
+  /** `file:line:col` of a field (or of its nearest written ancestor), for errors found after loading */
+  place(path: readonly PropertyKey[]): string;
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -81,7 +83,11 @@ export function parseConfigText<S extends z.ZodType>(text: string, file: string,
     }
     throw new ConfigError(issues);
   }
-  return { value: result.data, secrets };
+  const place = (path: readonly PropertyKey[]) => {
+    const { line, column } = at(nearestNode(doc, path)?.range?.[0]);
+    return `${file}:${line}:${column}`;
+  };
+  return { value: result.data, secrets, place };
 }
 
 type Report = (node: Node, path: PropertyKey[], message: string) => void;

@@ -22,6 +22,8 @@ const ari = z
     password: z.string().min(1),
     app: z.string().regex(/^[A-Za-z0-9_-]+$/).default('call-actions'),
     timeout: duration.default(5000),
+    /** a 401/403 from Asterisk ends the service (exit 2) instead of retrying with backoff */
+    exitOnAuthError: z.boolean().default(false),
   })
   .strict();
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import ariClient from 'ari-client';
 import { Pool, type Dispatcher } from 'undici';
+import WebSocket from 'ws';
 import type { Logger } from '../log.js';
-import { reconnectForever, TimeoutError, withTimeout } from './backoff.js';
+import { reconnectForever, TimeoutError } from './backoff.js';
 import {
   channelIdOf,
   HANDLED_EVENT_TYPES,
@@ -16,14 +16,18 @@ import {
 } from './ari-events.js';
 
 /**
- * The ARI port: the only module that knows ari-client. ari-client keeps the event WebSocket
- * (and loads the swagger model); its defects are contained here:
- * - it gives up reconnecting after ~43 s: we then build a new client, forever, with capped backoff;
- * - it has no heartbeat: we ping the WebSocket and terminate it when no pong comes back;
- * - its REST calls have no timeout and open a connection each (Asterisk's http sessionlimit):
- *   REST goes through an undici keep-alive pool with a timeout on every request instead;
- * - its per-instance listeners leak: events are dispatched from one map keyed by channel id,
- *   and a channel's handlers are dropped when it leaves Stasis.
+ * The ARI port: the event WebSocket (`ws`) and REST (an undici keep-alive pool). It replaces
+ * ari-client, whose defects it was written around and which it no longer needs:
+ * - ari-client loads Asterisk's swagger description at connect, and swagger-client's
+ *   `SwaggerApi.prototype.fail` throws from inside an HTTP callback on any bad answer (401, 503,
+ *   invalid JSON, a reset): an uncatchable crash at start and at every reconnect. We read no swagger:
+ *   events are plain JSON and our REST calls name their paths, so no such code path exists here;
+ * - it gave up reconnecting after ~43 s (node-ari-client #14/#15): our loop reconnects forever,
+ *   with capped backoff;
+ * - it had no heartbeat: we ping the WebSocket and terminate it when no pong comes back;
+ * - its REST calls had no timeout and opened a connection each (Asterisk's http sessionlimit);
+ * - its per-instance listeners leaked (#43): events are dispatched from one map keyed by channel
+ *   id, and a channel's handlers are dropped when it leaves Stasis.
  */
 export interface AriOptions {
   url: string;
@@ -36,6 +40,11 @@ export interface AriOptions {
   reconnect?: { initialMs: number; maxMs: number };
   /** how often the WebSocket is pinged; no pong within this long means it is dead */
   livenessMs?: number;
+  /**
+   * Asterisk refused the credentials (401/403). Called once per failed attempt; the port keeps
+   * retrying unless this returns 'stop' (credentials can be fixed on the Asterisk side meanwhile).
+   */
+  onAuthRefused?: (status: number) => 'retry' | 'stop';
 }
 
 export interface ContinueTarget {
@@ -73,20 +82,26 @@ export class AriError extends Error {
 
 type Handler = (ev: never) => void;
 
-// swagger-client (under ari-client) assigns a global `log` that prints to stdout and keeps every
-// message in an array forever; our logs are one JSON line per event, so replace it with a no-op.
-(globalThis as { log?: unknown }).log = () => undefined;
+/** Why the event stream is not connected, for /health; undefined while it is. */
+export interface AriDown {
+  reason: string;
+  /** the HTTP status Asterisk (or a proxy) answered the upgrade with, when it answered one */
+  status?: number;
+  since: string;
+}
 
 export class AriPort {
   private readonly events = new EventEmitter();
   private readonly channels = new Map<string, Map<ChannelEventType, Set<Handler>>>();
   private readonly pool: Pool;
   private readonly prefix: string;
+  private readonly wsUrl: string;
   private readonly auth: string;
-  private client: ariClient.Client | undefined;
+  private readonly wake = new AbortController();
   private stopped = false;
   private isReady = false;
-  private detach: (() => void) | undefined;
+  private down: AriDown = { reason: 'not connected yet', since: new Date().toISOString() };
+  private closeSocket: (() => void) | undefined;
   private loopDone: Promise<void> | undefined;
 
   constructor(private readonly opts: AriOptions) {
@@ -94,11 +109,20 @@ export class AriPort {
     this.prefix = url.pathname.replace(/\/$/, '') + '/ari';
     this.pool = new Pool(url.origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 });
     this.auth = 'Basic ' + Buffer.from(`${opts.user}:${opts.password}`).toString('base64');
+    const ws = new URL(this.prefix + '/events', url);
+    ws.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    ws.search = new URLSearchParams({ app: opts.app, subscribeAll: 'false' }).toString();
+    this.wsUrl = ws.toString();
     this.events.setMaxListeners(0);
   }
 
   get ready(): boolean {
     return this.isReady;
+  }
+
+  /** Why ARI is not ready (undefined when it is). */
+  get problem(): AriDown | undefined {
+    return this.isReady ? undefined : this.down;
   }
 
   onStasisStart(fn: (ev: StasisStart) => void): void {
@@ -116,12 +140,14 @@ export class AriPort {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.detach?.();
+    this.wake.abort();
+    this.closeSocket?.();
     await this.loopDone;
     await this.pool.close();
   }
 
-  private setReady(up: boolean): void {
+  private setReady(up: boolean, down?: Omit<AriDown, 'since'>): void {
+    if (!up && down) this.down = { ...down, since: new Date().toISOString() };
     if (up === this.isReady) return;
     this.isReady = up;
     this.opts.log.info({ ari: up ? 'up' : 'down' }, up ? 'ARI event stream connected' : 'ARI event stream lost');
@@ -129,83 +155,88 @@ export class AriPort {
   }
 
   private supervise(): Promise<void> {
-    return reconnectForever(
-      async () => {
-        const client = await withTimeout(
-          ariClient.connect(this.opts.url, this.opts.user, this.opts.password),
-          this.opts.timeoutMs,
-          'ARI connect',
-        );
-        if (this.stopped) {
-          stopQuietly(client);
-          return false;
-        }
-        try {
-          await this.attach(client);
-        } finally {
-          this.setReady(false);
-        }
-        return true;
-      },
-      {
-        ...(this.opts.reconnect ?? { initialMs: 500, maxMs: 10_000 }),
-        isStopped: () => this.stopped,
-        onError: (e, attempt) => this.opts.log.warn({ err: e.message, attempt }, 'ARI connect failed'),
-      },
-    );
+    return reconnectForever(() => this.session(), {
+      ...(this.opts.reconnect ?? { initialMs: 500, maxMs: 10_000 }),
+      isStopped: () => this.stopped,
+      wake: () => this.wake.signal,
+      onError: (e, attempt) => this.opts.log.warn({ err: e.message, attempt }, 'ARI connect failed'),
+    });
   }
 
-  /** Resolves when this client is finished with: ari-client gave up, or we stop. */
-  private attach(client: ariClient.Client): Promise<void> {
-    this.client = client;
-    const livenessMs = this.opts.livenessMs ?? 5000;
-    let lastPong = Date.now();
-    // ari-client's typings list only the ARI event names; its own lifecycle events need the plain emitter.
-    const emitter = client as unknown as EventEmitter;
-    return new Promise<void>((resolve) => {
-      const finish = () => {
+  /**
+   * One WebSocket from upgrade to close. Resolves true when it was connected (the backoff starts
+   * over), false when the upgrade failed; whatever the server answers, nothing here throws past
+   * the promise: `ws` reports every failure as an event on the socket.
+   */
+  private session(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      let opened = false;
+      let settled = false;
+      const socket = new WebSocket(this.wsUrl, {
+        headers: { authorization: this.auth },
+        handshakeTimeout: this.opts.timeoutMs,
+        perMessageDeflate: false,
+      });
+      const livenessMs = this.opts.livenessMs ?? 5000;
+      let lastPong = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (down: Omit<AriDown, 'since'>) => {
+        if (settled) return;
+        settled = true;
         clearInterval(timer);
-        emitter.removeAllListeners();
-        // A reconnect ari-client already scheduled may still open a socket later: close it on sight,
-        // or it would take over the app name from the next client.
-        emitter.on('WebSocketConnected', () => stopQuietly(client));
-        stopQuietly(client);
-        if (this.client === client) this.client = undefined;
-        this.detach = undefined;
-        resolve();
+        this.closeSocket = undefined;
+        socket.removeAllListeners();
+        socket.on('error', () => undefined);
+        socket.terminate();
+        this.setReady(false, down);
+        resolve(opened);
       };
-      this.detach = finish;
-      emitter.on('*', (ev: AriEvent) => this.dispatch(ev));
-      emitter.on('pong', () => (lastPong = Date.now()));
-      emitter.on('WebSocketConnected', () => {
+      this.closeSocket = () => finish({ reason: 'stopped' });
+      socket.on('unexpected-response', (_req, res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        const refused = status === 401 || status === 403;
+        const reason = refused ? `Asterisk refused the ARI credentials (${status})` : `ARI answered the WebSocket upgrade with ${status} ${res.statusMessage ?? ''}`.trim();
+        // a refusal is reported by whoever knows where the credentials are written
+        if (refused && this.opts.onAuthRefused) {
+          if (this.opts.onAuthRefused(status) === 'stop') this.stopped = true;
+        } else this.opts.log.warn({ status }, reason);
+        finish({ reason, status });
+      });
+      socket.on('error', (err) => {
+        if (!opened) this.opts.log.warn({ err: err.message }, 'ARI connect failed');
+        finish({ reason: err.message });
+      });
+      socket.on('close', (code, why) => {
+        if (opened) this.opts.log.warn({ code, reason: why.toString() }, 'ARI WebSocket closed; reconnecting');
+        finish({ reason: `WebSocket closed (${code})` });
+      });
+      socket.on('pong', () => (lastPong = Date.now()));
+      socket.on('message', (data: Buffer) => {
+        let ev: AriEvent;
+        try {
+          ev = JSON.parse(data.toString('utf8')) as AriEvent;
+        } catch (e) {
+          this.opts.log.warn({ err: (e as Error).message }, 'ARI sent an event that is not JSON');
+          return;
+        }
+        if (ev && typeof ev.type === 'string') this.dispatch(ev);
+      });
+      socket.on('open', () => {
+        opened = true;
         lastPong = Date.now();
-        takeOverMessages(client, (ev) => this.dispatch(ev), this.opts.log);
         this.setReady(true);
         void this.narrowEvents();
         void this.reconcile();
-      });
-      emitter.on('WebSocketReconnecting', (err?: Error) => {
-        this.opts.log.warn({ err: err?.message }, 'ARI WebSocket closed; ari-client is reconnecting');
-        this.setReady(false);
-      });
-      emitter.on('WebSocketMaxRetries', () => {
-        this.opts.log.warn('ari-client gave up reconnecting; starting a new client');
-        finish();
-      });
-      const timer = setInterval(() => {
-        if (!this.isReady) return;
-        if (Date.now() - lastPong > livenessMs * 2) {
-          this.opts.log.warn({ silentMs: Date.now() - lastPong }, 'ARI WebSocket missed its pongs; dropping it');
-          lastPong = Date.now();
-          terminate(client);
-          return;
-        }
-        client.ping();
-      }, livenessMs);
-      timer.unref();
-      withTimeout(client.start(this.opts.app), this.opts.timeoutMs, 'ARI start').catch((e: Error) => {
-        this.opts.log.warn({ err: e.message }, 'ARI WebSocket did not open');
-        finish();
+        timer = setInterval(() => {
+          if (Date.now() - lastPong > livenessMs * 2) {
+            this.opts.log.warn({ silentMs: Date.now() - lastPong }, 'ARI WebSocket missed its pongs; dropping it');
+            finish({ reason: 'WebSocket missed its pongs' });
+            return;
+          }
+          socket.ping();
+        }, livenessMs);
+        timer.unref();
       });
     });
   }
@@ -420,42 +451,6 @@ export class AriPort {
 
 function inApp(c: AriChannel, app: string): boolean {
   return c.dialplan.app_name === 'Stasis' && (c.dialplan.app_data ?? '').split(',')[0] === app;
-}
-
-function stopQuietly(client: ariClient.Client): void {
-  try {
-    client.stop();
-  } catch {
-    /* already closed */
-  }
-}
-
-/**
- * ari-client turns every event into resource objects (a Channel with each of its operations bound,
- * its type found by a search through the swagger models) before emitting it: about a tenth of the
- * service's CPU per routed call (bench/run.js profile). The port reads only the JSON, so on every
- * (re)connect it takes the socket's messages over; ari-client is told of the open socket first and
- * nothing arrives before this runs. Without a socket to take, events keep coming through '*'.
- */
-function takeOverMessages(client: ariClient.Client, onEvent: (ev: AriEvent) => void, log: Logger): void {
-  const ws = (client as unknown as { _ws?: EventEmitter })._ws;
-  if (!ws) return;
-  ws.removeAllListeners('message');
-  ws.on('message', (data: Buffer | string) => {
-    let ev: AriEvent;
-    try {
-      ev = JSON.parse(typeof data === 'string' ? data : data.toString('utf8')) as AriEvent;
-    } catch (e) {
-      log.warn({ err: (e as Error).message }, 'ARI sent an event that is not JSON');
-      return;
-    }
-    if (ev && typeof ev.type === 'string') onEvent(ev);
-  });
-}
-
-function terminate(client: ariClient.Client): void {
-  const ws = (client as unknown as { _ws?: { terminate(): void } })._ws;
-  ws?.terminate();
 }
 
 function safely(log: Logger, fn: () => void): void {

@@ -43,15 +43,6 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
     }
   });
 
-/** Rejects when `ms` pass first; the library behind `promise` may never settle on its own. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 export class TimeoutError extends Error {
   override name = 'TimeoutError';
 }
