@@ -28,7 +28,7 @@ const DIST = join(HERE, '..', 'dist');
 const { openStore } = await import(join(DIST, 'store/sqlite.js'));
 const { Outbox, smsMigrations } = await import(join(DIST, 'sms/outbox.js'));
 const { createHttpProvider, httpProviderSchema } = await import(join(DIST, 'sms/http-provider.js'));
-const { startAossms, DEFAULT_CREDENTIALS } = await import(join(DIST, 'standins/aossms.js'));
+const { startAossms, DEFAULT_CREDENTIALS } = await import(join(HERE, '..', 'build/standins/aossms.js'));
 
 const PROVIDER_TIMEOUT = '1s';
 

@@ -34,8 +34,8 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..');
 const DIST = join(REPO, 'dist');
 const { readAsteriskEnv } = await import(join(DIST, 'demo/local-pbx.js'));
-const { startAossms, DEFAULT_CREDENTIALS } = await import(join(DIST, 'standins/aossms.js'));
-const { histogramDelta, quantileMs } = await import(join(DIST, 'metrics.js'));
+const { startAossms, DEFAULT_CREDENTIALS } = await import(join(REPO, 'build/standins/aossms.js'));
+const { histogramDelta, quantileMs } = await import(join(DIST, 'calls/metrics.js'));
 
 /** The dialplan (docker/asterisk/conf/extensions_bench.conf) CURL()s this port. */
 const API_PORT = 18099;
@@ -128,7 +128,7 @@ async function main() {
   if (opts.memoryCalls < 100_000 && opts.scenarios.includes('memory')) result.notes.push(`memory run scaled down: ${opts.memoryCalls} calls instead of 100,000`);
   const api = await startApi();
   const sms = await startAossms();
-  const routeAvailable = existsSync(join(DIST, 'steps/route.js'));
+  const routeAvailable = existsSync(join(DIST, 'routing/route-step.js'));
   let service;
   try {
     const wantLadder = LADDER_SCENARIOS.filter((s) => opts.scenarios.includes(s));
@@ -138,7 +138,7 @@ async function main() {
 
     if (wantLadder.length) {
       let pending;
-      if (wantLadder.includes('route')) pending = routeAvailable ? await probeRoute(service) : 'the route step is not in this build (src/steps/route.ts)';
+      if (wantLadder.includes('route')) pending = routeAvailable ? await probeRoute(service) : 'the route step is not in this build (src/routing/route-step.ts)';
       if (pending) {
         log(`route: pending - ${pending}`);
         result.scenarios.route = { pending };

@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
-import type { CallMetrics } from '../metrics.js';
-import type { AriPort, ChannelHandle } from '../ports/ari.js';
-import type { StasisStart } from '../ports/ari-events.js';
-import type { Step } from '../steps/step.js';
-import type { StepServices } from '../steps/services.js';
+import type { CallMetrics } from './metrics.js';
+import type { AriPort, ChannelHandle } from '../asterisk/ari.js';
+import type { StasisStart } from '../asterisk/ari-events.js';
+import type { Step } from './step.js';
+import type { StepServices } from './services.js';
 import { CallSession, parseStageArgs } from './session.js';
 
 export interface RunnerOptions {

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
-import type { ChannelHandle } from '../ports/ari.js';
-import type { StasisStart } from '../ports/ari-events.js';
+import type { ChannelHandle } from '../asterisk/ari.js';
+import type { StasisStart } from '../asterisk/ari-events.js';
 
 /**
  * The reason every ended call's signal carries. abort() without one builds a new DOMException,

@@ -2,14 +2,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
-import { rootSchema } from '../config/schema.js';
+import { rootSchema } from '../app/config-schema.js';
 import { createLogger, maskNumber } from '../log.js';
-import { AmiPort } from '../ports/ami.js';
-import { startService } from '../service.js';
+import { AmiPort } from '../asterisk/ami.js';
+import { startService } from '../app/service.js';
 import { querySmsHistory } from '../sms/history.js';
-import { startAossms } from '../standins/aossms.js';
 import { openStore } from '../store/sqlite.js';
 import { readAsteriskEnv, REPO_ROOT, runSipp } from './local-pbx.js';
+import { startDemoProvider } from './sms-provider.js';
 
 /**
  * `call-actions demo`: the example config against the local test PBX (docker/asterisk/up.sh),
@@ -20,7 +20,7 @@ import { readAsteriskEnv, REPO_ROOT, runSipp } from './local-pbx.js';
 export async function runDemo(opts: { config?: string; caller?: string } = {}): Promise<number> {
   const pbx = readAsteriskEnv();
   const caller = opts.caller ?? '+819012345678';
-  const provider = await startAossms();
+  const provider = await startDemoProvider();
   const dir = mkdtempSync(join(tmpdir(), 'call-actions-demo-'));
   Object.assign(process.env, {
     ARI_URL: pbx.ariUrl,

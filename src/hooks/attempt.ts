@@ -4,7 +4,7 @@ import { sendRequest, TransportError, type BuiltRequest } from '../http/request.
 import { render, type Vars } from '../template.js';
 import type { Hook } from './config.js';
 import { extract } from './extract.js';
-import { hookRequest, redactRequest, type LoggedRequest } from './request.js';
+import { hookRequest, redactRequest, type LoggedRequest } from './hook-request.js';
 
 /**
  * One try of one hook: render, send, classify with the one failure classifier (with the hook's

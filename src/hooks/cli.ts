@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { CountryCode } from 'libphonenumber-js';
-import { runLogCommand, type CliContext } from '../cli/log-command.js';
+import { runLogCommand, type CliContext } from '../history/command.js';
 import { dryRun, formatDryRun } from './dry-run.js';
 import { hookLogFilter, queryHookLog, type HookLogEntry } from './history.js';
 import { hookMigrations } from './store.js';

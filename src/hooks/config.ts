@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { duration, regex } from '../config/types.js';
-import { BASE_FIELDS, CALL_EVENT_KINDS, EVENT_FIELDS, type CallEventKind } from '../events/types.js';
+import { BASE_FIELDS, CALL_EVENT_KINDS, EVENT_FIELDS, type CallEventKind } from '../asterisk/call-event-types.js';
 import type { FailureRules } from '../http/failure.js';
 import {
   bodySchema,

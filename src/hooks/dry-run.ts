@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { EVENT_FIELDS, type CallEventKind } from '../events/types.js';
+import { EVENT_FIELDS, type CallEventKind } from '../asterisk/call-event-types.js';
 import { conditionHolds, prepare, send, type AttemptReport } from './attempt.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { targetsNumber, type Hook } from './config.js';
-import type { LoggedRequest } from './request.js';
+import type { LoggedRequest } from './hook-request.js';
 
 /**
  * `call-actions hooks test <hook>`: the request a hook would send for a made-up call, shown before

@@ -1,6 +1,6 @@
 import type { CountryCode } from 'libphonenumber-js';
 import type { Dispatcher } from 'undici';
-import { CallEventTracker, type AmiSource, type StageEntry } from '../events/tracker.js';
+import { CallEventTracker, type AmiSource, type StageEntry } from '../asterisk/call-events.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/sqlite.js';
 import type { Hook } from './config.js';

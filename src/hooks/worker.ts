@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { CountryCode } from 'libphonenumber-js';
 import type { Dispatcher } from 'undici';
-import type { CallEvent } from '../events/types.js';
+import type { CallEvent } from '../asterisk/call-event-types.js';
 import type { Logger } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import { excerpt } from '../sms/outbox.js';

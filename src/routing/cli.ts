@@ -1,4 +1,4 @@
-import { runLogCommand, type CliContext } from '../cli/log-command.js';
+import { runLogCommand, type CliContext } from '../history/command.js';
 import { queryRouteLog, routeLogFilter, routeMigrations, type RouteLogEntry } from './history.js';
 
 /** `call-actions routes log`: the routing log from the command line, the same query as GET /routes/log. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { duration, regex } from '../config/types.js';
 import { encodingSchema, headersSchema, urlTemplate } from '../http/request.js';
-import { sms as smsStep } from '../steps/sms.js';
+import { sms as smsStep } from '../sms/step.js';
 import { scheduleSchema } from './schedule.js';
 
 /**

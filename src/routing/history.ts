@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readQuery } from '../http/query.js';
+import { readQuery } from '../history/query.js';
 import type { Migration, Store } from '../store/sqlite.js';
 import { whereClause } from '../store/where.js';
 import type { Outcome } from './decide.js';

@@ -3,15 +3,15 @@ import type { CallSession } from '../calls/session.js';
 import { RESULT_VAR } from '../calls/runner.js';
 import type { AttemptResult } from '../http/failure.js';
 import { sendRequest, TransportError, type BuiltRequest } from '../http/request.js';
-import { redactRequest } from '../hooks/request.js';
-import type { RoutingServices, StepServices } from '../steps/services.js';
-import type { StepResult } from '../steps/step.js';
+import { redactRequest } from '../hooks/hook-request.js';
+import type { RoutingServices, StepServices } from '../calls/services.js';
+import type { StepResult } from '../calls/step.js';
 import { describeDestination, type Destination, type RouteConfig } from './config.js';
 import { decide, type Decision, type Outcome } from './decide.js';
 import { reachDestination } from './destinations/index.js';
-import { DEFAULT_GATHER, gather, promptMedia, textMedia } from './gather.js';
+import { DEFAULT_GATHER, gather, promptMedia, textMedia } from './prompts.js';
 import type { NewRouteLogEntry } from './history.js';
-import { callFacts, routeRequest } from './request.js';
+import { callFacts, routeRequest } from './api-request.js';
 import { isOpen } from './schedule.js';
 
 /**

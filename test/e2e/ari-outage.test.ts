@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
+import { startAossms, type AossmsStandIn } from '../standins/aossms.js';
 import { startAsterisk, stopAsterisk } from '../helpers/asterisk.js';
 import { aossmsEnv, startWithConfig, waitHealthy, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';

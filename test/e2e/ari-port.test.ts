@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { AriPort } from '../../src/ports/ari.js';
-import { HANDLED_EVENT_TYPES, type StasisStart } from '../../src/ports/ari-events.js';
+import { AriPort } from '../../src/asterisk/ari.js';
+import { HANDLED_EVENT_TYPES, type StasisStart } from '../../src/asterisk/ari-events.js';
 import { readAsteriskEnv } from '../helpers/asterisk.js';
 
 /**

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/asterisk.js';
 import { aossmsEnv, freePort, serviceDir, startWithConfig, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';
-import { ok, quota300, startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
+import { ok, quota300, startAossms, type AossmsStandIn } from '../standins/aossms.js';
 
 /**
  * BIZTEL's own call-action example (seed 000, "2.3 API連携設定"), end to end: a real SIP caller

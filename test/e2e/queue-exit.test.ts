@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAsterisk, stopAsterisk } from '../helpers/asterisk.js';
 import { aossmsEnv, freePort, serviceDir, startWithConfig, waitHealthy, type LogLine, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';
-import { hang, quota300, startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
+import { hang, quota300, startAossms, type AossmsStandIn } from '../standins/aossms.js';
 
 /**
  * Q1/Q2/S10 end to end: a real SIP caller waits in queue "support" of the real Asterisk, presses

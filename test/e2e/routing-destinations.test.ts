@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
-import { json, xml, type Reply, type RouteApiRequest, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import { startAossms, type AossmsStandIn } from '../standins/aossms.js';
+import { json, xml, type Reply, type RouteApiRequest, type RouteApiStandIn } from '../standins/route-api.js';
 import type { AmiEvent, AmiLog } from '../helpers/ami-log.js';
 import { placeCall, type CallerPlan } from '../helpers/route-caller.js';
 import { expectSpokenBeforeRouting, startRoutingPbx, type RoutingPbx } from '../helpers/routing.js';

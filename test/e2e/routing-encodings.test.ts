@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, xml, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import { json, xml, type RouteApiStandIn } from '../standins/route-api.js';
 import type { AmiLog } from '../helpers/ami-log.js';
 import { placeCall } from '../helpers/route-caller.js';
 import type { RunningService } from '../helpers/service.js';

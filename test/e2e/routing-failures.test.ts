@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http, json, raw, slow, type Reply, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import { http, json, raw, slow, type Reply, type RouteApiStandIn } from '../standins/route-api.js';
 import type { AmiEvent, AmiLog } from '../helpers/ami-log.js';
 import { readAsteriskEnv } from '../helpers/asterisk.js';
 import { garbageAnswers } from '../helpers/garbage-answers.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, type RouteApiRequest, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import { json, type RouteApiRequest, type RouteApiStandIn } from '../standins/route-api.js';
 import { localTime } from '../../src/routing/schedule.js';
 import type { AmiLog } from '../helpers/ami-log.js';
 import { placeCall } from '../helpers/route-caller.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import { json, type RouteApiStandIn } from '../standins/route-api.js';
 import { ttsId } from '../../src/tts/cache.js';
 import type { AmiLog } from '../helpers/ami-log.js';
 import { readAsteriskEnv } from '../helpers/asterisk.js';

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startSalesforce, type SalesforceStandIn, type SfTask } from '../../src/standins/salesforce.js';
+import { startSalesforce, type SalesforceStandIn, type SfTask } from '../standins/salesforce.js';
 import { startQueueAgent, type QueueAgent } from '../helpers/agent.js';
 import { startCarrier, type Carrier } from '../helpers/carrier.js';
 import { baseConfig, freePort, serviceDir, startService, type RunningService } from '../helpers/service.js';

@@ -7,7 +7,7 @@ import { REPO_ROOT } from '../helpers/asterisk.js';
 import { baseConfig, freePort, serviceDir, serviceEnv, startService, type LogLine, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';
 import { startTextApi, type TextApiStandIn } from '../helpers/text-api.js';
-import { startTwilio, twilio429, twilioError, type TwilioStandIn } from '../../src/standins/twilio.js';
+import { startTwilio, twilio429, twilioError, type TwilioStandIn } from '../standins/twilio.js';
 
 /**
  * The SMS element (S1–S11) end to end: real SIP callers (sipp) reach stage "notify" of the real

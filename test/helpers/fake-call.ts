@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { CallSession } from '../../src/calls/session.js';
-import type { ChannelHandle, ContinueTarget, PlaybackOutcome } from '../../src/ports/ari.js';
-import type { ChannelEventType, EventOf, StasisStart } from '../../src/ports/ari-events.js';
+import type { ChannelHandle, ContinueTarget, PlaybackOutcome } from '../../src/asterisk/ari.js';
+import type { ChannelEventType, EventOf, StasisStart } from '../../src/asterisk/ari-events.js';
 
 /**
  * A channel that records what the service asked Asterisk to do, for unit tests of steps that

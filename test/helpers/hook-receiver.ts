@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { startStandInServer } from '../../src/standins/server.js';
+import { startStandInServer } from '../standins/server.js';
 import { parseXml, type XmlElement } from './xml.js';
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { startRouteApi, type RouteApiStandIn } from '../../src/standins/route-api.js';
+import { startRouteApi, type RouteApiStandIn } from '../standins/route-api.js';
 import { AmiLog } from './ami-log.js';
 import { startWithConfig, type LogLine, type RunningService } from './service.js';
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AossmsStandIn } from '../../src/standins/aossms.js';
+import type { AossmsStandIn } from '../standins/aossms.js';
 import { REPO_ROOT, readAsteriskEnv } from './asterisk.js';
 import { endAfterFile } from './leftovers.js';
 

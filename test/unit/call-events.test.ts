@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CallEventTracker, type AmiSource } from '../../src/events/tracker.js';
-import type { CallEvent } from '../../src/events/types.js';
-import type { AmiMessage } from '../../src/ports/ami.js';
+import { CallEventTracker, type AmiSource } from '../../src/asterisk/call-events.js';
+import type { CallEvent } from '../../src/asterisk/call-event-types.js';
+import type { AmiMessage } from '../../src/asterisk/ami.js';
 
 /**
  * The AMI sequences below are the ones Asterisk 22 sent for real SIP calls on the test PBX

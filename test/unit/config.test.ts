@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
-import { rootSchema } from '../../src/config/schema.js';
+import { rootSchema } from '../../src/app/config-schema.js';
 import { REPO_ROOT } from '../helpers/asterisk.js';
 
 const run = promisify(execFile);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
-import { rootSchema } from '../../src/config/schema.js';
+import { rootSchema } from '../../src/app/config-schema.js';
 import { hooksFor } from '../../src/hooks/config.js';
 
 const ENV = { ARI_USER: 'u', ARI_PASSWORD: 'p', AOS_TOKEN: 'tok-123456', AOS_CLIENT_ID: '1234', AOS_SMS_CODE: '56789' };

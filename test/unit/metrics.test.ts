@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CallMetrics, Histogram, histogramDelta, quantileMs } from '../../src/metrics.js';
+import { CallMetrics, Histogram, histogramDelta, quantileMs } from '../../src/calls/metrics.js';
 
 describe('metrics', () => {
   it('quantiles are bucket upper bounds, at most one bucket (9 %) above the true value', () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
-import { rootSchema } from '../../src/config/schema.js';
+import { rootSchema } from '../../src/app/config-schema.js';
 import { isOpen, scheduleSchema } from '../../src/routing/schedule.js';
 import { REPO_ROOT } from '../helpers/asterisk.js';
 

@@ -6,14 +6,14 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
-import { rootSchema } from '../../src/config/schema.js';
+import { rootSchema } from '../../src/app/config-schema.js';
 import type { SalesforceConfig } from '../../src/crm/salesforce/config.js';
 import { createSalesforceLogging, type SalesforceLogging } from '../../src/crm/salesforce/index.js';
 import { isInternal, phoneVariants, soslFor } from '../../src/crm/salesforce/match.js';
 import { renderComment } from '../../src/crm/salesforce/task.js';
-import type { CallEvent, CallEventKind } from '../../src/events/types.js';
-import type { AmiMessage } from '../../src/ports/ami.js';
-import { startSalesforce, type SalesforceStandIn, type SeedRecord, type SfTask } from '../../src/standins/salesforce.js';
+import type { CallEvent, CallEventKind } from '../../src/asterisk/call-event-types.js';
+import type { AmiMessage } from '../../src/asterisk/ami.js';
+import { startSalesforce, type SalesforceStandIn, type SeedRecord, type SfTask } from '../standins/salesforce.js';
 import { openStore, type Store } from '../../src/store/sqlite.js';
 
 /**

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
-import { rootSchema } from '../../src/config/schema.js';
+import { rootSchema } from '../../src/app/config-schema.js';
 import { REPO_ROOT } from '../helpers/asterisk.js';
 
 /** The SMS element as an admin writes it (the config sketch's notify-agents stage). */

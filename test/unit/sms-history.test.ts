@@ -3,7 +3,7 @@ import { getSmsMessage, querySmsHistory } from '../../src/sms/history.js';
 import { createHttpProvider, httpProviderSchema } from '../../src/sms/http-provider.js';
 import { Outbox, type SettledMessage } from '../../src/sms/outbox.js';
 import { openStore, type Store } from '../../src/store/sqlite.js';
-import { DEFAULT_CREDENTIALS, quota300, startAossms, type AossmsStandIn } from '../../src/standins/aossms.js';
+import { DEFAULT_CREDENTIALS, quota300, startAossms, type AossmsStandIn } from '../standins/aossms.js';
 
 let s: AossmsStandIn;
 let st: Store;

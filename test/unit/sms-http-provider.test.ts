@@ -8,7 +8,7 @@ import {
   slow,
   startAossms,
   type AossmsStandIn,
-} from '../../src/standins/aossms.js';
+} from '../standins/aossms.js';
 
 /** The seed 000 provider, written the way an admin writes it in YAML. */
 function seedConfig(url: string, over: Record<string, unknown> = {}) {

@@ -16,7 +16,7 @@ import {
   slow,
   startAossms,
   type AossmsStandIn,
-} from '../../src/standins/aossms.js';
+} from '../standins/aossms.js';
 
 const INTERVAL = 200;
 

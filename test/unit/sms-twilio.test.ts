@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { smsProviderSchema } from '../../src/config/schema.js';
+import { smsProviderSchema } from '../../src/app/config-schema.js';
 import { querySmsHistory } from '../../src/sms/history.js';
 import { Outbox, retryDelay, type SettledMessage } from '../../src/sms/outbox.js';
 import { createTwilioProvider, twilioProviderSchema } from '../../src/sms/twilio-provider.js';
 import { openStore, type Store } from '../../src/store/sqlite.js';
-import { startTwilio, twilio429, twilio500, twilioError, twilioHang, type TwilioStandIn } from '../../src/standins/twilio.js';
+import { startTwilio, twilio429, twilio500, twilioError, twilioHang, type TwilioStandIn } from '../standins/twilio.js';
 
 const TO = '+48601234567';
 const FROM = '+15005550006';

@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { countryCode, duration, httpUrl } from '../../config/types.js';
-import { BASE_FIELDS, EVENT_FIELDS } from '../../events/types.js';
+import { BASE_FIELDS, EVENT_FIELDS } from '../../asterisk/call-event-types.js';
 import { fieldsOf } from '../../template.js';
 
 /**

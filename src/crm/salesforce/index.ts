@@ -1,8 +1,8 @@
 import type { CountryCode } from 'libphonenumber-js';
 import type { Dispatcher } from 'undici';
-import type { CallEvent } from '../../events/types.js';
+import type { CallEvent } from '../../asterisk/call-event-types.js';
 import type { Logger } from '../../log.js';
-import type { AmiMessage } from '../../ports/ami.js';
+import type { AmiMessage } from '../../asterisk/ami.js';
 import type { Store } from '../../store/sqlite.js';
 import { TokenProvider } from './auth.js';
 import { SalesforceClient } from './client.js';
@@ -16,7 +16,7 @@ import { SalesforceWorker } from './worker.js';
  * Salesforce activity logging as the service sees it: call events (and the channel variables
  * click-to-call sets) in, one Task per call out, plus a health summary and a per-call log.
  *
- * What a call is made of comes from the call-event tracker (src/events/tracker.ts): call.start
+ * What a call is made of comes from the call-event tracker (src/asterisk/call-events.ts): call.start
  * (dial start, and the dialplan context that tells an outbound call from an inbound one),
  * call.answer (call start), call.end (call end, talk time), the queue events (queue, wait).
  * Channel variables (the click-to-call record id, a memo) are read from AMI VarSet events, keyed

@@ -1,6 +1,6 @@
-import type { StepResult } from '../../steps/step.js';
+import type { StepResult } from '../../calls/step.js';
 import type { Destination } from '../config.js';
-import { promptMedia } from '../gather.js';
+import { promptMedia } from '../prompts.js';
 import type { RouteRun, Scope } from '../router.js';
 
 /** A recorded sound or TTS text, played to the end; then `then`, or the stage's next step. */

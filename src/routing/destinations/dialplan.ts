@@ -1,5 +1,5 @@
-import type { ContinueTarget } from '../../ports/ari.js';
-import type { StepResult } from '../../steps/step.js';
+import type { ContinueTarget } from '../../asterisk/ari.js';
+import type { StepResult } from '../../calls/step.js';
 import { render } from '../../template.js';
 import { describeDestination, type Destination, type DestinationsConfig } from '../config.js';
 import type { RouteRun, Scope } from '../router.js';

@@ -1,6 +1,6 @@
-import type { StepResult } from '../../steps/step.js';
+import type { StepResult } from '../../calls/step.js';
 import type { Destination } from '../config.js';
-import { collectDigits, promptMedia } from '../gather.js';
+import { collectDigits, promptMedia } from '../prompts.js';
 import type { RouteRun, Scope } from '../router.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { StepResult } from '../../steps/step.js';
+import type { StepResult } from '../../calls/step.js';
 import type { Destination } from '../config.js';
 import type { RouteRun, Scope } from '../router.js';
 import { handOff, placeOf } from './dialplan.js';

@@ -1,6 +1,6 @@
-import type { StepResult } from '../../steps/step.js';
-import { sms as smsStep } from '../../steps/sms.js';
-import type { Step } from '../../steps/step.js';
+import type { StepResult } from '../../calls/step.js';
+import { sms as smsStep } from '../../sms/step.js';
+import type { Step } from '../../calls/step.js';
 import type { Destination } from '../config.js';
 import type { RouteRun, Scope } from '../router.js';
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { defineStep, Step, type StepResult } from './step.js';
+import { defineStep, Step, type StepResult } from '../calls/step.js';
 import type { CallSession } from '../calls/session.js';
-import type { StepServices } from './services.js';
+import type { StepServices } from '../calls/services.js';
 
 export const hookStepSchema = z.union([
   z.string().min(1).transform((name) => ({ name, onFailure: 'continue' as const })),

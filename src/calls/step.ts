@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { CallSession } from '../calls/session.js';
+import type { CallSession } from './session.js';
 import type { StepServices } from './services.js';
 
 /**

@@ -1,8 +1,8 @@
-import { routeSchema, type RouteConfig } from '../routing/config.js';
-import { RouteRun } from '../routing/router.js';
-import { defineStep, Step, type StepResult } from './step.js';
+import { routeSchema, type RouteConfig } from './config.js';
+import { RouteRun } from './router.js';
+import { defineStep, Step, type StepResult } from '../calls/step.js';
 import type { CallSession } from '../calls/session.js';
-import type { StepServices } from './services.js';
+import type { StepServices } from '../calls/services.js';
 
 /**
  * Netsantral's custom integration (R1–R7): send the call's data to the customer's URL, speak the

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { defineStep, Step, type StepResult } from './step.js';
-import type { CallSession } from '../calls/session.js';
+import { defineStep, Step, type StepResult } from '../step.js';
+import type { CallSession } from '../session.js';
 
 export const continueSchema = z
   .union([

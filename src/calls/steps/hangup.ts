@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { defineStep, Step, type StepResult } from './step.js';
-import type { CallSession } from '../calls/session.js';
+import { defineStep, Step, type StepResult } from '../step.js';
+import type { CallSession } from '../session.js';
 
 // ARI's hangup reasons (DELETE /channels/{id}?reason=…)
 const reasons = ['normal', 'busy', 'congestion', 'no_answer', 'timeout', 'rejected', 'unallocated', 'normal_unspecified', 'number_incomplete', 'codec_mismatch', 'interworking', 'failure', 'answered_elsewhere'] as const;

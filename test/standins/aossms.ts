@@ -1,5 +1,5 @@
-// Shipped with the service (not only the tests) so `call-actions demo` can show a real SMS request
-// without an account at the provider.
+// The tests' and the benchmark's stand-in (with failure modes); the demo has a small one of its own
+// (src/demo/sms-provider.ts), so nothing with failure switches ships in dist/.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { answer, clientGone, startStandInServer } from './server.js';
 

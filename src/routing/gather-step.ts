@@ -1,8 +1,8 @@
-import { gatherSchema, type GatherConfig } from '../routing/config.js';
-import { gather as collect } from '../routing/gather.js';
-import { defineStep, Step, type StepResult } from './step.js';
+import { gatherSchema, type GatherConfig } from './config.js';
+import { gather as collect } from './prompts.js';
+import { defineStep, Step, type StepResult } from '../calls/step.js';
 import type { CallSession } from '../calls/session.js';
-import type { StepServices } from './services.js';
+import type { StepServices } from '../calls/services.js';
 
 /**
  * Asks the caller for keys (a customer number, a menu choice) and keeps them as a merge field —

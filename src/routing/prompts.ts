@@ -1,7 +1,7 @@
 import type { CallSession } from '../calls/session.js';
 import { render } from '../template.js';
 import { normaliseForSpeech } from '../tts/normalise.js';
-import type { StepServices } from '../steps/services.js';
+import type { StepServices } from '../calls/services.js';
 import type { GatherConfig, Prompt } from './config.js';
 
 /**

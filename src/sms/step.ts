@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { duration, recipient } from '../config/types.js';
 import { callerAsRecipient } from '../phone.js';
-import { senderSchema } from '../sms/http-provider.js';
-import { fetchSmsText, textApiSchema } from '../sms/text-api.js';
+import { senderSchema } from './http-provider.js';
+import { fetchSmsText, textApiSchema } from './text-api.js';
 import { render } from '../template.js';
-import { defineStep, Step, type StepResult } from './step.js';
+import { defineStep, Step, type StepResult } from '../calls/step.js';
 import type { CallSession } from '../calls/session.js';
-import type { NewSms, StepServices } from './services.js';
+import type { NewSms, StepServices } from '../calls/services.js';
 
 /** The seed writes recipients as one comma-separated field; a YAML list works as well. */
 const recipients = z

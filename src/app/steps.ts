@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { continueStep } from './continue.js';
-import { gather } from './gather.js';
-import { hangup } from './hangup.js';
-import { hook } from './hook.js';
-import { route } from './route.js';
-import { say } from './say.js';
-import { sms } from './sms.js';
-import type { Step, StepDefinition } from './step.js';
+import { continueStep } from '../calls/steps/continue.js';
+import { gather } from '../routing/gather-step.js';
+import { hangup } from '../calls/steps/hangup.js';
+import { hook } from '../hooks/step.js';
+import { route } from '../routing/route-step.js';
+import { say } from '../calls/steps/say.js';
+import { sms } from '../sms/step.js';
+import type { Step, StepDefinition } from '../calls/step.js';
 
 /** Every step kind a stage may use. A new step is one module plus one line here. */
 export const stepDefinitions: Record<string, StepDefinition> = Object.fromEntries(

@@ -3,13 +3,13 @@ import type { CountryCode } from 'libphonenumber-js';
 import { httpProviderSchema } from '../sms/http-provider.js';
 import { smsLimitsSchema } from '../sms/limits.js';
 import { twilioProviderSchema } from '../sms/twilio-provider.js';
-import { stepItem, stepItemForSchema, type StepSpec } from '../steps/index.js';
+import { stepItem, stepItemForSchema, type StepSpec } from './steps.js';
 import { checkHookSteps, hooksSchema } from '../hooks/config.js';
 import { crmSchema } from '../crm/salesforce/config.js';
 import { checkRouting, destinationsSchema, DESTINATIONS_DEFAULTS, ROUTING_DEFAULTS, routingSchema } from '../routing/config.js';
 import { fieldsOf } from '../template.js';
-import { countryCode, duration, httpUrl } from './types.js';
-import { fieldPath } from './load.js';
+import { countryCode, duration, httpUrl } from '../config/types.js';
+import { fieldPath } from '../config/load.js';
 
 /**
  * The one file an admin writes. Defaults make a minimal file work against a local Asterisk;

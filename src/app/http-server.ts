@@ -1,7 +1,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from './log.js';
-import type { MediaHandler } from './tts/media.js';
+import type { Logger } from '../log.js';
+import type { MediaHandler } from '../tts/media.js';
 
 export interface HttpServerOptions {
   host: string;

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { Config } from '../config/schema.js';
+import type { Config } from '../app/config-schema.js';
 import { openStore, type Migration, type Store } from '../store/sqlite.js';
 
 /** What a subcommand needs from the entry point, so it can be run without a process around it. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
-import type { AmiMessage } from '../ports/ami.js';
-import type { CallEvent, CallEventKind } from './types.js';
+import type { AmiMessage } from './ami.js';
+import type { CallEvent, CallEventKind } from './call-event-types.js';
 
 /**
  * Turns AMI's per-channel events and the runner's "stage entered" into one stream of call events

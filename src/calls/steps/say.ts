@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { render } from '../template.js';
-import { defineStep, Step, type StepResult } from './step.js';
-import type { CallSession } from '../calls/session.js';
-import type { StepServices } from './services.js';
+import { render } from '../../template.js';
+import { defineStep, Step, type StepResult } from '../step.js';
+import type { CallSession } from '../session.js';
+import type { StepServices } from '../services.js';
 
 const soundName = z
   .string()
