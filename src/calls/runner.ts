@@ -56,7 +56,6 @@ export class StageRunner {
     // Whichever step moves the channel on, the moment it left is when that REST call returned;
     // watching the handle here keeps the steps (and whatever destinations they reach) unaware.
     let left: { wall: number; perf: number } | undefined;
-    let errored = false;
     const raw = ari.channel(ev.channel.id);
     const leaving =
       <A extends unknown[]>(fn: (...a: A) => Promise<void>) =>
@@ -68,14 +67,6 @@ export class StageRunner {
       ...raw,
       continueInDialplan: leaving(raw.continueInDialplan),
       hangup: leaving(raw.hangup),
-      setVar: async (name, value) => {
-        if (name === RESULT_VAR && value === 'error') errored = true;
-        await raw.setVar(name, value);
-      },
-      setVars: async (vars) => {
-        if (vars[RESULT_VAR] === 'error') errored = true;
-        await raw.setVars(vars);
-      },
     };
     const callId = await this.callIdOf(ev, channel.getVar);
     const session = new CallSession(stage, callId, channel, ev, log);
@@ -88,20 +79,29 @@ export class StageRunner {
       session.log.error({ err: e }, 'call variables or stage event unavailable');
     }
     const steps = this.opts.stages.get(stage);
+    let errored = false;
     try {
       if (!steps) {
         session.log.error({ known: [...this.opts.stages.keys()] }, `no stage "${stage}" in the config: handing the call back to the dialplan`);
+        errored = true;
         await this.fail(session);
         return;
       }
       session.log.info({ args: ev.args.slice(1).length }, 'stage entered');
       for (const step of steps) {
         if (!session.active) return;
-        if ((await step.run(session, this.opts.services)) === 'handed-off') return;
+        const result = await step.run(session, this.opts.services);
+        if (result === 'handed-off') return;
+        if (result === 'fallback') {
+          errored = true;
+          await this.fail(session);
+          return;
+        }
       }
       if (session.active) await channel.continueInDialplan();
     } catch (e) {
       session.log.error({ err: e }, 'stage failed: handing the call back to the dialplan');
+      errored = true;
       await this.fail(session);
     } finally {
       this.sessions.delete(session);

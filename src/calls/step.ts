@@ -3,10 +3,12 @@ import type { CallSession } from './session.js';
 import type { StepServices } from './services.js';
 
 /**
- * What a step tells the stage runner: go on with the next step, or the call has left this
- * service's hands (hung up, or handed back to the dialplan) and the stage is over.
+ * What a step tells the stage runner: go on with the next step; the call has left this service's
+ * hands (hung up, or sent on to its destination) and the stage is over; or the stage failed for
+ * this caller and the runner hands the call back to the dialplan with CALL_ACTIONS_RESULT=error,
+ * so the dialplan's own fallback runs.
  */
-export type StepResult = 'next' | 'handed-off';
+export type StepResult = 'next' | 'handed-off' | 'fallback';
 
 /**
  * The contract every step follows (after jambonz's tasks): the factory validates the config

@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import type { CallSession } from '../calls/session.js';
-import { RESULT_VAR } from '../calls/runner.js';
 import type { AttemptResult } from '../http/failure.js';
 import { sendRequest, TransportError, type BuiltRequest } from '../http/request.js';
 import { redactRequest } from '../hooks/hook-request.js';
@@ -166,14 +165,12 @@ export class RouteRun {
     return reachDestination(f, this, scope);
   }
 
-  async toDialplanFallback(scope: Scope, why: Outcome): Promise<StepResult> {
-    const { call } = this;
+  /** The stage runner hands the call back with CALL_ACTIONS_RESULT=error, so the dialplan takes its own fallback. */
+  toDialplanFallback(scope: Scope, why: Outcome): StepResult {
     this.flush();
-    if (!call.active) return 'handed-off';
-    await call.channel.setVar(RESULT_VAR, 'error');
-    await call.channel.continueInDialplan();
+    if (!this.call.active) return 'handed-off';
     this.left(scope, 'dialplan fallback', why);
-    return 'handed-off';
+    return 'fallback';
   }
 
   /** Logged when the call has left for its destination: what the service itself added. */

@@ -1,0 +1,60 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { AriPort } from '../../src/asterisk/ari.js';
+import type { StasisStart } from '../../src/asterisk/ari-events.js';
+import { CallMetrics } from '../../src/calls/metrics.js';
+import { RESULT_VAR, StageRunner } from '../../src/calls/runner.js';
+import type { StepServices } from '../../src/calls/services.js';
+import { Step, type StepResult } from '../../src/calls/step.js';
+import { fakeChannel, type FakeChannel } from '../helpers/fake-call.js';
+
+/** A step that answers what it is told to, and counts its runs. */
+class Scripted extends Step<{ result: StepResult | 'throw' }> {
+  readonly kind = 'scripted';
+  runs = 0;
+  async run(): Promise<StepResult> {
+    this.runs++;
+    if (this.config.result === 'throw') throw new Error('step broke');
+    return this.config.result;
+  }
+}
+
+async function visit(steps: Step[]): Promise<{ channel: FakeChannel; metrics: CallMetrics }> {
+  const channel = fakeChannel('chan-r');
+  let onStart: (ev: StasisStart) => void = () => undefined;
+  const ari = { onStasisStart: (fn: (ev: StasisStart) => void) => (onStart = fn), channel: () => channel } as unknown as AriPort;
+  const metrics = new CallMetrics(new Set(['s']));
+  const runner = new StageRunner({ ari, stages: new Map([['s', steps]]), services: {} as StepServices, log: pino({ level: 'silent' }), metrics });
+  runner.start();
+  const done = new Promise<void>((resolve) => channel.on('StasisEnd', () => setImmediate(resolve)));
+  onStart({
+    type: 'StasisStart',
+    application: 'call-actions',
+    timestamp: new Date().toISOString(),
+    args: ['s', 'callid=c-1'],
+    channel: { id: 'chan-r', state: 'Up', caller: { number: '+819012345678', name: '' }, dialplan: { context: 'x', exten: 's', priority: 1, app_name: 'Stasis', app_data: 'call-actions,s' } },
+  } as unknown as StasisStart);
+  await done;
+  return { channel, metrics };
+}
+
+describe('what a step returns decides where the call goes', () => {
+  it("'fallback': the runner hands the call back with CALL_ACTIONS_RESULT=error, and later steps do not run", async () => {
+    const later = new Scripted({ result: 'next' }, 'stages.s[1].scripted');
+    const { channel, metrics } = await visit([new Scripted({ result: 'fallback' }, 'stages.s[0].scripted'), later]);
+    expect(channel.ops).toEqual([{ op: 'setVar', name: RESULT_VAR, value: 'error' }, { op: 'continue', target: {} }]);
+    expect(later.runs).toBe(0);
+    expect(metrics.snapshot().s).toMatchObject({ fallback: 1 });
+  });
+
+  it("'next' to the end: back to the dialplan with no result variable", async () => {
+    const { channel, metrics } = await visit([new Scripted({ result: 'next' }, 'a'), new Scripted({ result: 'next' }, 'b')]);
+    expect(channel.ops).toEqual([{ op: 'continue', target: {} }]);
+    expect(metrics.snapshot().s).toMatchObject({ left: 1 });
+  });
+
+  it('a step that throws is a fallback too', async () => {
+    const { channel } = await visit([new Scripted({ result: 'throw' }, 'a')]);
+    expect(channel.ops).toEqual([{ op: 'setVar', name: RESULT_VAR, value: 'error' }, { op: 'continue', target: {} }]);
+  });
+});
