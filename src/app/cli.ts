@@ -1,13 +1,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../config/load.js';
+import type { CliContext } from '../history/command.js';
 import { jsonSchema, rootSchema, type Config } from './config-schema.js';
-import type { CountryCode } from 'libphonenumber-js';
-import { HOOKS_USAGE, hooksCommand } from '../hooks/cli.js';
-import { ROUTES_USAGE, routesCommand } from '../routing/cli.js';
-import { runLogCommand, type CliContext } from '../history/command.js';
-import { historyFilter, startService } from './service.js';
-import { querySmsHistory, type HistoryEntry, type HistoryFilter } from '../sms/history.js';
-import { smsMigrations } from '../sms/outbox.js';
+import { COMMANDS } from './features.js';
+import { startService } from './service.js';
 
 const USAGE = `call-actions — call actions for Asterisk (ARI + AMI)
 
@@ -20,10 +16,7 @@ usage:
   call-actions schema                       print the config's JSON Schema (for editors)
   call-actions demo [--config FILE] [--caller E164]
                                             a queued SIP caller presses # on the local test PBX and is texted
-  call-actions sms history [--config FILE] [--call-id ID] [--description TEXT] [--number PHONE]
-                           [--status STATUS]... [--since ISO] [--until ISO] [--limit N] [--offset N] [--json]
-                            STATUS: pending, sending, sent, failed, skipped, blocked
-${HOOKS_USAGE}${ROUTES_USAGE}`;
+${COMMANDS.map((c) => c.usage).join('')}`;
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (nothing was started). */
 export async function main(argv: string[]): Promise<number> {
@@ -41,24 +34,19 @@ export async function main(argv: string[]): Promise<number> {
       const { runDemo } = await import('../demo/demo.js');
       return runDemo(values);
     }
-    case 'sms':
-      if (rest[0] === 'history') return smsHistory(rest.slice(1));
-      break;
-    case 'hooks':
-      return hooksCommand(rest, ctx);
-    case 'routes':
-      return routesCommand(rest, ctx);
     case undefined:
     case 'help':
     case '--help':
       process.stdout.write(USAGE);
       return 0;
   }
+  const featureCommand = COMMANDS.find((c) => c.name === command);
+  if (featureCommand) return featureCommand.run(rest, ctx as never);
   process.stderr.write(`unknown command: ${argv.join(' ')}\n\n${USAGE}`);
   return 2;
 }
 
-const ctx: CliContext = { load, configPath, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
+const ctx: CliContext<Config> = { load, configPath, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 
 function configPath(values: { config?: string }): string {
   return values.config ?? process.env.CALL_ACTIONS_CONFIG ?? 'call-actions.yaml';
@@ -117,35 +105,4 @@ function validate(args: string[]): number {
   const stages = Object.keys(loaded.config.stages);
   process.stdout.write(`${file}: ok (${stages.length} stage${stages.length === 1 ? '' : 's'}: ${stages.join(', ') || 'none'})\n`);
   return 0;
-}
-
-function smsHistory(args: string[]): number {
-  return runLogCommand<HistoryFilter, HistoryEntry>(args, ctx, {
-    name: 'call-actions sms history',
-    flags: { description: 'one', number: 'one', recipient: 'one', status: 'many' },
-    filter: (q, config) => historyFilter(q, config.sms.defaultCountry as CountryCode | undefined),
-    migrations: smsMigrations,
-    query: querySmsHistory,
-    format: (m) => {
-      const answer = m.lastAnswer ? `${m.lastAnswer.httpStatus ?? m.lastAnswer.error ?? ''} ${m.lastAnswer.body ?? ''}`.trim() : '';
-      return (
-        [
-          new Date(m.time).toISOString(),
-          m.callId,
-          m.description,
-          m.provider,
-          m.recipient ?? '-',
-          m.status,
-          `attempts=${m.attempts}`,
-          m.reason ?? '',
-          m.note ?? '',
-          answer.replace(/\s+/g, ' ').slice(0, 120),
-        ].join('\t') + '\n'
-      );
-    },
-    footer: (page, filter) => {
-      const from = page.entries.length ? (filter.offset ?? 0) + 1 : 0;
-      return `${from}-${(filter.offset ?? 0) + page.entries.length} of ${page.total}`;
-    },
-  });
 }

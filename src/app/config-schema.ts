@@ -1,15 +1,12 @@
 import { z } from 'zod';
 import type { CountryCode } from 'libphonenumber-js';
-import { httpProviderSchema } from '../sms/http-provider.js';
-import { smsLimitsSchema } from '../sms/limits.js';
-import { twilioProviderSchema } from '../sms/twilio-provider.js';
-import { stepItem, stepItemForSchema, type StepSpec } from './steps.js';
-import { checkHookSteps, hooksSchema } from '../hooks/config.js';
-import { crmSchema } from '../crm/salesforce/config.js';
-import { checkRouting, destinationsSchema, DESTINATIONS_DEFAULTS, ROUTING_DEFAULTS, routingSchema } from '../routing/config.js';
-import { fieldsOf } from '../template.js';
+import type { StepSpec } from '../calls/step.js';
 import { countryCode, duration, httpUrl } from '../config/types.js';
 import { fieldPath } from '../config/load.js';
+import { FEATURES, FEATURE_SECTIONS } from './features.js';
+import { stepItem, stepItemForSchema } from './steps.js';
+
+export { smsProviderSchema, type SmsProviderConfig } from '../sms/config.js';
 
 /**
  * The one file an admin writes. Defaults make a minimal file work against a local Asterisk;
@@ -60,20 +57,6 @@ const tts = z
   })
   .strict();
 
-/** `kind` picks the provider; an error then names only the fields of that kind. */
-export const smsProviderSchema = z.discriminatedUnion('kind', [httpProviderSchema, twilioProviderSchema]);
-export type SmsProviderConfig = z.output<typeof smsProviderSchema>;
-
-const sms = z
-  .object({
-    defaultCountry: countryCode.optional().describe('how caller IDs without a + are read'),
-    providers: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), smsProviderSchema).default({}),
-    templates: z.record(z.string(), z.string().min(1)).default({}),
-    limits: smsLimitsSchema.optional(),
-    concurrency: z.number().int().min(1).max(64).default(4).describe('SMS requests in flight at once'),
-  })
-  .strict();
-
 const stageName = z.string().regex(/^[A-Za-z0-9_-]+$/, 'a stage name is letters, digits, - and _');
 
 function configSchema(stepSchema: z.ZodType) {
@@ -87,39 +70,18 @@ function configSchema(stepSchema: z.ZodType) {
       http: listen.default({ host: '127.0.0.1', port: 8090 }),
       log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
       tts: tts.default({ engine: 'espeak-ng', engines: { ja: 'open-jtalk' }, language: 'en', cacheDir: './data/tts', maxChars: 1000, timeout: 5000 }),
-      sms: sms.default({ providers: {}, templates: {}, concurrency: 4 }),
       stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
-      hooks: hooksSchema.default([]).describe('call actions: HTTP requests on call events (docs/hooks.md)'),
-      crm: crmSchema.optional().describe('CRM activity logging: crm.salesforce (docs/salesforce.md)'),
-      routing: routingSchema.default(ROUTING_DEFAULTS).describe('what a routing API answer may name: announcements, menus, schedules… (docs/routing.md)'),
-      destinations: destinationsSchema.default(DESTINATIONS_DEFAULTS).describe('how queue, extension, voicemail and dial destinations are reached in the dialplan'),
+      ...FEATURE_SECTIONS,
     })
     .strict();
 }
 
-/** Cross-references no single section can check: names that must exist elsewhere in the file. */
+/** Cross-references no single section can check, each feature checking its own. */
 const checked = configSchema(stepItem).superRefine((c, ctx) => {
   for (const [stage, steps] of Object.entries(c.stages)) {
-    (steps as StepSpec[]).forEach((spec, i) => {
-      spec.where = fieldPath(['stages', stage, i, spec.kind]);
-      if (spec.kind !== 'sms') return;
-      const s = spec.config as { provider: string; template?: string; text?: string };
-      const at = ['stages', stage, i, 'sms'];
-      if (!c.sms.providers[s.provider]) {
-        const known = Object.keys(c.sms.providers);
-        ctx.addIssue({ code: 'custom', path: [...at, 'provider'], message: `unknown provider "${s.provider}" (${known.length ? `known: ${known.join(', ')}` : 'sms.providers is empty'})` });
-      }
-      if (s.template !== undefined && c.sms.templates[s.template] === undefined) {
-        ctx.addIssue({ code: 'custom', path: [...at, 'template'], message: `unknown template "${s.template}" (known: ${Object.keys(c.sms.templates).join(', ') || 'none'})` });
-      }
-    });
+    (steps as StepSpec[]).forEach((spec, i) => (spec.where = fieldPath(['stages', stage, i, spec.kind])));
   }
-  checkHookSteps(c.stages as Record<string, StepSpec[]>, c.hooks, ctx);
-  checkRouting({ stages: c.stages as Record<string, StepSpec[]>, routing: c.routing, destinations: c.destinations, sms: c.sms }, ctx);
-  for (const [name, text] of Object.entries(c.sms.templates)) {
-    const bad = fieldsOf(text).filter((f) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(f));
-    if (bad.length) ctx.addIssue({ code: 'custom', path: ['sms', 'templates', name], message: `malformed merge field ${bad.join(', ')}` });
-  }
+  for (const f of FEATURES) f.check?.(c as never, ctx);
 });
 
 export const rootSchema = checked;

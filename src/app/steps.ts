@@ -1,24 +1,19 @@
 import { z } from 'zod';
+import type { Step, StepDefinition, StepSpec } from '../calls/step.js';
 import { continueStep } from '../calls/steps/continue.js';
-import { gather } from '../routing/gather-step.js';
 import { hangup } from '../calls/steps/hangup.js';
-import { hook } from '../hooks/step.js';
-import { route } from '../routing/route-step.js';
 import { say } from '../calls/steps/say.js';
-import { sms } from '../sms/step.js';
-import type { Step, StepDefinition } from '../calls/step.js';
+import { FEATURES } from './features.js';
 
-/** Every step kind a stage may use. A new step is one module plus one line here. */
+/**
+ * Every step kind a stage may use: the kernel's own, then each feature's. A new step is one
+ * module plus one line, here for a kernel step or in its feature's `steps`.
+ */
 export const stepDefinitions: Record<string, StepDefinition> = Object.fromEntries(
-  [sms, say, hangup, continueStep, hook, route, gather].map((d) => [d.kind, d as StepDefinition]),
+  [say, hangup, continueStep, ...FEATURES.flatMap((f) => f.steps ?? [])].map((d) => [d.kind, d as StepDefinition]),
 );
 
-/** A validated step as it stands in the config, ready to be built. */
-export interface StepSpec {
-  kind: string;
-  config: unknown;
-  where: string;
-}
+export type { StepSpec };
 
 /**
  * A stage's list item: a one-key map `{ <kind>: <config> }`. Validated by hand rather than as a

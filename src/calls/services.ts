@@ -1,36 +1,16 @@
 import type { CountryCode } from 'libphonenumber-js';
-import type { Dispatcher } from 'undici';
-import type { DestinationsConfig, RoutingConfig } from '../routing/config.js';
-import type { RouteLog } from '../routing/history.js';
-import type { OutboxMessage } from '../sms/outbox.js';
 
-/** What steps may use from the running service; kept narrow so each step is testable alone. */
+/**
+ * What steps may use from the running service; kept narrow so each step is testable alone.
+ *
+ * The kernel declares what more than one feature relies on (speech, SMS: the sms step and the
+ * routing `sms` destination both send). A feature whose steps need a service of their own adds it
+ * to this interface from its own folder (TypeScript module augmentation, e.g. `routing` in
+ * routing/services.ts), so the kernel never imports a feature and app/ wires each one.
+ */
 export interface StepServices {
   tts: Speaker;
   sms: SmsSink;
-  /** Inline hooks (the `hook` step); absent where no hooks are wired. */
-  hooks?: InlineHooks;
-  /** Dynamic routing (the `route` step and the destinations its answers name). */
-  routing?: RoutingServices;
-}
-
-export interface RoutingServices {
-  readonly routing: RoutingConfig;
-  readonly destinations: DestinationsConfig;
-  /** tts.language: what route steps speak in when they name no language. */
-  readonly defaultLanguage: string;
-  /** Values (from the environment) that must not reach the routing log. */
-  readonly secrets: readonly string[];
-  readonly log: Pick<RouteLog, 'record'>;
-  /** Connection pool for the customer's API; defaults to the shared one. */
-  readonly dispatcher?: Dispatcher;
-}
-
-export interface InlineHooks {
-  runInline(
-    name: string,
-    ctx: { callId: string; vars: Readonly<Record<string, string>>; signal?: AbortSignal },
-  ): Promise<{ status: 'ok' | 'failed' | 'skipped'; reason: string; attempts: number; extracted: Record<string, string>; durationMs: number }>;
 }
 
 export interface Speaker {
@@ -38,7 +18,20 @@ export interface Speaker {
   speak(text: string, opts: { language?: string; voice?: string }): Promise<string>;
 }
 
-export type NewSms = OutboxMessage;
+/** One SMS as a step hands it over; the outbox owns it from then on. */
+export interface NewSms {
+  callId: string;
+  /** The SMS step's description (S1), by which history is filtered. */
+  description: string;
+  provider: string;
+  to: string;
+  text: string;
+  sender?: string;
+  /** Epoch ms before which it is not sent (S3 delay). */
+  notBefore?: number;
+  /** Kept in the history beside the message, e.g. why a fallback text was used. */
+  note?: string;
+}
 
 export interface SmsSink {
   readonly templates: Readonly<Record<string, string>>;

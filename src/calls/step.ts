@@ -33,6 +33,14 @@ export interface StepDefinition<S extends z.ZodType = z.ZodType> {
   create(config: z.output<S>, where: string): Step;
 }
 
+/** A validated step as it stands in the config, ready to be built. */
+export interface StepSpec {
+  kind: string;
+  config: unknown;
+  /** where it stands in the config, e.g. stages.queue-exit[1].say */
+  where: string;
+}
+
 export function defineStep<S extends z.ZodType>(def: StepDefinition<S>): StepDefinition<S> {
   return def;
 }

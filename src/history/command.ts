@@ -1,22 +1,24 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { Config } from '../app/config-schema.js';
 import { openStore, type Migration, type Store } from '../store/sqlite.js';
 
-/** What a subcommand needs from the entry point, so it can be run without a process around it. */
-export interface CliContext {
-  load(file: string): { config: Config; secrets: string[] } | undefined;
+/**
+ * What a subcommand needs from the entry point, so it can be run without a process around it.
+ * `C` is the config as the command reads it (the entry point loads the whole file).
+ */
+export interface CliContext<C = { store: string }> {
+  load(file: string): { config: C; secrets: string[] } | undefined;
   configPath(values: { config?: string }): string;
   out(text: string): void;
   err(text: string): void;
 }
 
-export interface LogCommand<F, E> {
+export interface LogCommand<F, E, C extends { store: string }> {
   /** How its errors begin, e.g. `call-actions hooks log`. */
   name: string;
   /** Filter flags besides --call-id, --since and --until, each setting the query parameter of its own name. */
   flags: Record<string, 'one' | 'many'>;
   /** The HTTP endpoint's parser; a RangeError that starts with the parameter's name for a bad value. */
-  filter(q: URLSearchParams, config: Config): F;
+  filter(q: URLSearchParams, config: C): F;
   migrations: readonly Migration[];
   query(store: Store, filter: F): { total: number; entries: E[] };
   /** One entry of the table, ending in a newline. */
@@ -29,7 +31,7 @@ export interface LogCommand<F, E> {
  * A log or history read from the command line. The flags become the endpoint's query and go
  * through the endpoint's parser, so the CLI and HTTP accept and refuse the same filters.
  */
-export function runLogCommand<F, E>(args: string[], ctx: CliContext, cmd: LogCommand<F, E>): number {
+export function runLogCommand<F, E, C extends { store: string }>(args: string[], ctx: CliContext<C>, cmd: LogCommand<F, E, C>): number {
   const params: Record<string, string> = { 'call-id': 'callId', since: 'since', until: 'until', limit: 'limit', offset: 'offset' };
   const options: NonNullable<ParseArgsConfig['options']> = { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } };
   for (const flag of Object.keys(params)) options[flag] = { type: 'string' };

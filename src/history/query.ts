@@ -23,6 +23,31 @@ export interface QueryReader {
   oneOf<T extends string>(name: string, allowed: readonly T[]): T[];
 }
 
+/** What every log and history filter has: the call, a time range and a page. */
+export interface PageFilter {
+  callId?: string;
+  /** at or after this epoch ms */
+  since?: number;
+  /** before this epoch ms */
+  until?: number;
+  limit?: number;
+  offset?: number;
+}
+
+export const PAGE_PARAMS = ['callId', 'since', 'until', 'limit', 'offset'] as const;
+
+/**
+ * A log endpoint's query: its own parameters (`own`) beside the page parameters every log has.
+ * `page()` reads those; the endpoint reads its own with the reader.
+ */
+export function readLogQuery(q: URLSearchParams, own: readonly string[]): QueryReader & { page(): PageFilter } {
+  const r = readQuery(q, [...own, ...PAGE_PARAMS]);
+  return {
+    ...r,
+    page: () => ({ callId: r.text('callId'), since: r.time('since'), until: r.time('until'), limit: r.count('limit'), offset: r.count('offset') }),
+  };
+}
+
 /** Refuses a parameter not in `known` at once, then reads the others on demand. */
 export function readQuery(q: URLSearchParams, known: readonly string[]): QueryReader {
   for (const k of q.keys()) if (!known.includes(k)) throw new RangeError(`unknown parameter "${k}" (known: ${known.join(', ')})`);

@@ -4,6 +4,10 @@ import { runLogCommand, type CliContext } from '../history/command.js';
 import { dryRun, formatDryRun } from './dry-run.js';
 import { hookLogFilter, queryHookLog, type HookLogEntry } from './history.js';
 import { hookMigrations } from './store.js';
+import type { Hook } from './config.js';
+
+/** Config as the hooks commands read it (sms.defaultCountry: how the dry run's numbers are read). */
+export type HooksCliConfig = { store: string; hooks: Hook[]; sms: { defaultCountry?: string } };
 
 /** `call-actions hooks …`: the execution log and the dry run, from the command line. */
 
@@ -14,7 +18,7 @@ export const HOOKS_USAGE = `  call-actions hooks log [--config FILE] [--call-id 
                                             render the request for a made-up call; send it once only with --send
 `;
 
-export async function hooksCommand(args: string[], ctx: CliContext): Promise<number> {
+export async function hooksCommand(args: string[], ctx: CliContext<HooksCliConfig>): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === 'log') return hooksLog(rest, ctx);
   if (sub === 'test') return hooksTest(rest, ctx);
@@ -22,7 +26,7 @@ export async function hooksCommand(args: string[], ctx: CliContext): Promise<num
   return 2;
 }
 
-function hooksLog(args: string[], ctx: CliContext): number {
+function hooksLog(args: string[], ctx: CliContext<HooksCliConfig>): number {
   return runLogCommand(args, ctx, {
     name: 'call-actions hooks log',
     flags: { hook: 'one', event: 'one', status: 'many' },
@@ -43,7 +47,7 @@ function formatEntry(e: HookLogEntry): string {
   return [head + extracted, ...attempts].join('\n') + '\n';
 }
 
-async function hooksTest(args: string[], ctx: CliContext): Promise<number> {
+async function hooksTest(args: string[], ctx: CliContext<HooksCliConfig>): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,

@@ -231,3 +231,6 @@ export function checkHookSteps(
     });
   }
 }
+
+/** The config sections the hooks feature owns. */
+export const HOOKS_SECTIONS = { hooks: hooksSchema.default([]).describe('call actions: HTTP requests on call events (docs/hooks.md)') };

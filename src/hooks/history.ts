@@ -1,4 +1,4 @@
-import { readQuery } from '../history/query.js';
+import { readLogQuery } from '../history/query.js';
 import type { Store } from '../store/sqlite.js';
 import { whereClause } from '../store/where.js';
 import { RUN_STATUSES, type HookAttemptOutcome, type RunMode, type RunStatus } from './store.js';
@@ -161,7 +161,6 @@ function parse<T>(text: string | null): T | null {
   }
 }
 
-const PARAMS = ['callId', 'hook', 'event', 'status', 'since', 'until', 'limit', 'offset'];
 
 /**
  * `/hooks/log?callId=…&hook=…&event=…&status=failed&since=ISO&until=ISO&limit=&offset=`; the CLI
@@ -169,18 +168,9 @@ const PARAMS = ['callId', 'hook', 'event', 'status', 'since', 'until', 'limit', 
  * never widens the query to everything.
  */
 export function hookLogFilter(q: URLSearchParams): HookLogFilter {
-  const r = readQuery(q, PARAMS);
+  const r = readLogQuery(q, ['hook', 'event', 'status']);
   const status = r.oneOf('status', RUN_STATUSES);
-  return {
-    callId: r.text('callId'),
-    hook: r.text('hook'),
-    event: r.text('event'),
-    status: status.length ? status : undefined,
-    since: r.time('since'),
-    until: r.time('until'),
-    limit: r.count('limit'),
-    offset: r.count('offset'),
-  };
+  return { hook: r.text('hook'), event: r.text('event'), status: status.length ? status : undefined, ...r.page() };
 }
 
 export interface HookHealth {

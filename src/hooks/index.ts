@@ -1,15 +1,18 @@
 import type { CountryCode } from 'libphonenumber-js';
 import type { Dispatcher } from 'undici';
-import { CallEventTracker, type AmiSource, type StageEntry } from '../asterisk/call-events.js';
+import { CallEventTracker, type StageEntry } from '../asterisk/call-events.js';
+import { defineFeature } from '../calls/feature.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/sqlite.js';
-import type { Hook } from './config.js';
+import { HOOKS_USAGE, hooksCommand, type HooksCliConfig } from './cli.js';
+import { checkHookSteps, HOOKS_SECTIONS, type Hook } from './config.js';
+import { hook as hookStep } from './step.js';
 import { hookHealth, hookLogFilter, queryHookLog, type HookHealth } from './history.js';
 import { HookWorker, type InlineContext, type InlineResult } from './worker.js';
 
 /**
- * Call actions as the service sees them: call events in, hooks run, a log and a health summary
- * out. service.ts wires this to the AMI port, the stage runner, the steps and the HTTP routes.
+ * Hooks (BIZTEL's call actions) as the service sees them: call events in, hooks run, a log and a
+ * health summary out. `hooksFeature` below registers them with the service.
  */
 
 /** A hook failing this many runs in a row is reported in /health (never silently). */
@@ -23,7 +26,8 @@ export interface HooksOptions {
   log: Logger;
   secrets?: readonly string[];
   defaultCountry?: CountryCode;
-  ami?: AmiSource;
+  /** the service's call-event tracker (app/ feeds it from AMI); a private one when absent */
+  tracker?: CallEventTracker;
   dispatcher?: Dispatcher;
 }
 
@@ -31,8 +35,7 @@ export interface HooksHealth extends HookHealth {
   warnings: string[];
 }
 
-export interface CallActions {
-  readonly tracker: CallEventTracker;
+export interface Hooks {
   readonly worker: HookWorker;
   start(): void;
   stop(): Promise<void>;
@@ -45,9 +48,9 @@ export interface CallActions {
   logRoute(url: URL): { status: number; body: unknown };
 }
 
-export function createCallActions(opts: HooksOptions): CallActions {
+export function createHooks(opts: HooksOptions): Hooks {
   const log = opts.log.child({ component: 'hooks' });
-  const tracker = new CallEventTracker(opts.log.child({ component: 'events' }));
+  const tracker = opts.tracker ?? new CallEventTracker(opts.log.child({ component: 'events' }));
   const worker = new HookWorker({
     store: opts.store,
     hooks: opts.hooks,
@@ -64,16 +67,11 @@ export function createCallActions(opts: HooksOptions): CallActions {
       log.error({ err: e, callId: ev.callId, event: ev.kind }, 'hooks for this event could not be queued');
     }
   });
-  if (opts.ami) tracker.attachAmi(opts.ami);
 
   return {
-    tracker,
     worker,
     start: () => worker.start(),
-    async stop() {
-      tracker.detach();
-      await worker.stop({ graceMs: 2000 });
-    },
+    stop: () => worker.stop({ graceMs: 2000 }),
     stageEntered: (entry) => tracker.stageEntered(entry),
     runInline: (name, ctx) => worker.runInline(name, ctx),
     callVars: (callId) => worker.callVars(callId),
@@ -100,3 +98,24 @@ export function createCallActions(opts: HooksOptions): CallActions {
     },
   };
 }
+
+export const hooksFeature = defineFeature<HooksCliConfig>()({
+  name: 'hooks',
+  sections: HOOKS_SECTIONS,
+  steps: [hookStep],
+  check: (c, ctx) => checkHookSteps(c.stages, c.hooks, ctx),
+  followsCalls: (c) => c.hooks.length > 0,
+  commands: [{ name: 'hooks', usage: HOOKS_USAGE, run: hooksCommand }],
+  create({ config, store, log, secrets, defaultCountry, tracker }) {
+    const hooks = createHooks({ hooks: config.hooks, store, log, secrets, defaultCountry, tracker });
+    return {
+      services: { hooks },
+      // only hooks that extract can have left variables for a call
+      ...(config.hooks.some((h) => h.extract.length > 0) ? { mergeFields: (callId: string) => hooks.callVars(callId) } : {}),
+      routes: { '/hooks/log': (url) => hooks.logRoute(url) },
+      health: () => hooks.health(),
+      start: () => hooks.start(),
+      stop: () => hooks.stop(),
+    };
+  },
+});

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readQuery } from '../history/query.js';
+import { readLogQuery } from '../history/query.js';
 import type { Migration, Store } from '../store/sqlite.js';
 import { whereClause } from '../store/where.js';
 import type { Outcome } from './decide.js';
@@ -158,7 +158,6 @@ export function queryRouteLog(store: Store, f: RouteLogFilter): { total: number;
   };
 }
 
-const PARAMS = ['callId', 'caller', 'outcome', 'step', 'since', 'until', 'limit', 'offset'];
 
 /**
  * `/routes/log?callId=…&caller=…&outcome=timeout&outcome=malformed&step=…&since=ISO&until=ISO&limit=&offset=`;
@@ -166,16 +165,7 @@ const PARAMS = ['callId', 'caller', 'outcome', 'step', 'since', 'until', 'limit'
  * a typo never widens the query to everything.
  */
 export function routeLogFilter(q: URLSearchParams): RouteLogFilter {
-  const r = readQuery(q, PARAMS);
+  const r = readLogQuery(q, ['caller', 'outcome', 'step']);
   const outcome = r.oneOf('outcome', ROUTE_OUTCOMES);
-  return {
-    callId: r.text('callId'),
-    caller: r.text('caller'),
-    step: r.text('step'),
-    outcome: outcome.length ? outcome : undefined,
-    since: r.time('since'),
-    until: r.time('until'),
-    limit: r.count('limit'),
-    offset: r.count('offset'),
-  };
+  return { caller: r.text('caller'), step: r.text('step'), outcome: outcome.length ? outcome : undefined, ...r.page() };
 }

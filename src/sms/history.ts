@@ -1,3 +1,6 @@
+import type { CountryCode } from 'libphonenumber-js';
+import { readLogQuery } from '../history/query.js';
+import { normaliseNumber } from '../phone.js';
 import type { Store } from '../store/sqlite.js';
 import { whereClause } from '../store/where.js';
 import type { AttemptOutcome, SmsStatus } from './outbox.js';
@@ -176,4 +179,23 @@ function withAttempts(store: Store, rows: MessageRow[]): HistoryEntry[] {
       attemptLog: log,
     };
   });
+}
+
+export const SMS_STATUSES: readonly SmsStatus[] = ['pending', 'sending', 'sent', 'failed', 'skipped', 'blocked'];
+
+/**
+ * `/sms/history?description=…&number=…&callId=…&status=sent&status=failed&since=ISO&until=ISO&limit=&offset=`.
+ * A parameter it does not know, a status that does not exist or a time that does not parse is a
+ * RangeError (answered 400): a typo must not silently widen the query to everything.
+ */
+export function historyFilter(q: URLSearchParams, defaultCountry?: CountryCode): HistoryFilter {
+  const r = readLogQuery(q, ['description', 'recipient', 'number', 'status']);
+  const statuses = r.oneOf('status', SMS_STATUSES);
+  const number = r.text('number') ?? r.text('recipient');
+  return {
+    description: r.text('description'),
+    recipient: number === undefined ? undefined : normaliseNumber(number, defaultCountry),
+    status: statuses.length ? statuses : undefined,
+    ...r.page(),
+  };
 }

@@ -7,7 +7,7 @@ import { rootSchema } from '../../src/app/config-schema.js';
 import type { CallEvent, CallEventKind } from '../../src/asterisk/call-event-types.js';
 import type { Hook } from '../../src/hooks/config.js';
 import { hookHealth, queryHookLog } from '../../src/hooks/history.js';
-import { createCallActions } from '../../src/hooks/index.js';
+import { createHooks } from '../../src/hooks/index.js';
 import { verifySignature } from '../../src/hooks/hook-request.js';
 import { HookWorker, type SettledRun } from '../../src/hooks/worker.js';
 import pino from 'pino';
@@ -245,7 +245,7 @@ describe('hook worker', () => {
     expect(health.failing.map((f) => [f.hook, f.consecutiveFailures])).toEqual(
       expect.arrayContaining([['auth', 3], ['down', 3], ['slow', 3], ['once', 3]]),
     );
-    const warned = createCallActions({ hooks, store, log: quiet }).health();
+    const warned = createHooks({ hooks, store, log: quiet }).health();
     expect(warned.warnings).toHaveLength(4);
     expect(warned.warnings[0]).toMatch(/^hook "\w+" failed 3 times in a row \(last: /);
   });

@@ -1,0 +1,77 @@
+import type { CountryCode } from 'libphonenumber-js';
+import type { z } from 'zod';
+import type { AmiPort } from '../asterisk/ami.js';
+import type { CallEventTracker } from '../asterisk/call-events.js';
+import type { CliContext } from '../history/command.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/sqlite.js';
+import type { StepServices } from './services.js';
+import type { StepDefinition, StepSpec } from './step.js';
+
+/**
+ * One feature (sms, hooks, routing, crm.salesforce) as the service assembles it: its config
+ * sections and their cross-checks, its steps, its CLI commands, and what it adds to the running
+ * service (step services, HTTP routes, health). A new feature is one folder whose index.ts
+ * exports one of these, and one line in app/features.ts. `C` is the config as the feature reads
+ * it: its own sections plus the kernel's it needs (app/ passes the whole validated file).
+ */
+export interface Feature<C = never, S extends z.ZodRawShape = z.ZodRawShape> {
+  /** its key in /health, and its logger's component */
+  readonly name: string;
+  /** top-level config sections it owns, merged into the root schema by app/ */
+  readonly sections: S;
+  readonly steps?: readonly StepDefinition[];
+  /** Cross-references no single section can check (a step naming a provider, a hook, a menu). */
+  check?(config: C & { stages: Record<string, StepSpec[]> }, ctx: z.RefinementCtx): void;
+  /** Whether it needs the call-event tracker (AMI events followed for every call). */
+  followsCalls?(config: C): boolean;
+  /** `call-actions <command> …` */
+  readonly commands?: readonly FeatureCommand<C>[];
+  /** Builds its parts; the service starts them once every feature is built. */
+  create(ctx: FeatureContext<C>): FeatureRuntime | Promise<FeatureRuntime>;
+}
+
+export interface FeatureCommand<C> {
+  name: string;
+  /** usage lines, indented by two spaces, ending in a newline */
+  usage: string;
+  run(args: string[], ctx: CliContext<C>): number | Promise<number>;
+}
+
+export interface FeatureContext<C> {
+  config: C;
+  store: Store;
+  log: Logger;
+  /** Values read from the environment for secret-looking fields. */
+  secrets: readonly string[];
+  /** How caller IDs without a + are read (sms.defaultCountry). */
+  defaultCountry?: CountryCode;
+  ami?: AmiPort;
+  /** Call events (start, answer, queue, end) per call; fed by AMI only when a feature follows calls. */
+  tracker: CallEventTracker;
+}
+
+export type RouteAnswer = { status: number; body: unknown };
+/** GET handler of one admin endpoint; a RangeError is a bad query parameter, answered 400. */
+export type Route = (url: URL) => RouteAnswer | Promise<RouteAnswer>;
+
+export interface FeatureRuntime {
+  /** what its steps (and other features' steps) may use; merged into the one StepServices */
+  services?: Partial<StepServices>;
+  routes?: Record<string, Route>;
+  /** Merge fields it holds for a call (e.g. what a hook extracted), added to every stage the call enters. */
+  mergeFields?(callId: string): Record<string, string>;
+  /** under its name in /health; `warnings` are also listed at the top level */
+  health?(): { warnings?: string[] } & object;
+  start?(): void;
+  /** after the stage runner has let every call go */
+  stop?(): Promise<void> | void;
+}
+
+/**
+ * Checks a feature's shape where it is written: `defineFeature<ConfigAsItReadsIt>()({ … })`.
+ * Curried so that `C` is given and the sections' own type is inferred (the root schema keeps it).
+ */
+export function defineFeature<C>() {
+  return <S extends z.ZodRawShape>(feature: Feature<C, S>): Feature<C, S> => feature;
+}

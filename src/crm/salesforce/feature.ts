@@ -1,0 +1,35 @@
+import type { CountryCode } from 'libphonenumber-js';
+import { defineFeature } from '../../calls/feature.js';
+import { crmSchema, type CrmConfig } from './config.js';
+
+/** The config section Salesforce logging owns. */
+export const SALESFORCE_SECTIONS = { crm: crmSchema.optional().describe('CRM activity logging: crm.salesforce (docs/salesforce.md)') };
+import { createSalesforceLogging } from './index.js';
+
+type SalesforceFeatureConfig = { crm?: CrmConfig; log: { level: string } };
+
+/** Salesforce activity logging (MiiTel): one Task per call, from the call events. */
+export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
+  name: 'salesforce',
+  sections: SALESFORCE_SECTIONS,
+  followsCalls: (c) => c.crm?.salesforce !== undefined,
+  create({ config, store, log, ami, tracker, defaultCountry }) {
+    const sf = config.crm?.salesforce;
+    if (!sf) return { routes: { '/salesforce/activities': () => ({ status: 404, body: { error: 'crm.salesforce is not configured' } }) } };
+    const salesforce = createSalesforceLogging({
+      config: sf,
+      store,
+      log,
+      logLevel: config.log.level,
+      ami,
+      defaultCountry: (sf.defaultCountry as CountryCode | undefined) ?? defaultCountry,
+    });
+    tracker.on('event', (ev) => salesforce.onEvent(ev));
+    return {
+      routes: { '/salesforce/activities': (url) => salesforce.activitiesRoute(url) },
+      health: () => salesforce.health(),
+      start: () => salesforce.start(),
+      stop: () => salesforce.stop(),
+    };
+  },
+});

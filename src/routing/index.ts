@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import { defineFeature } from '../calls/feature.js';
+import { groupCommit } from '../store/group-commit.js';
+import { ROUTES_USAGE, routesCommand } from './cli.js';
+import { checkRouting, type DestinationsConfig, type RoutingConfig } from './config.js';
+import { ROUTING_SECTIONS } from './sections.js';
+import { gather } from './gather-step.js';
+import { createRouteLog, routeLogFilter, type NewRouteLogEntry } from './history.js';
+import { route } from './route-step.js';
+
+/** Config as dynamic routing reads it (sms: the sms destination names a provider and template). */
+type RoutingFeatureConfig = {
+  store: string;
+  routing: RoutingConfig;
+  destinations: DestinationsConfig;
+  tts: { language: string };
+  sms: { providers: Record<string, unknown>; templates: Record<string, string> };
+};
+
+/** Dynamic routing (Netsantral): the route and gather steps, the destinations, the routing log. */
+export const routingFeature = defineFeature<RoutingFeatureConfig>()({
+  name: 'routing',
+  sections: ROUTING_SECTIONS,
+  steps: [route, gather],
+  check: checkRouting,
+  commands: [{ name: 'routes', usage: ROUTES_USAGE, run: routesCommand }],
+  create({ config, store, log, secrets }) {
+    const routeLog = createRouteLog(store);
+    // one row per routed call: written in groups, so that no call waits for another call's fsync
+    const rows = groupCommit<NewRouteLogEntry & { id: string }>(store, (e) => void routeLog.record(e), {
+      maxDelayMs: 100,
+      maxRows: 500,
+      onError: (err, failed) => log.error({ err, rows: failed }, 'the routing log could not be written'),
+    });
+    return {
+      services: {
+        routing: {
+          routing: config.routing,
+          destinations: config.destinations,
+          defaultLanguage: config.tts.language,
+          secrets,
+          log: {
+            record(e) {
+              const id = e.id ?? randomUUID();
+              rows.push({ ...e, id });
+              return id;
+            },
+          },
+        },
+      },
+      routes: {
+        // routeLogFilter throws RangeError on a bad query, which the server answers with 400
+        '/routes/log': (url) => {
+          rows.flush();
+          return { status: 200, body: routeLog.query(routeLogFilter(url.searchParams)) };
+        },
+      },
+      stop: () => rows.flush(),
+    };
+  },
+});

@@ -1,0 +1,44 @@
+import type { CountryCode } from 'libphonenumber-js';
+import { defineFeature } from '../calls/feature.js';
+import { checkSms, SMS_SECTIONS, type SmsSection } from './config.js';
+import { SMS_USAGE, smsCommand } from './cli.js';
+import { historyFilter, querySmsHistory } from './history.js';
+import { createHttpProvider } from './http-provider.js';
+import { Outbox, smsMigrations } from './outbox.js';
+import type { SmsProvider } from './provider.js';
+import { sms as smsStep } from './step.js';
+import { createTwilioProvider } from './twilio-provider.js';
+
+/** The SMS step (TeleCube), its durable outbox and providers, and the SMS history. */
+export const smsFeature = defineFeature<{ sms: SmsSection }>()({
+  name: 'sms',
+  sections: SMS_SECTIONS,
+  steps: [smsStep],
+  check: checkSms,
+  commands: [{ name: 'sms', usage: SMS_USAGE, run: smsCommand }],
+  create({ config, store, log }) {
+    store.migrate(smsMigrations);
+    const providers = new Map<string, SmsProvider>(
+      Object.entries(config.sms.providers).map(([name, p]) => [name, p.kind === 'twilio' ? createTwilioProvider(name, p) : createHttpProvider(name, p)]),
+    );
+    const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
+    const defaultCountry = config.sms.defaultCountry as CountryCode | undefined;
+    return {
+      services: {
+        sms: {
+          templates: config.sms.templates,
+          defaultCountry,
+          accept: (messages, once) => outbox.accept(messages, { once }),
+          hasOnce: (callId, key) => outbox.hasOnce(callId, key),
+          recordSkipped: (entry) => void outbox.recordSkipped(entry),
+        },
+      },
+      routes: {
+        // historyFilter throws RangeError on a bad query, which the server answers with 400
+        '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams, defaultCountry)) }),
+      },
+      start: () => outbox.start(),
+      stop: () => outbox.stop({ graceMs: 2000 }),
+    };
+  },
+});
