@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { CallEvent } from '../../asterisk/call-event-types.js';
 import type { Logger } from '../../log.js';
 import type { AmiMessage } from '../../asterisk/ami.js';
+import { readQuery } from '../../history/query.js';
 import type { Store } from '../../store/sqlite.js';
 import { TokenProvider } from './auth.js';
 import { SalesforceClient } from './client.js';
@@ -253,19 +254,14 @@ export function variableName(raw: unknown): string | undefined {
   return name?.replace(/^_{1,2}/, '');
 }
 
-const PARAMS = new Set(['callId', 'status', 'limit']);
-
 /** The per-call log: each call's Task, record, API calls, and every attempt with its requests. */
 export function queryActivities(store: Store, q: URLSearchParams): { entries: unknown[] } {
-  for (const k of q.keys()) if (!PARAMS.has(k)) throw new RangeError(`unknown parameter "${k}" (known: ${[...PARAMS].join(', ')})`);
-  const statuses = q.getAll('status').flatMap((s) => s.split(',')).filter(Boolean);
-  const bad = statuses.filter((s) => !(ACTIVITY_STATUSES as readonly string[]).includes(s));
-  if (bad.length) throw new RangeError(`status: unknown ${bad.join(', ')} (known: ${ACTIVITY_STATUSES.join(', ')})`);
-  const limitText = q.get('limit') ?? '50';
-  if (!/^\d+$/.test(limitText)) throw new RangeError(`limit: not a whole number: ${limitText}`);
+  const r = readQuery(q, ['callId', 'status', 'limit']);
+  const callId = r.text('callId');
+  const statuses = r.oneOf('status', ACTIVITY_STATUSES);
+  const limit = r.count('limit') ?? 50;
   const where: string[] = [];
   const args: Array<string | number> = [];
-  const callId = q.get('callId');
   if (callId) {
     where.push('call_id = ?');
     args.push(callId);
@@ -279,7 +275,7 @@ export function queryActivities(store: Store, q: URLSearchParams): { entries: un
       `SELECT call_id, phase, status, synced, task_id, record_id, record_type, match_rule, api_calls, attempts, reason, created_at, settled_at
          FROM sf_activities ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`,
     )
-    .all(...args, Math.min(500, Number(limitText)));
+    .all(...args, Math.min(500, limit));
   const attempts = store.db.prepare<[string], Record<string, unknown>>(
     'SELECT attempt, phase, started_at, finished_at, outcome, reason, requests FROM sf_attempts WHERE call_id = ? ORDER BY attempt',
   );
