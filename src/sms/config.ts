@@ -2,13 +2,10 @@ import { z } from 'zod';
 import type { StepSpec } from '../calls/step.js';
 import { countryCode } from '../config/types.js';
 import { fieldsOf } from '../template.js';
-import { httpProviderSchema } from './http-provider.js';
 import { smsLimitsSchema } from './limits.js';
-import { twilioProviderSchema } from './twilio-provider.js';
+import { smsProviderSchema } from './providers.js';
 
-/** `kind` picks the provider; an error then names only the fields of that kind. */
-export const smsProviderSchema = z.discriminatedUnion('kind', [httpProviderSchema, twilioProviderSchema]);
-export type SmsProviderConfig = z.output<typeof smsProviderSchema>;
+export { smsProviderSchema, type SmsProviderConfig } from './providers.js';
 
 export const smsSection = z
   .object({

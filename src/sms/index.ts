@@ -3,11 +3,10 @@ import { defineFeature } from '../calls/feature.js';
 import { checkSms, SMS_SECTIONS, type SmsSection } from './config.js';
 import { SMS_USAGE, smsCommand } from './cli.js';
 import { historyFilter, querySmsHistory } from './history.js';
-import { createHttpProvider } from './http-provider.js';
 import { Outbox, smsMigrations } from './outbox.js';
 import type { SmsProvider } from './provider.js';
+import { createProvider } from './providers.js';
 import { sms as smsStep } from './step.js';
-import { createTwilioProvider } from './twilio-provider.js';
 
 /** The SMS step (TeleCube), its durable outbox and providers, and the SMS history. */
 export const smsFeature = defineFeature<{ sms: SmsSection }>()({
@@ -19,7 +18,7 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
   create({ config, store, log }) {
     store.migrate(smsMigrations);
     const providers = new Map<string, SmsProvider>(
-      Object.entries(config.sms.providers).map(([name, p]) => [name, p.kind === 'twilio' ? createTwilioProvider(name, p) : createHttpProvider(name, p)]),
+      Object.entries(config.sms.providers).map(([name, p]) => [name, createProvider(name, p)]),
     );
     const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
     const defaultCountry = config.sms.defaultCountry as CountryCode | undefined;
