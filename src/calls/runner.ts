@@ -43,9 +43,14 @@ export class StageRunner {
     return this.sessions.size;
   }
 
-  /** On shutdown: give every caller still here back to the dialplan rather than leave them in silence. */
+  /**
+   * On shutdown: give every caller still here back to the dialplan rather than leave them in
+   * silence, as a stage that did not finish (CALL_ACTIONS_RESULT=error), so that the dialplan's
+   * fallback runs: the shipped queue-exit context puts the caller back into the queue, where a
+   * plain return would reach its Hangup().
+   */
   async releaseAll(): Promise<void> {
-    await Promise.allSettled([...this.sessions].map((s) => s.channel.continueInDialplan()));
+    await Promise.allSettled([...this.sessions].map((s) => this.fail(s)));
   }
 
   private async handle(ev: StasisStart): Promise<void> {
