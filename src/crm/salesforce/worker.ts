@@ -5,27 +5,28 @@ import type { Logger } from '../../log.js';
 import { maskNumber } from '../../log.js';
 import { normaliseNumber } from '../../phone.js';
 import { attemptSignal, DurableWorker } from '../../queue/durable-worker.js';
+import { LeasedTable, retryWait } from '../../queue/leased-table.js';
 import type { Store } from '../../store/sqlite.js';
 import { CallMeter, type SalesforceClient } from './client.js';
 import type { SalesforceConfig } from './config.js';
 import { SalesforceError } from './errors.js';
 import { clickToCall, isInternal, MatchCache, phoneVariants, pick, soslFor, type Match, type MatchRule } from './match.js';
-import { prepareStatements, salesforceMigrations, type ActivityRow, type Statements } from './store.js';
+import { activityQueue, prepareStatements, salesforceMigrations, type ActivityRow, type Statements } from './store.js';
 import { taskFields, type CallSnapshot, type Phase } from './task.js';
 
 /**
  * Writes each call's Task to Salesforce through a durable queue (the `sf_activities` table).
  *
  * Built like the SMS outbox and the hook runs (src/sms/outbox.ts, src/hooks/worker.ts) and run by
- * the same loop (src/queue/durable-worker.ts): the call's data is committed before anything is
- * sent; a claimed row holds a lease and its attempt is recorded before the first request; a worker
- * that dies leaves the lease to run out and whoever takes the row back writes the lost attempt off
- * as interrupted; a retry wait is `next_at` in the row, so a restart resumes it. Its rows, SQL,
- * retry policy, attempt records and events stay here. It is a sibling rather than a reuse of
- * either queue because one call is several dependent requests whose results must survive between
- * them: the record match (so a retry does not search again), the Task id (so the end of the call
- * updates the Task made at its start, and a retry never creates a second one), and the count of
- * API calls spent.
+ * the same loop and lease (src/queue/durable-worker.ts, src/queue/leased-table.ts): the call's
+ * data is committed before anything is sent; a claimed row holds a lease and its attempt is
+ * recorded before the first request; a worker that dies leaves the lease to run out and whoever
+ * takes the row back writes the lost attempt off as interrupted; a retry wait is `next_at` in the
+ * row, so a restart resumes it. Its rows, SQL, retry policy, attempt records and events stay here.
+ * It is a sibling rather than a reuse of either queue because one call is several dependent
+ * requests whose results must survive between them: the record match (so a retry does not search
+ * again), the Task id (so the end of the call updates the Task made at its start, and a retry
+ * never creates a second one), and the count of API calls spent.
  *
  * Failures: expired sessions are renewed inside the attempt; REQUEST_LIMIT_EXCEEDED, 5xx,
  * timeouts and refused credentials are retried with a capping backoff for `retry.for` (24 h by
@@ -69,7 +70,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
   private readonly log?: Logger;
   private readonly now: () => number;
   private readonly leaseMarginMs: number;
-  private readonly maxInterruptions: number;
+  private readonly activities: LeasedTable<ActivityRow>;
   private readonly worker: DurableWorker<ActivityRow>;
 
   constructor(private readonly opts: WorkerOptions) {
@@ -78,15 +79,15 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     this.log = opts.logger;
     this.now = opts.now ?? Date.now;
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
-    this.maxInterruptions = opts.maxInterruptions ?? 5;
     this.cache = new MatchCache(opts.config.lookupCache);
     opts.store.migrate(salesforceMigrations);
     this.sql = prepareStatements(opts.store.db);
+    this.activities = new LeasedTable(opts.store.db, activityQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<ActivityRow>(
       {
         id: (row) => row.call_id,
         claim: (_room, busy) => this.claimRows(busy),
-        nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
+        nextWakeAt: (busy) => this.activities.nextWakeAt(busy),
         deliver: (row, stopping) => this.run(row, stopping),
         deliverFailed: (row, e) => this.log?.error({ err: e, callId: row.call_id }, 'salesforce worker could not record an attempt'),
       },
@@ -156,44 +157,26 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     return this.cfg.timeout * REQUESTS_PER_ATTEMPT;
   }
 
-  /** One row per transaction, pulled by the loop one at a time: each is started before the next is claimed. */
-  private *claimRows(busy: ReadonlySet<string>): Generator<ActivityRow> {
-    for (;;) {
-      const row = this.claim(this.now(), busy);
-      if (row === 'none') return;
-      if (row !== 'gave-up') yield row;
-    }
-  }
-
-  private claim(now: number, busy: ReadonlySet<string>): ActivityRow | 'none' | 'gave-up' {
-    let failed: { callId: string; reason: string } | undefined;
-    const out = this.db
-      .transaction((): ActivityRow | 'none' | 'gave-up' => {
-        const row = this.sql.due.get(now, now, JSON.stringify([...busy]));
-        if (!row) return 'none';
-        let interrupted = row.interrupted;
-        if (row.status === 'sending') {
-          // Its worker died (or hung) mid-attempt: whatever it sent, the row's flags still say what is known.
-          if (this.sql.markLost.run(now, row.call_id, row.attempts).changes) interrupted += 1;
-          if (interrupted >= this.maxInterruptions) {
-            const reason = `interrupted ${interrupted} times`;
-            this.sql.giveUpLost.run(interrupted, reason, now, now, row.call_id);
-            failed = { callId: row.call_id, reason };
-            return 'gave-up';
-          }
-        }
-        const changed = this.sql.claim.run({ interrupted, leaseUntil: now + this.attemptMs + this.leaseMarginMs, worker: this.workerId, now, id: row.call_id, status: row.status, attempts: row.attempts }).changes;
-        if (changed !== 1) return 'none';
+  /**
+   * One row per transaction, pulled by the loop one at a time: each is started before the next is
+   * claimed. A row taken back from a dead worker needs nothing undone: whatever its lost attempt
+   * sent, the row's flags (task_id, create_unknown) still say what is known.
+   */
+  private claimRows(busy: ReadonlySet<string>): Iterable<ActivityRow> {
+    return this.activities.claimEach(busy, {
+      now: this.now,
+      leaseMs: () => this.attemptMs + this.leaseMarginMs,
+      claimed: (row, interrupted, now) => {
         const claimed = { ...row, interrupted, attempts: row.attempts + 1, status: 'sending' as const };
         this.sql.startAttempt.run(row.call_id, claimed.attempts, row.phase, now, this.workerId);
         return claimed;
-      })
-      .immediate();
-    if (failed) {
-      this.log?.error(failed, 'salesforce activity failed');
-      this.emit('failed', failed);
-    }
-    return out;
+      },
+      gaveUp: (row, reason) => {
+        const failed = { callId: row.call_id, reason };
+        this.log?.error(failed, 'salesforce activity failed');
+        this.emit('failed', failed);
+      },
+    });
   }
 
   /** One attempt: look the record up if not yet done, then create or update the Task. */
@@ -333,8 +316,8 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
               changed = this.sql.settleFailed.run({ ...key, calls, unknown: createUnknown ? 1 : 0, reason: failed, now }).changes;
             } else {
               attemptOutcome = 'retry';
-              const backoff = Math.min(this.cfg.retry.maxInterval, this.cfg.retry.interval * 2 ** Math.min(20, row.failures));
-              const wait = Math.max(backoff, Math.min(e.detail.retryAfterMs ?? 0, this.cfg.retry.maxInterval));
+              const { interval, maxInterval } = this.cfg.retry;
+              const wait = retryWait({ intervalMs: interval, backoff: 2, maxIntervalMs: maxInterval }, row.failures + 1, e.detail.retryAfterMs, maxInterval);
               changed = this.sql.settleRetry.run({ ...key, nextAt: now + wait, calls, failed: 1, unknown: createUnknown ? 1 : 0, reason, now }).changes;
               this.log?.warn({ callId: row.call_id, attempt: key.attempt, reason, retryInMs: wait, mayHaveCreated: createUnknown }, 'salesforce attempt failed, will retry');
             }
