@@ -3,16 +3,14 @@ import { EventEmitter } from 'node:events';
 import type { CountryCode } from 'libphonenumber-js';
 import type { Logger } from '../../log.js';
 import { maskNumber } from '../../log.js';
-import { normaliseNumber } from '../../phone.js';
 import { attemptSignal, DurableWorker } from '../../queue/durable-worker.js';
 import { LeasedTable, retryWait } from '../../queue/leased-table.js';
 import type { Store } from '../../store/sqlite.js';
 import { CallMeter, type SalesforceClient } from './client.js';
 import type { SalesforceConfig } from './config.js';
-import { SalesforceError } from './errors.js';
-import { clickToCall, isInternal, MatchCache, phoneVariants, pick, soslFor, type Match, type MatchRule } from './match.js';
 import { activityQueue, prepareStatements, salesforceMigrations, type ActivityRow, type Statements } from './store.js';
-import { taskFields, type CallSnapshot, type Phase } from './task.js';
+import type { CallSnapshot, Phase } from './task.js';
+import { TaskFlow, type AttemptResult, type Progress } from './task-flow.js';
 
 /**
  * Writes each call's Task to Salesforce through a durable queue (the `sf_activities` table).
@@ -58,7 +56,15 @@ export interface LoggedActivity {
   rule: string;
 }
 
-type Outcome = { kind: 'ok'; synced: Phase; reason: string } | { kind: 'error'; error: SalesforceError } | { kind: 'lost' };
+/** How an attempt ended, as the row records it. */
+interface Settlement extends AttemptResult {
+  row: ActivityRow;
+  call: CallSnapshot;
+  /** Every request the attempt sent; those not yet counted in the row are added. */
+  meter: CallMeter;
+  /** Our own shutdown cut it off: back to pending without counting a failure. */
+  cancelled: boolean;
+}
 
 /** Requests one attempt can send: token renewal aside, at most a search, a lookup and a write. */
 const REQUESTS_PER_ATTEMPT = 4;
@@ -66,7 +72,7 @@ const REQUESTS_PER_ATTEMPT = 4;
 export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; failed: [{ callId: string; reason: string }] }> {
   readonly workerId: string;
   private readonly sql: Statements;
-  private readonly cache: MatchCache;
+  private readonly flow: TaskFlow;
   private readonly log?: Logger;
   private readonly now: () => number;
   private readonly leaseMarginMs: number;
@@ -79,7 +85,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     this.log = opts.logger;
     this.now = opts.now ?? Date.now;
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
-    this.cache = new MatchCache(opts.config.lookupCache);
+    this.flow = new TaskFlow({ client: opts.client, config: opts.config, defaultCountry: opts.defaultCountry, logger: opts.logger, logLevel: opts.logLevel, now: this.now });
     opts.store.migrate(salesforceMigrations);
     this.sql = prepareStatements(opts.store.db);
     this.activities = new LeasedTable(opts.store.db, activityQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
@@ -179,92 +185,27 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     });
   }
 
-  /** One attempt: look the record up if not yet done, then create or update the Task. */
+  /** One attempt under the row's lease; the Task flow records its progress through the guarded writes. */
   private async run(row: ActivityRow, stopping: AbortSignal): Promise<void> {
     const meter = new CallMeter();
     const { signal, stopped } = attemptSignal(this.attemptMs, stopping);
-    const key = { id: row.call_id, worker: this.workerId, attempt: row.attempts };
     const call = JSON.parse(row.call) as CallSnapshot;
-    let taskId = row.task_id ?? undefined;
-    let createUnknown = row.create_unknown === 1;
-    let outcome: Outcome;
-    try {
-      let match: Match | undefined = row.match_rule ? { rule: row.match_rule as MatchRule, ...(row.record_id ? { recordId: row.record_id } : {}), ...(row.record_type ? { recordType: row.record_type } : {}) } : undefined;
-      if (!match) {
-        match = await this.resolve(call, meter, signal);
-        if (!this.write(() => this.sql.saveMatch.run({ ...key, recordId: match!.recordId ?? null, recordType: match!.recordType ?? null, rule: match!.rule, calls: meter.take(), now: this.now() }))) {
-          outcome = { kind: 'lost' };
-          return;
-        }
-      }
-      if (match.rule === 'internal' && !taskId) {
-        // Between our own phones: no customer, no activity.
-        outcome = { kind: 'ok', synced: row.phase, reason: 'internal call: no Task' };
-        this.settle(row, call, key, outcome, meter, taskId, false, false);
-        return;
-      }
-      if (!taskId && createUnknown) {
-        // The last create's answer was lost: it may have gone through.
-        taskId = await this.opts.client.findTask(call.callId, meter, signal);
-        if (taskId) {
-          this.log?.info({ callId: call.callId, taskId }, 'salesforce: the Task of a create whose answer was lost exists; updating it');
-          if (!this.write(() => this.sql.saveTask.run({ ...key, taskId: taskId!, calls: meter.take(), now: this.now() }))) {
-            outcome = { kind: 'lost' };
-            return;
-          }
-          // What it holds is unknown: write the current phase over it.
-          row = { ...row, synced: null };
-        }
-        createUnknown = false;
-      }
-      if (!taskId) {
-        if (!this.write(() => this.sql.markCreating.run({ ...key, calls: meter.take(), now: this.now() }))) {
-          outcome = { kind: 'lost' };
-          return;
-        }
-        createUnknown = true;
-        taskId = await this.opts.client.createTask(taskFields('create', row.phase, call, match, this.cfg), meter, signal);
-        createUnknown = false;
-        if (!this.write(() => this.sql.saveTask.run({ ...key, taskId: taskId!, calls: meter.take(), now: this.now() }))) {
-          outcome = { kind: 'lost' };
-          return;
-        }
-        this.log?.info({ callId: call.callId, taskId, phase: row.phase, rule: match.rule }, 'salesforce Task created');
-      } else if (row.synced !== row.phase) {
-        await this.opts.client.updateTask(taskId, taskFields('update', row.phase, call, match, this.cfg), meter, signal);
-        this.log?.info({ callId: call.callId, taskId, phase: row.phase }, 'salesforce Task updated');
-      }
-      outcome = { kind: 'ok', synced: row.phase, reason: `${row.phase === 'end' ? 'logged' : 'created at the start'}: ${taskId}` };
-    } catch (e) {
-      if (!(e instanceof SalesforceError)) {
-        outcome = { kind: 'error', error: new SalesforceError('unexpected', `unexpected: ${(e as Error).message}`, { mayHaveApplied: createUnknown }) };
-        this.log?.error({ err: e, callId: row.call_id }, 'salesforce attempt threw');
-      } else {
-        outcome = { kind: 'error', error: e };
-        // A create that was refused outright did not happen; anything else may have.
-        if (createUnknown && !e.detail.mayHaveApplied) createUnknown = false;
-      }
-    }
-    this.settle(row, call, key, outcome, meter, taskId, createUnknown, stopped());
+    const result = await this.flow.attempt(row, call, this.progress(row, meter), meter, signal);
+    this.settle({ ...result, row, call, meter, cancelled: stopped() });
   }
 
-  private async resolve(call: CallSnapshot, meter: CallMeter, signal: AbortSignal): Promise<Match> {
-    const given = clickToCall(call.vars[this.cfg.recordIdVariable]);
-    const level = this.opts.logLevel ?? 'info';
-    const report = (m: Match, extra: Record<string, unknown> = {}) => {
-      this.log?.info({ callId: call.callId, rule: m.rule, recordType: m.recordType, recordId: m.recordId, number: maskNumber(call.number, level), cached: m.cached ?? false, ...extra }, 'salesforce record matched');
-      return m;
+  private progress(row: ActivityRow, meter: CallMeter): Progress {
+    const key = this.key(row);
+    return {
+      matched: (m) => this.write(() => this.sql.saveMatch.run({ ...key, recordId: m.recordId ?? null, recordType: m.recordType ?? null, rule: m.rule, calls: meter.take(), now: this.now() })),
+      creating: () => this.write(() => this.sql.markCreating.run({ ...key, calls: meter.take(), now: this.now() })),
+      task: (taskId) => this.write(() => this.sql.saveTask.run({ ...key, taskId, calls: meter.take(), now: this.now() })),
     };
-    if (given) return report(given, { variable: this.cfg.recordIdVariable });
-    if (isInternal(call.number)) return report({ rule: 'internal' });
-    const variants = phoneVariants(call.number, this.opts.defaultCountry);
-    if (!variants.length) return report({ rule: 'no-number' });
-    const key = normaliseNumber(call.number, this.opts.defaultCountry);
-    const hit = this.cache.get(key, this.now());
-    if (hit) return report(hit);
-    const found = pick(await this.opts.client.search(soslFor(variants), meter, signal));
-    this.cache.set(key, found, this.now());
-    return report(found, { variants: variants.length });
+  }
+
+  /** What every write of an attempt is guarded by: the row is still ours, in this attempt. */
+  private key(row: ActivityRow): { id: string; worker: string; attempt: number } {
+    return { id: row.call_id, worker: this.workerId, attempt: row.attempts };
   }
 
   /** Runs a guarded write; false when the row is no longer this attempt's (its lease ran out). */
@@ -274,17 +215,9 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     return false;
   }
 
-  private settle(
-    row: ActivityRow,
-    call: CallSnapshot,
-    key: { id: string; worker: string; attempt: number },
-    outcome: Outcome | undefined,
-    meter: CallMeter,
-    taskId: string | undefined,
-    createUnknown: boolean,
-    cancelled: boolean,
-  ): void {
-    if (!outcome || outcome.kind === 'lost') return;
+  private settle({ row, call, outcome, meter, taskId, createUnknown, cancelled }: Settlement): void {
+    if (outcome.kind === 'lost') return;
+    const key = this.key(row);
     const now = this.now();
     const requests = JSON.stringify(meter.requests);
     const calls = meter.take();
