@@ -3,10 +3,11 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
+import { LEASE_EXPIRED, LeasedTable, retryWait } from '../queue/leased-table.js';
 import type { Store } from '../store/sqlite.js';
 import { checkLimits, type SmsLimits } from './limits.js';
-import type { RetryPolicy, SendResult, SmsProvider } from './provider.js';
-import { prepareStatements, smsMigrations, type AttemptOutcome, type DueRow, type SmsStatus, type Statements } from './store.js';
+import type { SendResult, SmsProvider } from './provider.js';
+import { prepareStatements, smsMigrations, smsQueue, type AttemptOutcome, type DueRow, type SmsStatus, type Statements } from './store.js';
 
 // The app, the CLI and the bench import these from the outbox, the SMS queue's entry point.
 export { smsMigrations, type AttemptOutcome, type SmsStatus } from './store.js';
@@ -28,8 +29,9 @@ export { smsMigrations, type AttemptOutcome, type SmsStatus } from './store.js';
  * `{messageId}`; the seed 000 provider has none.
  *
  * The loop that claims rows, sleeps until the next is due and stops with a grace period is the
- * shared durable worker (src/queue/durable-worker.ts); the tables and their SQL are
- * src/sms/store.ts; the retry policy, the attempt records and the events are this module's.
+ * shared durable worker (src/queue/durable-worker.ts), the lease and the claim are the shared
+ * leased table (src/queue/leased-table.ts); the tables and their SQL are src/sms/store.ts; the
+ * retry policy, the attempt records and the events are this module's.
  */
 
 export interface OutboxMessage {
@@ -125,8 +127,6 @@ interface Claimed extends DueRow {
   attempt: number;
 }
 
-type ClaimStep = { kind: 'claimed'; row: Claimed } | { kind: 'gave-up' } | { kind: 'none' };
-
 /** What writing one attempt's result decided. */
 interface Written {
   next: { status: SmsStatus; nextAt: number | null; reason: string };
@@ -151,10 +151,10 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly attemptTimeoutMs: number;
   private readonly leaseMarginMs: number;
   private readonly maxRetryAfterMs: number;
-  private readonly maxInterruptions: number;
   private readonly log?: Logger;
   private readonly limits?: SmsLimits;
   private readonly sql: Statements;
+  private readonly messages: LeasedTable<DueRow>;
   private readonly worker: DurableWorker<Claimed>;
   private readonly toRecord: QueuedRecord[] = [];
 
@@ -165,18 +165,18 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.attemptTimeoutMs = opts.attemptTimeoutMs ?? 30_000;
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 600_000;
-    this.maxInterruptions = opts.maxInterruptions ?? 5;
     this.workerId = opts.workerId ?? `outbox-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = opts.logger;
     this.limits = opts.limits;
     this.store.migrate(smsMigrations);
     this.sql = prepareStatements(this.store.db);
+    this.messages = new LeasedTable(this.store.db, smsQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<Claimed>(
       {
         id: (row) => row.id,
         claim: (room, busy) => this.claimBatch(room, busy),
         // Sleeps until the next pending row is due or the next foreign lease runs out.
-        nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
+        nextWakeAt: (busy) => this.messages.nextWakeAt(busy),
         deliver: (row, stopping) => this.deliver(row, stopping),
         deliverFailed: (row, e) => this.log?.error({ err: e, smsId: row.id }, 'SMS outbox could not record an attempt'),
       },
@@ -289,66 +289,21 @@ export class Outbox extends EventEmitter<OutboxEvents> {
    * back from a dead worker are emitted once it has committed.
    */
   private claimBatch(room: number, busy: ReadonlySet<string>): Claimed[] {
-    const now = Date.now();
-    const claimed: Claimed[] = [];
-    const events: Array<() => void> = [];
-    this.db
-      .transaction(() => {
-        while (claimed.length < room) {
-          const step = this.claim(now, busy, events);
-          if (step.kind === 'none') break;
-          if (step.kind === 'claimed') claimed.push(step.row);
-        }
-      })
-      .immediate();
-    for (const e of events) e();
-    return claimed;
+    return this.messages.claimBatch(room, busy, {
+      now: Date.now,
+      leaseMs: (row) => this.leaseMs(row.provider),
+      claimed: (row, interrupted, now) => {
+        const attempt = row.attempts + 1;
+        this.sql.startAttempt.run(row.id, attempt, now, this.workerId);
+        return { ...row, interrupted, attempt };
+      },
+      lost: (row) => this.emit('attempt', { id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: LEASE_EXPIRED, latencyMs: 0 }),
+      gaveUp: (row, reason) => this.emit('settled', settledOf(row, 'failed', row.attempts, reason)),
+    });
   }
 
   private leaseMs(provider: string): number {
     return (this.providers.get(provider)?.timeoutMs ?? this.attemptTimeoutMs) + this.leaseMarginMs;
-  }
-
-  /**
-   * Takes one due row. Runs inside claimBatch's IMMEDIATE transaction: SQLite admits one writer, so
-   * between the SELECT and the guarded UPDATE nobody else can take the same row. Events are
-   * queued in `events` and emitted by the caller once the transaction has committed.
-   */
-  private claim(now: number, inFlight: ReadonlySet<string>, events: Array<() => void>): ClaimStep {
-    const busy = JSON.stringify([...inFlight]);
-    const pending = this.sql.duePending.get(now, busy);
-    const lost = this.sql.dueLost.get(now, busy);
-    const row = pending && lost ? (lost.next_at <= pending.next_at ? lost : pending) : (pending ?? lost);
-    if (!row) return { kind: 'none' };
-
-    let interrupted = row.interrupted;
-    if (row.status === 'sending') {
-      // Its worker died (or hung) mid-attempt: that attempt's result is unknown.
-      interrupted += 1;
-      this.sql.markLost.run(now, row.id, row.attempts);
-      const lostAttempt: AttemptEvent = { id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: 'lease expired', latencyMs: 0 };
-      events.push(() => this.emit('attempt', lostAttempt));
-      if (interrupted >= this.maxInterruptions) {
-        const reason = `interrupted ${interrupted} times`;
-        this.sql.giveUp.run(interrupted, reason, now, now, row.id);
-        const gaveUp = settledOf(row, 'failed', row.attempts, reason);
-        events.push(() => this.emit('settled', gaveUp));
-        return { kind: 'gave-up' };
-      }
-    }
-    const changed = this.sql.claim.run(
-      interrupted,
-      now + this.leaseMs(row.provider),
-      this.workerId,
-      now,
-      row.id,
-      row.status,
-      row.attempts,
-    ).changes;
-    if (changed !== 1) return { kind: 'none' };
-    const attempt = row.attempts + 1;
-    this.sql.startAttempt.run(row.id, attempt, now, this.workerId);
-    return { kind: 'claimed', row: { ...row, interrupted, attempt } };
   }
 
   private async deliver(row: Claimed, stopping: AbortSignal): Promise<void> {
@@ -436,7 +391,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       const answered = row.attempt - row.interrupted;
       const policy = provider?.retry ?? { count: 0, intervalMs: 0 };
       if (answered <= policy.count) {
-        const wait = Math.max(retryDelay(policy, answered), Math.min(result.retryAfterMs ?? 0, this.maxRetryAfterMs));
+        const wait = retryWait(policy, answered, result.retryAfterMs, this.maxRetryAfterMs);
         next = { status: 'pending', nextAt: now + wait, reason: result.reason };
       } else {
         next = { status: 'failed', nextAt: null, reason: `${result.reason} (no retries left)` };
@@ -519,13 +474,6 @@ function settledOf(
   };
   if (providerMessageId) s.providerMessageId = providerMessageId;
   return s;
-}
-
-/** The wait before retry n+1 after `answered` answered attempts: the interval, growing by `backoff`. */
-export function retryDelay(policy: RetryPolicy, answered: number): number {
-  const factor = policy.backoff ?? 1;
-  const delay = policy.intervalMs * factor ** Math.max(0, answered - 1);
-  return Math.min(delay, policy.maxIntervalMs ?? Number.POSITIVE_INFINITY);
 }
 
 /** At most BODY_EXCERPT_BYTES of UTF-8, cut on a character boundary. */

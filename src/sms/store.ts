@@ -1,3 +1,4 @@
+import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
 import type { Migration, SqliteDatabase } from '../store/sqlite.js';
 import { limitMigrations } from './limits.js';
 
@@ -25,12 +26,9 @@ export const smsMigrations: readonly Migration[] = [
         text TEXT NOT NULL,
         sender TEXT,
         status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        interrupted INTEGER NOT NULL DEFAULT 0,
+        ${leaseColumnsDdl(['attempts', 'interrupted'])},
         not_before INTEGER NOT NULL,
-        next_at INTEGER,
-        lease_until INTEGER,
-        claimed_by TEXT,
+        ${leaseColumnsDdl(['next_at', 'lease_until', 'claimed_by'])},
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         settled_at INTEGER,
@@ -80,12 +78,9 @@ export const smsMigrations: readonly Migration[] = [
         text TEXT NOT NULL,
         sender TEXT,
         status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'blocked')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        interrupted INTEGER NOT NULL DEFAULT 0,
+        ${leaseColumnsDdl(['attempts', 'interrupted'])},
         not_before INTEGER NOT NULL,
-        next_at INTEGER,
-        lease_until INTEGER,
-        claimed_by TEXT,
+        ${leaseColumnsDdl(['next_at', 'lease_until', 'claimed_by'])},
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         settled_at INTEGER,
@@ -141,7 +136,16 @@ export interface DueRow {
   interrupted: number;
 }
 
-/** Every statement the outbox runs, prepared once per store. */
+export const smsQueue: LeasedTableSpec<DueRow> = {
+  table: 'sms_messages',
+  key: 'id',
+  attempts: { table: 'sms_attempts', key: 'message_id' },
+  columns: 'id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted',
+  order: ['next_at'],
+  countsAttemptOnClaim: true,
+};
+
+/** Every statement the outbox runs besides the lease's, prepared once per store. */
 export function prepareStatements(db: SqliteDatabase) {
   return {
     hasOnce: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM sms_once WHERE call_id = ? AND key = ?'),
@@ -159,44 +163,6 @@ export function prepareStatements(db: SqliteDatabase) {
          not_before, created_at, updated_at, settled_at, reason, note)
        VALUES (@id, @callId, @description, @provider, @to, @text, @sender, @status, @notBefore, @now, @now, @now,
          @reason, @note)`,
-    ),
-    nextWake: db.prepare<[string], { at: number | null }>(
-      `SELECT MIN(at) AS at FROM (
-         SELECT MIN(next_at) AS at FROM sms_messages WHERE status = 'pending'
-         UNION ALL
-         SELECT MIN(lease_until) FROM sms_messages
-          WHERE status = 'sending' AND id NOT IN (SELECT value FROM json_each(?)))`,
-    ),
-    // Two lookups rather than one OR: each walks the (status, next_at) index in order and stops at
-    // the first row, where the OR made SQLite gather and sort every due row on every claim, which
-    // costs O(backlog) per message once a burst or a provider outage has built one up.
-    duePending: db.prepare<[number, string], DueRow & { next_at: number }>(
-      `SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted, next_at
-         FROM sms_messages
-        WHERE status = 'pending' AND next_at <= ? AND id NOT IN (SELECT value FROM json_each(?))
-        ORDER BY next_at
-        LIMIT 1`,
-    ),
-    dueLost: db.prepare<[number, string], DueRow & { next_at: number }>(
-      `SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted, next_at
-         FROM sms_messages
-        WHERE status = 'sending' AND lease_until <= ? AND id NOT IN (SELECT value FROM json_each(?))
-        ORDER BY next_at
-        LIMIT 1`,
-    ),
-    markLost: db.prepare<[number, string, number]>(
-      `UPDATE sms_attempts SET outcome = 'interrupted', reason = 'lease expired', finished_at = ?
-        WHERE message_id = ? AND attempt = ? AND outcome = 'sending'`,
-    ),
-    giveUp: db.prepare<[number, string, number, number, string]>(
-      `UPDATE sms_messages SET status = 'failed', interrupted = ?, reason = ?, lease_until = NULL,
-         next_at = NULL, updated_at = ?, settled_at = ? WHERE id = ?`,
-    ),
-    claim: db.prepare<[number, number, string, number, string, string, number]>(
-      `UPDATE sms_messages
-          SET status = 'sending', attempts = attempts + 1, interrupted = ?, lease_until = ?,
-              claimed_by = ?, updated_at = ?
-        WHERE id = ? AND status = ? AND attempts = ?`,
     ),
     startAttempt: db.prepare<[string, number, number, string]>(
       `INSERT INTO sms_attempts (message_id, attempt, started_at, outcome, worker)
