@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { CountryCode } from 'libphonenumber-js';
 import type { Logger } from '../../log.js';
 import { maskNumber } from '../../log.js';
 import { attemptSignal, DurableWorker } from '../../queue/durable-worker.js';
 import { LeasedTable, retryWait } from '../../queue/leased-table.js';
 import type { Store } from '../../store/sqlite.js';
-import { CallMeter, type SalesforceClient } from './client.js';
+import { CallMeter } from './client.js';
 import type { SalesforceConfig } from './config.js';
 import { activityQueue, prepareStatements, salesforceMigrations, type ActivityRow, type Statements } from './store.js';
 import type { CallSnapshot, Phase } from './task.js';
-import { TaskFlow, type AttemptResult, type Progress } from './task-flow.js';
+import { TaskFlow, type AttemptResult, type Progress, type TaskFlowOptions } from './task-flow.js';
 
 /**
  * Writes each call's Task to Salesforce through a durable queue (the `sf_activities` table).
@@ -32,13 +31,8 @@ import { TaskFlow, type AttemptResult, type Progress } from './task-flow.js';
  * field, a value too long) fails the row, which /health reports.
  */
 
-export interface WorkerOptions {
+export interface WorkerOptions extends Omit<TaskFlowOptions, 'now'> {
   store: Store;
-  client: SalesforceClient;
-  config: SalesforceConfig;
-  defaultCountry?: CountryCode;
-  logger?: Logger;
-  logLevel?: string;
   workerId?: string;
   /** Added to the attempt's deadline to form the lease. Default 2 s. */
   leaseMarginMs?: number;
