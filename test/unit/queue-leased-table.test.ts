@@ -199,11 +199,11 @@ describe('LeasedTable', () => {
 
   it('does not count a row claimed but never started as interrupted', () => {
     const store = open();
-    const later = worker(store, 'A', { spec: { ...spec, countsAttemptOnClaim: false } });
+    const a = worker(store, 'A', { spec: { ...spec, countsAttemptOnClaim: false } });
     insert(store, 'job-1');
-    // A feature that counts the attempt itself when it starts, and died before it did.
-    expect(later.table.claimEach(new Set(), { now: () => T0, leaseMs: () => LEASE_MS, claimed: (r) => r.id, gaveUp: () => {} }).next().value).toBe('job-1');
-    store.db.prepare('DELETE FROM job_attempts').run();
+    // A feature that counts and records the attempt itself when it starts, and died before it did.
+    const claimed = a.table.claimEach(new Set(), { now: () => T0, leaseMs: () => LEASE_MS, claimed: (r) => r.id, gaveUp: () => {} });
+    expect(claimed.next().value).toBe('job-1');
     expect(row(store, 'job-1')).toMatchObject({ status: 'sending', attempts: 0 });
 
     const b = worker(store, 'B', { spec: { ...spec, countsAttemptOnClaim: false } });
@@ -257,12 +257,13 @@ describe('LeasedTable', () => {
     expect(a.table.nextWakeAt(new Set(['a1']))).toBe(T0 + 500);
     expect(a.table.nextWakeAt(new Set())).toBe(T0 + 500);
 
-    // A dies; a1 and a2 are due again at their old next_at, and p ties with a1.
+    // A dies; a1 and a2 are due again at their old next_at. p0 was created before a1, p ties with it.
     insert(store, 'p', T0 - 10, { createdAt: T0 - 2 });
+    insert(store, 'p0', T0 - 10, { createdAt: T0 - 3 });
     const b = worker(store, 'B', { spec: readySpec });
     b.clock.now = T0 + LEASE_MS;
     expect(b.table.nextWakeAt(new Set())).toBe(T0 - 10);
-    expect(b.each(new Set(['a2']))).toEqual(['a1', 'p', 'late']);
+    expect(b.each(new Set(['a2']))).toEqual(['p0', 'a1', 'p', 'late']);
     expect(b.lost).toEqual([['a1', 1]]);
   });
 });
