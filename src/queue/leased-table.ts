@@ -4,13 +4,14 @@ import type { SqliteDatabase } from '../store/sqlite.js';
  * The table side of a durable queue: the lease columns, and the SQL that claims a due row under a
  * lease, takes a row back from a worker that died, and gives up on a row that keeps being cut off.
  * The SMS outbox, the hook runs and the Salesforce activities each keep their own table (its other
- * columns, statuses, attempt records and events); what makes a row safe to run exactly once while
+ * columns, statuses, attempt records and events); what keeps a row with one worker at a time while
  * workers crash and share a database is the same for all three, so it is written once, here.
  *
  * What a leased table has, besides its own columns:
  * - the lease columns, from `leaseColumnsDdl`;
  * - `status` with at least 'pending' (due at `next_at`), 'sending' (held under `lease_until` by
  *   `claimed_by`) and 'failed'; `reason`, `updated_at` and `settled_at`;
+ * - an index on (status, next_at), which every claim walks;
  * - an attempt table with `attempt`, `outcome` ('sending' while under way), `reason` and
  *   `finished_at`, whose rows point at the queue row.
  *
