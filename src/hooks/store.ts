@@ -1,3 +1,4 @@
+import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
 import type { Migration, SqliteDatabase } from '../store/sqlite.js';
 
 /**
@@ -34,11 +35,7 @@ export const hookMigrations: readonly Migration[] = [
         mode TEXT NOT NULL CHECK (mode IN ('queued', 'inline')),
         vars TEXT NOT NULL,
         status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'ok', 'failed', 'skipped')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        interrupted INTEGER NOT NULL DEFAULT 0,
-        next_at INTEGER,
-        lease_until INTEGER,
-        claimed_by TEXT,
+        ${leaseColumnsDdl()},
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         settled_at INTEGER,
@@ -104,7 +101,20 @@ export interface RunRow {
 const UNSETTLED_EARLIER = `NOT EXISTS (SELECT 1 FROM hook_runs p
   WHERE p.call_id = r.call_id AND p.mode = 'queued' AND p.seq < r.seq AND p.status IN ('pending', 'sending'))`;
 
-/** Every statement the worker runs, prepared once per store. */
+/** The queued runs as a leased table: a run is due only once the earlier runs of its call have settled. */
+export const hookQueue: LeasedTableSpec<RunRow> = {
+  table: 'hook_runs',
+  key: 'id',
+  attempts: { table: 'hook_attempts', key: 'run_id' },
+  columns: 'r.id, r.call_id, r.event, r.event_key, r.hook, r.seq, r.mode, r.vars, r.status, r.attempts, r.interrupted',
+  order: ['r.next_at', 'r.created_at', 'r.seq'],
+  queued: "r.mode = 'queued'",
+  ready: UNSETTLED_EARLIER,
+  // A run may be skipped by its condition once claimed: its attempt is counted when it is sent.
+  countsAttemptOnClaim: false,
+};
+
+/** Every statement the worker runs besides the lease's, prepared once per store. */
 export function prepareStatements(db: SqliteDatabase) {
   return {
     insertRun: db.prepare<[Record<string, string | number | null>]>(
@@ -112,36 +122,6 @@ export function prepareStatements(db: SqliteDatabase) {
          lease_until, claimed_by, created_at, updated_at)
        VALUES (@id, @callId, @event, @eventKey, @hook, @seq, @mode, @vars, @status, @nextAt, @leaseUntil, @claimedBy,
          @now, @now)`,
-    ),
-    due: db.prepare<[number, number, string], RunRow>(
-      `SELECT r.id, r.call_id, r.event, r.event_key, r.hook, r.seq, r.mode, r.vars, r.status, r.attempts, r.interrupted
-         FROM hook_runs r
-        WHERE r.mode = 'queued'
-          AND ((r.status = 'pending' AND r.next_at <= ?) OR (r.status = 'sending' AND r.lease_until <= ?))
-          AND r.id NOT IN (SELECT value FROM json_each(?))
-          AND ${UNSETTLED_EARLIER}
-        ORDER BY r.next_at, r.created_at, r.seq
-        LIMIT 1`,
-    ),
-    nextWake: db.prepare<[string], { at: number | null }>(
-      `SELECT MIN(at) AS at FROM (
-         SELECT MIN(r.next_at) AS at FROM hook_runs r
-          WHERE r.mode = 'queued' AND r.status = 'pending' AND ${UNSETTLED_EARLIER}
-         UNION ALL
-         SELECT MIN(lease_until) FROM hook_runs
-          WHERE mode = 'queued' AND status = 'sending' AND id NOT IN (SELECT value FROM json_each(?)))`,
-    ),
-    markLost: db.prepare<[number, string, number]>(
-      `UPDATE hook_attempts SET outcome = 'interrupted', reason = 'lease expired', finished_at = ?
-        WHERE run_id = ? AND attempt = ? AND outcome = 'sending'`,
-    ),
-    giveUp: db.prepare<[number, string, number, number, string]>(
-      `UPDATE hook_runs SET status = 'failed', interrupted = ?, reason = ?, lease_until = NULL, next_at = NULL,
-         updated_at = ?, settled_at = ? WHERE id = ?`,
-    ),
-    claim: db.prepare<[number, number, string, number, string, string, number]>(
-      `UPDATE hook_runs SET status = 'sending', interrupted = ?, lease_until = ?, claimed_by = ?, updated_at = ?
-        WHERE id = ? AND status = ? AND attempts = ?`,
     ),
     bumpAttempt: db.prepare<[number, number, string, string, number]>(
       `UPDATE hook_runs SET attempts = attempts + 1, updated_at = ?, lease_until = ?

@@ -5,23 +5,24 @@ import type { Dispatcher } from 'undici';
 import type { CallEvent } from '../asterisk/call-event-types.js';
 import type { Logger } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
+import { LeasedTable, retryWait } from '../queue/leased-table.js';
 import { excerpt } from '../sms/outbox.js';
 import type { Store } from '../store/sqlite.js';
 import { conditionHolds, prepare, send, type AttemptReport } from './attempt.js';
 import { hooksFor, targetsNumber, type Hook } from './config.js';
-import { hookMigrations, prepareStatements, type RunRow, type RunStatus, type Statements } from './store.js';
+import { hookMigrations, hookQueue, prepareStatements, type RunRow, type RunStatus, type Statements } from './store.js';
 
 /**
  * Runs hooks (CA1–CA5) and records every attempt (CA6).
  *
  * Event hooks go through a durable queue built like the SMS outbox (src/sms/outbox.ts) and run by
- * the same loop (src/queue/durable-worker.ts), on its own tables: the runs of an event are
- * committed before anything is sent; a claimed run holds a lease and its attempt is recorded
- * BEFORE the request goes out; a worker that dies leaves the lease to run out, and whoever takes
- * the run back (the restarted process) writes the lost attempt off as interrupted and sends it
- * again with the same Idempotency-Key. A retry wait is a `next_at` in the row, so a restart during
- * the wait resumes it rather than starting over: no attempt is lost and none already answered is
- * repeated.
+ * the same loop (src/queue/durable-worker.ts) and lease (src/queue/leased-table.ts), on its own
+ * tables: the runs of an event are committed before anything is sent; a claimed run holds a lease
+ * and its attempt is recorded BEFORE the request goes out; a worker that dies leaves the lease to
+ * run out, and whoever takes the run back (the restarted process) writes the lost attempt off as
+ * interrupted and sends it again with the same Idempotency-Key. A retry wait is a `next_at` in the
+ * row, so a restart during the wait resumes it rather than starting over: no attempt is lost and
+ * none already answered is repeated.
  *
  * What differs from the SMS outbox, and why it is a sibling rather than the same queue: the hooks
  * of one call run as an ordered chain, event after event and by `order` within an event (a run
@@ -91,10 +92,10 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
   private readonly defaultCountry?: CountryCode;
   private readonly leaseMarginMs: number;
   private readonly maxRetryAfterMs: number;
-  private readonly maxInterruptions: number;
   private readonly dispatcher?: Dispatcher;
   private readonly log?: Logger;
   private readonly sql: Statements;
+  private readonly runs: LeasedTable<RunRow>;
   private readonly worker: DurableWorker<RunRow>;
 
   constructor(opts: HookWorkerOptions) {
@@ -106,17 +107,17 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
     this.defaultCountry = opts.defaultCountry;
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 600_000;
-    this.maxInterruptions = opts.maxInterruptions ?? 5;
     this.workerId = opts.workerId ?? `hooks-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.dispatcher = opts.dispatcher;
     this.log = opts.logger;
     this.store.migrate(hookMigrations);
     this.sql = prepareStatements(this.store.db);
+    this.runs = new LeasedTable(this.store.db, hookQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<RunRow>(
       {
         id: (row) => row.id,
         claim: (_room, busy) => this.claimRuns(busy),
-        nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
+        nextWakeAt: (busy) => this.runs.nextWakeAt(busy),
         deliver: (row, stopping) => this.deliver(row, stopping),
         deliverFailed: (row, e) => this.log?.error({ err: e, runId: row.id }, 'hook worker could not record a run'),
         recover: () => this.abandonInline(),
@@ -197,42 +198,18 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
    * claimed, so a run that settles at once (skipped by its condition) frees the next run of its
    * call's chain for the same pass.
    */
-  private *claimRuns(busy: ReadonlySet<string>): Generator<RunRow> {
-    for (;;) {
-      const row = this.claim(Date.now(), busy);
-      if (row === 'none') return;
-      if (row !== 'gave-up') yield row;
-    }
+  private claimRuns(busy: ReadonlySet<string>): Iterable<RunRow> {
+    return this.runs.claimEach(busy, {
+      now: Date.now,
+      leaseMs: (row) => this.leaseMs(this.byName.get(row.hook)),
+      claimed: (row, interrupted) => ({ ...row, interrupted }),
+      gaveUp: (row, reason) =>
+        this.emit('settled', { id: row.id, callId: row.call_id, event: row.event, hook: row.hook, status: 'failed', attempts: row.attempts, reason, extracted: {} }),
+    });
   }
 
   private leaseMs(hook: Hook | undefined): number {
     return (hook?.request.timeout ?? 30_000) + this.leaseMarginMs;
-  }
-
-  private claim(now: number, busy: ReadonlySet<string>): RunRow | 'none' | 'gave-up' {
-    const settled: SettledRun[] = [];
-    const out = this.db
-      .transaction((): RunRow | 'none' | 'gave-up' => {
-        const row = this.sql.due.get(now, now, JSON.stringify([...busy]));
-        if (!row) return 'none';
-        let interrupted = row.interrupted;
-        if (row.status === 'sending') {
-          // Its worker died (or hung) mid-attempt: that attempt's fate is unknown.
-          if (this.sql.markLost.run(now, row.id, row.attempts).changes) interrupted += 1;
-          if (interrupted >= this.maxInterruptions) {
-            const reason = `interrupted ${interrupted} times`;
-            this.sql.giveUp.run(interrupted, reason, now, now, row.id);
-            settled.push({ id: row.id, callId: row.call_id, event: row.event, hook: row.hook, status: 'failed', attempts: row.attempts, reason, extracted: {} });
-            return 'gave-up';
-          }
-        }
-        const changed = this.sql.claim.run(interrupted, now + this.leaseMs(this.byName.get(row.hook)), this.workerId, now, row.id, row.status, row.attempts).changes;
-        if (changed !== 1) return 'none';
-        return { ...row, interrupted };
-      })
-      .immediate();
-    for (const s of settled) this.emit('settled', s);
-    return out;
   }
 
   private async deliver(row: RunRow, stopping: AbortSignal): Promise<void> {
@@ -295,7 +272,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
     if (report.outcome === 'retry') {
       const answered = attempt - row.interrupted;
       if (answered <= hook.retry.count) {
-        const wait = Math.max(hook.retry.intervalMs, Math.min(report.retryAfterMs ?? 0, this.maxRetryAfterMs));
+        const wait = retryWait(hook.retry, answered, report.retryAfterMs, this.maxRetryAfterMs);
         return { status: 'pending', nextAt: now + wait, reason: report.reason };
       }
       return { status: 'failed', nextAt: null, reason: `${report.reason} (no retries left)` };
@@ -446,11 +423,11 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
       const waitMs = Math.max(0, (next.nextAt ?? Date.now()) - Date.now());
       const gone = await sleep(waitMs, ctx.signal);
       if (gone) {
-        this.sql.claim.run(0, Date.now() + 1000, this.workerId, Date.now(), row.id, 'pending', row.attempts);
+        this.runs.take({ id: row.id, status: 'pending', attempts: row.attempts, interrupted: 0, leaseUntil: Date.now() + 1000, now: Date.now() });
         this.settleWithout(row, 'failed', `${next.reason}; the call ended before the retry`);
         return done('failed', 'the call ended before the retry', attempt);
       }
-      this.sql.claim.run(0, Date.now() + this.leaseMs(hook), this.workerId, Date.now(), row.id, 'pending', row.attempts);
+      this.runs.take({ id: row.id, status: 'pending', attempts: row.attempts, interrupted: 0, leaseUntil: Date.now() + this.leaseMs(hook), now: Date.now() });
     }
   }
 

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
  * The loop of a durable queue worker: claim due jobs up to a concurrency, run them, sleep until
  * the next one is due, stop with a grace period. The SMS outbox (src/sms/outbox.ts), the hook runs
  * (src/hooks/worker.ts) and the Salesforce activities (src/crm/salesforce/worker.ts) share it;
- * each keeps its own tables, SQL, retry policy, attempt records and events, and implements
+ * each keeps its own tables, retry policy, attempt records and events, and implements
  * `DurableQueue` over them.
  *
  * What the loop assumes of a queue, and every queue here does:
@@ -12,9 +12,9 @@ import type { Logger } from '../log.js';
  * - Jobs are rows. Claiming one marks it in flight with a lease (`lease_until`) in the same
  *   transaction that selects it, so two workers on one database never both hold it.
  * - A row whose lease has run out is due again: its worker died or hung. Taking such a row back
- *   (writing the lost attempt off as interrupted, giving up after too many) is part of `claim`,
- *   because only the queue knows its attempt records. That is the crash recovery; nothing is
- *   re-queued at start, which would take rows from another worker still sending them.
+ *   (writing the lost attempt off as interrupted, giving up after too many) is part of `claim`.
+ *   That is the crash recovery; nothing is re-queued at start, which would take rows from another
+ *   worker still sending them. src/queue/leased-table.ts implements this side for a table.
  * - The queue knows when it next has work: the earliest pending row, or the earliest lease that
  *   another worker holds and may let run out (`nextWakeAt`). The loop sleeps until then instead of
  *   polling, and is woken sooner by `kick()` when new rows are committed.
@@ -22,8 +22,9 @@ import type { Logger } from '../log.js';
  * To adopt it: drop the running / pumpQueued / timer / stopSignal / inFlight fields and kick / pump
  * / arm, construct a worker over the queue's own methods, call `kick()` after committing new rows,
  * and forward `start()`, `stop()` and `busy`. `name` keeps the existing log lines ("<name> could
- * not claim work"); `now` is the queue's own clock, if it has one. The hook and Salesforce workers
- * show it with a claim that is a generator over their one-row-per-transaction claim.
+ * not claim work"); `now` is the queue's own clock, if it has one. A LeasedTable gives `claim`
+ * (claimBatch: one transaction for the batch, as the SMS outbox; claimEach: one per row, as the
+ * hook and Salesforce workers) and `nextWakeAt`.
  *
  * `deliver` gets the worker's stop signal; `attemptSignal` combines it with the attempt's deadline
  * and tells a cancelled attempt (back to pending without spending a retry) from a timeout.

@@ -3,9 +3,14 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
-import type { Migration, SqliteDatabase, Store } from '../store/sqlite.js';
-import { checkLimits, limitMigrations, type SmsLimits } from './limits.js';
-import type { RetryPolicy, SendResult, SmsProvider } from './provider.js';
+import { LEASE_EXPIRED, LeasedTable, retryWait } from '../queue/leased-table.js';
+import type { Store } from '../store/sqlite.js';
+import { checkLimits, type SmsLimits } from './limits.js';
+import type { SendResult, SmsProvider } from './provider.js';
+import { prepareStatements, smsMigrations, smsQueue, type AttemptOutcome, type DueRow, type SmsStatus, type Statements } from './store.js';
+
+// The app, the CLI and the bench import these from the outbox, the SMS queue's entry point.
+export { smsMigrations, type AttemptOutcome, type SmsStatus } from './store.js';
 
 /**
  * The durable SMS outbox (S11). A message is "accepted" once its row is committed; from then on
@@ -24,12 +29,10 @@ import type { RetryPolicy, SendResult, SmsProvider } from './provider.js';
  * `{messageId}`; the seed 000 provider has none.
  *
  * The loop that claims rows, sleeps until the next is due and stops with a grace period is the
- * shared durable worker (src/queue/durable-worker.ts); the rows, their SQL, the retry policy, the
- * attempt records and the events are this module's.
+ * shared durable worker (src/queue/durable-worker.ts), the lease and the claim are the shared
+ * leased table (src/queue/leased-table.ts); the tables and their SQL are src/sms/store.ts; the
+ * retry policy, the attempt records and the events are this module's.
  */
-
-export type SmsStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'skipped' | 'blocked';
-export type AttemptOutcome = 'sending' | 'ok' | 'retry' | 'final' | 'unexpected' | 'interrupted';
 
 export interface OutboxMessage {
   callId: string;
@@ -120,140 +123,9 @@ export interface OutboxOptions {
 /** Kept per attempt; enough to read a provider's error answer without storing whole pages. */
 export const BODY_EXCERPT_BYTES = 2048;
 
-export const smsMigrations: readonly Migration[] = [
-  {
-    id: 'sms/001-outbox',
-    up: `
-      CREATE TABLE sms_messages (
-        id TEXT PRIMARY KEY,
-        call_id TEXT NOT NULL,
-        description TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        recipient TEXT,
-        text TEXT NOT NULL,
-        sender TEXT,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        interrupted INTEGER NOT NULL DEFAULT 0,
-        not_before INTEGER NOT NULL,
-        next_at INTEGER,
-        lease_until INTEGER,
-        claimed_by TEXT,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        settled_at INTEGER,
-        reason TEXT,
-        provider_message_id TEXT
-      );
-      CREATE INDEX sms_messages_due ON sms_messages (status, next_at);
-      CREATE INDEX sms_messages_call ON sms_messages (call_id, created_at);
-      CREATE INDEX sms_messages_recipient ON sms_messages (recipient, created_at);
-      CREATE INDEX sms_messages_created ON sms_messages (created_at);
-
-      CREATE TABLE sms_once (
-        call_id TEXT NOT NULL,
-        key TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        PRIMARY KEY (call_id, key)
-      ) WITHOUT ROWID;
-
-      CREATE TABLE sms_attempts (
-        message_id TEXT NOT NULL REFERENCES sms_messages (id) ON DELETE CASCADE,
-        attempt INTEGER NOT NULL,
-        started_at INTEGER NOT NULL,
-        finished_at INTEGER,
-        outcome TEXT NOT NULL,
-        reason TEXT,
-        http_status INTEGER,
-        body TEXT,
-        latency_ms INTEGER,
-        error TEXT,
-        worker TEXT,
-        PRIMARY KEY (message_id, attempt)
-      ) WITHOUT ROWID;
-    `,
-  },
-  {
-    // SQLite cannot change a CHECK constraint in place, so the table is rebuilt. The attempts table
-    // is rebuilt with it: dropping the old messages table while attempts still referenced it would
-    // cascade-delete every attempt. Renaming the new tables rewrites their references.
-    id: 'sms/002-blocked-and-note',
-    up: `
-      CREATE TABLE sms_messages_new (
-        id TEXT PRIMARY KEY,
-        call_id TEXT NOT NULL,
-        description TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        recipient TEXT,
-        text TEXT NOT NULL,
-        sender TEXT,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'blocked')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        interrupted INTEGER NOT NULL DEFAULT 0,
-        not_before INTEGER NOT NULL,
-        next_at INTEGER,
-        lease_until INTEGER,
-        claimed_by TEXT,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        settled_at INTEGER,
-        reason TEXT,
-        provider_message_id TEXT,
-        note TEXT
-      );
-      INSERT INTO sms_messages_new (id, call_id, description, provider, recipient, text, sender, status, attempts,
-          interrupted, not_before, next_at, lease_until, claimed_by, created_at, updated_at, settled_at, reason,
-          provider_message_id)
-        SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted,
-          not_before, next_at, lease_until, claimed_by, created_at, updated_at, settled_at, reason, provider_message_id
-        FROM sms_messages;
-      CREATE TABLE sms_attempts_new (
-        message_id TEXT NOT NULL REFERENCES sms_messages_new (id) ON DELETE CASCADE,
-        attempt INTEGER NOT NULL,
-        started_at INTEGER NOT NULL,
-        finished_at INTEGER,
-        outcome TEXT NOT NULL,
-        reason TEXT,
-        http_status INTEGER,
-        body TEXT,
-        latency_ms INTEGER,
-        error TEXT,
-        worker TEXT,
-        PRIMARY KEY (message_id, attempt)
-      ) WITHOUT ROWID;
-      INSERT INTO sms_attempts_new SELECT message_id, attempt, started_at, finished_at, outcome, reason,
-          http_status, body, latency_ms, error, worker FROM sms_attempts;
-      DROP TABLE sms_attempts;
-      DROP TABLE sms_messages;
-      ALTER TABLE sms_messages_new RENAME TO sms_messages;
-      ALTER TABLE sms_attempts_new RENAME TO sms_attempts;
-      CREATE INDEX sms_messages_due ON sms_messages (status, next_at);
-      CREATE INDEX sms_messages_call ON sms_messages (call_id, created_at);
-      CREATE INDEX sms_messages_recipient ON sms_messages (recipient, created_at);
-      CREATE INDEX sms_messages_created ON sms_messages (created_at);
-    `,
-  },
-  ...limitMigrations,
-];
-
-interface DueRow {
-  id: string;
-  call_id: string;
-  description: string;
-  provider: string;
-  recipient: string;
-  text: string;
-  sender: string | null;
-  status: 'pending' | 'sending';
-  attempts: number;
-  interrupted: number;
-}
-
 interface Claimed extends DueRow {
   attempt: number;
 }
-
-type ClaimStep = { kind: 'claimed'; row: Claimed } | { kind: 'gave-up' } | { kind: 'none' };
 
 /** What writing one attempt's result decided. */
 interface Written {
@@ -272,85 +144,6 @@ interface QueuedRecord {
   reject: (e: unknown) => void;
 }
 
-/** Every statement the outbox runs, prepared once per store. */
-function prepare(db: SqliteDatabase) {
-  return {
-    hasOnce: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM sms_once WHERE call_id = ? AND key = ?'),
-    insertOnce: db.prepare<[string, string, number]>(
-      'INSERT OR IGNORE INTO sms_once (call_id, key, created_at) VALUES (?, ?, ?)',
-    ),
-    insert: db.prepare<[Record<string, string | number | null>]>(
-      `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, sender, status,
-         not_before, next_at, created_at, updated_at, note)
-       VALUES (@id, @callId, @description, @provider, @to, @text, @sender, 'pending',
-         @notBefore, @notBefore, @now, @now, @note)`,
-    ),
-    insertSkipped: db.prepare<[Record<string, string | number | null>]>(
-      `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, sender, status,
-         not_before, created_at, updated_at, settled_at, reason, note)
-       VALUES (@id, @callId, @description, @provider, @to, @text, @sender, @status, @notBefore, @now, @now, @now,
-         @reason, @note)`,
-    ),
-    nextWake: db.prepare<[string], { at: number | null }>(
-      `SELECT MIN(at) AS at FROM (
-         SELECT MIN(next_at) AS at FROM sms_messages WHERE status = 'pending'
-         UNION ALL
-         SELECT MIN(lease_until) FROM sms_messages
-          WHERE status = 'sending' AND id NOT IN (SELECT value FROM json_each(?)))`,
-    ),
-    // Two lookups rather than one OR: each walks the (status, next_at) index in order and stops at
-    // the first row, where the OR made SQLite gather and sort every due row on every claim, which
-    // costs O(backlog) per message once a burst or a provider outage has built one up.
-    duePending: db.prepare<[number, string], DueRow & { next_at: number }>(
-      `SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted, next_at
-         FROM sms_messages
-        WHERE status = 'pending' AND next_at <= ? AND id NOT IN (SELECT value FROM json_each(?))
-        ORDER BY next_at
-        LIMIT 1`,
-    ),
-    dueLost: db.prepare<[number, string], DueRow & { next_at: number }>(
-      `SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted, next_at
-         FROM sms_messages
-        WHERE status = 'sending' AND lease_until <= ? AND id NOT IN (SELECT value FROM json_each(?))
-        ORDER BY next_at
-        LIMIT 1`,
-    ),
-    markLost: db.prepare<[number, string, number]>(
-      `UPDATE sms_attempts SET outcome = 'interrupted', reason = 'lease expired', finished_at = ?
-        WHERE message_id = ? AND attempt = ? AND outcome = 'sending'`,
-    ),
-    giveUp: db.prepare<[number, string, number, number, string]>(
-      `UPDATE sms_messages SET status = 'failed', interrupted = ?, reason = ?, lease_until = NULL,
-         next_at = NULL, updated_at = ?, settled_at = ? WHERE id = ?`,
-    ),
-    claim: db.prepare<[number, number, string, number, string, string, number]>(
-      `UPDATE sms_messages
-          SET status = 'sending', attempts = attempts + 1, interrupted = ?, lease_until = ?,
-              claimed_by = ?, updated_at = ?
-        WHERE id = ? AND status = ? AND attempts = ?`,
-    ),
-    startAttempt: db.prepare<[string, number, number, string]>(
-      `INSERT INTO sms_attempts (message_id, attempt, started_at, outcome, worker)
-       VALUES (?, ?, ?, 'sending', ?)`,
-    ),
-    finishAttempt: db.prepare<
-      [number, string, string, number | null, string | null, number, string | null, string, number]
-    >(
-      `UPDATE sms_attempts SET finished_at = ?, outcome = ?, reason = ?, http_status = ?, body = ?,
-         latency_ms = ?, error = ? WHERE message_id = ? AND attempt = ?`,
-    ),
-    settle: db.prepare<
-      [string, number | null, string, number, string | null, number, number | null, string, string, number]
-    >(
-      `UPDATE sms_messages
-          SET status = ?, next_at = ?, reason = ?, interrupted = interrupted + ?,
-              provider_message_id = COALESCE(?, provider_message_id), lease_until = NULL,
-              updated_at = ?, settled_at = ?
-        WHERE id = ? AND status = 'sending' AND claimed_by = ? AND attempts = ?`,
-    ),
-  };
-}
-
 export class Outbox extends EventEmitter<OutboxEvents> {
   readonly workerId: string;
   private readonly store: Store;
@@ -358,10 +151,10 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly attemptTimeoutMs: number;
   private readonly leaseMarginMs: number;
   private readonly maxRetryAfterMs: number;
-  private readonly maxInterruptions: number;
   private readonly log?: Logger;
   private readonly limits?: SmsLimits;
-  private readonly sql: ReturnType<typeof prepare>;
+  private readonly sql: Statements;
+  private readonly messages: LeasedTable<DueRow>;
   private readonly worker: DurableWorker<Claimed>;
   private readonly toRecord: QueuedRecord[] = [];
 
@@ -372,18 +165,18 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.attemptTimeoutMs = opts.attemptTimeoutMs ?? 30_000;
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 600_000;
-    this.maxInterruptions = opts.maxInterruptions ?? 5;
     this.workerId = opts.workerId ?? `outbox-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = opts.logger;
     this.limits = opts.limits;
     this.store.migrate(smsMigrations);
-    this.sql = prepare(this.store.db);
+    this.sql = prepareStatements(this.store.db);
+    this.messages = new LeasedTable(this.store.db, smsQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<Claimed>(
       {
         id: (row) => row.id,
         claim: (room, busy) => this.claimBatch(room, busy),
         // Sleeps until the next pending row is due or the next foreign lease runs out.
-        nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
+        nextWakeAt: (busy) => this.messages.nextWakeAt(busy),
         deliver: (row, stopping) => this.deliver(row, stopping),
         deliverFailed: (row, e) => this.log?.error({ err: e, smsId: row.id }, 'SMS outbox could not record an attempt'),
       },
@@ -496,66 +289,21 @@ export class Outbox extends EventEmitter<OutboxEvents> {
    * back from a dead worker are emitted once it has committed.
    */
   private claimBatch(room: number, busy: ReadonlySet<string>): Claimed[] {
-    const now = Date.now();
-    const claimed: Claimed[] = [];
-    const events: Array<() => void> = [];
-    this.db
-      .transaction(() => {
-        while (claimed.length < room) {
-          const step = this.claim(now, busy, events);
-          if (step.kind === 'none') break;
-          if (step.kind === 'claimed') claimed.push(step.row);
-        }
-      })
-      .immediate();
-    for (const e of events) e();
-    return claimed;
+    return this.messages.claimBatch(room, busy, {
+      now: Date.now,
+      leaseMs: (row) => this.leaseMs(row.provider),
+      claimed: (row, interrupted, now) => {
+        const attempt = row.attempts + 1;
+        this.sql.startAttempt.run(row.id, attempt, now, this.workerId);
+        return { ...row, interrupted, attempt };
+      },
+      lost: (row) => this.emit('attempt', { id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: LEASE_EXPIRED, latencyMs: 0 }),
+      gaveUp: (row, reason) => this.emit('settled', settledOf(row, 'failed', row.attempts, reason)),
+    });
   }
 
   private leaseMs(provider: string): number {
     return (this.providers.get(provider)?.timeoutMs ?? this.attemptTimeoutMs) + this.leaseMarginMs;
-  }
-
-  /**
-   * Takes one due row. Runs inside claimBatch's IMMEDIATE transaction: SQLite admits one writer, so
-   * between the SELECT and the guarded UPDATE nobody else can take the same row. Events are
-   * queued in `events` and emitted by the caller once the transaction has committed.
-   */
-  private claim(now: number, inFlight: ReadonlySet<string>, events: Array<() => void>): ClaimStep {
-    const busy = JSON.stringify([...inFlight]);
-    const pending = this.sql.duePending.get(now, busy);
-    const lost = this.sql.dueLost.get(now, busy);
-    const row = pending && lost ? (lost.next_at <= pending.next_at ? lost : pending) : (pending ?? lost);
-    if (!row) return { kind: 'none' };
-
-    let interrupted = row.interrupted;
-    if (row.status === 'sending') {
-      // Its worker died (or hung) mid-attempt: that attempt's result is unknown.
-      interrupted += 1;
-      this.sql.markLost.run(now, row.id, row.attempts);
-      const lostAttempt: AttemptEvent = { id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: 'lease expired', latencyMs: 0 };
-      events.push(() => this.emit('attempt', lostAttempt));
-      if (interrupted >= this.maxInterruptions) {
-        const reason = `interrupted ${interrupted} times`;
-        this.sql.giveUp.run(interrupted, reason, now, now, row.id);
-        const gaveUp = settledOf(row, 'failed', row.attempts, reason);
-        events.push(() => this.emit('settled', gaveUp));
-        return { kind: 'gave-up' };
-      }
-    }
-    const changed = this.sql.claim.run(
-      interrupted,
-      now + this.leaseMs(row.provider),
-      this.workerId,
-      now,
-      row.id,
-      row.status,
-      row.attempts,
-    ).changes;
-    if (changed !== 1) return { kind: 'none' };
-    const attempt = row.attempts + 1;
-    this.sql.startAttempt.run(row.id, attempt, now, this.workerId);
-    return { kind: 'claimed', row: { ...row, interrupted, attempt } };
   }
 
   private async deliver(row: Claimed, stopping: AbortSignal): Promise<void> {
@@ -601,6 +349,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /**
    * Queues the result; every result that arrives in the same turn of the event loop is written in
    * one transaction (a group commit). Resolves once this one is durable.
+   *
+   * Not src/store/group-commit.ts, whose contract suits logs: rows wait up to an interval, a crash
+   * may lose them, and a failed write is reported rather than returned. A result here must be on
+   * disk before it is announced and before its job leaves the worker (stop() waits for that), and a
+   * write that fails must reject, so that the lease brings the message back.
    */
   private record(row: Claimed, result: SendResult, cancelled: boolean): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -638,7 +391,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       const answered = row.attempt - row.interrupted;
       const policy = provider?.retry ?? { count: 0, intervalMs: 0 };
       if (answered <= policy.count) {
-        const wait = Math.max(retryDelay(policy, answered), Math.min(result.retryAfterMs ?? 0, this.maxRetryAfterMs));
+        const wait = retryWait(policy, answered, result.retryAfterMs, this.maxRetryAfterMs);
         next = { status: 'pending', nextAt: now + wait, reason: result.reason };
       } else {
         next = { status: 'failed', nextAt: null, reason: `${result.reason} (no retries left)` };
@@ -721,13 +474,6 @@ function settledOf(
   };
   if (providerMessageId) s.providerMessageId = providerMessageId;
   return s;
-}
-
-/** The wait before retry n+1 after `answered` answered attempts: the interval, growing by `backoff`. */
-export function retryDelay(policy: RetryPolicy, answered: number): number {
-  const factor = policy.backoff ?? 1;
-  const delay = policy.intervalMs * factor ** Math.max(0, answered - 1);
-  return Math.min(delay, policy.maxIntervalMs ?? Number.POSITIVE_INFINITY);
 }
 
 /** At most BODY_EXCERPT_BYTES of UTF-8, cut on a character boundary. */

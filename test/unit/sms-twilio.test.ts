@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { smsProviderSchema } from '../../src/app/config-schema.js';
+import { retryDelay } from '../../src/queue/leased-table.js';
 import { querySmsHistory } from '../../src/sms/history.js';
-import { Outbox, retryDelay, type SettledMessage } from '../../src/sms/outbox.js';
+import { Outbox, type SettledMessage } from '../../src/sms/outbox.js';
 import { createTwilioProvider, twilioProviderSchema } from '../../src/sms/twilio-provider.js';
 import { openStore, type Store } from '../../src/store/sqlite.js';
 import { startTwilio, twilio429, twilio500, twilioError, twilioHang, type TwilioStandIn } from '../standins/twilio.js';

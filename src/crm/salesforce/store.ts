@@ -1,3 +1,4 @@
+import { leaseColumnsDdl, type LeasedTableSpec } from '../../queue/leased-table.js';
 import type { Migration, SqliteDatabase } from '../../store/sqlite.js';
 
 /**
@@ -35,13 +36,11 @@ export const salesforceMigrations: readonly Migration[] = [
         match_rule TEXT,
         create_unknown INTEGER NOT NULL DEFAULT 0,
         api_calls INTEGER NOT NULL DEFAULT 0,
-        attempts INTEGER NOT NULL DEFAULT 0,
+        ${leaseColumnsDdl(['attempts'])},
         failures INTEGER NOT NULL DEFAULT 0,
-        interrupted INTEGER NOT NULL DEFAULT 0,
+        ${leaseColumnsDdl(['interrupted'])},
         first_failed_at INTEGER,
-        next_at INTEGER,
-        lease_until INTEGER,
-        claimed_by TEXT,
+        ${leaseColumnsDdl(['next_at', 'lease_until', 'claimed_by'])},
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         settled_at INTEGER,
@@ -91,6 +90,16 @@ const COLUMNS = `call_id, phase, call, status, synced, task_id, record_id, recor
 /** Guards every write of an attempt: the row is still ours, in this attempt. */
 const MINE = `call_id = @id AND status = 'sending' AND claimed_by = @worker AND attempts = @attempt`;
 
+export const activityQueue: LeasedTableSpec<ActivityRow> = {
+  table: 'sf_activities',
+  key: 'call_id',
+  attempts: { table: 'sf_attempts', key: 'call_id' },
+  columns: COLUMNS,
+  order: ['next_at', 'created_at'],
+  countsAttemptOnClaim: true,
+};
+
+/** Every statement the worker runs besides the lease's, prepared once per store. */
 export function prepareStatements(db: SqliteDatabase) {
   return {
     insertStart: db.prepare<[Record<string, string | number>]>(
@@ -114,27 +123,6 @@ export function prepareStatements(db: SqliteDatabase) {
     // A click-to-call variable seen after the start was queued, before its record was looked up.
     refreshCall: db.prepare<[string, number, string]>(
       `UPDATE sf_activities SET call = ?, updated_at = ? WHERE call_id = ? AND match_rule IS NULL AND status = 'pending'`,
-    ),
-    due: db.prepare<[number, number, string], ActivityRow>(
-      `SELECT ${COLUMNS} FROM sf_activities
-        WHERE ((status = 'pending' AND next_at <= ?) OR (status = 'sending' AND lease_until <= ?))
-          AND call_id NOT IN (SELECT value FROM json_each(?))
-        ORDER BY next_at, created_at LIMIT 1`,
-    ),
-    nextWake: db.prepare<[string], { at: number | null }>(
-      `SELECT MIN(at) AS at FROM (
-         SELECT MIN(next_at) AS at FROM sf_activities WHERE status = 'pending'
-         UNION ALL
-         SELECT MIN(lease_until) FROM sf_activities WHERE status = 'sending' AND call_id NOT IN (SELECT value FROM json_each(?)))`,
-    ),
-    markLost: db.prepare<[number, string, number]>(
-      `UPDATE sf_attempts SET outcome = 'interrupted', reason = 'lease expired', finished_at = ?
-        WHERE call_id = ? AND attempt = ? AND outcome = 'sending'`,
-    ),
-    claim: db.prepare<[Record<string, string | number>]>(
-      `UPDATE sf_activities SET status = 'sending', interrupted = @interrupted, attempts = attempts + 1, lease_until = @leaseUntil,
-         claimed_by = @worker, updated_at = @now
-        WHERE call_id = @id AND status = @status AND attempts = @attempts`,
     ),
     startAttempt: db.prepare<[string, number, string, number, string]>(
       `INSERT INTO sf_attempts (call_id, attempt, phase, started_at, outcome, worker) VALUES (?, ?, ?, ?, 'sending', ?)`,
@@ -176,10 +164,6 @@ export function prepareStatements(db: SqliteDatabase) {
          create_unknown = CASE WHEN @unknown = 1 THEN 1 ELSE create_unknown END,
          lease_until = NULL, reason = @reason, updated_at = @now, settled_at = @now
         WHERE ${MINE}`,
-    ),
-    giveUpLost: db.prepare<[number, string, number, number, string]>(
-      `UPDATE sf_activities SET status = 'failed', interrupted = ?, reason = ?, lease_until = NULL, next_at = NULL,
-         updated_at = ?, settled_at = ? WHERE call_id = ?`,
     ),
     get: db.prepare<[string], ActivityRow & { status: ActivityStatus; reason: string | null; created_at: number; settled_at: number | null }>(
       `SELECT ${COLUMNS}, reason, created_at, settled_at FROM sf_activities WHERE call_id = ?`,

@@ -1,31 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { CountryCode } from 'libphonenumber-js';
 import type { Logger } from '../../log.js';
 import { maskNumber } from '../../log.js';
-import { normaliseNumber } from '../../phone.js';
 import { attemptSignal, DurableWorker } from '../../queue/durable-worker.js';
+import { LeasedTable, retryWait } from '../../queue/leased-table.js';
 import type { Store } from '../../store/sqlite.js';
-import { CallMeter, type SalesforceClient } from './client.js';
+import { CallMeter } from './client.js';
 import type { SalesforceConfig } from './config.js';
-import { SalesforceError } from './errors.js';
-import { clickToCall, isInternal, MatchCache, phoneVariants, pick, soslFor, type Match, type MatchRule } from './match.js';
-import { prepareStatements, salesforceMigrations, type ActivityRow, type Statements } from './store.js';
-import { taskFields, type CallSnapshot, type Phase } from './task.js';
+import { activityQueue, prepareStatements, salesforceMigrations, type ActivityRow, type Statements } from './store.js';
+import type { CallSnapshot, Phase } from './task.js';
+import { TaskFlow, type AttemptResult, type Progress, type TaskFlowOptions } from './task-flow.js';
 
 /**
  * Writes each call's Task to Salesforce through a durable queue (the `sf_activities` table).
  *
  * Built like the SMS outbox and the hook runs (src/sms/outbox.ts, src/hooks/worker.ts) and run by
- * the same loop (src/queue/durable-worker.ts): the call's data is committed before anything is
- * sent; a claimed row holds a lease and its attempt is recorded before the first request; a worker
- * that dies leaves the lease to run out and whoever takes the row back writes the lost attempt off
- * as interrupted; a retry wait is `next_at` in the row, so a restart resumes it. Its rows, SQL,
- * retry policy, attempt records and events stay here. It is a sibling rather than a reuse of
- * either queue because one call is several dependent requests whose results must survive between
- * them: the record match (so a retry does not search again), the Task id (so the end of the call
- * updates the Task made at its start, and a retry never creates a second one), and the count of
- * API calls spent.
+ * the same loop and lease (src/queue/durable-worker.ts, src/queue/leased-table.ts): the call's
+ * data is committed before anything is sent; a claimed row holds a lease and its attempt is
+ * recorded before the first request; a worker that dies leaves the lease to run out and whoever
+ * takes the row back writes the lost attempt off as interrupted; a retry wait is `next_at` in the
+ * row, so a restart resumes it. Its rows, SQL, retry policy, attempt records and events stay here.
+ * It is a sibling rather than a reuse of either queue because one call is several dependent
+ * requests whose results must survive between them: the record match (so a retry does not search
+ * again), the Task id (so the end of the call updates the Task made at its start, and a retry
+ * never creates a second one), and the count of API calls spent.
  *
  * Failures: expired sessions are renewed inside the attempt; REQUEST_LIMIT_EXCEEDED, 5xx,
  * timeouts and refused credentials are retried with a capping backoff for `retry.for` (24 h by
@@ -33,13 +31,8 @@ import { taskFields, type CallSnapshot, type Phase } from './task.js';
  * field, a value too long) fails the row, which /health reports.
  */
 
-export interface WorkerOptions {
+export interface WorkerOptions extends Omit<TaskFlowOptions, 'now'> {
   store: Store;
-  client: SalesforceClient;
-  config: SalesforceConfig;
-  defaultCountry?: CountryCode;
-  logger?: Logger;
-  logLevel?: string;
   workerId?: string;
   /** Added to the attempt's deadline to form the lease. Default 2 s. */
   leaseMarginMs?: number;
@@ -57,7 +50,15 @@ export interface LoggedActivity {
   rule: string;
 }
 
-type Outcome = { kind: 'ok'; synced: Phase; reason: string } | { kind: 'error'; error: SalesforceError } | { kind: 'lost' };
+/** How an attempt ended, as the row records it. */
+interface Settlement extends AttemptResult {
+  row: ActivityRow;
+  call: CallSnapshot;
+  /** Every request the attempt sent; those not yet counted in the row are added. */
+  meter: CallMeter;
+  /** Our own shutdown cut it off: back to pending without counting a failure. */
+  cancelled: boolean;
+}
 
 /** Requests one attempt can send: token renewal aside, at most a search, a lookup and a write. */
 const REQUESTS_PER_ATTEMPT = 4;
@@ -65,11 +66,11 @@ const REQUESTS_PER_ATTEMPT = 4;
 export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; failed: [{ callId: string; reason: string }] }> {
   readonly workerId: string;
   private readonly sql: Statements;
-  private readonly cache: MatchCache;
+  private readonly flow: TaskFlow;
   private readonly log?: Logger;
   private readonly now: () => number;
   private readonly leaseMarginMs: number;
-  private readonly maxInterruptions: number;
+  private readonly activities: LeasedTable<ActivityRow>;
   private readonly worker: DurableWorker<ActivityRow>;
 
   constructor(private readonly opts: WorkerOptions) {
@@ -78,15 +79,15 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     this.log = opts.logger;
     this.now = opts.now ?? Date.now;
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
-    this.maxInterruptions = opts.maxInterruptions ?? 5;
-    this.cache = new MatchCache(opts.config.lookupCache);
+    this.flow = new TaskFlow({ client: opts.client, config: opts.config, defaultCountry: opts.defaultCountry, logger: opts.logger, logLevel: opts.logLevel, now: this.now });
     opts.store.migrate(salesforceMigrations);
     this.sql = prepareStatements(opts.store.db);
+    this.activities = new LeasedTable(opts.store.db, activityQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<ActivityRow>(
       {
         id: (row) => row.call_id,
         claim: (_room, busy) => this.claimRows(busy),
-        nextWakeAt: (busy) => this.sql.nextWake.get(JSON.stringify([...busy]))?.at,
+        nextWakeAt: (busy) => this.activities.nextWakeAt(busy),
         deliver: (row, stopping) => this.run(row, stopping),
         deliverFailed: (row, e) => this.log?.error({ err: e, callId: row.call_id }, 'salesforce worker could not record an attempt'),
       },
@@ -156,132 +157,49 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     return this.cfg.timeout * REQUESTS_PER_ATTEMPT;
   }
 
-  /** One row per transaction, pulled by the loop one at a time: each is started before the next is claimed. */
-  private *claimRows(busy: ReadonlySet<string>): Generator<ActivityRow> {
-    for (;;) {
-      const row = this.claim(this.now(), busy);
-      if (row === 'none') return;
-      if (row !== 'gave-up') yield row;
-    }
-  }
-
-  private claim(now: number, busy: ReadonlySet<string>): ActivityRow | 'none' | 'gave-up' {
-    let failed: { callId: string; reason: string } | undefined;
-    const out = this.db
-      .transaction((): ActivityRow | 'none' | 'gave-up' => {
-        const row = this.sql.due.get(now, now, JSON.stringify([...busy]));
-        if (!row) return 'none';
-        let interrupted = row.interrupted;
-        if (row.status === 'sending') {
-          // Its worker died (or hung) mid-attempt: whatever it sent, the row's flags still say what is known.
-          if (this.sql.markLost.run(now, row.call_id, row.attempts).changes) interrupted += 1;
-          if (interrupted >= this.maxInterruptions) {
-            const reason = `interrupted ${interrupted} times`;
-            this.sql.giveUpLost.run(interrupted, reason, now, now, row.call_id);
-            failed = { callId: row.call_id, reason };
-            return 'gave-up';
-          }
-        }
-        const changed = this.sql.claim.run({ interrupted, leaseUntil: now + this.attemptMs + this.leaseMarginMs, worker: this.workerId, now, id: row.call_id, status: row.status, attempts: row.attempts }).changes;
-        if (changed !== 1) return 'none';
+  /**
+   * One row per transaction, pulled by the loop one at a time: each is started before the next is
+   * claimed. A row taken back from a dead worker needs nothing undone: whatever its lost attempt
+   * sent, the row's flags (task_id, create_unknown) still say what is known.
+   */
+  private claimRows(busy: ReadonlySet<string>): Iterable<ActivityRow> {
+    return this.activities.claimEach(busy, {
+      now: this.now,
+      leaseMs: () => this.attemptMs + this.leaseMarginMs,
+      claimed: (row, interrupted, now) => {
         const claimed = { ...row, interrupted, attempts: row.attempts + 1, status: 'sending' as const };
         this.sql.startAttempt.run(row.call_id, claimed.attempts, row.phase, now, this.workerId);
         return claimed;
-      })
-      .immediate();
-    if (failed) {
-      this.log?.error(failed, 'salesforce activity failed');
-      this.emit('failed', failed);
-    }
-    return out;
+      },
+      gaveUp: (row, reason) => {
+        const failed = { callId: row.call_id, reason };
+        this.log?.error(failed, 'salesforce activity failed');
+        this.emit('failed', failed);
+      },
+    });
   }
 
-  /** One attempt: look the record up if not yet done, then create or update the Task. */
+  /** One attempt under the row's lease; the Task flow records its progress through the guarded writes. */
   private async run(row: ActivityRow, stopping: AbortSignal): Promise<void> {
     const meter = new CallMeter();
     const { signal, stopped } = attemptSignal(this.attemptMs, stopping);
-    const key = { id: row.call_id, worker: this.workerId, attempt: row.attempts };
     const call = JSON.parse(row.call) as CallSnapshot;
-    let taskId = row.task_id ?? undefined;
-    let createUnknown = row.create_unknown === 1;
-    let outcome: Outcome;
-    try {
-      let match: Match | undefined = row.match_rule ? { rule: row.match_rule as MatchRule, ...(row.record_id ? { recordId: row.record_id } : {}), ...(row.record_type ? { recordType: row.record_type } : {}) } : undefined;
-      if (!match) {
-        match = await this.resolve(call, meter, signal);
-        if (!this.write(() => this.sql.saveMatch.run({ ...key, recordId: match!.recordId ?? null, recordType: match!.recordType ?? null, rule: match!.rule, calls: meter.take(), now: this.now() }))) {
-          outcome = { kind: 'lost' };
-          return;
-        }
-      }
-      if (match.rule === 'internal' && !taskId) {
-        // Between our own phones: no customer, no activity.
-        outcome = { kind: 'ok', synced: row.phase, reason: 'internal call: no Task' };
-        this.settle(row, call, key, outcome, meter, taskId, false, false);
-        return;
-      }
-      if (!taskId && createUnknown) {
-        // The last create's answer was lost: it may have gone through.
-        taskId = await this.opts.client.findTask(call.callId, meter, signal);
-        if (taskId) {
-          this.log?.info({ callId: call.callId, taskId }, 'salesforce: the Task of a create whose answer was lost exists; updating it');
-          if (!this.write(() => this.sql.saveTask.run({ ...key, taskId: taskId!, calls: meter.take(), now: this.now() }))) {
-            outcome = { kind: 'lost' };
-            return;
-          }
-          // What it holds is unknown: write the current phase over it.
-          row = { ...row, synced: null };
-        }
-        createUnknown = false;
-      }
-      if (!taskId) {
-        if (!this.write(() => this.sql.markCreating.run({ ...key, calls: meter.take(), now: this.now() }))) {
-          outcome = { kind: 'lost' };
-          return;
-        }
-        createUnknown = true;
-        taskId = await this.opts.client.createTask(taskFields('create', row.phase, call, match, this.cfg), meter, signal);
-        createUnknown = false;
-        if (!this.write(() => this.sql.saveTask.run({ ...key, taskId: taskId!, calls: meter.take(), now: this.now() }))) {
-          outcome = { kind: 'lost' };
-          return;
-        }
-        this.log?.info({ callId: call.callId, taskId, phase: row.phase, rule: match.rule }, 'salesforce Task created');
-      } else if (row.synced !== row.phase) {
-        await this.opts.client.updateTask(taskId, taskFields('update', row.phase, call, match, this.cfg), meter, signal);
-        this.log?.info({ callId: call.callId, taskId, phase: row.phase }, 'salesforce Task updated');
-      }
-      outcome = { kind: 'ok', synced: row.phase, reason: `${row.phase === 'end' ? 'logged' : 'created at the start'}: ${taskId}` };
-    } catch (e) {
-      if (!(e instanceof SalesforceError)) {
-        outcome = { kind: 'error', error: new SalesforceError('unexpected', `unexpected: ${(e as Error).message}`, { mayHaveApplied: createUnknown }) };
-        this.log?.error({ err: e, callId: row.call_id }, 'salesforce attempt threw');
-      } else {
-        outcome = { kind: 'error', error: e };
-        // A create that was refused outright did not happen; anything else may have.
-        if (createUnknown && !e.detail.mayHaveApplied) createUnknown = false;
-      }
-    }
-    this.settle(row, call, key, outcome, meter, taskId, createUnknown, stopped());
+    const result = await this.flow.attempt(row, call, this.progress(row, meter), meter, signal);
+    this.settle({ ...result, row, call, meter, cancelled: stopped() });
   }
 
-  private async resolve(call: CallSnapshot, meter: CallMeter, signal: AbortSignal): Promise<Match> {
-    const given = clickToCall(call.vars[this.cfg.recordIdVariable]);
-    const level = this.opts.logLevel ?? 'info';
-    const report = (m: Match, extra: Record<string, unknown> = {}) => {
-      this.log?.info({ callId: call.callId, rule: m.rule, recordType: m.recordType, recordId: m.recordId, number: maskNumber(call.number, level), cached: m.cached ?? false, ...extra }, 'salesforce record matched');
-      return m;
+  private progress(row: ActivityRow, meter: CallMeter): Progress {
+    const key = this.key(row);
+    return {
+      matched: (m) => this.write(() => this.sql.saveMatch.run({ ...key, recordId: m.recordId ?? null, recordType: m.recordType ?? null, rule: m.rule, calls: meter.take(), now: this.now() })),
+      creating: () => this.write(() => this.sql.markCreating.run({ ...key, calls: meter.take(), now: this.now() })),
+      task: (taskId) => this.write(() => this.sql.saveTask.run({ ...key, taskId, calls: meter.take(), now: this.now() })),
     };
-    if (given) return report(given, { variable: this.cfg.recordIdVariable });
-    if (isInternal(call.number)) return report({ rule: 'internal' });
-    const variants = phoneVariants(call.number, this.opts.defaultCountry);
-    if (!variants.length) return report({ rule: 'no-number' });
-    const key = normaliseNumber(call.number, this.opts.defaultCountry);
-    const hit = this.cache.get(key, this.now());
-    if (hit) return report(hit);
-    const found = pick(await this.opts.client.search(soslFor(variants), meter, signal));
-    this.cache.set(key, found, this.now());
-    return report(found, { variants: variants.length });
+  }
+
+  /** What every write of an attempt is guarded by: the row is still ours, in this attempt. */
+  private key(row: ActivityRow): { id: string; worker: string; attempt: number } {
+    return { id: row.call_id, worker: this.workerId, attempt: row.attempts };
   }
 
   /** Runs a guarded write; false when the row is no longer this attempt's (its lease ran out). */
@@ -291,17 +209,9 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     return false;
   }
 
-  private settle(
-    row: ActivityRow,
-    call: CallSnapshot,
-    key: { id: string; worker: string; attempt: number },
-    outcome: Outcome | undefined,
-    meter: CallMeter,
-    taskId: string | undefined,
-    createUnknown: boolean,
-    cancelled: boolean,
-  ): void {
-    if (!outcome || outcome.kind === 'lost') return;
+  private settle({ row, call, outcome, meter, taskId, createUnknown, cancelled }: Settlement): void {
+    if (outcome.kind === 'lost') return;
+    const key = this.key(row);
     const now = this.now();
     const requests = JSON.stringify(meter.requests);
     const calls = meter.take();
@@ -333,8 +243,8 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
               changed = this.sql.settleFailed.run({ ...key, calls, unknown: createUnknown ? 1 : 0, reason: failed, now }).changes;
             } else {
               attemptOutcome = 'retry';
-              const backoff = Math.min(this.cfg.retry.maxInterval, this.cfg.retry.interval * 2 ** Math.min(20, row.failures));
-              const wait = Math.max(backoff, Math.min(e.detail.retryAfterMs ?? 0, this.cfg.retry.maxInterval));
+              const { interval, maxInterval } = this.cfg.retry;
+              const wait = retryWait({ intervalMs: interval, backoff: 2, maxIntervalMs: maxInterval }, row.failures + 1, e.detail.retryAfterMs, maxInterval);
               changed = this.sql.settleRetry.run({ ...key, nextAt: now + wait, calls, failed: 1, unknown: createUnknown ? 1 : 0, reason, now }).changes;
               this.log?.warn({ callId: row.call_id, attempt: key.attempt, reason, retryInMs: wait, mayHaveCreated: createUnknown }, 'salesforce attempt failed, will retry');
             }

@@ -1,0 +1,308 @@
+import type { SqliteDatabase } from '../store/sqlite.js';
+
+/**
+ * The table side of a durable queue: the lease columns, and the SQL that claims a due row under a
+ * lease, takes a row back from a worker that died, and gives up on a row that keeps being cut off.
+ * The SMS outbox, the hook runs and the Salesforce activities each keep their own table (its other
+ * columns, statuses, attempt records and events); what keeps a row with one worker at a time while
+ * workers crash and share a database is the same for all three, so it is written once, here.
+ *
+ * What a leased table has, besides its own columns:
+ * - the lease columns, from `leaseColumnsDdl`;
+ * - `status` with at least 'pending' (due at `next_at`), 'sending' (held under `lease_until` by
+ *   `claimed_by`) and 'failed'; `reason`, `updated_at` and `settled_at`;
+ * - an index on (status, next_at), which every claim walks;
+ * - an attempt table with `attempt`, `outcome` ('sending' while under way), `reason` and
+ *   `finished_at`, whose rows point at the queue row.
+ *
+ * A claim runs inside an IMMEDIATE transaction: SQLite admits one writer, so between the SELECT and
+ * the guarded UPDATE nobody else can take the same row. The guard (same status, same attempts) is
+ * what still holds if a row is taken by a caller that read it earlier (`take`).
+ *
+ * Nothing is re-queued when a worker starts: a `sending` row whose lease has run out is due again,
+ * so a second worker on the same database never takes a row the first is still sending.
+ */
+
+const LEASE_COLUMNS = {
+  attempts: 'attempts INTEGER NOT NULL DEFAULT 0',
+  interrupted: 'interrupted INTEGER NOT NULL DEFAULT 0',
+  next_at: 'next_at INTEGER',
+  lease_until: 'lease_until INTEGER',
+  claimed_by: 'claimed_by TEXT',
+} as const;
+
+export type LeaseColumn = keyof typeof LEASE_COLUMNS;
+
+const ALL_LEASE_COLUMNS = Object.keys(LEASE_COLUMNS) as LeaseColumn[];
+
+/**
+ * The lease columns' definitions for a CREATE TABLE, in the order given (all of them by default),
+ * one a line at `indent`. The order and the indent are the caller's because the tables that shipped
+ * put their own columns between them: a migration that has run must stay the text it was, or a
+ * new database would differ from an old one.
+ */
+export function leaseColumnsDdl(columns: readonly LeaseColumn[] = ALL_LEASE_COLUMNS, indent = '        '): string {
+  return columns.map((c) => LEASE_COLUMNS[c]).join(`,\n${indent}`);
+}
+
+/** What every leased row is read with. */
+export interface LeasedRow {
+  status: string;
+  attempts: number;
+  interrupted: number;
+}
+
+export interface LeasedTableSpec<R extends LeasedRow> {
+  /** The queue table. */
+  table: string;
+  /** Its primary key. */
+  key: keyof R & string;
+  /** The attempt table, and its column that holds the queue row's key. */
+  attempts: { table: string; key: string };
+  /** The SELECT list a claimed row is read with, over the table as `r`. */
+  columns: string;
+  /** Which due row goes first (columns of `r`); a row taken back from a dead worker wins a tie. */
+  order: readonly string[];
+  /** Rows that belong to the queue at all (a condition on `r`); others are never claimed. */
+  queued?: string;
+  /** A condition on `r` a due row must also meet, e.g. "the earlier rows of its chain have settled". */
+  ready?: string;
+  /**
+   * Claiming counts the attempt (`attempts + 1`). False where a claimed row may end without one
+   * (a hook whose condition does not hold): the feature counts it when the attempt starts.
+   */
+  countsAttemptOnClaim: boolean;
+}
+
+export interface LeasedTableOptions {
+  /** Written to `claimed_by`; the feature's own guarded writes compare it. */
+  worker: string;
+  /** A row whose attempts were cut off this many times fails instead of looping. */
+  maxInterruptions: number;
+}
+
+/** Why an attempt whose lease ran out was written off; also what the features report of it. */
+export const LEASE_EXPIRED = 'lease expired';
+
+export type Claim<R> =
+  | { kind: 'claimed'; row: R; interrupted: number; lost: boolean }
+  | { kind: 'gave-up'; row: R; interrupted: number; lost: boolean; reason: string }
+  | { kind: 'none' };
+
+export interface ClaimHandlers<R, J> {
+  /** The clock leases and `next_at` are compared with. */
+  now(): number;
+  /** How long the row may stay `sending` before another worker takes it back. */
+  leaseMs(row: R): number;
+  /**
+   * Inside the claim's transaction: the feature's own writes for the claimed row (its attempt
+   * record) and the job the worker runs. `row` is as read, before the claim.
+   */
+  claimed(row: R, interrupted: number, now: number): J;
+  /** After the commit: the attempt `row.attempts` of a row whose lease ran out was written off. */
+  lost?(row: R, now: number): void;
+  /** After the commit: the row was cut off too often and is now `failed` with `reason`. */
+  gaveUp(row: R, reason: string, interrupted: number): void;
+}
+
+/** A lease on a row its caller already knows (a retry it waited for itself). */
+export interface Take {
+  id: string;
+  /** The status and attempts it was read with: if either changed, someone else has it. */
+  status: string;
+  attempts: number;
+  interrupted: number;
+  leaseUntil: number;
+  now: number;
+}
+
+const ORDER_KEY = 'leased_order_';
+
+type Ordered = Record<string, unknown>;
+
+function prepare<R extends LeasedRow>(db: SqliteDatabase, spec: LeasedTableSpec<R>) {
+  const { table, key } = spec;
+  const queued = spec.queued ? `${spec.queued} AND ` : '';
+  const ready = spec.ready ? ` AND ${spec.ready}` : '';
+  const notBusy = `r.${key} NOT IN (SELECT value FROM json_each(@busy))`;
+  const orderKeys = spec.order.map((c, i) => `${c} AS ${ORDER_KEY}${i}`).join(', ');
+  // Two lookups rather than one OR: each walks the (status, next_at) index in order and stops at
+  // the first row, where the OR made SQLite gather and sort every due row on every claim, which
+  // costs O(backlog) per row once a burst or an outage has built one up.
+  const due = (when: string) =>
+    db.prepare<{ now: number; busy: string }, R & Ordered>(
+      `SELECT ${spec.columns}, ${orderKeys} FROM ${table} r
+        WHERE ${queued}${when} AND ${notBusy}${ready}
+        ORDER BY ${spec.order.join(', ')} LIMIT 1`,
+    );
+  return {
+    duePending: due(`r.status = 'pending' AND r.next_at <= @now`),
+    dueLost: due(`r.status = 'sending' AND r.lease_until <= @now`),
+    nextWake: db.prepare<{ busy: string }, { at: number | null }>(
+      `SELECT MIN(at) AS at FROM (
+         SELECT MIN(r.next_at) AS at FROM ${table} r WHERE ${queued}r.status = 'pending'${ready}
+         UNION ALL
+         SELECT MIN(r.lease_until) FROM ${table} r WHERE ${queued}r.status = 'sending' AND ${notBusy})`,
+    ),
+    markLost: db.prepare<[number, string, number]>(
+      `UPDATE ${spec.attempts.table} SET outcome = 'interrupted', reason = '${LEASE_EXPIRED}', finished_at = ?
+        WHERE ${spec.attempts.key} = ? AND attempt = ? AND outcome = 'sending'`,
+    ),
+    giveUp: db.prepare<[number, string, number, number, string]>(
+      `UPDATE ${table} SET status = 'failed', interrupted = ?, reason = ?, lease_until = NULL, next_at = NULL,
+         updated_at = ?, settled_at = ? WHERE ${key} = ?`,
+    ),
+    take: db.prepare<[Take & { worker: string }]>(
+      `UPDATE ${table} SET status = 'sending',${spec.countsAttemptOnClaim ? ' attempts = attempts + 1,' : ''}
+         interrupted = @interrupted, lease_until = @leaseUntil, claimed_by = @worker, updated_at = @now
+        WHERE ${key} = @id AND status = @status AND attempts = @attempts`,
+    ),
+  };
+}
+
+export class LeasedTable<R extends LeasedRow> {
+  private readonly sql: ReturnType<typeof prepare<R>>;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly spec: LeasedTableSpec<R>,
+    private readonly opts: LeasedTableOptions,
+  ) {
+    this.sql = prepare(db, spec);
+  }
+
+  /** Epoch ms at which a row may next be due: the earliest pending row, or a lease not in `busy` running out. */
+  nextWakeAt(busy: ReadonlySet<string>): number | null | undefined {
+    return this.sql.nextWake.get({ busy: JSON.stringify([...busy]) })?.at;
+  }
+
+  /**
+   * Claims up to `room` rows in one IMMEDIATE transaction: one durable commit for the batch
+   * instead of one per row, for a queue whose jobs need nothing from each other.
+   */
+  claimBatch<J>(room: number, busy: ReadonlySet<string>, h: ClaimHandlers<R, J>): J[] {
+    const now = h.now();
+    const jobs: J[] = [];
+    const after: Array<() => void> = [];
+    this.db
+      .transaction(() => {
+        const inFlight = JSON.stringify([...busy]);
+        while (jobs.length < room) {
+          const c = this.claimNext(now, inFlight, h, after);
+          if (c === undefined) break;
+          if (c !== null) jobs.push(c);
+        }
+      })
+      .immediate();
+    for (const f of after) f();
+    return jobs;
+  }
+
+  /**
+   * Claims one row per transaction, as the worker pulls: it starts each job (and adds it to `busy`)
+   * before the next is claimed, so a job that settles at once can free the next row of its chain
+   * for the same pass.
+   */
+  *claimEach<J>(busy: ReadonlySet<string>, h: ClaimHandlers<R, J>): Generator<J> {
+    for (;;) {
+      const now = h.now();
+      const after: Array<() => void> = [];
+      const c = this.db.transaction(() => this.claimNext(now, JSON.stringify([...busy]), h, after)).immediate();
+      for (const f of after) f();
+      if (c === undefined) return;
+      if (c !== null) yield c;
+    }
+  }
+
+  /**
+   * Puts a row the caller already knows under this worker's lease; false when its status or
+   * attempts changed since it was read, i.e. another worker has it.
+   */
+  take(t: Take): boolean {
+    return this.sql.take.run({ ...t, worker: this.opts.worker }).changes === 1;
+  }
+
+  /**
+   * Takes the first due row. Must run inside an IMMEDIATE transaction. Returns the job, null when
+   * the row was given up instead, undefined when nothing is due. Events go to `after`, for the
+   * caller to run once the transaction has committed.
+   */
+  private claimNext<J>(now: number, busy: string, h: ClaimHandlers<R, J>, after: Array<() => void>): J | null | undefined {
+    const c = this.claim(now, busy, h.leaseMs);
+    if (c.kind === 'none') return undefined;
+    if (c.lost && h.lost) after.push(() => h.lost!(c.row, now));
+    if (c.kind === 'gave-up') {
+      after.push(() => h.gaveUp(c.row, c.reason, c.interrupted));
+      return null;
+    }
+    return h.claimed(c.row, c.interrupted, now);
+  }
+
+  private claim(now: number, busy: string, leaseMs: (row: R) => number): Claim<R> {
+    const pending = this.sql.duePending.get({ now, busy });
+    const lost = this.sql.dueLost.get({ now, busy });
+    const first = pending && lost ? (this.before(lost, pending) ? lost : pending) : (pending ?? lost);
+    if (!first) return { kind: 'none' };
+    const row = this.withoutOrderKeys(first);
+    const id = row[this.spec.key] as string;
+
+    let interrupted = row.interrupted;
+    let wasLost = false;
+    if (row.status === 'sending') {
+      // Its worker died (or hung) mid-attempt: what that attempt did is unknown. A row claimed but
+      // never started has no attempt under way, and nothing was cut off.
+      wasLost = this.sql.markLost.run(now, id, row.attempts).changes > 0;
+      if (wasLost) interrupted += 1;
+      if (interrupted >= this.opts.maxInterruptions) {
+        const reason = `interrupted ${interrupted} times`;
+        this.sql.giveUp.run(interrupted, reason, now, now, id);
+        return { kind: 'gave-up', row, interrupted, lost: wasLost, reason };
+      }
+    }
+    const taken = this.take({ id, status: row.status, attempts: row.attempts, interrupted, leaseUntil: now + leaseMs(row), now });
+    if (!taken) return { kind: 'none' };
+    return { kind: 'claimed', row, interrupted, lost: wasLost };
+  }
+
+  /** True when `a` sorts at or before `b` in the due order (NULL first, as SQLite sorts). */
+  private before(a: Ordered, b: Ordered): boolean {
+    for (let i = 0; i < this.spec.order.length; i++) {
+      const x = a[ORDER_KEY + i] as number | string | null;
+      const y = b[ORDER_KEY + i] as number | string | null;
+      if (x === y) continue;
+      if (x === null) return true;
+      if (y === null) return false;
+      return x < y;
+    }
+    return true;
+  }
+
+  private withoutOrderKeys(row: R & Ordered): R {
+    for (let i = 0; i < this.spec.order.length; i++) delete row[ORDER_KEY + i];
+    return row;
+  }
+}
+
+/** How the wait before a retry grows: `intervalMs`, times `backoff` per further failure, at most `maxIntervalMs`. */
+export interface Backoff {
+  intervalMs: number;
+  /** 1 (the default) keeps the interval fixed. */
+  backoff?: number;
+  maxIntervalMs?: number;
+}
+
+/** The wait after the `failures`-th failed attempt in a row. */
+export function retryDelay(policy: Backoff, failures: number): number {
+  const factor = policy.backoff ?? 1;
+  // Bounded so that a zero interval after very many failures stays 0 instead of 0 × ∞ = NaN.
+  const delay = policy.intervalMs * factor ** Math.min(20, Math.max(0, failures - 1));
+  return Math.min(delay, policy.maxIntervalMs ?? Number.POSITIVE_INFINITY);
+}
+
+/**
+ * The wait before the next attempt: our own delay, or longer when the other side asked for it
+ * (Retry-After), but never longer than `maxRetryAfterMs` on its say-so.
+ */
+export function retryWait(policy: Backoff, failures: number, retryAfterMs: number | undefined, maxRetryAfterMs: number): number {
+  return Math.max(retryDelay(policy, failures), Math.min(retryAfterMs ?? 0, maxRetryAfterMs));
+}

@@ -1,0 +1,189 @@
+import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
+import type { Migration, SqliteDatabase } from '../store/sqlite.js';
+import { limitMigrations } from './limits.js';
+
+/**
+ * The outbox's tables. `sms_messages` is the queue and the history at once: a row is accepted
+ * (`pending`), claimed under a lease (`sending`), and settles as `sent` or `failed`; rows the step
+ * decided not to send (`skipped`) or a limit refused (`blocked`) are written settled. `sms_attempts`
+ * keeps every try with the provider's answer; `sms_once` makes an accept happen once per (call,
+ * key). The outbox (src/sms/outbox.ts) runs them; the history (src/sms/history.ts) reads them.
+ */
+
+export type SmsStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'skipped' | 'blocked';
+export type AttemptOutcome = 'sending' | 'ok' | 'retry' | 'final' | 'unexpected' | 'interrupted';
+
+export const smsMigrations: readonly Migration[] = [
+  {
+    id: 'sms/001-outbox',
+    up: `
+      CREATE TABLE sms_messages (
+        id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        description TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        recipient TEXT,
+        text TEXT NOT NULL,
+        sender TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+        ${leaseColumnsDdl(['attempts', 'interrupted'])},
+        not_before INTEGER NOT NULL,
+        ${leaseColumnsDdl(['next_at', 'lease_until', 'claimed_by'])},
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        settled_at INTEGER,
+        reason TEXT,
+        provider_message_id TEXT
+      );
+      CREATE INDEX sms_messages_due ON sms_messages (status, next_at);
+      CREATE INDEX sms_messages_call ON sms_messages (call_id, created_at);
+      CREATE INDEX sms_messages_recipient ON sms_messages (recipient, created_at);
+      CREATE INDEX sms_messages_created ON sms_messages (created_at);
+
+      CREATE TABLE sms_once (
+        call_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (call_id, key)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE sms_attempts (
+        message_id TEXT NOT NULL REFERENCES sms_messages (id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        http_status INTEGER,
+        body TEXT,
+        latency_ms INTEGER,
+        error TEXT,
+        worker TEXT,
+        PRIMARY KEY (message_id, attempt)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    // SQLite cannot change a CHECK constraint in place, so the table is rebuilt. The attempts table
+    // is rebuilt with it: dropping the old messages table while attempts still referenced it would
+    // cascade-delete every attempt. Renaming the new tables rewrites their references.
+    id: 'sms/002-blocked-and-note',
+    up: `
+      CREATE TABLE sms_messages_new (
+        id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        description TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        recipient TEXT,
+        text TEXT NOT NULL,
+        sender TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'blocked')),
+        ${leaseColumnsDdl(['attempts', 'interrupted'])},
+        not_before INTEGER NOT NULL,
+        ${leaseColumnsDdl(['next_at', 'lease_until', 'claimed_by'])},
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        settled_at INTEGER,
+        reason TEXT,
+        provider_message_id TEXT,
+        note TEXT
+      );
+      INSERT INTO sms_messages_new (id, call_id, description, provider, recipient, text, sender, status, attempts,
+          interrupted, not_before, next_at, lease_until, claimed_by, created_at, updated_at, settled_at, reason,
+          provider_message_id)
+        SELECT id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted,
+          not_before, next_at, lease_until, claimed_by, created_at, updated_at, settled_at, reason, provider_message_id
+        FROM sms_messages;
+      CREATE TABLE sms_attempts_new (
+        message_id TEXT NOT NULL REFERENCES sms_messages_new (id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        http_status INTEGER,
+        body TEXT,
+        latency_ms INTEGER,
+        error TEXT,
+        worker TEXT,
+        PRIMARY KEY (message_id, attempt)
+      ) WITHOUT ROWID;
+      INSERT INTO sms_attempts_new SELECT message_id, attempt, started_at, finished_at, outcome, reason,
+          http_status, body, latency_ms, error, worker FROM sms_attempts;
+      DROP TABLE sms_attempts;
+      DROP TABLE sms_messages;
+      ALTER TABLE sms_messages_new RENAME TO sms_messages;
+      ALTER TABLE sms_attempts_new RENAME TO sms_attempts;
+      CREATE INDEX sms_messages_due ON sms_messages (status, next_at);
+      CREATE INDEX sms_messages_call ON sms_messages (call_id, created_at);
+      CREATE INDEX sms_messages_recipient ON sms_messages (recipient, created_at);
+      CREATE INDEX sms_messages_created ON sms_messages (created_at);
+    `,
+  },
+  ...limitMigrations,
+];
+
+export interface DueRow {
+  id: string;
+  call_id: string;
+  description: string;
+  provider: string;
+  recipient: string;
+  text: string;
+  sender: string | null;
+  status: 'pending' | 'sending';
+  attempts: number;
+  interrupted: number;
+}
+
+export const smsQueue: LeasedTableSpec<DueRow> = {
+  table: 'sms_messages',
+  key: 'id',
+  attempts: { table: 'sms_attempts', key: 'message_id' },
+  columns: 'id, call_id, description, provider, recipient, text, sender, status, attempts, interrupted',
+  order: ['next_at'],
+  countsAttemptOnClaim: true,
+};
+
+/** Every statement the outbox runs besides the lease's, prepared once per store. */
+export function prepareStatements(db: SqliteDatabase) {
+  return {
+    hasOnce: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM sms_once WHERE call_id = ? AND key = ?'),
+    insertOnce: db.prepare<[string, string, number]>(
+      'INSERT OR IGNORE INTO sms_once (call_id, key, created_at) VALUES (?, ?, ?)',
+    ),
+    insert: db.prepare<[Record<string, string | number | null>]>(
+      `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, sender, status,
+         not_before, next_at, created_at, updated_at, note)
+       VALUES (@id, @callId, @description, @provider, @to, @text, @sender, 'pending',
+         @notBefore, @notBefore, @now, @now, @note)`,
+    ),
+    insertSkipped: db.prepare<[Record<string, string | number | null>]>(
+      `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, sender, status,
+         not_before, created_at, updated_at, settled_at, reason, note)
+       VALUES (@id, @callId, @description, @provider, @to, @text, @sender, @status, @notBefore, @now, @now, @now,
+         @reason, @note)`,
+    ),
+    startAttempt: db.prepare<[string, number, number, string]>(
+      `INSERT INTO sms_attempts (message_id, attempt, started_at, outcome, worker)
+       VALUES (?, ?, ?, 'sending', ?)`,
+    ),
+    finishAttempt: db.prepare<
+      [number, string, string, number | null, string | null, number, string | null, string, number]
+    >(
+      `UPDATE sms_attempts SET finished_at = ?, outcome = ?, reason = ?, http_status = ?, body = ?,
+         latency_ms = ?, error = ? WHERE message_id = ? AND attempt = ?`,
+    ),
+    settle: db.prepare<
+      [string, number | null, string, number, string | null, number, number | null, string, string, number]
+    >(
+      `UPDATE sms_messages
+          SET status = ?, next_at = ?, reason = ?, interrupted = interrupted + ?,
+              provider_message_id = COALESCE(?, provider_message_id), lease_until = NULL,
+              updated_at = ?, settled_at = ?
+        WHERE id = ? AND status = 'sending' AND claimed_by = ? AND attempts = ?`,
+    ),
+  };
+}
+
+export type Statements = ReturnType<typeof prepareStatements>;
