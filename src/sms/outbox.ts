@@ -8,6 +8,7 @@ import type { Store } from '../store/sqlite.js';
 import { checkLimits, type SmsLimits } from './limits.js';
 import type { SendResult, SmsProvider } from './provider.js';
 import { prepareStatements, smsMigrations, smsQueue, type AttemptOutcome, type DueRow, type SmsStatus, type Statements } from './store.js';
+import type { NewSms } from '../calls/services.js';
 
 // The app, the CLI and the bench import these from the outbox, the SMS queue's entry point.
 export { smsMigrations, type AttemptOutcome, type SmsStatus } from './store.js';
@@ -34,19 +35,8 @@ export { smsMigrations, type AttemptOutcome, type SmsStatus } from './store.js';
  * retry policy, the attempt records and the events are this module's.
  */
 
-export interface OutboxMessage {
-  callId: string;
-  /** The SMS step's description (S1), by which history is filtered. */
-  description: string;
-  provider: string;
-  to: string;
-  text: string;
-  sender?: string;
-  /** Epoch ms before which it is not sent (S3 delay). */
-  notBefore?: number;
-  /** Kept in the history beside the message, e.g. why a fallback text was used. */
-  note?: string;
-}
+/** What a step hands over (calls/services.ts declares it, so the routing sms destination can too). */
+export type OutboxMessage = NewSms;
 
 export interface AcceptOptions {
   /** At most one accept per (callId, key) ever succeeds (S6); later ones write nothing. */
