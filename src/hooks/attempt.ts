@@ -1,11 +1,12 @@
 import type { Dispatcher } from 'undici';
 import type { Outcome } from '../http/failure.js';
+import { redactRequest, type LoggedRequest } from '../http/redact.js';
 import type { BuiltRequest } from '../http/request.js';
 import { sendAndClassify } from '../http/send.js';
 import { render, type Vars } from '../template.js';
 import type { Hook } from './config.js';
 import { extract } from './extract.js';
-import { hookRequest, redactRequest, type LoggedRequest } from './hook-request.js';
+import { hookRequest } from './hook-request.js';
 
 /**
  * One try of one hook: render, send, classify with the one failure classifier (with the hook's

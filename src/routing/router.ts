@@ -3,7 +3,7 @@ import type { CallSession } from '../calls/session.js';
 import type { AttemptResult } from '../http/failure.js';
 import type { BuiltRequest } from '../http/request.js';
 import { sendAndClassify } from '../http/send.js';
-import { redactRequest } from '../hooks/hook-request.js';
+import { redactRequest } from '../http/redact.js';
 import type { RoutingServices, StepServices } from '../calls/services.js';
 import type { StepResult } from '../calls/step.js';
 import { describeDestination, type Destination, type RouteConfig } from './config.js';
