@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { excerpt } from '../http/excerpt.js';
 import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
@@ -116,9 +117,6 @@ export interface OutboxOptions {
   limits?: SmsLimits;
   logger?: Logger;
 }
-
-/** Kept per attempt; enough to read a provider's error answer without storing whole pages. */
-export const BODY_EXCERPT_BYTES = 2048;
 
 export const smsMigrations: readonly Migration[] = [
   {
@@ -728,16 +726,6 @@ export function retryDelay(policy: RetryPolicy, answered: number): number {
   const factor = policy.backoff ?? 1;
   const delay = policy.intervalMs * factor ** Math.max(0, answered - 1);
   return Math.min(delay, policy.maxIntervalMs ?? Number.POSITIVE_INFINITY);
-}
-
-/** At most BODY_EXCERPT_BYTES of UTF-8, cut on a character boundary. */
-export function excerpt(text: string, maxBytes: number = BODY_EXCERPT_BYTES): string {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length <= maxBytes) return text;
-  let end = maxBytes;
-  // Step back over continuation bytes (10xxxxxx) so no character is split.
-  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
-  return bytes.subarray(0, end).toString('utf8');
 }
 
 export function createOutbox(opts: OutboxOptions): Outbox {
