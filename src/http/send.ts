@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Vars } from '../template.js';
 import { classify, type Classification, type FailureRules } from './failure.js';
-import { buildRequest, sendRequest, TransportError, type HttpMethod, type RequestSpec, type TransportErrorKind } from './request.js';
+import { buildRequest, sendRequest, TransportError, type HttpMethod, type HttpResponse, type RequestSpec, type SendOptions, type TransportErrorKind } from './request.js';
 
 /**
  * One outbound HTTP attempt, start to verdict: every feature that calls an HTTP endpoint (SMS
@@ -14,21 +14,14 @@ import { buildRequest, sendRequest, TransportError, type HttpMethod, type Reques
  * results like any answer does.
  */
 
-export interface SendAndClassifyOptions {
+/** On top of sendRequest's options, so a deadline, a cancel and a body limit mean the same here. */
+export interface SendAndClassifyOptions extends SendOptions {
   method: HttpMethod;
   url: string;
   headers?: Readonly<Record<string, string>>;
   body?: string;
-  /** Deadline for the whole exchange: connect, headers and body. */
-  timeoutMs: number;
-  /** Cancels the request (shutdown); comes back as a transport result of kind `aborted`. */
-  signal?: AbortSignal;
-  /** Connection pool; defaults to the process-wide one. */
-  dispatcher?: Dispatcher;
   /** The endpoint's own failure rules (error pattern, extra retry statuses…). */
   rules?: FailureRules;
-  /** Bytes of the answer kept (and classified); default DEFAULT_MAX_BODY_BYTES of request.ts. */
-  maxBodyBytes?: number;
 }
 
 interface Timed extends Classification {
@@ -36,14 +29,8 @@ interface Timed extends Classification {
 }
 
 /** The far end answered; the answer may still be a failure (see `outcome`). */
-export interface SentResponse extends Timed {
+export interface SentResponse extends Timed, HttpResponse {
   kind: 'response';
-  status: number;
-  /** Lower-cased names. */
-  headers: Record<string, string>;
-  /** UTF-8 text of at most maxBodyBytes bytes. */
-  body: string;
-  truncated: boolean;
 }
 
 /** No HTTP answer: see TransportErrorKind for what each kind says about the request. */
@@ -66,12 +53,9 @@ export type Sent = SentResponse | SentTransport | SentThrown;
 export async function sendAndClassify(opts: SendAndClassifyOptions): Promise<Sent> {
   const started = performance.now();
   try {
-    const res = await sendRequest(
-      { method: opts.method, url: opts.url, headers: opts.headers ?? {}, body: opts.body, missing: [] },
-      { timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher, maxBodyBytes: opts.maxBodyBytes, signal: opts.signal },
-    );
+    const res = await sendRequest({ method: opts.method, url: opts.url, headers: opts.headers ?? {}, body: opts.body, missing: [] }, opts);
     const verdict = classify({ kind: 'response', status: res.status, headers: res.headers, body: res.body }, opts.rules);
-    return { kind: 'response', ...verdict, status: res.status, headers: res.headers, body: res.body, truncated: res.truncated, latencyMs: res.latencyMs };
+    return { kind: 'response', ...verdict, ...res };
   } catch (e) {
     if (e instanceof TransportError) {
       const error = { kind: e.kind, message: e.message };
