@@ -1,10 +1,12 @@
 import type { Dispatcher } from 'undici';
-import { classify, type Outcome } from '../http/failure.js';
-import { sendRequest, TransportError, type BuiltRequest } from '../http/request.js';
+import type { Outcome } from '../http/failure.js';
+import { redactRequest, type LoggedRequest } from '../http/redact.js';
+import type { BuiltRequest } from '../http/request.js';
+import { sendAndClassify } from '../http/send.js';
 import { render, type Vars } from '../template.js';
 import type { Hook } from './config.js';
 import { extract } from './extract.js';
-import { hookRequest, redactRequest, type LoggedRequest } from './hook-request.js';
+import { hookRequest } from './hook-request.js';
 
 /**
  * One try of one hook: render, send, classify with the one failure classifier (with the hook's
@@ -42,30 +44,25 @@ export function prepare(hook: Hook, vars: Vars, runId: string, secrets: readonly
 
 export async function send(hook: Hook, built: BuiltRequest, logged: LoggedRequest, opts: AttemptOptions): Promise<AttemptReport> {
   const base = { request: logged, extracted: {}, notFound: [] as string[] };
-  try {
-    const res = await sendRequest(built, { timeoutMs: hook.request.timeout, signal: opts.signal, dispatcher: opts.dispatcher });
-    const c = classify({ kind: 'response', status: res.status, headers: res.headers, body: res.body }, hook.rules);
-    const ex = c.outcome === 'ok' && hook.extract.length ? extract(hook.extract, res.body) : { values: {}, notFound: [] };
-    return {
-      ...base,
-      outcome: c.outcome,
-      reason: c.reason,
-      status: res.status,
-      responseHeaders: res.headers,
-      body: res.body,
-      truncated: res.truncated,
-      latencyMs: res.latencyMs,
-      ...(c.retryAfterMs !== undefined ? { retryAfterMs: c.retryAfterMs } : {}),
-      extracted: ex.values,
-      notFound: ex.notFound,
-    };
-  } catch (e) {
-    if (e instanceof TransportError) {
-      const c = classify({ kind: 'transport', error: { kind: e.kind, message: e.message } }, hook.rules);
-      return { ...base, outcome: c.outcome, reason: c.reason, latencyMs: e.latencyMs, error: e.message };
-    }
-    return { ...base, outcome: 'unexpected', reason: 'exception', latencyMs: 0, error: e instanceof Error ? e.message : String(e) };
+  const sent = await sendAndClassify({ ...built, timeoutMs: hook.request.timeout, signal: opts.signal, dispatcher: opts.dispatcher, rules: hook.rules });
+  if (sent.kind !== 'response') {
+    // Our own failure has no endpoint time to report.
+    return { ...base, outcome: sent.outcome, reason: sent.reason, latencyMs: sent.kind === 'thrown' ? 0 : sent.latencyMs, error: sent.message };
   }
+  const ex = sent.outcome === 'ok' && hook.extract.length ? extract(hook.extract, sent.body) : { values: {}, notFound: [] };
+  return {
+    ...base,
+    outcome: sent.outcome,
+    reason: sent.reason,
+    status: sent.status,
+    responseHeaders: sent.headers,
+    body: sent.body,
+    truncated: sent.truncated,
+    latencyMs: sent.latencyMs,
+    ...(sent.retryAfterMs !== undefined ? { retryAfterMs: sent.retryAfterMs } : {}),
+    extracted: ex.values,
+    notFound: ex.notFound,
+  };
 }
 
 /** The condition (CA2): the hook runs only when the rendered value matches. */

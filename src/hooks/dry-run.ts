@@ -3,7 +3,7 @@ import { EVENT_FIELDS, type CallEventKind } from '../asterisk/call-event-types.j
 import { conditionHolds, prepare, send, type AttemptReport } from './attempt.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { targetsNumber, type Hook } from './config.js';
-import type { LoggedRequest } from './hook-request.js';
+import type { LoggedRequest } from '../http/redact.js';
 
 /**
  * `call-actions hooks test <hook>`: the request a hook would send for a made-up call, shown before

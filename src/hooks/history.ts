@@ -2,7 +2,7 @@ import { readLogQuery } from '../history/query.js';
 import type { Store } from '../store/sqlite.js';
 import { whereClause } from '../store/where.js';
 import { RUN_STATUSES, type HookAttemptOutcome, type RunMode, type RunStatus } from './store.js';
-import type { LoggedRequest } from './hook-request.js';
+import type { LoggedRequest } from '../http/redact.js';
 
 /**
  * The execution log (CA6): every hook run with every attempt — the request as sent (credentials

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { buildRequest, type BuiltRequest } from '../http/request.js';
-import { escapers, type Vars } from '../template.js';
+import type { Vars } from '../template.js';
 import type { Hook } from './config.js';
 
 /**
@@ -54,35 +54,4 @@ function timingSafe(a: string, b: string): boolean {
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
   return diff === 0;
-}
-
-export interface LoggedRequest {
-  method: string;
-  url: string;
-  headers: Record<string, string>;
-  body?: string;
-  /** Merge fields that had no value and were sent empty. */
-  missing?: string[];
-}
-
-/** Header names whose whole value is a credential, whatever it looks like. */
-const CREDENTIAL_HEADER = /^(authorization|proxy-authorization|cookie|x-api-key|api-key|x-auth-token)$|token|secret|password/i;
-const REDACTED = '[redacted]';
-
-/**
- * What the execution log keeps of a request (CA6): everything an admin needs to see what was
- * sent, minus credentials. Secrets are replaced in every form they can take once escaped into a
- * URL, a form, JSON or XML, since the env value itself never appears there verbatim.
- */
-export function redactRequest(built: BuiltRequest, secrets: readonly string[]): LoggedRequest {
-  const variants = [...new Set(secrets.filter((s) => s.length >= 4).flatMap((s) => [s, escapers.url(s), escapers.form(s), escapers.json(s), escapers.xml(s)]))]
-    // longest first, so a secret containing another is replaced whole
-    .sort((a, b) => b.length - a.length);
-  const scrub = (text: string) => variants.reduce((t, v) => t.split(v).join(REDACTED), text);
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(built.headers)) headers[k] = CREDENTIAL_HEADER.test(k) ? REDACTED : scrub(v);
-  const out: LoggedRequest = { method: built.method, url: scrub(built.url), headers };
-  if (built.body !== undefined) out.body = scrub(built.body);
-  if (built.missing.length) out.missing = built.missing;
-  return out;
 }

@@ -6,7 +6,7 @@ import type { CallEvent } from '../asterisk/call-event-types.js';
 import type { Logger } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import { LeasedTable, retryWait } from '../queue/leased-table.js';
-import { excerpt } from '../sms/outbox.js';
+import { excerpt } from '../http/excerpt.js';
 import type { Store } from '../store/sqlite.js';
 import { conditionHolds, prepare, send, type AttemptReport } from './attempt.js';
 import { hooksFor, targetsNumber, type Hook } from './config.js';

@@ -1,8 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import type { CallSession } from '../calls/session.js';
 import type { AttemptResult } from '../http/failure.js';
-import { sendRequest, TransportError, type BuiltRequest } from '../http/request.js';
-import { redactRequest } from '../hooks/hook-request.js';
+import type { BuiltRequest } from '../http/request.js';
+import { sendAndClassify } from '../http/send.js';
+import { redactRequest } from '../http/redact.js';
 import type { StepServices } from '../calls/services.js';
 import type { RoutingServices } from './services.js';
 import type { StepResult } from '../calls/step.js';
@@ -88,17 +89,8 @@ export class RouteRun {
     if (built.missing.length) call.log.warn({ step: scope.where, missing: built.missing }, 'merge fields without a value');
 
     const filler = cfg.filler ? this.startFiller(scope) : undefined;
-    const t0 = performance.now();
-    let result: AttemptResult;
-    let latencyMs: number;
-    try {
-      const res = await sendRequest(built, { timeoutMs: cfg.timeout, signal: call.signal, dispatcher: rs.dispatcher });
-      result = { kind: 'response', status: res.status, headers: res.headers, body: res.body };
-      latencyMs = res.latencyMs;
-    } catch (e) {
-      latencyMs = Math.round(performance.now() - t0);
-      result = e instanceof TransportError ? { kind: 'transport', error: { kind: e.kind, message: e.message } } : { kind: 'thrown', error: e };
-    }
+    const result = await sendAndClassify({ ...built, timeoutMs: cfg.timeout, signal: call.signal, dispatcher: rs.dispatcher });
+    const { latencyMs } = result;
     this.apiMs += latencyMs;
     const filled = (await filler?.stop()) ?? false;
     if (!call.active) {

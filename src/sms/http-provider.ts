@@ -1,21 +1,19 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { duration, regex } from '../config/types.js';
-import { classify, type FailureRules } from '../http/failure.js';
+import type { FailureRules } from '../http/failure.js';
 import {
   bodySchema,
-  buildRequest,
   checkRequestConfig,
   encodingSchema,
   headersSchema,
   requestFieldsUsed,
-  sendRequest,
   toRequestSpec,
-  TransportError,
   urlTemplate,
   type RequestSpec,
 } from '../http/request.js';
-import type { RetryPolicy, SendResult, SmsMessage, SmsProvider } from './provider.js';
+import { buildAndSend } from '../http/send.js';
+import { sendResultOf, type RetryPolicy, type SendResult, type SmsMessage, type SmsProvider } from './provider.js';
 
 /**
  * The generic provider: any SMS API reachable with one templated HTTP request. The seed 000
@@ -105,41 +103,11 @@ export function createHttpProvider(name: string, config: HttpProviderConfig, opt
       sender: message.sender ?? config.from,
       messageId: message.messageId,
     };
-    let started = performance.now();
-    try {
-      const built = buildRequest(spec, vars);
-      started = performance.now();
-      const res = await sendRequest(built, {
-        timeoutMs: spec.timeoutMs,
-        dispatcher: opts.dispatcher,
-        maxBodyBytes: opts.maxBodyBytes,
-        signal,
-      });
-      const c = classify({ kind: 'response', status: res.status, headers: res.headers, body: res.body }, rules);
-      const result: SendResult = {
-        outcome: c.outcome,
-        reason: c.reason,
-        status: res.status,
-        body: res.body,
-        latencyMs: res.latencyMs,
-      };
-      if (c.retryAfterMs !== undefined) result.retryAfterMs = c.retryAfterMs;
-      const id = config.messageIdMatch ? extractId(config.messageIdMatch, res.body) : undefined;
-      if (id) result.providerMessageId = id;
-      return result;
-    } catch (e) {
-      if (e instanceof TransportError) {
-        const c = classify({ kind: 'transport', error: { kind: e.kind, message: e.message } }, rules);
-        return { outcome: c.outcome, reason: c.reason, latencyMs: e.latencyMs, error: e.message };
-      }
-      const c = classify({ kind: 'thrown', error: e }, rules);
-      return {
-        outcome: c.outcome,
-        reason: c.reason,
-        latencyMs: Math.round(performance.now() - started),
-        error: e instanceof Error ? e.message : String(e),
-      };
-    }
+    const sent = await buildAndSend(spec, vars, { dispatcher: opts.dispatcher, maxBodyBytes: opts.maxBodyBytes, signal, rules });
+    const result = sendResultOf(sent);
+    const id = sent.kind === 'response' && config.messageIdMatch ? extractId(config.messageIdMatch, sent.body) : undefined;
+    if (id) result.providerMessageId = id;
+    return result;
   }
 
   return { name, retry, timeoutMs: spec.timeoutMs, send };

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { excerpt } from '../http/excerpt.js';
 import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
@@ -109,9 +110,6 @@ export interface OutboxOptions {
   limits?: SmsLimits;
   logger?: Logger;
 }
-
-/** Kept per attempt; enough to read a provider's error answer without storing whole pages. */
-export const BODY_EXCERPT_BYTES = 2048;
 
 interface Claimed extends DueRow {
   attempt: number;
@@ -464,16 +462,6 @@ function settledOf(
   };
   if (providerMessageId) s.providerMessageId = providerMessageId;
   return s;
-}
-
-/** At most BODY_EXCERPT_BYTES of UTF-8, cut on a character boundary. */
-export function excerpt(text: string, maxBytes: number = BODY_EXCERPT_BYTES): string {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length <= maxBytes) return text;
-  let end = maxBytes;
-  // Step back over continuation bytes (10xxxxxx) so no character is split.
-  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
-  return bytes.subarray(0, end).toString('utf8');
 }
 
 export function createOutbox(opts: OutboxOptions): Outbox {

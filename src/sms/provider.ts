@@ -1,4 +1,5 @@
 import type { Outcome } from '../http/failure.js';
+import type { Sent } from '../http/send.js';
 
 /**
  * What the outbox needs from an SMS provider. A provider makes one attempt per call and never
@@ -34,6 +35,14 @@ export interface SendResult {
   providerMessageId?: string;
   /** The provider asked us to wait this long before the next attempt. */
   retryAfterMs?: number;
+}
+
+/** What the outbox records of one HTTP attempt, the same for every provider that sends one. */
+export function sendResultOf(sent: Sent): SendResult {
+  if (sent.kind !== 'response') return { outcome: sent.outcome, reason: sent.reason, latencyMs: sent.latencyMs, error: sent.message };
+  const result: SendResult = { outcome: sent.outcome, reason: sent.reason, status: sent.status, body: sent.body, latencyMs: sent.latencyMs };
+  if (sent.retryAfterMs !== undefined) result.retryAfterMs = sent.retryAfterMs;
+  return result;
 }
 
 export interface RetryPolicy {

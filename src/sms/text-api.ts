@@ -1,8 +1,8 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { duration } from '../config/types.js';
-import { classify } from '../http/failure.js';
-import { buildRequest, headersSchema, sendRequest, TransportError, urlTemplate, type RequestSpec } from '../http/request.js';
+import { headersSchema, urlTemplate, type RequestSpec } from '../http/request.js';
+import { buildAndSend } from '../http/send.js';
 import type { Vars } from '../template.js';
 
 /**
@@ -75,25 +75,18 @@ export async function fetchSmsText(config: TextApiConfig, vars: Vars, opts: Text
     body: { from_number: '{caller}', to_number: '{called}', call_id: '{callId}', ...config.fields },
     timeoutMs: config.timeout,
   };
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  try {
-    const res = await sendRequest(buildRequest(spec, vars), { timeoutMs: config.timeout, dispatcher: opts.dispatcher, maxBodyBytes: 16 * 1024, signal: opts.signal });
-    const c = classify({ kind: 'response', status: res.status, headers: res.headers, body: res.body });
-    if (c.outcome !== 'ok') return { ok: false, reason: c.reason, status: res.status, latencyMs: res.latencyMs };
-    if (res.truncated) return { ok: false, reason: 'answer too long', status: res.status, latencyMs: res.latencyMs };
-    const text = config.field ? fromJson(res.body, config.field) : { text: res.body.trim() };
-    if ('error' in text) return { ok: false, reason: text.error, status: res.status, latencyMs: res.latencyMs };
-    if (text.text === '') return { ok: false, reason: config.field ? `field "${config.field}" is empty` : 'empty answer', status: res.status, latencyMs: res.latencyMs };
-    if ([...text.text].length > MAX_TEXT_CHARS) return { ok: false, reason: `text longer than ${MAX_TEXT_CHARS} characters`, status: res.status, latencyMs: res.latencyMs };
-    return { ok: true, text: text.text, latencyMs: res.latencyMs };
-  } catch (e) {
-    if (e instanceof TransportError) {
-      const c = classify({ kind: 'transport', error: { kind: e.kind, message: e.message } });
-      return { ok: false, reason: c.reason === 'timeout' ? `timeout after ${config.timeout} ms` : `${c.reason}: ${e.message}`, latencyMs: e.latencyMs };
-    }
-    return { ok: false, reason: `exception: ${e instanceof Error ? e.message : String(e)}`, latencyMs: elapsed() };
+  const sent = await buildAndSend(spec, vars, { dispatcher: opts.dispatcher, maxBodyBytes: 16 * 1024, signal: opts.signal });
+  if (sent.kind === 'transport') {
+    return { ok: false, reason: sent.reason === 'timeout' ? `timeout after ${config.timeout} ms` : `${sent.reason}: ${sent.message}`, latencyMs: sent.latencyMs };
   }
+  if (sent.kind === 'thrown') return { ok: false, reason: `exception: ${sent.message}`, latencyMs: sent.latencyMs };
+  if (sent.outcome !== 'ok') return { ok: false, reason: sent.reason, status: sent.status, latencyMs: sent.latencyMs };
+  if (sent.truncated) return { ok: false, reason: 'answer too long', status: sent.status, latencyMs: sent.latencyMs };
+  const text = config.field ? fromJson(sent.body, config.field) : { text: sent.body.trim() };
+  if ('error' in text) return { ok: false, reason: text.error, status: sent.status, latencyMs: sent.latencyMs };
+  if (text.text === '') return { ok: false, reason: config.field ? `field "${config.field}" is empty` : 'empty answer', status: sent.status, latencyMs: sent.latencyMs };
+  if ([...text.text].length > MAX_TEXT_CHARS) return { ok: false, reason: `text longer than ${MAX_TEXT_CHARS} characters`, status: sent.status, latencyMs: sent.latencyMs };
+  return { ok: true, text: text.text, latencyMs: sent.latencyMs };
 }
 
 function fromJson(body: string, path: string): { text: string } | { error: string } {

@@ -1,10 +1,11 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { duration, httpUrl } from '../config/types.js';
-import { classify, type FailureRules } from '../http/failure.js';
-import { buildRequest, sendRequest, TransportError, type RequestSpec } from '../http/request.js';
+import type { FailureRules } from '../http/failure.js';
+import type { RequestSpec } from '../http/request.js';
+import { buildAndSend } from '../http/send.js';
 import { retrySchema, senderSchema, toRetryPolicy } from './http-provider.js';
-import type { SendResult, SmsMessage, SmsProvider } from './provider.js';
+import { sendResultOf, type SendResult, type SmsMessage, type SmsProvider } from './provider.js';
 
 /**
  * The built-in Twilio provider (S10): one form POST to the Messages resource per attempt,
@@ -70,29 +71,16 @@ export function createTwilioProvider(name: string, config: TwilioProviderConfig,
       timeoutMs: config.timeout,
     };
     const vars = { to: message.to, text: message.text, from, service: config.messagingServiceSid, account: config.accountSid, auth };
-    let started = performance.now();
-    try {
-      const built = buildRequest(spec, vars);
-      started = performance.now();
-      const res = await sendRequest(built, { timeoutMs: config.timeout, dispatcher: opts.dispatcher, signal });
-      const c = classify({ kind: 'response', status: res.status, headers: res.headers, body: res.body }, RULES);
-      const answer = parseJson(res.body);
-      const result: SendResult = { outcome: c.outcome, reason: c.reason, status: res.status, body: res.body, latencyMs: res.latencyMs };
-      if (c.retryAfterMs !== undefined) result.retryAfterMs = c.retryAfterMs;
-      if (c.outcome === 'ok') {
-        if (typeof answer?.sid === 'string') result.providerMessageId = answer.sid;
-      } else if (typeof answer?.code === 'number') {
-        result.reason = `${c.reason} code ${answer.code}`;
-      }
-      return result;
-    } catch (e) {
-      if (e instanceof TransportError) {
-        const c = classify({ kind: 'transport', error: { kind: e.kind, message: e.message } }, RULES);
-        return { outcome: c.outcome, reason: c.reason, latencyMs: e.latencyMs, error: e.message };
-      }
-      const c = classify({ kind: 'thrown', error: e }, RULES);
-      return { outcome: c.outcome, reason: c.reason, latencyMs: Math.round(performance.now() - started), error: e instanceof Error ? e.message : String(e) };
+    const sent = await buildAndSend(spec, vars, { dispatcher: opts.dispatcher, signal, rules: RULES });
+    const result = sendResultOf(sent);
+    if (sent.kind !== 'response') return result;
+    const answer = parseJson(sent.body);
+    if (sent.outcome === 'ok') {
+      if (typeof answer?.sid === 'string') result.providerMessageId = answer.sid;
+    } else if (typeof answer?.code === 'number') {
+      result.reason = `${sent.reason} code ${answer.code}`;
     }
+    return result;
   }
 
   return { name, retry: toRetryPolicy(config.retry), timeoutMs: config.timeout, send };

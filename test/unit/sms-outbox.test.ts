@@ -5,7 +5,8 @@ import { Agent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { getSmsMessage, querySmsHistory } from '../../src/sms/history.js';
 import { createHttpProvider, httpProviderSchema } from '../../src/sms/http-provider.js';
-import { Outbox, excerpt, type OutboxMessage, type OutboxOptions, type SettledMessage } from '../../src/sms/outbox.js';
+import { excerpt } from '../../src/http/excerpt.js';
+import { Outbox, type OutboxMessage, type OutboxOptions, type SettledMessage } from '../../src/sms/outbox.js';
 import type { SmsProvider } from '../../src/sms/provider.js';
 import { openStore, type Store } from '../../src/store/sqlite.js';
 import {

@@ -1,7 +1,7 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import type { Dispatcher } from 'undici';
-import { classify } from '../../http/failure.js';
-import { sendRequest, TransportError } from '../../http/request.js';
+import type { FailureRules } from '../../http/failure.js';
+import { sendAndClassify } from '../../http/send.js';
 import type { Logger } from '../../log.js';
 import type { SalesforceConfig } from './config.js';
 import { errorCodeOf, SalesforceError } from './errors.js';
@@ -36,6 +36,11 @@ export interface TokenOptions {
 const RENEW_BEFORE_MS = 5 * 60_000;
 /** The assertion's lifetime; Salesforce accepts up to 3 minutes. */
 const ASSERTION_SECONDS = 180;
+/**
+ * A refused credential is the admin's to fix (a rotated secret, an app not yet approved): the
+ * activities wait in the queue meanwhile rather than being dropped, and /health says why.
+ */
+const TOKEN_RULES: FailureRules = { errorStatus: [400, 401, 403] };
 
 export class TokenProvider {
   private current: AccessToken | undefined;
@@ -76,15 +81,19 @@ export class TokenProvider {
         : { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: this.assertion() },
     );
     this.requests += 1;
-    let res;
-    try {
-      res = await sendRequest(
-        { method: 'POST', url: this.tokenUrl, headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: form.toString(), missing: [] },
-        { timeoutMs: this.opts.config.timeout, dispatcher: this.opts.dispatcher, signal },
-      );
-    } catch (e) {
-      if (!(e instanceof TransportError)) throw e;
-      throw this.failed(new SalesforceError('retry', `token request: ${e.kind}`, { mayHaveApplied: false, aborted: e.kind === 'aborted' }));
+    const res = await sendAndClassify({
+      method: 'POST',
+      url: this.tokenUrl,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: form.toString(),
+      timeoutMs: this.opts.config.timeout,
+      dispatcher: this.opts.dispatcher,
+      signal,
+      rules: TOKEN_RULES,
+    });
+    if (res.kind === 'thrown') throw res.error;
+    if (res.kind === 'transport') {
+      throw this.failed(new SalesforceError('retry', `token request: ${res.error.kind}`, { mayHaveApplied: false, aborted: res.error.kind === 'aborted' }));
     }
     if (res.status === 200) {
       const body = parseToken(res.body);
@@ -100,11 +109,8 @@ export class TokenProvider {
       }
     }
     const { errorCode, message } = errorCodeOf(res.body);
-    // A refused credential is the admin's to fix (a rotated secret, an app not yet approved): the
-    // activities wait in the queue meanwhile rather than being dropped, and /health says why.
-    const c = classify({ kind: 'response', status: res.status, headers: res.headers, body: res.body }, { errorStatus: [400, 401, 403] });
     const reason = `token request: http-${res.status}${errorCode ? ` ${errorCode}` : ''}${message ? ` (${message})` : ''}`;
-    throw this.failed(new SalesforceError(c.outcome === 'ok' || c.outcome === 'unexpected' ? 'retry' : c.outcome, reason, { status: res.status, mayHaveApplied: false, ...(errorCode ? { errorCode } : {}), ...(c.retryAfterMs !== undefined ? { retryAfterMs: c.retryAfterMs } : {}) }));
+    throw this.failed(new SalesforceError(res.outcome === 'ok' || res.outcome === 'unexpected' ? 'retry' : res.outcome, reason, { status: res.status, mayHaveApplied: false, ...(errorCode ? { errorCode } : {}), ...(res.retryAfterMs !== undefined ? { retryAfterMs: res.retryAfterMs } : {}) }));
   }
 
   private failed(e: SalesforceError): SalesforceError {

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
-import { classify, type FailureRules } from '../../http/failure.js';
-import { sendRequest, TransportError, type HttpResponse, type HttpMethod } from '../../http/request.js';
+import type { FailureRules } from '../../http/failure.js';
+import type { HttpMethod, HttpResponse } from '../../http/request.js';
+import { sendAndClassify } from '../../http/send.js';
 import type { Logger } from '../../log.js';
 import type { AccessToken, TokenProvider } from './auth.js';
 import { errorCodeOf, SalesforceError } from './errors.js';
@@ -103,31 +104,28 @@ export class SalesforceClient {
       const url = `${token.instanceUrl}/services/data/v${this.opts.apiVersion}${path}`;
       const record: RequestRecord = { method, path: `/services/data/v${this.opts.apiVersion}${path.split('?')[0]}`, ms: 0 };
       meter.requests.push(record);
-      let res: HttpResponse;
-      try {
-        res = await sendRequest(
-          {
-            method,
-            url,
-            headers: {
-              authorization: `Bearer ${token.accessToken}`,
-              accept: 'application/json',
-              ...(body !== undefined ? { 'content-type': 'application/json; charset=utf-8' } : {}),
-            },
-            ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-            missing: [],
-          },
-          { timeoutMs: this.opts.timeoutMs, dispatcher: this.opts.dispatcher, signal },
-        );
-      } catch (e) {
-        if (!(e instanceof TransportError)) throw e;
-        record.error = e.kind;
-        record.ms = e.latencyMs;
-        const c = classify({ kind: 'transport', error: { kind: e.kind, message: e.message } });
+      const res = await sendAndClassify({
+        method,
+        url,
+        headers: {
+          authorization: `Bearer ${token.accessToken}`,
+          accept: 'application/json',
+          ...(body !== undefined ? { 'content-type': 'application/json; charset=utf-8' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        timeoutMs: this.opts.timeoutMs,
+        dispatcher: this.opts.dispatcher,
+        signal,
+        rules: RULES,
+      });
+      if (res.kind === 'thrown') throw res.error;
+      if (res.kind === 'transport') {
+        record.error = res.error.kind;
+        record.ms = res.latencyMs;
         // Only a request that never connected is known not to have been carried out.
-        throw new SalesforceError(c.outcome === 'ok' ? 'retry' : c.outcome, `${method} ${record.path}: ${e.kind}`, {
-          mayHaveApplied: write && e.kind !== 'connect',
-          aborted: e.kind === 'aborted',
+        throw new SalesforceError(res.outcome === 'ok' ? 'retry' : res.outcome, `${method} ${record.path}: ${res.error.kind}`, {
+          mayHaveApplied: write && res.error.kind !== 'connect',
+          aborted: res.error.kind === 'aborted',
         });
       }
       record.status = res.status;
@@ -145,12 +143,11 @@ export class SalesforceClient {
         continue;
       }
       if (errorCode === 'REQUEST_LIMIT_EXCEEDED') this.opts.usage.exceededAt = Date.now();
-      const c = classify({ kind: 'response', status: res.status, headers: res.headers, body: res.body }, RULES);
-      const reason = `${method} ${record.path}: http-${res.status}${errorCode ? ` ${errorCode}` : ''}${message && c.outcome === 'final' ? ` (${message.slice(0, 200)})` : ''}`;
-      throw new SalesforceError(c.outcome === 'ok' || c.outcome === 'unexpected' ? 'final' : c.outcome, reason, {
+      const reason = `${method} ${record.path}: http-${res.status}${errorCode ? ` ${errorCode}` : ''}${message && res.outcome === 'final' ? ` (${message.slice(0, 200)})` : ''}`;
+      throw new SalesforceError(res.outcome === 'ok' || res.outcome === 'unexpected' ? 'final' : res.outcome, reason, {
         status: res.status,
         ...(errorCode ? { errorCode } : {}),
-        ...(c.retryAfterMs !== undefined ? { retryAfterMs: c.retryAfterMs } : {}),
+        ...(res.retryAfterMs !== undefined ? { retryAfterMs: res.retryAfterMs } : {}),
         // A 5xx may come after the write was committed; a 4xx means it was refused.
         mayHaveApplied: write && res.status >= 500,
       });
