@@ -107,7 +107,8 @@ export const destinationSchema = z.unknown().transform((item, ctx): Destination 
     return z.NEVER;
   }
   const [key, value] = entries[0]!;
-  const kind = CONFIG_ALIASES[key];
+  // own keys only: `constructor` or `toString` is no kind, however the object literal was built
+  const kind = Object.hasOwn(CONFIG_ALIASES, key) ? CONFIG_ALIASES[key] : undefined;
   if (!kind) {
     ctx.addIssue({ code: 'custom', path: [key], message: `unknown destination "${key}" (known: ${kinds.join(', ')})` });
     return z.NEVER;
