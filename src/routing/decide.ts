@@ -1,5 +1,6 @@
 import { classify, type AttemptResult } from '../http/failure.js';
 import { parseAnswer, type RouteAnswer } from './answer.js';
+import type { Outcome } from './history.js';
 import {
   DIALPLAN_KINDS,
   DIALPLAN_NAME,
@@ -16,19 +17,8 @@ import {
  * wrong is tested without a call; every path that is not a usable answer ends in the fallback.
  */
 
-export type Outcome =
-  | 'routed'
-  /** the API said status: error */
-  | 'status-error'
-  | 'timeout'
-  | 'connect'
-  | 'transport'
-  | 'http-error'
-  | 'malformed'
-  | 'unknown-result'
-  | 'unknown-destination'
-  | 'outside-schedule'
-  | 'loop-guard';
+/** A decision ends in one of the routing log's outcomes. */
+export type { Outcome };
 
 export interface Decision {
   outcome: Outcome;
