@@ -52,34 +52,12 @@ export interface ContinueTarget {
   priority?: number;
 }
 
-type Named<K extends DestKind> = { kind: K; name: string };
-
-export type Destination =
-  | Named<'queue'>
-  | Named<'extension'>
-  | Named<'voicemail'>
-  | Named<'dial'>
-  | Named<'announcement'>
-  | Named<'menu'>
-  | Named<'timecondition'>
-  | Named<'sms'>
-  /** No name: ask the same integration again. */
-  | { kind: 'interactivemenu'; name?: string }
-  | { kind: 'hangup'; reason?: string }
-  /** Back to the dialplan: after Stasis(), or at a given place. */
-  | { kind: 'continue'; target: ContinueTarget };
-
-export function describeDestination(d: Destination): string {
-  switch (d.kind) {
-    case 'hangup':
-      return 'hangup';
-    case 'continue':
-      return d.target.context || d.target.extension ? `continue:${d.target.context ?? ''},${d.target.extension ?? ''},${d.target.priority ?? 1}` : 'continue';
-    case 'interactivemenu':
-      return d.name ? `interactivemenu:${d.name}` : 'interactivemenu';
-    default:
-      return `${d.kind}:${d.name}`;
-  }
+/**
+ * Where a route sends the caller: a kind, and what that kind needs (a name, a reason, a place).
+ * Each kind's module under destinations/ says the rest.
+ */
+export interface Destination {
+  readonly kind: string;
 }
 
 const CONFIG_ALIASES: Record<string, DestKind> = { ...RESULT_KINDS, continue: 'continue', integration: 'interactivemenu' };
@@ -120,13 +98,13 @@ export const destinationSchema = z.unknown().transform((item, ctx): Destination 
   if (kind === 'hangup') {
     if (value === null || value === undefined || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0)) return { kind };
     const reason = typeof value === 'string' ? value : (value as { reason?: unknown }).reason;
-    if (typeof reason === 'string' && (HANGUP_REASONS as readonly string[]).includes(reason)) return { kind, reason };
+    if (typeof reason === 'string' && (HANGUP_REASONS as readonly string[]).includes(reason)) return { kind, reason } as Destination;
     return bad(`hangup takes {} or a reason (${HANGUP_REASONS.join(', ')})`);
   }
   if (kind === 'continue') {
     const parsed = continueTarget.safeParse(value ?? {});
     if (!parsed.success) return bad('continue takes {} or { context, extension, priority }');
-    return { kind, target: parsed.data };
+    return { kind, target: parsed.data } as Destination;
   }
   if (kind === 'interactivemenu' && (value === null || (typeof value === 'object' && value !== null && Object.keys(value).length === 0))) return { kind };
   const name = typeof value === 'number' ? String(value) : value;
@@ -382,12 +360,13 @@ export function checkRouting(
   const dest = (d: Destination | undefined, path: Path) => {
     if (!d) return;
     if (d.kind === 'dial' && !c.destinations.dial) issue(path, 'dial needs destinations.dial with a dialString');
-    if (d.kind in NAMED_KINDS && 'name' in d && d.name !== undefined) {
+    const name = (d as { name?: string }).name;
+    if (d.kind in NAMED_KINDS && name !== undefined) {
       const section = NAMED_KINDS[d.kind as keyof typeof NAMED_KINDS];
       const entries = r[section] as Record<string, unknown>;
-      if (!Object.hasOwn(entries, d.name)) {
+      if (!Object.hasOwn(entries, name)) {
         const known = Object.keys(entries);
-        issue(path, `no ${d.kind} "${d.name}" under routing.${section} (${known.length ? `known: ${known.join(', ')}` : 'none defined'})`);
+        issue(path, `no ${d.kind} "${name}" under routing.${section} (${known.length ? `known: ${known.join(', ')}` : 'none defined'})`);
       }
     }
   };

@@ -71,7 +71,7 @@ export function decideAnswer(answer: RouteAnswer, ctx: DecideContext): Decision 
   if (kind === 'interactivemenu') {
     if (name === undefined) return { outcome: 'routed', destination: { kind }, reason: 'ask the same integration again', answer };
     if (!Object.hasOwn(ctx.routing.integrations, name)) return unknown(`no integration "${name.slice(0, 40)}"`);
-    return { outcome: 'routed', destination: { kind, name }, reason: `integration ${name}`, answer };
+    return { outcome: 'routed', destination: { kind, name } as Destination, reason: `integration ${name}`, answer };
   }
   if (name === undefined) return unknown(`${result} without a redirect`);
   if ((DIALPLAN_KINDS as readonly string[]).includes(kind)) {

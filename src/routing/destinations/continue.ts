@@ -1,10 +1,22 @@
-import type { StepResult } from '../../calls/step.js';
-import { describeDestination, type Destination } from '../config.js';
-import type { RouteRun, Scope } from '../router.js';
+import type { ContinueTarget, Destination } from '../config.js';
+import { defineDestination } from './kind.js';
+
+interface Continue extends Destination {
+  readonly kind: 'continue';
+  /** no place: on after the Stasis() line */
+  readonly target: ContinueTarget;
+}
 
 /** Back to the dialplan: after the Stasis() line, or at a place the admin named. */
-export async function continueTo(dest: Extract<Destination, { kind: 'continue' }>, run: RouteRun, scope: Scope): Promise<StepResult> {
-  await run.call.channel.continueInDialplan(dest.target);
-  run.left(scope, describeDestination(dest));
-  return 'handed-off';
-}
+export const continueTo = defineDestination({
+  kind: 'continue',
+  describe: (dest: Continue) =>
+    dest.target.context || dest.target.extension ? `continue:${dest.target.context ?? ''},${dest.target.extension ?? ''},${dest.target.priority ?? 1}` : 'continue',
+  // only a whole place can be a Goto() target for the dialplan's fallback
+  place: (dest: Continue) => (dest.target.context && dest.target.extension ? dest.target : undefined),
+  async reach(dest: Continue, run, scope) {
+    await run.call.channel.continueInDialplan(dest.target);
+    run.left(scope, run.describe(dest));
+    return 'handed-off';
+  },
+});

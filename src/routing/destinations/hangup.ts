@@ -1,9 +1,18 @@
-import type { StepResult } from '../../calls/step.js';
 import type { Destination } from '../config.js';
-import type { RouteRun, Scope } from '../router.js';
+import { defineDestination } from './kind.js';
 
-export async function hangup(dest: Extract<Destination, { kind: 'hangup' }>, run: RouteRun, scope: Scope): Promise<StepResult> {
-  await run.call.channel.hangup(dest.reason);
-  run.left(scope, 'hangup');
-  return 'handed-off';
+interface Hangup extends Destination {
+  readonly kind: 'hangup';
+  readonly reason?: string;
 }
+
+export const hangup = defineDestination({
+  kind: 'hangup',
+  // no name to add, and the reason is for Asterisk, not the log
+  describe: () => 'hangup',
+  async reach(dest: Hangup, run, scope) {
+    await run.call.channel.hangup(dest.reason);
+    run.left(scope, 'hangup');
+    return 'handed-off';
+  },
+});

@@ -1,13 +1,17 @@
-import type { StepResult } from '../../calls/step.js';
-import type { Destination } from '../config.js';
-import type { RouteRun, Scope } from '../router.js';
+import type { RoutingConfig } from '../config.js';
 import { isOpen } from '../schedule.js';
+import { defineDestination, type Named } from './kind.js';
 
-export function timecondition(dest: Extract<Destination, { kind: 'timecondition' }>, run: RouteRun, scope: Scope): Promise<StepResult> {
-  const t = run.rs.routing.timeconditions[dest.name];
-  const s = t ? run.rs.routing.schedules[t.schedule] : undefined;
-  if (!t || !s) return run.fallback(scope, 'unknown-destination');
-  const open = isOpen(s);
-  run.call.log.info({ step: scope.where, timecondition: dest.name, open }, 'time condition');
-  return run.go(open ? t.open : t.closed, scope);
-}
+export const timecondition = defineDestination({
+  kind: 'timecondition',
+  settings: { at: 'routing.timeconditions' },
+  loops: true,
+  reach(dest: Named<'timecondition'>, run, scope, timeconditions: RoutingConfig['timeconditions']) {
+    const t = timeconditions[dest.name];
+    const s = t ? run.schedules[t.schedule] : undefined;
+    if (!t || !s) return run.fallback(scope, 'unknown-destination');
+    const open = isOpen(s);
+    run.call.log.info({ step: scope.where, timecondition: dest.name, open }, 'time condition');
+    return run.go(open ? t.open : t.closed, scope);
+  },
+});
