@@ -1,16 +1,8 @@
 import { classify, type AttemptResult } from '../http/failure.js';
 import { parseAnswer, type RouteAnswer } from './answer.js';
 import type { Outcome } from './history.js';
-import {
-  DIALPLAN_KINDS,
-  DIALPLAN_NAME,
-  NAMED_KINDS,
-  RESULT_KINDS,
-  type Destination,
-  type DestinationsConfig,
-  type RouteConfig,
-  type RoutingConfig,
-} from './config.js';
+import { DIALPLAN_KINDS, DIALPLAN_NAME, NAMED_KINDS, RESULT_KINDS, type DestinationsConfig, type RoutingConfig } from './config.js';
+import type { Destination, RouteConfig } from './settings.js';
 
 /**
  * From what the customer's API did to where the caller goes. Pure, so every way an answer can be

@@ -5,7 +5,7 @@ import { sendRequest, TransportError, type BuiltRequest } from '../http/request.
 import { redactRequest } from '../hooks/hook-request.js';
 import type { RoutingServices, StepServices } from '../calls/services.js';
 import type { StepResult } from '../calls/step.js';
-import type { Destination } from './config.js';
+import type { Destination } from './settings.js';
 import { decide, type Decision, type Outcome } from './decide.js';
 import { dataIsPrompt, describeDestination, destinationPlace, loops, reachDestination } from './destinations/index.js';
 import { DEFAULT_GATHER, gather, promptMedia, textMedia } from './prompts.js';

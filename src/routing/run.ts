@@ -2,9 +2,9 @@ import type { ContinueTarget } from '../asterisk/ari.js';
 import type { CallSession } from '../calls/session.js';
 import type { StepServices } from '../calls/services.js';
 import type { StepResult } from '../calls/step.js';
-import type { Destination, RouteConfig } from './config.js';
 import type { Outcome } from './history.js';
 import type { Schedule } from './schedule.js';
+import type { Destination, RouteConfig } from './settings.js';
 
 /** The route whose fallback and language apply to what happens now. */
 export interface Scope {

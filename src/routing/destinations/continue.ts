@@ -1,4 +1,5 @@
-import type { ContinueTarget, Destination } from '../config.js';
+import type { ContinueTarget } from '../config.js';
+import type { Destination } from '../settings.js';
 import { defineDestination } from './kind.js';
 
 interface Continue extends Destination {

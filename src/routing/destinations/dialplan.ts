@@ -1,7 +1,8 @@
 import type { ContinueTarget } from '../../asterisk/ari.js';
 import type { StepResult } from '../../calls/step.js';
 import { render } from '../../template.js';
-import type { Destination, DestinationsConfig } from '../config.js';
+import type { DestinationsConfig } from '../config.js';
+import type { Destination } from '../settings.js';
 import type { Run, Scope } from '../run.js';
 import { defineDestination, type Named } from './kind.js';
 

@@ -1,4 +1,4 @@
-import type { Destination } from '../config.js';
+import type { Destination } from '../settings.js';
 import { defineDestination } from './kind.js';
 
 interface Hangup extends Destination {

@@ -1,4 +1,5 @@
-import type { Destination, RoutingConfig } from '../config.js';
+import type { RoutingConfig } from '../config.js';
+import type { Destination } from '../settings.js';
 import { defineDestination } from './kind.js';
 
 /** No name: ask the same integration again. */

@@ -1,6 +1,6 @@
 import type { ContinueTarget } from '../../asterisk/ari.js';
 import type { StepResult } from '../../calls/step.js';
-import type { Destination } from '../config.js';
+import type { Destination } from '../settings.js';
 import type { Run, Scope } from '../run.js';
 
 /**
