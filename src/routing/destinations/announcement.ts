@@ -1,13 +1,35 @@
-import type { RoutingConfig } from '../config.js';
+import { z } from 'zod';
 import { promptMedia } from '../prompts.js';
-import { defineDestination, type Named } from './kind.js';
+import { soundName } from '../settings.js';
+import { checkEntry, decideEntry, defineDestination, entries, readName, type Named, type SchemaKit } from './kind.js';
+
+const AT = 'routing.announcements';
+
+const announcementSchema = (kit: SchemaKit) =>
+  z
+    .object({
+      text: z.string().min(1).optional(),
+      sound: soundName.optional(),
+      language: z.string().min(2).optional(),
+      voice: z.string().optional(),
+      then: kit.destination.optional().describe('where the caller goes afterwards; default: the stage\'s next step'),
+    })
+    .strict()
+    .refine((v) => (v.text === undefined) !== (v.sound === undefined), 'give either text (spoken by TTS) or sound (a recorded prompt)');
+type Announcements = Record<string, z.output<ReturnType<typeof announcementSchema>>>;
 
 /** A recorded sound or TTS text, played to the end; then `then`, or the stage's next step. */
 export const announcement = defineDestination({
   kind: 'announcement',
-  settings: { at: 'routing.announcements' },
+  read: (value, key) => readName('announcement', value, key),
+  settings: { at: AT, schema: (kit) => entries(announcementSchema(kit)) },
+  check: (dest, announcements: Announcements) => checkEntry(dest, announcements, AT),
+  checkSettings(announcements: Announcements, c) {
+    for (const [name, a] of Object.entries(announcements)) c.destination(a.then, [name, 'then']);
+  },
+  answer: { results: ['announcement'], decide: (answer, announcements: Announcements) => decideEntry('announcement', answer, announcements, AT) },
   loops: true,
-  async reach(dest: Named<'announcement'>, run, scope, announcements: RoutingConfig['announcements']) {
+  async reach(dest: Named<'announcement'>, run, scope, announcements: Announcements) {
     const a = announcements[dest.name];
     if (!a) return run.fallback(scope, 'unknown-destination');
     const media = await promptMedia(a, run.call, run.services, { language: a.language ?? run.language(scope), voice: a.voice ?? scope.route.voice });

@@ -1,18 +1,46 @@
+import { z } from 'zod';
+import { duration, regex } from '../../config/types.js';
 import { render } from '../../template.js';
-import type { DestinationsConfig } from '../config.js';
-import { handOff } from './dialplan.js';
-import { defineDestination, type Named } from './kind.js';
+import { contextName, handOff, placeTemplate, readDialplanName } from './dialplan.js';
+import { defineDestination, nowhere, routed, withoutRedirect, type Named } from './kind.js';
 
 /**
  * `dynamic` and `dial`: an outside number through the admin's dial string (PJSIP/{number}@trunk).
  * The number was checked against destinations.dial.allow, so it cannot carry Dial() options or a
  * second channel; the dialplan runs Dial(${CA_DIAL},${CA_DIAL_TIMEOUT}).
  */
+
+const dialSchema = z
+  .object({
+    dialString: z.string().min(1).describe('e.g. PJSIP/{number}@trunk; set as CA_DIAL for the dialplan'),
+    context: contextName.default('call-actions-dest'),
+    exten: placeTemplate.default('dial'),
+    timeout: duration.default(60_000),
+    allow: regex.default(/^\+?[0-9]{2,20}$/).describe('numbers an API answer may dial'),
+  })
+  .strict();
+/** undefined: this service dials no numbers */
+type DialSettings = z.output<typeof dialSchema> | undefined;
+
 export const dial = defineDestination({
   kind: 'dial',
-  settings: { at: 'destinations.dial' },
-  reach(dest: Named<'dial'>, run, scope, d: DestinationsConfig['dial']) {
+  read: (value, key) => readDialplanName('dial', value, key, '"+902121234567"'),
+  settings: { at: 'destinations.dial', schema: () => dialSchema.optional() },
+  check: (_dest, d: DialSettings) => (d ? undefined : 'dial needs destinations.dial with a dialString'),
+  answer: {
+    results: ['dynamic', 'dial'],
+    decide(answer, d: DialSettings) {
+      const name = answer.redirect;
+      if (name === undefined) return withoutRedirect(answer);
+      if (!d) return nowhere('no destinations.dial is configured');
+      d.allow.lastIndex = 0;
+      if (!d.allow.test(name)) return nowhere(`"${name.slice(0, 40)}" is not a number this service may dial`);
+      return routed({ kind: 'dial', name }, `dial ${name}`);
+    },
+  },
+  reach(dest: Named<'dial'>, run, scope, d: DialSettings) {
     if (!d) throw new Error('dial destination without destinations.dial');
+    // checked again: a dial that the file names (results:, fallback:) was never decided
     d.allow.lastIndex = 0;
     if (!d.allow.test(dest.name)) {
       run.call.log.warn({ step: scope.where, number: dest.name.length }, 'number refused by destinations.dial.allow');

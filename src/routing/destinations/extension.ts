@@ -1,3 +1,4 @@
 import { dialplanKind } from './dialplan.js';
 
-export const extension = dialplanKind('extension');
+/** `extensions` is the seed's word for it. */
+export const extension = dialplanKind('extension', ['extensions', 'extension'], 'ext-{name}');

@@ -1,14 +1,15 @@
 import type { ContinueTarget } from '../../asterisk/ari.js';
 import type { StepResult } from '../../calls/step.js';
-import type { Destination } from '../settings.js';
+import type { RouteAnswer } from '../answer.js';
 import type { Run, Scope } from '../run.js';
+import type { Destination } from '../settings.js';
 import { announcement } from './announcement.js';
 import { continueTo } from './continue.js';
 import { dial } from './dial.js';
 import { extension } from './extension.js';
 import { hangup } from './hangup.js';
 import { interactivemenu } from './interactivemenu.js';
-import type { DestinationKind } from './kind.js';
+import type { DestinationKind, SettingsChecks, Verdict } from './kind.js';
 import { menu } from './menu.js';
 import { queue } from './queue.js';
 import { sms } from './sms.js';
@@ -17,16 +18,24 @@ import { voicemail } from './voicemail.js';
 
 /**
  * Every destination kind, one line each (after jambonz's lib/tasks). Nothing else in routing/
- * names a kind: the config, the decision and the router ask this table.
+ * names a kind: the config, the decision and the router ask this table. The order is the one
+ * an error lists the kinds in.
  */
 export const DESTINATION_KINDS = [dial, announcement, menu, timecondition, sms, queue, extension, voicemail, hangup, interactivemenu, continueTo] as const;
 
 /** A kind as the table uses it: its settings are whatever its section holds. */
 type AnyKind = DestinationKind<Destination, unknown>;
 
-const byKind = new Map<string, AnyKind>((DESTINATION_KINDS as readonly AnyKind[]).map((k) => [k.kind, k]));
+const KINDS: readonly AnyKind[] = DESTINATION_KINDS;
+const byKind = new Map(KINDS.map((k) => [k.kind, k]));
+const byResult = new Map(KINDS.flatMap((k) => (k.answer?.results ?? []).map((word) => [word, k] as const)));
 
-/** Where the kinds' settings are read from: the routing: and destinations: sections. */
+/** The keys an admin writes a destination with, as an error lists them: every kind, then the aliases. */
+export const DESTINATION_KEYS: readonly string[] = [...KINDS.map((k) => k.kind), ...KINDS.flatMap((k) => k.aliases ?? [])];
+// an answer's words are accepted in the file too (the seed's `dynamic`, `extensions`), though not listed
+const byKey = new Map<string, AnyKind>([...byResult, ...KINDS.flatMap((k) => [k.kind, ...(k.aliases ?? [])].map((key) => [key, k] as const))]);
+
+/** The parts of the file the kinds' settings are in. */
 export interface KindSettings {
   readonly routing: object;
   readonly destinations: object;
@@ -34,16 +43,58 @@ export interface KindSettings {
 
 function kindOf(dest: Destination): AnyKind {
   const k = byKind.get(dest.kind);
-  // a destination is only ever made by the config or a decision, both from this table
+  // a destination is only ever made by a kind of this table (read from the file, or decided)
   if (!k) throw new Error(`no destination kind "${dest.kind}"`);
   return k;
 }
 
 function settingsOf(k: AnyKind, config: KindSettings): unknown {
   if (!k.settings) return undefined;
-  const [section, key] = k.settings.at.split('.') as ['routing' | 'destinations', string];
+  const [section, key] = k.settings.at.split('.') as [keyof KindSettings, string];
   return (config[section] as Record<string, unknown>)[key];
 }
+
+// ---------------------------------------------------------------------------------------------
+// The file
+
+/** `{ <key>: value }` as an admin writes it: the destination, what is wrong with it, or undefined for a key that is no kind. */
+export function readDestination(key: string, value: unknown): Destination | string | undefined {
+  return byKey.get(key)?.read(value, key);
+}
+
+/** Why a destination the file names cannot be reached with the settings the file gives its kind. */
+export function checkDestination(dest: Destination, config: KindSettings): string | undefined {
+  const k = kindOf(dest);
+  return k.check?.(dest, settingsOf(k, config));
+}
+
+/** Each kind checks what its settings name elsewhere; paths come back whole, from the file's root. */
+export function checkKindSettings(config: KindSettings, checks: SettingsChecks): void {
+  for (const k of KINDS) {
+    if (!k.settings || !k.checkSettings) continue;
+    const at = k.settings.at.split('.');
+    const below = (path: ReadonlyArray<string | number>) => [...at, ...path];
+    k.checkSettings(settingsOf(k, config), {
+      destination: (d, path) => checks.destination(d, below(path)),
+      schedule: (name, path) => checks.schedule(name, below(path)),
+      route: (route, path) => checks.route(route, below(path)),
+      issue: (path, message) => checks.issue(below(path), message),
+      sms: checks.sms,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An API answer
+
+/** Where an answer whose `result` names a kind sends the caller; undefined when it names none. */
+export function decideResult(answer: RouteAnswer & { result: string }, config: KindSettings): Verdict | undefined {
+  const k = byResult.get(answer.result.toLowerCase());
+  return k?.answer?.decide(answer, settingsOf(k, config));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A call
 
 export function describeDestination(dest: Destination): string {
   return kindOf(dest).describe?.(dest) ?? `${dest.kind}:${(dest as { name?: string }).name}`;

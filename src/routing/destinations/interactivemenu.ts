@@ -1,10 +1,11 @@
-import type { RoutingConfig } from '../config.js';
 import type { Destination } from '../settings.js';
-import { defineDestination } from './kind.js';
+import { checkEntry, defineDestination, entries, nowhere, readName, routed } from './kind.js';
 
-/** No name: ask the same integration again. */
+const AT = 'routing.integrations';
+
 interface InteractiveMenu extends Destination {
   readonly kind: 'interactivemenu';
+  /** no name: ask the same integration again */
   readonly name?: string;
 }
 
@@ -14,11 +15,29 @@ interface InteractiveMenu extends Destination {
  */
 export const interactivemenu = defineDestination({
   kind: 'interactivemenu',
-  settings: { at: 'routing.integrations' },
+  aliases: ['integration'],
+  read(value, key): InteractiveMenu | string {
+    if (value === null || (typeof value === 'object' && Object.keys(value).length === 0)) return { kind: 'interactivemenu' };
+    return readName('interactivemenu', value, key);
+  },
+  settings: { at: AT, schema: (kit) => entries(kit.route).describe('route settings an interactivemenu answer may name') },
+  check: (dest, integrations) => checkEntry(dest, integrations, AT),
+  checkSettings(integrations, c) {
+    for (const [name, route] of Object.entries(integrations)) c.route(route, [name]);
+  },
+  answer: {
+    results: ['interactivemenu'],
+    decide(answer, integrations) {
+      const name = answer.redirect;
+      if (name === undefined) return routed({ kind: 'interactivemenu' }, 'ask the same integration again');
+      if (!Object.hasOwn(integrations, name)) return nowhere(`no integration "${name.slice(0, 40)}"`);
+      return routed({ kind: 'interactivemenu', name }, `integration ${name}`);
+    },
+  },
   loops: true,
   dataIsPrompt: true,
-  describe: (dest: InteractiveMenu) => (dest.name ? `interactivemenu:${dest.name}` : 'interactivemenu'),
-  reach(dest: InteractiveMenu, run, scope, integrations: RoutingConfig['integrations']) {
+  describe: (dest) => (dest.name ? `interactivemenu:${dest.name}` : 'interactivemenu'),
+  reach(dest, run, scope, integrations) {
     if (dest.name === undefined) return run.integration(scope, { gatherFirst: true });
     const route = integrations[dest.name];
     if (!route) return run.fallback(scope, 'unknown-destination');

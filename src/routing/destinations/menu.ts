@@ -1,6 +1,26 @@
-import type { RoutingConfig } from '../config.js';
+import { z } from 'zod';
+import { duration } from '../../config/types.js';
 import { collectDigits, promptMedia } from '../prompts.js';
-import { defineDestination, type Named } from './kind.js';
+import { DIGITS, promptSchema } from '../settings.js';
+import { checkEntry, decideEntry, defineDestination, entries, readName, type Named, type SchemaKit } from './kind.js';
+
+const AT = 'routing.menus';
+
+const menuSchema = (kit: SchemaKit) =>
+  z
+    .object({
+      prompt: promptSchema,
+      options: z.record(z.string(), kit.destination).superRefine((o, ctx) => {
+        for (const k of Object.keys(o)) if (!DIGITS.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: `"${k}" is not a key: 0-9, * or #` });
+      }),
+      timeout: duration.default(5000).describe('how long to wait for a key after the prompt'),
+      retries: z.number().int().min(0).max(10).default(2),
+      invalidPrompt: promptSchema.optional().describe('played after a key with no option, before the prompt again'),
+      fallback: kit.destination.optional().describe('after the retries; default: the route\'s fallback'),
+      language: z.string().min(2).optional(),
+    })
+    .strict();
+type Menus = Record<string, z.output<ReturnType<typeof menuSchema>>>;
 
 /**
  * An IVR menu from the config: the prompt (a key stops it), one key → a destination; no key or a
@@ -9,9 +29,18 @@ import { defineDestination, type Named } from './kind.js';
  */
 export const menu = defineDestination({
   kind: 'menu',
-  settings: { at: 'routing.menus' },
+  read: (value, key) => readName('menu', value, key),
+  settings: { at: AT, schema: (kit) => entries(menuSchema(kit)) },
+  check: (dest, menus: Menus) => checkEntry(dest, menus, AT),
+  checkSettings(menus: Menus, c) {
+    for (const [name, m] of Object.entries(menus)) {
+      for (const [digit, d] of Object.entries(m.options)) c.destination(d, [name, 'options', digit]);
+      c.destination(m.fallback, [name, 'fallback']);
+    }
+  },
+  answer: { results: ['menu'], decide: (answer, menus: Menus) => decideEntry('menu', answer, menus, AT) },
   loops: true,
-  async reach(dest: Named<'menu'>, run, scope, menus: RoutingConfig['menus']) {
+  async reach(dest: Named<'menu'>, run, scope, menus: Menus) {
     const m = menus[dest.name];
     if (!m) return run.fallback(scope, 'unknown-destination');
     const { call, services } = run;

@@ -1,3 +1,3 @@
 import { dialplanKind } from './dialplan.js';
 
-export const queue = dialplanKind('queue');
+export const queue = dialplanKind('queue', ['queue'], 'queue-{name}');

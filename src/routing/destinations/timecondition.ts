@@ -1,12 +1,28 @@
-import type { RoutingConfig } from '../config.js';
+import { z } from 'zod';
 import { isOpen } from '../schedule.js';
-import { defineDestination, type Named } from './kind.js';
+import { checkEntry, decideEntry, defineDestination, entries, readName, type Named, type SchemaKit } from './kind.js';
 
+const AT = 'routing.timeconditions';
+
+const timeconditionSchema = (kit: SchemaKit) => z.object({ schedule: z.string().min(1), open: kit.destination, closed: kit.destination }).strict();
+type TimeConditions = Record<string, z.output<ReturnType<typeof timeconditionSchema>>>;
+
+/** One of two destinations, by whether a schedule of routing.schedules is open now. */
 export const timecondition = defineDestination({
   kind: 'timecondition',
-  settings: { at: 'routing.timeconditions' },
+  read: (value, key) => readName('timecondition', value, key),
+  settings: { at: AT, schema: (kit) => entries(timeconditionSchema(kit)) },
+  check: (dest, timeconditions: TimeConditions) => checkEntry(dest, timeconditions, AT),
+  checkSettings(timeconditions: TimeConditions, c) {
+    for (const [name, t] of Object.entries(timeconditions)) {
+      c.schedule(t.schedule, [name, 'schedule']);
+      c.destination(t.open, [name, 'open']);
+      c.destination(t.closed, [name, 'closed']);
+    }
+  },
+  answer: { results: ['timecondition'], decide: (answer, timeconditions: TimeConditions) => decideEntry('timecondition', answer, timeconditions, AT) },
   loops: true,
-  reach(dest: Named<'timecondition'>, run, scope, timeconditions: RoutingConfig['timeconditions']) {
+  reach(dest: Named<'timecondition'>, run, scope, timeconditions: TimeConditions) {
     const t = timeconditions[dest.name];
     const s = t ? run.schedules[t.schedule] : undefined;
     if (!t || !s) return run.fallback(scope, 'unknown-destination');

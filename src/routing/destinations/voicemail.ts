@@ -1,3 +1,3 @@
 import { dialplanKind } from './dialplan.js';
 
-export const voicemail = dialplanKind('voicemail');
+export const voicemail = dialplanKind('voicemail', ['voicemail'], 'vm-{name}');
