@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DESTINATION_KEYS, DESTINATION_KINDS, checkDestination, checkKindSettings, readDestination } from './destinations/index.js';
+import { DESTINATION_KEYS, checkDestination, checkKindSettings, readDestination, settingsSchemas, type DESTINATION_KINDS } from './destinations/index.js';
 import { entries, type SchemaKit } from './destinations/kind.js';
 import { scheduleSchema } from './schedule.js';
 import { routeSchemaWith, type Destination, type RouteConfig } from './settings.js';
@@ -48,14 +48,8 @@ type SchemaFor<T> = undefined extends T ? z.ZodOptional<z.ZodType<Exclude<T, und
 /** What the kinds keep under one section, keyed as the file writes it. */
 type KindSections<S extends Section> = { [K in Kind as KeyIn<K, S>]: SchemaFor<SettingsOf<K>> };
 
-function kindSections<S extends Section>(section: S): KindSections<S> {
-  const shape: Record<string, z.ZodType> = {};
-  for (const k of DESTINATION_KINDS) {
-    const at = k.settings?.at;
-    if (at?.startsWith(`${section}.`)) shape[at.slice(section.length + 1)] = k.settings!.schema(kit);
-  }
-  return shape as KindSections<S>;
-}
+// the table builds them at run time; the types above say what they are
+const kindSections = <S extends Section>(section: S) => settingsSchemas(section, kit) as KindSections<S>;
 
 export const routingSchema = z
   .object({

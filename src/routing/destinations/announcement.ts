@@ -1,9 +1,7 @@
 import { z } from 'zod';
 import { promptMedia } from '../prompts.js';
 import { soundName } from '../settings.js';
-import { checkEntry, decideEntry, defineDestination, entries, readName, type Named, type SchemaKit } from './kind.js';
-
-const AT = 'routing.announcements';
+import { defineDestination, namedEntries, type SchemaKit } from './kind.js';
 
 const announcementSchema = (kit: SchemaKit) =>
   z
@@ -16,20 +14,15 @@ const announcementSchema = (kit: SchemaKit) =>
     })
     .strict()
     .refine((v) => (v.text === undefined) !== (v.sound === undefined), 'give either text (spoken by TTS) or sound (a recorded prompt)');
-type Announcements = Record<string, z.output<ReturnType<typeof announcementSchema>>>;
 
 /** A recorded sound or TTS text, played to the end; then `then`, or the stage's next step. */
 export const announcement = defineDestination({
-  kind: 'announcement',
-  read: (value, key) => readName('announcement', value, key),
-  settings: { at: AT, schema: (kit) => entries(announcementSchema(kit)) },
-  check: (dest, announcements: Announcements) => checkEntry(dest, announcements, AT),
-  checkSettings(announcements: Announcements, c) {
+  ...namedEntries('announcement', 'announcements', announcementSchema),
+  checkSettings(announcements, c) {
     for (const [name, a] of Object.entries(announcements)) c.destination(a.then, [name, 'then']);
   },
-  answer: { results: ['announcement'], decide: (answer, announcements: Announcements) => decideEntry('announcement', answer, announcements, AT) },
   loops: true,
-  async reach(dest: Named<'announcement'>, run, scope, announcements: Announcements) {
+  async reach(dest, run, scope, announcements) {
     const a = announcements[dest.name];
     if (!a) return run.fallback(scope, 'unknown-destination');
     const media = await promptMedia(a, run.call, run.services, { language: a.language ?? run.language(scope), voice: a.voice ?? scope.route.voice });

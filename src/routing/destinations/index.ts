@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { ContinueTarget } from '../../asterisk/ari.js';
 import type { StepResult } from '../../calls/step.js';
 import type { RouteAnswer } from '../answer.js';
@@ -9,7 +10,7 @@ import { dial } from './dial.js';
 import { extension } from './extension.js';
 import { hangup } from './hangup.js';
 import { interactivemenu } from './interactivemenu.js';
-import type { DestinationKind, SettingsChecks, Verdict } from './kind.js';
+import type { DestinationKind, SchemaKit, SettingsChecks, Verdict } from './kind.js';
 import { menu } from './menu.js';
 import { queue } from './queue.js';
 import { sms } from './sms.js';
@@ -48,14 +49,30 @@ function kindOf(dest: Destination): AnyKind {
   return k;
 }
 
+function sectionOf(k: AnyKind): [section: keyof KindSettings, key: string] | undefined {
+  const at = k.settings?.at;
+  if (!at) return undefined;
+  const dot = at.indexOf('.');
+  return [at.slice(0, dot) as keyof KindSettings, at.slice(dot + 1)];
+}
+
 function settingsOf(k: AnyKind, config: KindSettings): unknown {
-  if (!k.settings) return undefined;
-  const [section, key] = k.settings.at.split('.') as [keyof KindSettings, string];
-  return (config[section] as Record<string, unknown>)[key];
+  const at = sectionOf(k);
+  return at && (config[at[0]] as Record<string, unknown>)[at[1]];
 }
 
 // ---------------------------------------------------------------------------------------------
 // The file
+
+/** The kinds' sections under `routing:` or `destinations:`, by key, for config.ts to put into that section's schema. */
+export function settingsSchemas(section: keyof KindSettings, kit: SchemaKit): Record<string, z.ZodType> {
+  const shape: Record<string, z.ZodType> = {};
+  for (const k of KINDS) {
+    const at = sectionOf(k);
+    if (at?.[0] === section) shape[at[1]] = k.settings!.schema(kit);
+  }
+  return shape;
+}
 
 /** `{ <key>: value }` as an admin writes it: the destination, what is wrong with it, or undefined for a key that is no kind. */
 export function readDestination(key: string, value: unknown): Destination | string | undefined {
@@ -71,8 +88,8 @@ export function checkDestination(dest: Destination, config: KindSettings): strin
 /** Each kind checks what its settings name elsewhere; paths come back whole, from the file's root. */
 export function checkKindSettings(config: KindSettings, checks: SettingsChecks): void {
   for (const k of KINDS) {
-    if (!k.settings || !k.checkSettings) continue;
-    const at = k.settings.at.split('.');
+    const at = sectionOf(k);
+    if (!at || !k.checkSettings) continue;
     const below = (path: ReadonlyArray<string | number>) => [...at, ...path];
     k.checkSettings(settingsOf(k, config), {
       destination: (d, path) => checks.destination(d, below(path)),

@@ -114,9 +114,27 @@ export function checkEntry(dest: { kind: string; name?: string }, entries: Reado
 }
 
 /** An answer naming an entry of its kind's section: one the file does not have is an unknown destination. */
-export function decideEntry(kind: string, answer: RouteAnswer, entries: Readonly<Record<string, unknown>>, at: string): Verdict {
+function decideEntry(kind: string, answer: RouteAnswer, entries: Readonly<Record<string, unknown>>, at: string): Verdict {
   const name = answer.redirect;
   if (name === undefined) return withoutRedirect(answer);
   if (!Object.hasOwn(entries, name)) return nowhere(`no ${kind} "${name.slice(0, 40)}" under ${at}`);
   return routed({ kind, name }, `${kind} ${name}`);
 }
+
+/**
+ * What a kind whose destinations name an entry of its own section has in common (announcement,
+ * menu, timecondition, sms): `{ <kind>: <name> }` in the file, `routing.<section>: { <name>: <entry> }`
+ * with `entry` for each, an error at start-up for a name the section lacks, and an answer
+ * naming it by `result: <kind>`, `redirect: <name>`.
+ */
+export function namedEntries<K extends string, Section extends string, E>(kind: K, section: Section, entry: (kit: SchemaKit) => z.ZodType<E>) {
+  const at = `routing.${section}` as const;
+  return {
+    kind,
+    read: (value: unknown, key: string) => readName(kind, value, key),
+    settings: { at, schema: (kit: SchemaKit) => entries(entry(kit)) },
+    check: (dest: Named<K>, all: Readonly<Record<string, E>>) => checkEntry(dest, all, at),
+    answer: { results: [kind], decide: (answer: RouteAnswer, all: Readonly<Record<string, E>>) => decideEntry(kind, answer, all, at) },
+  };
+}
+

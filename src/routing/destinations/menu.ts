@@ -2,9 +2,7 @@ import { z } from 'zod';
 import { duration } from '../../config/types.js';
 import { collectDigits, promptMedia } from '../prompts.js';
 import { DIGITS, promptSchema } from '../settings.js';
-import { checkEntry, decideEntry, defineDestination, entries, readName, type Named, type SchemaKit } from './kind.js';
-
-const AT = 'routing.menus';
+import { defineDestination, namedEntries, type SchemaKit } from './kind.js';
 
 const menuSchema = (kit: SchemaKit) =>
   z
@@ -20,7 +18,6 @@ const menuSchema = (kit: SchemaKit) =>
       language: z.string().min(2).optional(),
     })
     .strict();
-type Menus = Record<string, z.output<ReturnType<typeof menuSchema>>>;
 
 /**
  * An IVR menu from the config: the prompt (a key stops it), one key → a destination; no key or a
@@ -28,19 +25,15 @@ type Menus = Record<string, z.output<ReturnType<typeof menuSchema>>>;
  * fallback.
  */
 export const menu = defineDestination({
-  kind: 'menu',
-  read: (value, key) => readName('menu', value, key),
-  settings: { at: AT, schema: (kit) => entries(menuSchema(kit)) },
-  check: (dest, menus: Menus) => checkEntry(dest, menus, AT),
-  checkSettings(menus: Menus, c) {
+  ...namedEntries('menu', 'menus', menuSchema),
+  checkSettings(menus, c) {
     for (const [name, m] of Object.entries(menus)) {
       for (const [digit, d] of Object.entries(m.options)) c.destination(d, [name, 'options', digit]);
       c.destination(m.fallback, [name, 'fallback']);
     }
   },
-  answer: { results: ['menu'], decide: (answer, menus: Menus) => decideEntry('menu', answer, menus, AT) },
   loops: true,
-  async reach(dest: Named<'menu'>, run, scope, menus: Menus) {
+  async reach(dest, run, scope, menus) {
     const m = menus[dest.name];
     if (!m) return run.fallback(scope, 'unknown-destination');
     const { call, services } = run;

@@ -2,15 +2,13 @@ import { z } from 'zod';
 import type { Step } from '../../calls/step.js';
 import { sms as smsStep } from '../../sms/step.js';
 import type { Destination } from '../settings.js';
-import { checkEntry, decideEntry, defineDestination, entries, readName, type Named, type SchemaKit } from './kind.js';
+import { defineDestination, namedEntries, type SchemaKit } from './kind.js';
 
 /**
  * The seed's "interactive SMS": the caller is sent a text by the SMS step's own machinery (the
  * durable outbox, limits, once-per-call, history), then the call goes on: to `then`, or to the
  * stage's next step. An SMS that cannot be queued is logged and does not hold the caller.
  */
-
-const AT = 'routing.sms';
 
 /** An SMS step's settings plus where the call goes after it. */
 const smsDestinationSchema = (kit: SchemaKit) =>
@@ -36,16 +34,12 @@ const smsDestinationSchema = (kit: SchemaKit) =>
     }
     return { step: s.data as unknown, then: next };
   });
-type SmsEntries = Record<string, z.output<ReturnType<typeof smsDestinationSchema>>>;
 
 const steps = new WeakMap<object, Step>();
 
 export const sms = defineDestination({
-  kind: 'sms',
-  read: (value, key) => readName('sms', value, key),
-  settings: { at: AT, schema: (kit) => entries(smsDestinationSchema(kit)) },
-  check: (dest, smsEntries: SmsEntries) => checkEntry(dest, smsEntries, AT),
-  checkSettings(smsEntries: SmsEntries, c) {
+  ...namedEntries('sms', 'sms', smsDestinationSchema),
+  checkSettings(smsEntries, c) {
     for (const [name, s] of Object.entries(smsEntries)) {
       const step = s.step as { provider: string; template?: string };
       if (!Object.hasOwn(c.sms.providers, step.provider)) {
@@ -57,9 +51,8 @@ export const sms = defineDestination({
       c.destination(s.then, [name, 'then']);
     }
   },
-  answer: { results: ['sms'], decide: (answer, smsEntries: SmsEntries) => decideEntry('sms', answer, smsEntries, AT) },
   loops: true,
-  async reach(dest: Named<'sms'>, run, scope, smsEntries: SmsEntries) {
+  async reach(dest, run, scope, smsEntries) {
     const entry = smsEntries[dest.name];
     if (!entry) return run.fallback(scope, 'unknown-destination');
     let step = steps.get(entry);
