@@ -23,7 +23,7 @@ export interface Scope {
 export interface Run {
   readonly call: CallSession;
   readonly services: StepServices;
-  /** routing.schedules */
+  /** routing.schedules, for a destination that depends on the time of day */
   readonly schedules: Readonly<Record<string, Schedule>>;
   /** time the caller spent listening or typing, which the `routed` line keeps apart from the service's own */
   mediaMs: number;
@@ -41,7 +41,7 @@ export interface Run {
   left(scope: Scope, destination: string, why?: string): void;
   /** Writes the routing log's pending rows: before the caller waits on a prompt, not while they are handed over. */
   flush(): void;
-  /** "queue:vip", as the routing log and the dialplan name it, whatever its kind. */
+  /** "queue:vip": how the routing log names a destination, whatever its kind. */
   describe(dest: Destination): string;
   /** The dialplan place a destination of any kind is, when it is just one (a queue, a continue with a place). */
   placeOf(dest: Destination): ContinueTarget | undefined;
