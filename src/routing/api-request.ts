@@ -1,5 +1,5 @@
 import { buildRequest, type BuiltRequest } from '../http/request.js';
-import type { FieldKey, RouteConfig } from './config.js';
+import type { FieldKey, RouteConfig } from './settings.js';
 
 /**
  * The request the seed's PBX sends: caller number, called number, PBX/trunk number, call id,

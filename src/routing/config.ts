@@ -1,98 +1,16 @@
 import { z } from 'zod';
-import { duration, regex } from '../config/types.js';
-import { encodingSchema, headersSchema, urlTemplate } from '../http/request.js';
-import { sms as smsStep } from '../sms/step.js';
+import { DESTINATION_KEYS, checkDestination, checkKindSettings, readDestination, settingsSchemas, type DESTINATION_KINDS } from './destinations/index.js';
+import { entries, type SchemaKit } from './destinations/kind.js';
 import { scheduleSchema } from './schedule.js';
+import { routeSchemaWith, type Destination, type RouteConfig } from './settings.js';
 
 /**
  * The configuration of dynamic routing (Netsantral's custom integration, R1–R7): the `route`
  * step, the named things an API answer may point at (`routing:`), and how each kind of
- * destination is reached in the dialplan (`destinations:`).
+ * destination is reached in the dialplan (`destinations:`). The destination kinds' table
+ * (destinations/index.ts) supplies how each kind is written, its sections and its checks; this
+ * file puts them together.
  */
-
-// ---------------------------------------------------------------------------------------------
-// Destinations
-
-/** What the seed's `result` may say, and the destination kind each means. */
-export const RESULT_KINDS = {
-  dynamic: 'dial',
-  dial: 'dial',
-  announcement: 'announcement',
-  menu: 'menu',
-  timecondition: 'timecondition',
-  sms: 'sms',
-  queue: 'queue',
-  extensions: 'extension',
-  extension: 'extension',
-  voicemail: 'voicemail',
-  hangup: 'hangup',
-  interactivemenu: 'interactivemenu',
-} as const satisfies Record<string, DestKind>;
-
-export const DEST_KINDS = [
-  'queue', 'extension', 'voicemail', 'dial', 'announcement', 'menu', 'timecondition', 'sms', 'interactivemenu', 'hangup', 'continue',
-] as const;
-export type DestKind = (typeof DEST_KINDS)[number];
-
-/** Kinds reached by handing the call to the dialplan at a place `destinations:` describes. */
-export const DIALPLAN_KINDS = ['queue', 'extension', 'voicemail', 'dial'] as const;
-export type DialplanKind = (typeof DIALPLAN_KINDS)[number];
-/** Kinds whose name refers to an entry of the `routing:` section. */
-export const NAMED_KINDS = { announcement: 'announcements', menu: 'menus', timecondition: 'timeconditions', sms: 'sms', interactivemenu: 'integrations' } as const;
-
-/**
- * A name that ends up inside a dialplan application's arguments (`Queue(${EXTEN:6})`): no comma,
- * bracket, `$`, `&` or `|`, so an API answer can never add options or a second target.
- */
-export const DIALPLAN_NAME = /^[A-Za-z0-9_+][A-Za-z0-9_.+-]{0,63}$/;
-
-export interface ContinueTarget {
-  context?: string;
-  extension?: string;
-  priority?: number;
-}
-
-type Named<K extends DestKind> = { kind: K; name: string };
-
-export type Destination =
-  | Named<'queue'>
-  | Named<'extension'>
-  | Named<'voicemail'>
-  | Named<'dial'>
-  | Named<'announcement'>
-  | Named<'menu'>
-  | Named<'timecondition'>
-  | Named<'sms'>
-  /** No name: ask the same integration again. */
-  | { kind: 'interactivemenu'; name?: string }
-  | { kind: 'hangup'; reason?: string }
-  /** Back to the dialplan: after Stasis(), or at a given place. */
-  | { kind: 'continue'; target: ContinueTarget };
-
-export function describeDestination(d: Destination): string {
-  switch (d.kind) {
-    case 'hangup':
-      return 'hangup';
-    case 'continue':
-      return d.target.context || d.target.extension ? `continue:${d.target.context ?? ''},${d.target.extension ?? ''},${d.target.priority ?? 1}` : 'continue';
-    case 'interactivemenu':
-      return d.name ? `interactivemenu:${d.name}` : 'interactivemenu';
-    default:
-      return `${d.kind}:${d.name}`;
-  }
-}
-
-const CONFIG_ALIASES: Record<string, DestKind> = { ...RESULT_KINDS, continue: 'continue', integration: 'interactivemenu' };
-
-const continueTarget = z
-  .object({
-    context: z.string().min(1).optional(),
-    extension: z.union([z.string().min(1), z.number()]).transform(String).optional(),
-    priority: z.number().int().positive().optional(),
-  })
-  .strict();
-
-const HANGUP_REASONS = ['normal', 'busy', 'congestion', 'no_answer', 'rejected', 'unallocated', 'failure'] as const;
 
 /**
  * A destination as an admin writes it: a one-key map such as `{ queue: vip }`,
@@ -101,266 +19,57 @@ const HANGUP_REASONS = ['normal', 'busy', 'congestion', 'no_answer', 'rejected',
  */
 export const destinationSchema = z.unknown().transform((item, ctx): Destination => {
   const entries = item && typeof item === 'object' && !Array.isArray(item) ? Object.entries(item) : [];
-  const kinds = Object.keys(CONFIG_ALIASES).filter((k) => k !== 'extensions' && k !== 'dynamic');
   if (entries.length !== 1) {
-    ctx.addIssue({ code: 'custom', message: `a destination is one of ${kinds.join(', ')} with its name, e.g. { queue: support }` });
+    ctx.addIssue({ code: 'custom', message: `a destination is one of ${DESTINATION_KEYS.join(', ')} with its name, e.g. { queue: support }` });
     return z.NEVER;
   }
   const [key, value] = entries[0]!;
-  const kind = CONFIG_ALIASES[key];
-  if (!kind) {
-    ctx.addIssue({ code: 'custom', path: [key], message: `unknown destination "${key}" (known: ${kinds.join(', ')})` });
+  const dest = readDestination(key, value);
+  if (dest === undefined || typeof dest === 'string') {
+    ctx.addIssue({ code: 'custom', path: [key], message: dest ?? `unknown destination "${key}" (known: ${DESTINATION_KEYS.join(', ')})` });
     return z.NEVER;
   }
-  const bad = (message: string) => {
-    ctx.addIssue({ code: 'custom', path: [key], message });
-    return z.NEVER;
-  };
-  if (kind === 'hangup') {
-    if (value === null || value === undefined || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0)) return { kind };
-    const reason = typeof value === 'string' ? value : (value as { reason?: unknown }).reason;
-    if (typeof reason === 'string' && (HANGUP_REASONS as readonly string[]).includes(reason)) return { kind, reason };
-    return bad(`hangup takes {} or a reason (${HANGUP_REASONS.join(', ')})`);
-  }
-  if (kind === 'continue') {
-    const parsed = continueTarget.safeParse(value ?? {});
-    if (!parsed.success) return bad('continue takes {} or { context, extension, priority }');
-    return { kind, target: parsed.data };
-  }
-  if (kind === 'interactivemenu' && (value === null || (typeof value === 'object' && value !== null && Object.keys(value).length === 0))) return { kind };
-  const name = typeof value === 'number' ? String(value) : value;
-  if (typeof name !== 'string' || name === '') return bad(`${key} takes a name, e.g. { ${key}: ${kind === 'dial' ? '"+902121234567"' : 'support'} }`);
-  if ((DIALPLAN_KINDS as readonly string[]).includes(kind) && !DIALPLAN_NAME.test(name)) {
-    return bad(`"${name}" is not a usable ${kind} name (letters, digits, _ . + -; at most 64)`);
-  }
-  return { kind, name } as Destination;
+  return dest;
 });
 
-// ---------------------------------------------------------------------------------------------
-// Prompts and digit collection
+export const routeSchema = routeSchemaWith(destinationSchema);
 
-const soundName = z
-  .string()
-  .regex(/^[A-Za-z0-9_\-/.:]+$/, 'a sound name like "hello-world" or "custom/welcome"')
-  .refine((s) => !s.includes('..'), 'a sound name may not contain ".."');
-
-/** Text spoken by TTS (a string, or `{ text, language, voice }`) or a recorded `{ sound }`. */
-export const promptSchema = z.union([
-  z.string().min(1).transform((text) => ({ text }) as Prompt),
-  z
-    .object({ text: z.string().min(1).optional(), sound: soundName.optional(), language: z.string().min(2).optional(), voice: z.string().optional() })
-    .strict()
-    .refine((v) => (v.text === undefined) !== (v.sound === undefined), 'give either text (spoken by TTS) or sound (a recorded prompt)'),
-]);
-export interface Prompt {
-  text?: string;
-  sound?: string;
-  language?: string;
-  voice?: string;
-}
-
-const DIGITS = /^[0-9*#]$/;
-
-export const gatherSchema = z
-  .object({
-    prompt: promptSchema.optional().describe('played while the caller may already type (a key stops it)'),
-    maxDigits: z.number().int().min(1).max(32).default(20),
-    minDigits: z.number().int().min(1).max(32).default(1),
-    terminator: z.union([z.string().regex(DIGITS), z.literal('')]).default('#').describe('the key that ends the input early; "" for none'),
-    timeout: duration.default(5000).describe('how long to wait for the first key after the prompt'),
-    interDigitTimeout: duration.default(3000).describe('how long to wait for each further key'),
-    retries: z.number().int().min(0).max(10).default(1).describe('prompts again this many times when nothing (or too little) was typed'),
-    invalidPrompt: promptSchema.optional().describe('played before a retry'),
-    var: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('digits').describe('the merge field the digits go to'),
-    language: z.string().min(2).optional(),
-  })
-  .strict()
-  .refine((v) => v.minDigits <= v.maxDigits, 'minDigits is larger than maxDigits');
-export type GatherConfig = z.output<typeof gatherSchema>;
+const kit: SchemaKit = { destination: destinationSchema, route: routeSchema };
 
 // ---------------------------------------------------------------------------------------------
-// The route step and named integrations
+// The kinds' sections: routing.<section> and destinations.<kind>
 
-/** The request's field names; the defaults are the seed's. `null` leaves a field out. */
-const wireName = z.union([z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'a field name of letters, digits, _ . -'), z.null()]);
-export const DEFAULT_FIELDS = { caller: 'arayan_no', called: 'aranan_no', pbx: 'santral_no', callId: 'arama_id', digits: 'tus_bilgisi' } as const;
-export type FieldKey = keyof typeof DEFAULT_FIELDS;
+type Kind = (typeof DESTINATION_KINDS)[number];
+type Section = 'routing' | 'destinations';
+type KeyIn<K, S extends Section> = K extends { settings?: { at: `${S}.${infer Key}` } } ? Key : never;
+type SettingsOf<K> = K extends { settings?: { schema(kit: SchemaKit): z.ZodType<infer T> } } ? T : never;
+/** A section that may be left out (destinations.dial) is an optional key, as the file has it. */
+type SchemaFor<T> = undefined extends T ? z.ZodOptional<z.ZodType<Exclude<T, undefined>>> : z.ZodType<T>;
+/** What the kinds keep under one section, keyed as the file writes it. */
+type KindSections<S extends Section> = { [K in Kind as KeyIn<K, S>]: SchemaFor<SettingsOf<K>> };
 
-const fieldsSchema = z
-  .object({
-    caller: wireName.optional(),
-    called: wireName.optional(),
-    pbx: wireName.optional(),
-    callId: wireName.optional(),
-    digits: wireName.optional(),
-  })
-  .strict()
-  .transform((v) => {
-    const out: Partial<Record<FieldKey, string>> = {};
-    for (const k of Object.keys(DEFAULT_FIELDS) as FieldKey[]) {
-      const name = v[k] === undefined ? DEFAULT_FIELDS[k] : v[k];
-      if (name !== null) out[k] = name;
-    }
-    return out;
-  });
-
-const templateValue = z.union([z.string(), z.number(), z.boolean()]).transform(String);
-
-export const routeSchema = z
-  .object({
-    url: urlTemplate,
-    encoding: encodingSchema.default('json').describe('form (HTTP POST), query (HTTP GET), json (JSON POST), xml (XML POST)'),
-    method: z.enum(['GET', 'POST', 'PUT']).optional().describe('default: GET for query, POST otherwise'),
-    headers: headersSchema.optional(),
-    fields: fieldsSchema.default(DEFAULT_FIELDS).describe('the request field names; null leaves a field out'),
-    extra: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/), templateValue).default({}).describe('fixed custom fields (merge fields allowed)'),
-    xmlRoot: z.string().regex(/^[A-Za-z_][A-Za-z0-9._-]*$/).default('request').describe('root element of an XML request'),
-    timeout: duration.default(5000),
-    answer: z
-      .object({
-        format: z.enum(['auto', 'json', 'xml']).default('auto'),
-        callerName: z.union([z.string().min(1), z.literal(false)]).default('name').describe('answer field whose value becomes the caller-ID name agents see (R6); false: none'),
-      })
-      .strict()
-      .default({ format: 'auto', callerName: 'name' }),
-    language: z.string().min(2).optional().describe('TTS language of the spoken data (default: tts.language)'),
-    voice: z.string().optional(),
-    speak: z.boolean().default(true).describe('speak the answer\'s data before routing'),
-    results: z.record(z.string().min(1), destinationSchema).default({}).describe('a result that is one of these codes goes to that destination'),
-    fallback: destinationSchema.optional().describe('where the caller goes when the API fails or answers nonsense; default: back to the dialplan with CALL_ACTIONS_RESULT=error'),
-    filler: z
-      .object({ after: duration.default(1500), prompt: promptSchema })
-      .strict()
-      .optional()
-      .describe('played (repeatedly) while the API is slower than `after`'),
-    schedule: z.string().min(1).optional().describe('ask the API only inside this schedule (routing.schedules); otherwise the fallback'),
-    gather: gatherSchema.optional().describe('digits the caller types before the request (sent as the digits field)'),
-  })
-  .strict()
-  .superRefine((v, ctx) => {
-    const taken = new Set(Object.values(v.fields));
-    for (const k of Object.keys(v.extra)) {
-      if (taken.has(k)) ctx.addIssue({ code: 'custom', path: ['extra', k], message: `"${k}" is already the name of a call field (fields:)` });
-    }
-  });
-export type RouteConfig = z.output<typeof routeSchema>;
-
-// ---------------------------------------------------------------------------------------------
-// The routing: section — what an answer's redirect may name
-
-const entryName = z.string().min(1).max(64);
-
-const announcementSchema = z
-  .object({
-    text: z.string().min(1).optional(),
-    sound: soundName.optional(),
-    language: z.string().min(2).optional(),
-    voice: z.string().optional(),
-    then: destinationSchema.optional().describe('where the caller goes afterwards; default: the stage\'s next step'),
-  })
-  .strict()
-  .refine((v) => (v.text === undefined) !== (v.sound === undefined), 'give either text (spoken by TTS) or sound (a recorded prompt)');
-
-const menuSchema = z
-  .object({
-    prompt: promptSchema,
-    options: z.record(z.string(), destinationSchema).superRefine((o, ctx) => {
-      for (const k of Object.keys(o)) if (!DIGITS.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: `"${k}" is not a key: 0-9, * or #` });
-    }),
-    timeout: duration.default(5000).describe('how long to wait for a key after the prompt'),
-    retries: z.number().int().min(0).max(10).default(2),
-    invalidPrompt: promptSchema.optional().describe('played after a key with no option, before the prompt again'),
-    fallback: destinationSchema.optional().describe('after the retries; default: the route\'s fallback'),
-    language: z.string().min(2).optional(),
-  })
-  .strict();
-
-const timeconditionSchema = z
-  .object({ schedule: z.string().min(1), open: destinationSchema, closed: destinationSchema })
-  .strict();
-
-/** An SMS step's settings plus where the call goes after it. */
-const smsDestinationSchema = z.unknown().transform((v, ctx) => {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) {
-    ctx.addIssue({ code: 'custom', message: 'an SMS destination is an sms step\'s settings, e.g. { description: …, provider: …, template: … }' });
-    return z.NEVER;
-  }
-  const { then, ...rest } = v as Record<string, unknown>;
-  let next: Destination | undefined;
-  if (then !== undefined) {
-    const t = destinationSchema.safeParse(then);
-    if (!t.success) {
-      for (const issue of t.error.issues) ctx.addIssue({ ...issue, path: ['then', ...issue.path] } as Parameters<typeof ctx.addIssue>[0]);
-      return z.NEVER;
-    }
-    next = t.data;
-  }
-  const s = smsStep.schema.safeParse(rest);
-  if (!s.success) {
-    for (const issue of s.error.issues) ctx.addIssue(issue as Parameters<typeof ctx.addIssue>[0]);
-    return z.NEVER;
-  }
-  return { step: s.data as unknown, then: next };
-});
+// the table builds them at run time; the types above say what they are
+const kindSections = <S extends Section>(section: S) => settingsSchemas(section, kit) as KindSections<S>;
 
 export const routingSchema = z
   .object({
     maxHops: z.number().int().min(1).max(100).default(10).describe('loop guard: menus and integrations one call may pass through in one route step'),
-    announcements: z.record(entryName, announcementSchema).default({}),
-    menus: z.record(entryName, menuSchema).default({}),
-    schedules: z.record(entryName, scheduleSchema).default({}),
-    timeconditions: z.record(entryName, timeconditionSchema).default({}),
-    sms: z.record(entryName, smsDestinationSchema).default({}),
-    integrations: z.record(entryName, routeSchema).default({}).describe('route settings an interactivemenu answer may name'),
+    schedules: entries(scheduleSchema),
+    ...kindSections('routing'),
   })
   .strict();
 export type RoutingConfig = z.output<typeof routingSchema>;
+export const ROUTING_DEFAULTS: RoutingConfig = routingSchema.parse({});
 
-export const ROUTING_DEFAULTS: RoutingConfig = { maxHops: 10, announcements: {}, menus: {}, schedules: {}, timeconditions: {}, sms: {}, integrations: {} };
-
-// ---------------------------------------------------------------------------------------------
-// destinations: — how each dialplan kind is reached
-
-const placeTemplate = z.string().min(1).regex(/^[A-Za-z0-9_{}.+-]+$/, 'letters, digits, _ . + - and {name}');
-
-const dialplanPlace = (exten: string, context = 'call-actions-dest') =>
-  z
-    .object({
-      context: z.string().min(1).regex(/^[A-Za-z0-9_-]+$/).default(context),
-      exten: placeTemplate.default(exten).describe('{name} is the queue, extension or mailbox'),
-      names: z.array(z.union([z.string(), z.number()]).transform(String)).optional().describe('if given, only these names are accepted from an API answer; another is an unknown destination'),
-    })
-    .strict();
-
-export const destinationsSchema = z
-  .object({
-    queue: dialplanPlace('queue-{name}').default({ context: 'call-actions-dest', exten: 'queue-{name}' }),
-    extension: dialplanPlace('ext-{name}').default({ context: 'call-actions-dest', exten: 'ext-{name}' }),
-    voicemail: dialplanPlace('vm-{name}').default({ context: 'call-actions-dest', exten: 'vm-{name}' }),
-    dial: z
-      .object({
-        dialString: z.string().min(1).describe('e.g. PJSIP/{number}@trunk; set as CA_DIAL for the dialplan'),
-        context: z.string().min(1).regex(/^[A-Za-z0-9_-]+$/).default('call-actions-dest'),
-        exten: placeTemplate.default('dial'),
-        timeout: duration.default(60_000),
-        allow: regex.default(/^\+?[0-9]{2,20}$/).describe('numbers an API answer may dial'),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict();
+export const destinationsSchema = z.object(kindSections('destinations')).strict();
 export type DestinationsConfig = z.output<typeof destinationsSchema>;
-export const DESTINATIONS_DEFAULTS: DestinationsConfig = {
-  queue: { context: 'call-actions-dest', exten: 'queue-{name}' },
-  extension: { context: 'call-actions-dest', exten: 'ext-{name}' },
-  voicemail: { context: 'call-actions-dest', exten: 'vm-{name}' },
-};
+export const DESTINATIONS_DEFAULTS: DestinationsConfig = destinationsSchema.parse({});
 
 // ---------------------------------------------------------------------------------------------
 // Cross-references, checked once the whole file is parsed
 
 type Ctx = z.RefinementCtx;
-type Path = Array<string | number>;
+type Path = ReadonlyArray<string | number>;
 
 /**
  * Every destination the config names must exist (an API answer naming a missing one is routed
@@ -377,18 +86,10 @@ export function checkRouting(
   ctx: Ctx,
 ): void {
   const r = c.routing;
-  const issue = (path: Path, message: string) => ctx.addIssue({ code: 'custom', path, message });
-  const dest = (d: Destination | undefined, path: Path) => {
-    if (!d) return;
-    if (d.kind === 'dial' && !c.destinations.dial) issue(path, 'dial needs destinations.dial with a dialString');
-    if (d.kind in NAMED_KINDS && 'name' in d && d.name !== undefined) {
-      const section = NAMED_KINDS[d.kind as keyof typeof NAMED_KINDS];
-      const entries = r[section] as Record<string, unknown>;
-      if (!Object.hasOwn(entries, d.name)) {
-        const known = Object.keys(entries);
-        issue(path, `no ${d.kind} "${d.name}" under routing.${section} (${known.length ? `known: ${known.join(', ')}` : 'none defined'})`);
-      }
-    }
+  const issue = (path: Path, message: string) => ctx.addIssue({ code: 'custom', path: [...path], message });
+  const destination = (d: Destination | undefined, path: Path) => {
+    const why = d && checkDestination(d, c);
+    if (why) issue(path, why);
   };
   const schedule = (name: string | undefined, path: Path) => {
     if (name !== undefined && !Object.hasOwn(r.schedules, name)) {
@@ -396,8 +97,8 @@ export function checkRouting(
     }
   };
   const route = (cfg: RouteConfig, at: Path) => {
-    for (const [code, d] of Object.entries(cfg.results)) dest(d, [...at, 'results', code]);
-    dest(cfg.fallback, [...at, 'fallback']);
+    for (const [code, d] of Object.entries(cfg.results)) destination(d, [...at, 'results', code]);
+    destination(cfg.fallback, [...at, 'fallback']);
     schedule(cfg.schedule, [...at, 'schedule']);
   };
 
@@ -406,26 +107,5 @@ export function checkRouting(
       if (s.kind === 'route') route(s.config as RouteConfig, ['stages', stage, i, 'route']);
     });
   }
-  for (const [name, cfg] of Object.entries(r.integrations)) route(cfg, ['routing', 'integrations', name]);
-  for (const [name, a] of Object.entries(r.announcements)) dest(a.then, ['routing', 'announcements', name, 'then']);
-  for (const [name, m] of Object.entries(r.menus)) {
-    for (const [digit, d] of Object.entries(m.options)) dest(d, ['routing', 'menus', name, 'options', digit]);
-    dest(m.fallback, ['routing', 'menus', name, 'fallback']);
-  }
-  for (const [name, t] of Object.entries(r.timeconditions)) {
-    schedule(t.schedule, ['routing', 'timeconditions', name, 'schedule']);
-    dest(t.open, ['routing', 'timeconditions', name, 'open']);
-    dest(t.closed, ['routing', 'timeconditions', name, 'closed']);
-  }
-  for (const [name, s] of Object.entries(r.sms)) {
-    const step = s.step as { provider: string; template?: string };
-    const at = ['routing', 'sms', name];
-    if (!Object.hasOwn(c.sms.providers, step.provider)) {
-      issue([...at, 'provider'], `unknown provider "${step.provider}" (known: ${Object.keys(c.sms.providers).join(', ') || 'none'})`);
-    }
-    if (step.template !== undefined && !Object.hasOwn(c.sms.templates, step.template)) {
-      issue([...at, 'template'], `unknown template "${step.template}" (known: ${Object.keys(c.sms.templates).join(', ') || 'none'})`);
-    }
-    dest(s.then, [...at, 'then']);
-  }
+  checkKindSettings(c, { destination, schedule, route, issue, sms: c.sms });
 }

@@ -1,4 +1,4 @@
-import { gatherSchema, type GatherConfig } from './config.js';
+import { gatherSchema, type GatherConfig } from './settings.js';
 import { gather as collect } from './prompts.js';
 import { defineStep, Step, type StepResult } from '../calls/step.js';
 import type { CallSession } from '../calls/session.js';

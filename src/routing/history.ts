@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { readLogQuery } from '../history/query.js';
 import type { Migration, Store } from '../store/sqlite.js';
 import { whereClause } from '../store/where.js';
-import type { Outcome } from './decide.js';
 
 /**
  * The routing log (R-series, same shape as the SMS history and the hooks log): one row per
@@ -44,9 +43,25 @@ export const routeMigrations: readonly Migration[] = [
   },
 ];
 
-export const ROUTE_OUTCOMES: readonly Outcome[] = [
-  'routed', 'status-error', 'timeout', 'connect', 'transport', 'http-error', 'malformed', 'unknown-result', 'unknown-destination', 'outside-schedule', 'loop-guard',
-];
+/**
+ * How a route step's decision ended: what the log keeps and filters by. Declared here, with the
+ * log, so that what the router and its destinations report needs nothing of how it was decided.
+ */
+export const ROUTE_OUTCOMES = [
+  'routed',
+  /** the API said status: error */
+  'status-error',
+  'timeout',
+  'connect',
+  'transport',
+  'http-error',
+  'malformed',
+  'unknown-result',
+  'unknown-destination',
+  'outside-schedule',
+  'loop-guard',
+] as const;
+export type Outcome = (typeof ROUTE_OUTCOMES)[number];
 
 /** The start of a body kept in the log: enough to see what the API said, bounded per row. */
 export const BODY_EXCERPT_CHARS = 2048;

@@ -2,7 +2,7 @@ import type { CallSession } from '../calls/session.js';
 import { render } from '../template.js';
 import { normaliseForSpeech } from '../tts/normalise.js';
 import type { StepServices } from '../calls/services.js';
-import type { GatherConfig, Prompt } from './config.js';
+import type { GatherConfig, Prompt } from './settings.js';
 
 /**
  * Prompts and keys: what the gather step, IVR menus and interactive integrations share. A key

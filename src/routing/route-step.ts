@@ -1,4 +1,5 @@
-import { routeSchema, type RouteConfig } from './config.js';
+import { routeSchema } from './config.js';
+import type { RouteConfig } from './settings.js';
 import { RouteRun } from './router.js';
 import { defineStep, Step, type StepResult } from '../calls/step.js';
 import type { CallSession } from '../calls/session.js';

@@ -7,12 +7,13 @@ import { redactRequest } from '../http/redact.js';
 import type { StepServices } from '../calls/services.js';
 import type { RoutingServices } from './services.js';
 import type { StepResult } from '../calls/step.js';
-import { describeDestination, type Destination, type RouteConfig } from './config.js';
+import type { Destination } from './settings.js';
 import { decide, type Decision, type Outcome } from './decide.js';
-import { reachDestination } from './destinations/index.js';
+import { dataIsPrompt, describeDestination, destinationPlace, loops, reachDestination } from './destinations/index.js';
 import { DEFAULT_GATHER, gather, promptMedia, textMedia } from './prompts.js';
 import type { NewRouteLogEntry } from './history.js';
 import { callFacts, routeRequest } from './api-request.js';
+import type { Run, Scope } from './run.js';
 import { isOpen } from './schedule.js';
 
 /**
@@ -22,19 +23,7 @@ import { isOpen } from './schedule.js';
  * fallback (R7); a loop guard bounds menu and integration cycles.
  */
 
-/** The route whose fallback and language apply to what happens now. */
-export interface Scope {
-  route: RouteConfig;
-  /** config path of the route, for logs */
-  where: string;
-  /** the integration's name under routing.integrations, if it is one */
-  integration?: string;
-}
-
-/** Kinds that can bring the caller back to a menu or an integration. */
-const LOOPING = new Set(['menu', 'interactivemenu', 'announcement', 'timecondition', 'sms']);
-
-export class RouteRun {
+export class RouteRun implements Run {
   /** menus and integrations passed through so far (the loop guard counts these) */
   hops = 0;
   /** time spent waiting for the customer's API */
@@ -51,8 +40,20 @@ export class RouteRun {
     readonly rs: RoutingServices,
   ) {}
 
+  get schedules() {
+    return this.rs.routing.schedules;
+  }
+
   language(scope: Scope): string {
     return scope.route.language ?? this.rs.defaultLanguage;
+  }
+
+  describe(dest: Destination): string {
+    return describeDestination(dest);
+  }
+
+  placeOf(dest: Destination) {
+    return destinationPlace(dest, this.rs);
   }
 
   /** Asks the API (after the schedule check and any digits), speaks the answer, routes. */
@@ -114,7 +115,7 @@ export class RouteRun {
     const tasks: Array<Promise<unknown>> = [];
     if (answer.callerName) tasks.push(this.setCallerName(answer.callerName));
     if (cfg.speak && answer.data && answer.data.trim() !== '') {
-      if (decision.destination.kind === 'interactivemenu') tasks.push(this.dataMedia(answer.data, scope).then((m) => (this.nextPrompt = m)));
+      if (dataIsPrompt(decision.destination)) tasks.push(this.dataMedia(answer.data, scope).then((m) => (this.nextPrompt = m)));
       else tasks.push(this.speakData(answer.data, scope));
     }
     if (tasks.length) {
@@ -128,7 +129,7 @@ export class RouteRun {
   /** Takes the caller to a destination; the loop guard stops cycles through menus and integrations. */
   async go(dest: Destination, scope: Scope): Promise<StepResult> {
     if (!this.call.active) return 'handed-off';
-    if (LOOPING.has(dest.kind)) {
+    if (loops(dest)) {
       this.hops += 1;
       if (this.hops > this.rs.routing.maxHops) {
         this.call.log.warn({ step: scope.where, hops: this.hops, destination: describeDestination(dest) }, 'loop guard: too many menus and integrations in one call');
@@ -136,7 +137,7 @@ export class RouteRun {
         return this.fallback(scope, 'loop-guard', entry);
       }
     }
-    return reachDestination(dest, this, scope);
+    return reachDestination(dest, this, scope, this.rs);
   }
 
   /**
@@ -145,17 +146,17 @@ export class RouteRun {
    */
   async fallback(scope: Scope, why: Outcome, entry?: NewRouteLogEntry): Promise<StepResult> {
     const f = scope.route.fallback;
-    if (!f || (why === 'loop-guard' && LOOPING.has(f.kind))) {
+    if (!f || (why === 'loop-guard' && loops(f))) {
       if (entry) entry.decision = 'fallback → dialplan (CALL_ACTIONS_RESULT=error)';
       return this.toDialplanFallback(scope, why);
     }
     if (entry) entry.decision = `fallback → ${describeDestination(f)}`;
-    if (LOOPING.has(f.kind) && why !== 'loop-guard') {
+    if (loops(f) && why !== 'loop-guard') {
       // counted like any other hop, so a menu that falls back to itself still ends
       this.hops += 1;
       if (this.hops > this.rs.routing.maxHops) return this.toDialplanFallback(scope, 'loop-guard');
     }
-    return reachDestination(f, this, scope);
+    return reachDestination(f, this, scope, this.rs);
   }
 
   /** The stage runner hands the call back with CALL_ACTIONS_RESULT=error, so the dialplan takes its own fallback. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { gatherSchema } from '../../src/routing/config.js';
+import { gatherSchema } from '../../src/routing/settings.js';
 import { collectDigits, gather } from '../../src/routing/prompts.js';
 import { createRouteLog, routeLogFilter, type NewRouteLogEntry } from '../../src/routing/history.js';
 import { stepDefinitions } from '../../src/app/steps.js';

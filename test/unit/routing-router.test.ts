@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { destinationsSchema, routeSchema, routingSchema, type RouteConfig } from '../../src/routing/config.js';
+import { destinationsSchema, routeSchema, routingSchema } from '../../src/routing/config.js';
+import type { RouteConfig } from '../../src/routing/settings.js';
 import { createRouteLog, type RouteLog } from '../../src/routing/history.js';
 import { RouteRun } from '../../src/routing/router.js';
 import { drop, http, json, raw, slow, startRouteApi, xml, type RouteApiStandIn } from '../standins/route-api.js';

@@ -1,8 +1,4 @@
-import type { StepResult } from '../../calls/step.js';
-import type { Destination } from '../config.js';
-import type { RouteRun, Scope } from '../router.js';
-import { handOff, placeOf } from './dialplan.js';
+import { dialplanKind } from './dialplan.js';
 
-export function extension(dest: Extract<Destination, { kind: 'extension' }>, run: RouteRun, scope: Scope): Promise<StepResult> {
-  return handOff(run, scope, dest, placeOf('extension', dest.name, run.rs.destinations));
-}
+/** `extensions` is the seed's word for it. */
+export const extension = dialplanKind('extension', ['extensions', 'extension'], 'ext-{name}');

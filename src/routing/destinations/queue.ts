@@ -1,8 +1,3 @@
-import type { StepResult } from '../../calls/step.js';
-import type { Destination } from '../config.js';
-import type { RouteRun, Scope } from '../router.js';
-import { handOff, placeOf } from './dialplan.js';
+import { dialplanKind } from './dialplan.js';
 
-export function queue(dest: Extract<Destination, { kind: 'queue' }>, run: RouteRun, scope: Scope): Promise<StepResult> {
-  return handOff(run, scope, dest, placeOf('queue', dest.name, run.rs.destinations));
-}
+export const queue = dialplanKind('queue', ['queue'], 'queue-{name}');

@@ -1,13 +1,26 @@
-import type { StepResult } from '../../calls/step.js';
-import type { Destination } from '../config.js';
-import type { RouteRun, Scope } from '../router.js';
+import { z } from 'zod';
 import { isOpen } from '../schedule.js';
+import { defineDestination, namedEntries, type SchemaKit } from './kind.js';
 
-export function timecondition(dest: Extract<Destination, { kind: 'timecondition' }>, run: RouteRun, scope: Scope): Promise<StepResult> {
-  const t = run.rs.routing.timeconditions[dest.name];
-  const s = t ? run.rs.routing.schedules[t.schedule] : undefined;
-  if (!t || !s) return run.fallback(scope, 'unknown-destination');
-  const open = isOpen(s);
-  run.call.log.info({ step: scope.where, timecondition: dest.name, open }, 'time condition');
-  return run.go(open ? t.open : t.closed, scope);
-}
+const timeconditionSchema = (kit: SchemaKit) => z.object({ schedule: z.string().min(1), open: kit.destination, closed: kit.destination }).strict();
+
+/** One of two destinations, by whether a schedule of routing.schedules is open now. */
+export const timecondition = defineDestination({
+  ...namedEntries('timecondition', 'timeconditions', timeconditionSchema),
+  checkSettings(timeconditions, c) {
+    for (const [name, t] of Object.entries(timeconditions)) {
+      c.schedule(t.schedule, [name, 'schedule']);
+      c.destination(t.open, [name, 'open']);
+      c.destination(t.closed, [name, 'closed']);
+    }
+  },
+  loops: true,
+  reach(dest, run, scope, timeconditions) {
+    const t = timeconditions[dest.name];
+    const s = t ? run.schedules[t.schedule] : undefined;
+    if (!t || !s) return run.fallback(scope, 'unknown-destination');
+    const open = isOpen(s);
+    run.call.log.info({ step: scope.where, timecondition: dest.name, open }, 'time condition');
+    return run.go(open ? t.open : t.closed, scope);
+  },
+});
