@@ -94,7 +94,9 @@ const newexten = (p: Placed, context: string, exten?: string) =>
 
 describe('each destination kind of the seed routes a real SIP call', () => {
   it('queue: data spoken, then the caller joins the queue', async () => {
-    const p = await call(json({ status: 'success', result: 'queue', redirect: 'support', data: 'Welcome back. Connecting you to support.' }));
+    // the caller stays on the line until the queue takes them: synthesising and playing the data
+    // takes seconds, more on a busy machine, and a caller gone after 3 s never joins
+    const p = await call(json({ status: 'success', result: 'queue', redirect: 'support', data: 'Welcome back. Connecting you to support.' }), { holdMs: 12_000 });
     const join = await ami.waitFor((e) => e.linkedid === p.linkedId && e.event === 'QueueCallerJoin', 5000, 'QueueCallerJoin');
     expect(join.queue).toBe('support');
     await expectSpokenBeforeRouting(service, p.callId, when(join));
