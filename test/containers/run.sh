@@ -5,7 +5,8 @@
 #   3. builds docker/Dockerfile and docker/asterisk/Dockerfile (--pull=never)
 #   4. starts docker/compose.yaml, waits until the service reports healthy
 #   5. one sipp caller from this host dials 100 in the containerised Asterisk, waits in the queue and
-#      presses #; the SMS provider stand-in must get exactly one SMS
+#      presses #; the SMS provider stand-in must get exactly one SMS. The documented softphone
+#      account registers.
 #   6. stops the service (SIGTERM): it must exit 0 within its grace period
 #   7. removes the containers, network, volume and images it made (the rootfs cache stays)
 # Prints build time, image sizes and the time from `up` to healthy. Needs root.
@@ -163,6 +164,12 @@ for _ in $(seq 1 100); do n=$(count || echo 0); [ "$n" -ge 1 ] && break; sleep 0
 sleep 2; n=$(count)
 [ "$n" = 1 ] || die "the SMS provider stand-in got $n SMS, expected exactly 1"
 say "the caller heard the confirmation and was hung up; the stand-in got exactly 1 SMS: $(curl -s "http://127.0.0.1:$SMS_PORT/requests")"
+
+# the softphone account docker/README.md documents
+(cd "$CT_WORK" && sipp -sf "$REPO/test/sipp/register_auth.xml" -s softphone -au softphone -ap demo-softphone \
+  -i 127.0.0.1 -p "$((SIPP_PORT + 1))" -m 1 -l 1 -timeout 15s -timeout_error -nostdin "127.0.0.1:$SIP_PORT" > "$CT_LOGS/sipp-register.log" 2>&1) \
+  || { tail -20 "$CT_LOGS/sipp-register.log" >&2; die "the softphone account did not register"; }
+say "a softphone registered as softphone / demo-softphone"
 
 # ---------------------------------------------------------------- 5. SIGTERM
 T_STOP=$(date +%s%N)
