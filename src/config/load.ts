@@ -37,7 +37,6 @@ export interface Loaded<T> {
   place(path: readonly PropertyKey[]): string;
 }
 
-const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 const SECRET_FIELD = /pass|secret|token|key|auth|sid|credential/i;
 
 /**
@@ -57,7 +56,7 @@ export function loadConfigFile<S extends z.ZodType>(file: string, schema: S, env
 
 export function parseConfigText<S extends z.ZodType>(text: string, file: string, schema: S, env: NodeJS.ProcessEnv): Loaded<z.output<S>> {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(shieldRefs(text), { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const at = (offset: number | undefined) => {
     const pos = lines.linePos(offset ?? 0);
     return { line: pos.line, column: pos.col };
@@ -68,18 +67,53 @@ export function parseConfigText<S extends z.ZodType>(text: string, file: string,
 
   const issues: ConfigIssue[] = [];
   const secrets: string[] = [];
-  substituteEnv(doc.contents, [], env, secrets, (node, path, message) =>
-    issues.push({ file, ...at(node.range?.[0]), field: fieldPath(path), message }),
+  const substituted = new Map<string, string>();
+  substituteEnv(
+    doc.contents,
+    [],
+    env,
+    secrets,
+    (node, path, message) => issues.push({ file, ...at(node.range?.[0]), field: fieldPath(path), message }),
+    (path, source) => substituted.set(fieldPath(path), source),
   );
   if (issues.length) throw new ConfigError(issues);
 
-  const result = schema.safeParse(doc.toJS() ?? {});
-  if (!result.success) {
+  const input: unknown = doc.toJS() ?? {};
+  let result = schema.safeParse(input);
+  // The environment only holds strings, so a value that came from ${VAR} takes the type its field
+  // wants. Driven by the schema's own complaints, so no field list has to be kept in step with it;
+  // a coercion can uncover the next complaint (a union, a later refinement), hence a few rounds.
+  const unfit = new Map<string, ConfigIssue>();
+  for (let round = 0; round < 8 && !result.success && substituted.size; round++) {
+    let changed = false;
     for (const issue of result.error.issues) {
+      const key = fieldPath(issue.path);
+      const source = substituted.get(key);
+      if (source === undefined || unfit.has(key)) continue;
+      const wanted = wantedTypes(issue);
+      if (!wanted.length) continue;
+      const current = getIn(input, issue.path);
+      if (typeof current !== 'string') continue;
+      const coerced = coerce(current, wanted);
+      if (coerced === undefined) {
+        const node = nearestNode(doc, issue.path);
+        unfit.set(key, { file, ...at(node?.range?.[0]), field: key, message: `expected ${wanted.map(article).join(' or ')}, got ${JSON.stringify(current)} from ${source}` });
+        continue;
+      }
+      setIn(input, issue.path, coerced);
+      changed = true;
+    }
+    if (!changed) break;
+    result = schema.safeParse(input);
+  }
+  if (!result.success || unfit.size) {
+    issues.push(...unfit.values());
+    for (const issue of result.success ? [] : result.error.issues) {
+      if (unfit.has(fieldPath(issue.path))) continue;
       // an unknown key is best shown where it is written, not where its map starts
       const at_ = issue.code === 'unrecognized_keys' && issue.keys.length === 1 ? [...issue.path, issue.keys[0]!] : issue.path;
       const node = nearestNode(doc, at_);
-      issues.push({ file, ...at(node?.range?.[0]), field: fieldPath(issue.path), message: describe(issue) });
+      issues.push({ file, ...at(node?.range?.[0]), field: fieldPath(issue.path), message: describe(issue, getIn(input, issue.path)) });
     }
     throw new ConfigError(issues);
   }
@@ -92,17 +126,43 @@ export function parseConfigText<S extends z.ZodType>(text: string, file: string,
 
 type Report = (node: Node, path: PropertyKey[], message: string) => void;
 
-function substituteEnv(node: unknown, path: PropertyKey[], env: NodeJS.ProcessEnv, secrets: string[], report: Report): void {
+// Private-use stand-ins for the braces of ${...}: in a YAML flow map (`http: { port: ${PORT} }`) a
+// bare `{` or `}` opens or closes the map, so the reference is a syntax error before it can be
+// substituted. One UTF-16 unit each, so every line:column the parser reports stays true.
+const OPEN = '\uE000';
+const CLOSE = '\uE001';
+const SHIELD = /\$\{([A-Za-z_][A-Za-z0-9_]*(?::-[^}\n]*)?)\}/g;
+const SHIELDED = new RegExp(`\\$${OPEN}([A-Za-z_][A-Za-z0-9_]*)(?::-([^${CLOSE}]*))?${CLOSE}`, 'g');
+
+function shieldRefs(text: string): string {
+  return text.replace(SHIELD, (_all, inner: string) => `$${OPEN}${inner}${CLOSE}`);
+}
+
+function unshield(text: string): string {
+  return text.replaceAll(OPEN, '{').replaceAll(CLOSE, '}');
+}
+
+function substituteEnv(
+  node: unknown,
+  path: PropertyKey[],
+  env: NodeJS.ProcessEnv,
+  secrets: string[],
+  report: Report,
+  substituted: (path: PropertyKey[], source: string) => void,
+): void {
   if (isMap(node)) {
     for (const pair of node.items) {
+      // a key is never substituted, but it must read as written
+      if (isScalar(pair.key) && typeof pair.key.value === 'string') pair.key.value = unshield(pair.key.value);
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      substituteEnv(pair.value, [...path, key], env, secrets, report);
+      substituteEnv(pair.value, [...path, key], env, secrets, report, substituted);
     }
   } else if (isSeq(node)) {
-    node.items.forEach((item, i) => substituteEnv(item, [...path, i], env, secrets, report));
-  } else if (isScalar(node) && typeof node.value === 'string' && node.value.includes('${')) {
+    node.items.forEach((item, i) => substituteEnv(item, [...path, i], env, secrets, report, substituted));
+  } else if (isScalar(node) && typeof node.value === 'string' && node.value.includes(`$${OPEN}`)) {
     const secretField = SECRET_FIELD.test(String(path[path.length - 1] ?? ''));
-    node.value = node.value.replace(ENV_REF, (_all, name: string, fallback: string | undefined) => {
+    substituted(path, unshield(node.value));
+    node.value = node.value.replace(SHIELDED, (_all, name: string, fallback: string | undefined) => {
       const value = env[name] ?? fallback;
       if (value === undefined) {
         report(node, path, `environment variable ${name} is not set`);
@@ -111,7 +171,56 @@ function substituteEnv(node: unknown, path: PropertyKey[], env: NodeJS.ProcessEn
       if (secretField || SECRET_FIELD.test(name)) secrets.push(value);
       return value;
     });
+    node.value = unshield(node.value as string);
+  } else if (isScalar(node) && typeof node.value === 'string') {
+    node.value = unshield(node.value);
   }
+}
+
+type Wanted = 'number' | 'boolean';
+
+/** The scalar types a failed field would take; from a union, those of its branches. */
+function wantedTypes(issue: z.core.$ZodIssue): Wanted[] {
+  const out = new Set<Wanted>();
+  // a branch's issue about the value itself has an empty path; a longer one is about something inside
+  const visit = (i: z.core.$ZodIssue, top: boolean) => {
+    if (!top && i.path.length) return;
+    if (i.code === 'invalid_type' && (i.expected === 'number' || i.expected === 'boolean')) out.add(i.expected as Wanted);
+    if (i.code === 'invalid_union') for (const branch of i.errors) for (const b of branch) visit(b, false);
+  };
+  visit(issue, true);
+  return [...out];
+}
+
+const TRUE = new Set(['true', 'yes', 'on', '1']);
+const FALSE = new Set(['false', 'no', 'off', '0']);
+
+function coerce(text: string, wanted: Wanted[]): number | boolean | undefined {
+  const t = text.trim();
+  if (wanted.includes('number') && t !== '' && /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(t)) return Number(t);
+  if (wanted.includes('boolean')) {
+    if (TRUE.has(t.toLowerCase())) return true;
+    if (FALSE.has(t.toLowerCase())) return false;
+  }
+  return undefined;
+}
+
+function article(t: Wanted): string {
+  return t === 'number' ? 'a number' : 'a boolean (true or false)';
+}
+
+function getIn(root: unknown, path: readonly PropertyKey[]): unknown {
+  let cur = root;
+  for (const p of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[p];
+  }
+  return cur;
+}
+
+function setIn(root: unknown, path: readonly PropertyKey[], value: unknown): void {
+  const parent = getIn(root, path.slice(0, -1));
+  if (parent !== null && typeof parent === 'object') (parent as Record<PropertyKey, unknown>)[path[path.length - 1]!] = value;
 }
 
 /** The node at `path`, or the deepest ancestor that exists (a missing key is reported at its parent). */
@@ -125,8 +234,11 @@ function nearestNode(doc: Document, path: readonly PropertyKey[]): Node | undefi
   return undefined;
 }
 
-function describe(issue: z.core.$ZodIssue): string {
+// zod 4 leaves the input out of its issues, so the value is looked up: a field written with the
+// wrong type (port: "8090") is not a missing one
+function describe(issue: z.core.$ZodIssue, value: unknown): string {
   if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  if (issue.code === 'invalid_type' && issue.input === undefined) return `required field is missing (expected ${issue.expected})`;
+  if (issue.code === 'invalid_type' && value === undefined) return `required field is missing (expected ${issue.expected})`;
+  if (issue.code === 'invalid_type' && value !== null && typeof value !== 'object') return `expected a ${issue.expected}, got ${JSON.stringify(value)}`;
   return issue.message;
 }
