@@ -65,6 +65,12 @@ export const destinationsSchema = z.object(kindSections('destinations')).strict(
 export type DestinationsConfig = z.output<typeof destinationsSchema>;
 export const DESTINATIONS_DEFAULTS: DestinationsConfig = destinationsSchema.parse({});
 
+/** The config sections dynamic routing owns (app/ merges them into the root schema). */
+export const ROUTING_SECTIONS = {
+  routing: routingSchema.default(ROUTING_DEFAULTS).describe('what a routing API answer may name: announcements, menus, schedules… (docs/routing.md)'),
+  destinations: destinationsSchema.default(DESTINATIONS_DEFAULTS).describe('how queue, extension, voicemail and dial destinations are reached in the dialplan'),
+};
+
 // ---------------------------------------------------------------------------------------------
 // Cross-references, checked once the whole file is parsed
 

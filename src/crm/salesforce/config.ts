@@ -170,3 +170,6 @@ export type SalesforceConfig = z.output<typeof salesforceSchema>;
 
 export const crmSchema = z.object({ salesforce: salesforceSchema.optional() }).strict();
 export type CrmConfig = z.output<typeof crmSchema>;
+
+/** The config section Salesforce logging owns (app/ merges it into the root schema). */
+export const SALESFORCE_SECTIONS = { crm: crmSchema.optional().describe('CRM activity logging: crm.salesforce (docs/salesforce.md)') };

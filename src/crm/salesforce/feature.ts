@@ -1,9 +1,6 @@
 import type { CountryCode } from 'libphonenumber-js';
 import { defineFeature } from '../../calls/feature.js';
-import { crmSchema, type CrmConfig } from './config.js';
-
-/** The config section Salesforce logging owns. */
-export const SALESFORCE_SECTIONS = { crm: crmSchema.optional().describe('CRM activity logging: crm.salesforce (docs/salesforce.md)') };
+import { SALESFORCE_SECTIONS, type CrmConfig } from './config.js';
 import { createSalesforceLogging } from './index.js';
 
 type SalesforceFeatureConfig = { crm?: CrmConfig; log: { level: string } };
