@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { FeatureCommand } from '../calls/feature.js';
-import { salesforceFeature } from '../crm/salesforce/feature.js';
+import { salesforceFeature } from '../crm/salesforce/index.js';
 import { hooksFeature } from '../hooks/index.js';
 import { routingFeature } from '../routing/index.js';
 import { smsFeature } from '../sms/index.js';

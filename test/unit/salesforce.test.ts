@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
 import { rootSchema } from '../../src/app/config-schema.js';
 import type { SalesforceConfig } from '../../src/crm/salesforce/config.js';
-import { createSalesforceLogging, type SalesforceLogging } from '../../src/crm/salesforce/index.js';
+import { createSalesforceLogging, type SalesforceLogging } from '../../src/crm/salesforce/logging.js';
 import { isInternal, phoneVariants, soslFor } from '../../src/crm/salesforce/match.js';
 import { renderComment } from '../../src/crm/salesforce/task.js';
 import type { CallEvent, CallEventKind } from '../../src/asterisk/call-event-types.js';

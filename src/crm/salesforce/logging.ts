@@ -1,0 +1,300 @@
+import type { CountryCode } from 'libphonenumber-js';
+import type { Dispatcher } from 'undici';
+import type { CallEvent } from '../../asterisk/call-event-types.js';
+import type { Logger } from '../../log.js';
+import type { AmiMessage } from '../../asterisk/ami.js';
+import { readQuery } from '../../history/query.js';
+import type { Store } from '../../store/sqlite.js';
+import { TokenProvider } from './auth.js';
+import { SalesforceClient } from './client.js';
+import type { SalesforceConfig } from './config.js';
+import { ACTIVITY_STATUSES, type ActivityStatus } from './store.js';
+import type { CallSnapshot } from './task.js';
+import { UsageMeter, type UsageReading } from './usage.js';
+import { SalesforceWorker } from './worker.js';
+
+/**
+ * Salesforce activity logging as the service sees it: call events (and the channel variables
+ * click-to-call sets) in, one Task per call out, plus a health summary and a per-call log.
+ *
+ * What a call is made of comes from the call-event tracker (src/asterisk/call-events.ts): call.start
+ * (dial start, and the dialplan context that tells an outbound call from an inbound one),
+ * call.answer (call start), call.end (call end, talk time), the queue events (queue, wait).
+ * Channel variables (the click-to-call record id, a memo) are read from AMI VarSet events, keyed
+ * by the call's linkedid like everything else.
+ */
+
+export interface SalesforceLoggingOptions {
+  config: SalesforceConfig;
+  store: Store;
+  log: Logger;
+  logLevel?: string;
+  ami?: { on(event: string, fn: (ev: AmiMessage) => void): () => void };
+  defaultCountry?: CountryCode;
+  dispatcher?: Dispatcher;
+}
+
+export interface SalesforceHealth {
+  backlog: number;
+  /** Calls whose Task was created at their start and is updated when they end. */
+  inProgress: number;
+  failedLastDay: number;
+  loggedLastDay: number;
+  /** Average data requests per call logged in the last 24 h. */
+  apiCallsPerCall: number | null;
+  usage: UsageReading | null;
+  tokenRequests: number;
+  warnings: string[];
+}
+
+export interface SalesforceLogging {
+  readonly worker: SalesforceWorker;
+  readonly usage: UsageMeter;
+  readonly auth: TokenProvider;
+  onEvent(ev: CallEvent): void;
+  /** Logs calls idle past the stale limit (runs every 10 minutes by itself). */
+  sweep(now?: number): void;
+  start(): void;
+  stop(): Promise<void>;
+  health(): SalesforceHealth;
+  /** GET /salesforce/activities?callId=&status=&limit= */
+  activitiesRoute(url: URL): { status: number; body: unknown };
+}
+
+interface LiveCall {
+  callId: string;
+  /** This process saw the call begin (not only later events of it, after a restart). */
+  sawStart: boolean;
+  /** A call event arrived (not only a channel variable). */
+  hadEvent: boolean;
+  lastSeen: number;
+  dialStart: number;
+  callStart?: number;
+  callEnd?: number;
+  context?: string;
+  vars: Record<string, string>;
+  variables: Record<string, string>;
+  startQueued: boolean;
+}
+
+/** A queued activity older than this means Salesforce has been out of reach for long. */
+const WARN_BACKLOG_AGE_MS = 10 * 60_000;
+/**
+ * A call with no event for this long has an end nobody will report (the call-event tracker forgets
+ * such calls after 4 idle hours): its activity is logged with what is known rather than lost.
+ */
+const STALE_AFTER_MS = 5 * 3_600_000;
+
+export function createSalesforceLogging(opts: SalesforceLoggingOptions): SalesforceLogging {
+  const cfg = opts.config;
+  const log = opts.log.child({ component: 'salesforce' });
+  const usage = new UsageMeter();
+  const auth = new TokenProvider({ config: cfg, dispatcher: opts.dispatcher, log });
+  const client = new SalesforceClient({ auth, apiVersion: cfg.apiVersion, timeoutMs: cfg.timeout, usage, dispatcher: opts.dispatcher, log });
+  const worker = new SalesforceWorker({ store: opts.store, client, config: cfg, defaultCountry: opts.defaultCountry, logger: log, logLevel: opts.logLevel });
+  const live = new Map<string, LiveCall>();
+  const watched = new Set([cfg.recordIdVariable, ...cfg.variables]);
+  const outbound = new Set(cfg.outboundContexts);
+  let unsubscribe: (() => void) | undefined;
+
+  const callFor = (callId: string, at: number): LiveCall => {
+    let c = live.get(callId);
+    if (!c) {
+      c = { callId, sawStart: false, hadEvent: false, lastSeen: at, dialStart: at, vars: {}, variables: {}, startQueued: false };
+      live.set(callId, c);
+    }
+    return c;
+  };
+
+  const snapshot = (c: LiveCall): CallSnapshot => {
+    const direction = c.context !== undefined && outbound.has(c.context) ? 'outbound' : 'inbound';
+    const vars = { ...c.vars, ...c.variables };
+    return {
+      callId: c.callId,
+      direction,
+      number: (direction === 'outbound' ? vars.called || vars.did : vars.caller) ?? '',
+      dialStart: c.dialStart,
+      ...(c.callStart !== undefined ? { callStart: c.callStart } : {}),
+      ...(c.callEnd !== undefined ? { callEnd: c.callEnd } : {}),
+      answered: c.callStart !== undefined || vars.answered === 'yes',
+      vars,
+    };
+  };
+
+  const onEvent = (ev: CallEvent): void => {
+    try {
+      const c = callFor(ev.callId, ev.at);
+      c.lastSeen = Math.max(c.lastSeen, ev.at);
+      c.hadEvent = true;
+      for (const [k, v] of Object.entries(ev.vars)) if (v !== '' || !(k in c.vars)) c.vars[k] = v;
+      if (ev.kind === 'call.start') {
+        c.sawStart = true;
+        c.dialStart = ev.at;
+        if (ev.vars.context !== undefined) c.context = ev.vars.context;
+      } else if (ev.kind === 'call.answer') {
+        c.callStart ??= ev.at;
+      }
+      if (ev.kind === cfg.when && ev.kind !== 'call.end' && !c.startQueued) {
+        c.startQueued = true;
+        worker.enqueueStart(snapshot(c), ev.kind === 'call.start' ? cfg.startDelay : 0);
+      }
+      if (ev.kind === 'call.end') {
+        c.callEnd = ev.at;
+        worker.enqueueEnd(snapshot(c), c.sawStart);
+        live.delete(ev.callId);
+      }
+    } catch (e) {
+      // The store refused the write (disk full, locked past busy_timeout): say so loudly.
+      log.error({ err: e, callId: ev.callId, event: ev.kind }, 'salesforce activity could not be queued');
+    }
+  };
+
+  const onVarSet = (ev: AmiMessage): void => {
+    try {
+      const name = variableName(ev.variable);
+      const callId = ev.linkedid || ev.uniqueid;
+      if (!name || !watched.has(name) || !callId || typeof ev.value !== 'string' || !ev.value) return;
+      const c = callFor(callId, Date.now());
+      c.variables[name] = ev.value;
+      log.debug({ callId, variable: name }, 'salesforce: channel variable seen');
+      if (c.startQueued) worker.refresh(snapshot(c));
+    } catch (e) {
+      log.error({ err: e }, 'salesforce: a channel variable could not be read');
+    }
+  };
+
+  /** Logs calls whose end will never be reported, with what is known. */
+  const sweep = (now: number = Date.now()): void => {
+    for (const c of [...live.values()]) {
+      if (now - c.lastSeen < STALE_AFTER_MS) continue;
+      live.delete(c.callId);
+      // Variables of a call no event was seen for: nothing to log.
+      if (!c.hadEvent) continue;
+      try {
+        c.vars.causeText ||= 'the end of the call was never seen';
+        worker.enqueueEnd(snapshot(c), c.sawStart);
+        log.warn({ callId: c.callId, lastSeen: new Date(c.lastSeen).toISOString() }, 'salesforce: the end of a call was never seen; logging what is known');
+      } catch (e) {
+        log.error({ err: e, callId: c.callId }, 'salesforce activity could not be queued');
+      }
+    }
+  };
+  let sweeper: NodeJS.Timeout | undefined;
+
+  const db = opts.store.db;
+  const statusCounts = db.prepare<[], { status: ActivityStatus; n: number; oldest: number | null }>(
+    `SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM sf_activities WHERE status IN ('pending', 'sending', 'waiting') GROUP BY status`,
+  );
+  const lastDay = db.prepare<[number], { status: ActivityStatus; n: number; calls: number; lastReason: string | null }>(
+    `SELECT status, COUNT(*) AS n, SUM(api_calls) AS calls, MAX(reason) AS lastReason FROM sf_activities
+      WHERE settled_at >= ? AND status IN ('done', 'failed') AND match_rule IS NOT 'internal' GROUP BY status`,
+  );
+
+  return {
+    worker,
+    usage,
+    auth,
+    onEvent,
+    sweep,
+    start() {
+      if (opts.ami && !unsubscribe) unsubscribe = opts.ami.on('varset', onVarSet);
+      sweeper ??= setInterval(() => sweep(), 10 * 60_000);
+      sweeper.unref();
+      worker.start();
+    },
+    async stop() {
+      unsubscribe?.();
+      unsubscribe = undefined;
+      clearInterval(sweeper);
+      sweeper = undefined;
+      await worker.stop({ graceMs: 2_000 });
+    },
+    health() {
+      const now = Date.now();
+      const counts = statusCounts.all();
+      const day = lastDay.all(now - 86_400_000);
+      const n = (s: ActivityStatus) => counts.find((c) => c.status === s)?.n ?? 0;
+      const done = day.find((d) => d.status === 'done');
+      const failed = day.find((d) => d.status === 'failed');
+      const backlog = n('pending') + n('sending');
+      const oldest = counts.filter((c) => c.status !== 'waiting').reduce<number | null>((m, c) => (c.oldest !== null && (m === null || c.oldest < m) ? c.oldest : m), null);
+      const warnings = usage.warnings(cfg.usageWarning, now);
+      if (auth.lastError) warnings.push(`Salesforce authentication failing since ${new Date(auth.lastError.at).toISOString()}: ${auth.lastError.reason}`);
+      if (failed?.n) warnings.push(`${failed.n} Salesforce activit${failed.n === 1 ? 'y' : 'ies'} failed in the last 24 h (see /salesforce/activities?status=failed)`);
+      if (oldest !== null && now - oldest > WARN_BACKLOG_AGE_MS) warnings.push(`${backlog} Salesforce activit${backlog === 1 ? 'y' : 'ies'} waiting to be written, the oldest since ${new Date(oldest).toISOString()}`);
+      return {
+        backlog,
+        inProgress: n('waiting'),
+        failedLastDay: failed?.n ?? 0,
+        loggedLastDay: done?.n ?? 0,
+        apiCallsPerCall: done?.n ? Math.round((done.calls / done.n) * 100) / 100 : null,
+        usage: usage.last ?? null,
+        tokenRequests: auth.requests,
+        warnings,
+      };
+    },
+    activitiesRoute(url) {
+      try {
+        return { status: 200, body: queryActivities(opts.store, url.searchParams) };
+      } catch (e) {
+        if (e instanceof RangeError) return { status: 400, body: { error: e.message } };
+        throw e;
+      }
+    },
+  };
+}
+
+/**
+ * VarSet's variable name. asterisk-manager turns every `Variable:` line into an object keyed by
+ * what precedes "=" (meant for ChanVariable lists), so `Variable: SF_RECORD_ID` arrives as
+ * `{ SF_RECORD_ID: '' }`. Inherited variables (`__NAME`) count as NAME.
+ */
+export function variableName(raw: unknown): string | undefined {
+  const name = typeof raw === 'string' ? raw : raw && typeof raw === 'object' ? Object.keys(raw)[0] : undefined;
+  return name?.replace(/^_{1,2}/, '');
+}
+
+/** The per-call log: each call's Task, record, API calls, and every attempt with its requests. */
+export function queryActivities(store: Store, q: URLSearchParams): { entries: unknown[] } {
+  const r = readQuery(q, ['callId', 'status', 'limit']);
+  const callId = r.text('callId');
+  const statuses = r.oneOf('status', ACTIVITY_STATUSES);
+  const limit = r.count('limit') ?? 50;
+  const where: string[] = [];
+  const args: Array<string | number> = [];
+  if (callId) {
+    where.push('call_id = ?');
+    args.push(callId);
+  }
+  if (statuses.length) {
+    where.push(`status IN (${statuses.map(() => '?').join(', ')})`);
+    args.push(...statuses);
+  }
+  const rows = store.db
+    .prepare<Array<string | number>, Record<string, unknown>>(
+      `SELECT call_id, phase, status, synced, task_id, record_id, record_type, match_rule, api_calls, attempts, reason, created_at, settled_at
+         FROM sf_activities ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`,
+    )
+    .all(...args, Math.min(500, limit));
+  const attempts = store.db.prepare<[string], Record<string, unknown>>(
+    'SELECT attempt, phase, started_at, finished_at, outcome, reason, requests FROM sf_attempts WHERE call_id = ? ORDER BY attempt',
+  );
+  return {
+    entries: rows.map((r) => ({
+      callId: r.call_id,
+      status: r.status,
+      phase: r.phase,
+      synced: r.synced,
+      taskId: r.task_id,
+      recordId: r.record_id,
+      recordType: r.record_type,
+      matchRule: r.match_rule,
+      apiCalls: r.api_calls,
+      attempts: r.attempts,
+      reason: r.reason,
+      createdAt: r.created_at,
+      settledAt: r.settled_at,
+      attemptLog: attempts.all(String(r.call_id)).map((a) => ({ ...a, requests: a.requests ? (JSON.parse(String(a.requests)) as unknown) : [] })),
+    })),
+  };
+}
