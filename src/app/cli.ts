@@ -29,11 +29,6 @@ export async function main(argv: string[]): Promise<number> {
     case 'schema':
       process.stdout.write(JSON.stringify(jsonSchema(), null, 2) + '\n');
       return 0;
-    case 'demo': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, caller: { type: 'string' } } });
-      const { runDemo } = await import('../demo/demo.js');
-      return runDemo(values);
-    }
     case undefined:
     case 'help':
     case '--help':

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfigFile } from '../config/load.js';
+import { ConfigError, loadConfigFile } from '../config/load.js';
 import { rootSchema } from '../app/config-schema.js';
 import { createLogger, maskNumber } from '../log.js';
 import { AmiPort } from '../asterisk/ami.js';
@@ -34,7 +34,16 @@ export async function runDemo(opts: { config?: string; caller?: string } = {}): 
     AOS_SMS_CODE: provider.credentials.smsCode,
   });
   const file = opts.config ?? join(REPO_ROOT, 'examples/config.yaml');
-  const { value: config, secrets } = loadConfigFile(file, rootSchema);
+  let loaded: ReturnType<typeof loadConfigFile<typeof rootSchema>>;
+  try {
+    loaded = loadConfigFile(file, rootSchema);
+  } catch (e) {
+    await provider.close();
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    return 2;
+  }
+  const { value: config, secrets } = loaded;
   config.store = `sqlite:${join(dir, 'demo.db')}`;
   config.tts.cacheDir = join(dir, 'tts');
   const logFile = join(dir, 'service.log');
