@@ -474,7 +474,12 @@ if ! PID=$(running_pid); then
   # -f: no fork, so the chroot child IS Asterisk; -n: no ANSI colours in the console log;
   # setsid: out of our session, so it outlives this script. The pid is read back from $PIDFILE,
   # because under job control $! is not Asterisk.
-  setsid chroot "$ROOT" /usr/sbin/asterisk -f -n < /dev/null >> "$LOG" 2>&1 &
+  # Only stdin, stdout and stderr go along: any other descriptor of ours (a caller's `flock` lock,
+  # a test runner's pipe) would stay open as long as Asterisk runs, holding that lock for good.
+  (
+    for fd in $(ls "/proc/$BASHPID/fd"); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+    exec setsid chroot "$ROOT" /usr/sbin/asterisk -f -n < /dev/null >> "$LOG" 2>&1
+  ) &
   disown 2>/dev/null || true
 fi
 
