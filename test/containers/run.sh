@@ -131,7 +131,7 @@ BASE_SIZE=$(podman image inspect --format '{{.Size}}' docker.io/library/node:20-
 say "service image $(mb "$SIZE") (its base alone: $(mb "$BASE_SIZE")); layers: $(podman history --format json "$CALL_ACTIONS_IMAGE" \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).filter(l=>l.size>=1e5).reverse().map(l=>(l.size/1e6).toFixed(1)+" MB").join(" + ")))')"
 podman run --rm --entrypoint sh "$CALL_ACTIONS_IMAGE" -c \
-  'du -xsb /; du -sb /usr/local/bin/node /var/lib/mecab /usr/lib/*/espeak-ng-data /opt/call-actions/node_modules /opt/call-actions/dist' 2>/dev/null \
+  'du -xsb /; du -sb /usr/local/bin/node /var/lib/mecab /usr/lib/*/espeak-ng-data /opt/call-actions/node_modules /opt/call-actions/dist; true' 2>/dev/null \
   | awk 'NR == 1 { total = $1; next }
          { part[NR] = $1; name[NR] = $2; sum += $1 }
          END { for (i = 2; i <= NR; i++) printf "[containers]   %6.1f MB  %s\n", part[i] / 1e6, name[i]
