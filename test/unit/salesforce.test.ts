@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -10,7 +10,8 @@ import { rootSchema } from '../../src/app/config-schema.js';
 import type { SalesforceConfig } from '../../src/crm/salesforce/config.js';
 import { createSalesforceLogging, type SalesforceLogging } from '../../src/crm/salesforce/logging.js';
 import { isInternal, phoneVariants, soslFor } from '../../src/crm/salesforce/match.js';
-import { renderComment } from '../../src/crm/salesforce/task.js';
+import { mergeFields, renderComment } from '../../src/crm/salesforce/task.js';
+import { REPO_ROOT } from '../helpers/asterisk.js';
 import type { CallEvent, CallEventKind } from '../../src/asterisk/call-event-types.js';
 import type { AmiMessage } from '../../src/asterisk/ami.js';
 import { startSalesforce, type SalesforceStandIn, type SeedRecord, type SfTask } from '../standins/salesforce.js';
@@ -295,6 +296,42 @@ describe('which record (SF6)', () => {
     expect(r.match_rule).toBe('no-number');
     expect(h.sf.dataRequests().map((q) => q.kind)).toEqual(['create']);
     expect(taskOf(h, callId)[0]!.fields.WhoId).toBeUndefined();
+  });
+});
+
+describe('docs/salesforce.md', () => {
+  it('the example is a valid config, as written', () => {
+    const md = readFileSync(join(REPO_ROOT, 'docs/salesforce.md'), 'utf8');
+    const example = /## Example[\s\S]*?```yaml\n([\s\S]*?)```/.exec(md)?.[1];
+    expect(example).toBeDefined();
+    const env = { ARI_USER: 'u', ARI_PASSWORD: 'p', AMI_USER: 'a', AMI_SECRET: 's', SF_CLIENT_ID: 'c', SF_CLIENT_SECRET: 'x' };
+    const sf = parseConfigText(example!, 'docs/salesforce.md', rootSchema, env).value.crm!.salesforce!;
+    expect(sf).toMatchObject({ status: 'Completed', memo: '{memo}', owners: { map: { '2601': expect.stringMatching(/^005/) }, lookup: { field: 'Extension', cache: 3_600_000 } } });
+  });
+
+  it('the defaults it states are the schema\'s', () => {
+    const md = readFileSync(join(REPO_ROOT, 'docs/salesforce.md'), 'utf8');
+    const sf = parseSalesforce('    instanceUrl: https://x.my.salesforce.com\n    auth: { flow: client_credentials, clientId: c, clientSecret: s }\n');
+    const row = (key: string) => new RegExp(`^\\| \`${key}\` \\| ([^|]+) \\|`, 'm').exec(md)?.[1]?.trim();
+    expect(row('startDelay')).toBe('`1s`');
+    expect(sf.startDelay).toBe(1_000);
+    expect(row('memoEvent')).toBe('`CallActionsMemo`');
+    expect(sf.memoEvent).toBe('CallActionsMemo');
+    expect(row('lookupCache')).toBe('`1m`');
+    expect(sf.lookupCache).toBe(60_000);
+    expect(sf.status).toBe('Completed');
+  });
+});
+
+describe('numbers in two forms', () => {
+  it('{number.e164} and {number.national} whatever form Asterisk gave; what is no number stays as it is', () => {
+    const call = (number: string, vars: Record<string, string> = {}) => ({ callId: '1.1', direction: 'inbound' as const, number, dialStart: 0, answered: true, vars: { caller: number, ...vars } });
+    const f = (number: string, vars?: Record<string, string>) => mergeFields('end', call(number, vars), undefined, { missedMark: 'Missed' }, { defaultCountry: 'JP' });
+    expect(f('0354127788')).toMatchObject({ number: '0354127788', 'number.e164': '+81354127788', 'number.national': '0354127788', 'caller.e164': '+81354127788' });
+    expect(f('+81663451200', { called: '0120556601' })).toMatchObject({ 'number.e164': '+81663451200', 'number.national': '0663451200', 'called.national': '0120556601', 'called.e164': '+81120556601' });
+    expect(f('0081663451200')).toMatchObject({ 'number.e164': '+81663451200' });
+    expect(f('anonymous')).toMatchObject({ 'number.e164': 'anonymous', 'number.national': 'anonymous' });
+    expect(f('2601')).toMatchObject({ 'number.e164': '2601' });
   });
 });
 

@@ -12,7 +12,10 @@ import type { Migration, SqliteDatabase } from '../../store/sqlite.js';
  * - `create_unknown`: a create went out and its answer never came: before creating again, the
  *   worker asks Salesforce for a Task with this call's CallObject, so a lost answer or a crash
  *   never makes a second Task;
- * - `api_calls`: data requests this call cost (SF7).
+ * - `api_calls`: data requests this call cost (SF7); `refused_calls`: requests Salesforce refused
+ *   unauthenticated (401, an expired session), which the org's allowance does not count;
+ * - `memo`: the memo given after the call (POST /salesforce/memo or the AMI UserEvent), also in
+ *   the stored call's `vars.memo`.
  *
  * `sf_attempts` keeps each attempt with the requests it sent (method, path, status).
  */
@@ -62,6 +65,13 @@ export const salesforceMigrations: readonly Migration[] = [
         worker TEXT,
         PRIMARY KEY (call_id, attempt)
       ) WITHOUT ROWID;
+    `,
+  },
+  {
+    id: 'crm/salesforce/002-refused-and-memo',
+    up: `
+      ALTER TABLE sf_activities ADD COLUMN refused_calls INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE sf_activities ADD COLUMN memo TEXT;
     `,
   },
 ];
@@ -164,6 +174,20 @@ export function prepareStatements(db: SqliteDatabase) {
          create_unknown = CASE WHEN @unknown = 1 THEN 1 ELSE create_unknown END,
          lease_until = NULL, reason = @reason, updated_at = @now, settled_at = @now
         WHERE ${MINE}`,
+    ),
+    addRefused: db.prepare<[number, string]>(`UPDATE sf_activities SET refused_calls = refused_calls + ? WHERE call_id = ?`),
+    getMemo: db.prepare<[string], { call: string; memo: string | null; status: ActivityStatus }>(`SELECT call, memo, status FROM sf_activities WHERE call_id = ?`),
+    // A memo after the call: the stored call carries it; a Task already written is written again
+    // (synced cleared), a row still queued or under way just sends the newer data.
+    setMemo: db.prepare<[Record<string, string | number>]>(
+      `UPDATE sf_activities SET call = @call, memo = @memo, updated_at = @now,
+         synced = CASE WHEN status IN ('done', 'failed') THEN NULL ELSE synced END,
+         failures = CASE status WHEN 'failed' THEN 0 ELSE failures END,
+         first_failed_at = CASE status WHEN 'failed' THEN NULL ELSE first_failed_at END,
+         next_at = CASE WHEN status IN ('done', 'failed') THEN @now ELSE next_at END,
+         settled_at = CASE WHEN status IN ('done', 'failed') THEN NULL ELSE settled_at END,
+         status = CASE WHEN status IN ('done', 'failed') THEN 'pending' ELSE status END
+       WHERE call_id = @id`,
     ),
     get: db.prepare<[string], ActivityRow & { status: ActivityStatus; reason: string | null; created_at: number; settled_at: number | null }>(
       `SELECT ${COLUMNS}, reason, created_at, settled_at FROM sf_activities WHERE call_id = ?`,

@@ -135,6 +135,26 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     if (this.sql.upsertEnd.run({ id: call.callId, call: JSON.stringify(merged), now }).changes) this.worker.kick();
   }
 
+  /**
+   * A memo after the call: `unknown` when no activity of that call is stored, `unchanged` when it
+   * holds this memo already (no request is sent), else `changed` and the Task is written again.
+   */
+  memo(callId: string, memo: string): 'unknown' | 'unchanged' | 'changed' {
+    const result = this.db
+      .transaction(() => {
+        const row = this.sql.getMemo.get(callId);
+        if (!row) return 'unknown' as const;
+        if (row.memo === memo) return 'unchanged' as const;
+        const call = JSON.parse(row.call) as CallSnapshot;
+        call.vars = { ...call.vars, memo };
+        this.sql.setMemo.run({ id: callId, call: JSON.stringify(call), memo, now: this.now() });
+        return 'changed' as const;
+      })
+      .immediate();
+    if (result === 'changed') this.worker.kick();
+    return result;
+  }
+
   /** Newer call data (a click-to-call id) for a start not yet looked up. */
   refresh(call: CallSnapshot): void {
     this.sql.refreshCall.run(JSON.stringify(call), this.now(), call.callId);
@@ -255,6 +275,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
           }
         }
         this.sql.finishAttempt.run({ id: row.call_id, attempt: key.attempt, now, outcome: attemptOutcome, reason, requests });
+        if (changed && meter.refused) this.sql.addRefused.run(meter.refused, row.call_id);
       })
       .immediate();
     if (!changed!) {
