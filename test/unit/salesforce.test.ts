@@ -131,7 +131,7 @@ function callEvents(spec: CallSpec): { callId: string; events: CallEvent[] } {
   const talk = spec.talkSeconds ?? 42;
   const answerAt = t0 + 8_000;
   const endAt = spec.answered ? answerAt + talk * 1000 : t0 + 20_000;
-  if (spec.answered) events.push(ev('call.answer', answerAt, { answeredBy: 'PJSIP/agent', answerSeconds: '8' }));
+  if (spec.answered) events.push(ev('call.answer', answerAt, { answeredBy: 'PJSIP/agent', agent: 'agent', answerSeconds: '8' }));
   events.push(
     ev('call.end', endAt, {
       duration: String(Math.round((endAt - t0) / 1000)),
@@ -320,6 +320,30 @@ describe('docs/salesforce.md', () => {
     expect(row('lookupCache')).toBe('`1m`');
     expect(sf.lookupCache).toBe(60_000);
     expect(sf.status).toBe('Completed');
+  });
+});
+
+describe('the Task owner', () => {
+  it('an owner Salesforce refuses (an inactive User): the write goes again without OwnerId, and that User is not offered again', async () => {
+    const sf = await startSalesforce({ records: SEED, users: [{ Name: 'Retired Agent', Extension: 'agent', IsActive: false }] });
+    cleanups.push(() => sf.close());
+    const retired = sf.users.find((u) => u.Name === 'Retired Agent')!.Id;
+    const h = await harness({ sf, yaml: `    owners: { map: { agent: ${retired} } }\n` });
+    const before = sf.dataRequests().length;
+    const first = callEvents({ caller: '+18005551212', answered: true });
+    first.events.forEach(h.logging.onEvent);
+    await logged(h, first.callId);
+    expect(taskOf(h, first.callId)[0]!.fields.OwnerId).toBe(sf.integrationUserId);
+    expect(requestsFor(h, before).map((r) => `${r.kind} ${r.status}`)).toEqual(['search 200', 'create 400', 'create 201']);
+    expect(requestsFor(h, before)[1]!.answer).toMatch(/INACTIVE_OWNER_OR_USER/);
+    expect(h.lines.find((l) => l.msg === 'salesforce refused the Task owner; the integration user owns the Task')).toMatchObject({ owner: retired });
+
+    const next = sf.dataRequests().length;
+    const second = callEvents({ caller: '+18005551212', answered: true });
+    second.events.forEach(h.logging.onEvent);
+    await logged(h, second.callId);
+    expect(requestsFor(h, next).map((r) => `${r.kind} ${r.status}`)).toEqual(['create 201']);
+    expect(h.lines.find((l) => String(l.msg).startsWith('salesforce Task owner') && l.callId === second.callId)).toMatchObject({ level: 40, owner: 'integration user', reason: `User ${retired} (map: agent) was refused as owner` });
   });
 });
 
