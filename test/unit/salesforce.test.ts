@@ -347,6 +347,24 @@ describe('the Task owner', () => {
   });
 });
 
+describe('a memo after the call', () => {
+  it('a memo that arrives while the Task is being created is written right after, once', async () => {
+    const h = await harness({ yaml: '    fields: { memo: Call_Memo__c }\n    memo: "{memo}"\n' });
+    const { callId, events } = callEvents({ caller: '+18005551212', answered: true });
+    const before = h.sf.dataRequests().length;
+    h.sf.enqueue({ kind: 'ok' }, { kind: 'slow', ms: 400 });
+    events.forEach(h.logging.onEvent);
+    await h.sf.waitFor(() => h.sf.dataRequests().some((r, i) => i >= before && r.kind === 'create'), 5_000, 'the create');
+    expect(h.logging.memo(callId, 'Wants a quote', 'api')).toBe('changed');
+    expect(h.logging.memo(callId, 'Wants a quote', 'api')).toBe('unchanged');
+    await until(() => taskOf(h, callId)[0]?.updates.length === 1 && row(h, callId)?.status === 'done', 'the memo written after the create');
+    const [task] = taskOf(h, callId);
+    expect(task!.updates[0]!.fields).toMatchObject({ Call_Memo__c: 'Wants a quote' });
+    expect(requestsFor(h, before).map((r) => r.kind)).toEqual(['search', 'create', 'update']);
+    expect(row(h, callId)).toMatchObject({ api_calls: 3, memo: 'Wants a quote', synced: 'end' });
+  });
+});
+
 describe('numbers in two forms', () => {
   it('{number.e164} and {number.national} whatever form Asterisk gave; what is no number stays as it is', () => {
     const call = (number: string, vars: Record<string, string> = {}) => ({ callId: '1.1', direction: 'inbound' as const, number, dialStart: 0, answered: true, vars: { caller: number, ...vars } });

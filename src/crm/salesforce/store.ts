@@ -88,13 +88,14 @@ export interface ActivityRow {
   match_rule: string | null;
   create_unknown: number;
   api_calls: number;
+  memo: string | null;
   attempts: number;
   failures: number;
   interrupted: number;
   first_failed_at: number | null;
 }
 
-const COLUMNS = `call_id, phase, call, status, synced, task_id, record_id, record_type, match_rule, create_unknown, api_calls,
+const COLUMNS = `call_id, phase, call, status, synced, task_id, record_id, record_type, match_rule, create_unknown, api_calls, memo,
   attempts, failures, interrupted, first_failed_at`;
 
 /** Guards every write of an attempt: the row is still ours, in this attempt. */
@@ -152,13 +153,15 @@ export function prepareStatements(db: SqliteDatabase) {
       `UPDATE sf_activities SET task_id = @taskId, create_unknown = 0, api_calls = api_calls + @calls, updated_at = @now WHERE ${MINE}`,
     ),
     // The attempt wrote `synced`: done when that is the call's current phase, waiting for the
-    // call's end when it was the start, due again at once when the call ended meanwhile.
+    // call's end when it was the start, due again at once when the call ended meanwhile — or when
+    // a memo came during the attempt (@memo is the one the attempt read), which it did not carry.
     settleOk: db.prepare<[Record<string, string | number | null>]>(
       `UPDATE sf_activities SET
-         synced = @synced, api_calls = api_calls + @calls, failures = 0, first_failed_at = NULL,
-         status = CASE WHEN phase = @synced THEN (CASE phase WHEN 'end' THEN 'done' ELSE 'waiting' END) ELSE 'pending' END,
-         next_at = CASE WHEN phase = @synced THEN NULL ELSE @now END,
-         settled_at = CASE WHEN phase = @synced AND phase = 'end' THEN @now ELSE NULL END,
+         synced = CASE WHEN memo IS @memo THEN @synced ELSE NULL END,
+         api_calls = api_calls + @calls, failures = 0, first_failed_at = NULL,
+         status = CASE WHEN phase = @synced AND memo IS @memo THEN (CASE phase WHEN 'end' THEN 'done' ELSE 'waiting' END) ELSE 'pending' END,
+         next_at = CASE WHEN phase = @synced AND memo IS @memo THEN NULL ELSE @now END,
+         settled_at = CASE WHEN phase = @synced AND memo IS @memo AND phase = 'end' THEN @now ELSE NULL END,
          lease_until = NULL, reason = @reason, updated_at = @now
         WHERE ${MINE}`,
     ),

@@ -245,7 +245,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
         if (outcome.kind === 'ok') {
           attemptOutcome = 'ok';
           reason = outcome.reason;
-          changed = this.sql.settleOk.run({ ...key, synced: outcome.synced, calls, reason, now }).changes;
+          changed = this.sql.settleOk.run({ ...key, synced: outcome.synced, memo: row.memo, calls, reason, now }).changes;
           const after = this.sql.get.get(row.call_id);
           if (changed && after && taskId) logged = { callId: row.call_id, taskId, phase: outcome.synced, apiCalls: after.api_calls, rule: after.match_rule ?? '' };
         } else {
