@@ -365,6 +365,24 @@ describe('a memo after the call', () => {
   });
 });
 
+describe('a memo during the call', () => {
+  it('goes out with the call\'s end (Task made at the answer); the same memo afterwards sends nothing', async () => {
+    const h = await harness({ yaml: '    when: call.answer\n    fields: { memo: Call_Memo__c }\n    memo: "{memo}"\n' });
+    const { callId, events } = callEvents({ caller: '+18005551212', answered: true });
+    const end = events.pop()!;
+    events.forEach(h.logging.onEvent);
+    await until(() => row(h, callId)?.status === 'waiting', 'the Task made at the answer');
+    expect(h.logging.memo(callId, 'Call back Friday', 'api')).toBe('changed');
+    h.logging.onEvent(end);
+    await logged(h, callId);
+    const [task] = taskOf(h, callId);
+    expect(task!.updates).toHaveLength(1);
+    expect(task!.updates[0]!.fields).toMatchObject({ Call_Memo__c: 'Call back Friday' });
+    expect(h.logging.memoRoute({ callId, memo: 'Call back Friday' })).toEqual({ status: 200, body: { callId, changed: false } });
+    expect(h.logging.memoRoute({ callId: 'nope', memo: 'x' })).toMatchObject({ status: 404 });
+  });
+});
+
 describe('numbers in two forms', () => {
   it('{number.e164} and {number.national} whatever form Asterisk gave; what is no number stays as it is', () => {
     const call = (number: string, vars: Record<string, string> = {}) => ({ callId: '1.1', direction: 'inbound' as const, number, dialStart: 0, answered: true, vars: { caller: number, ...vars } });

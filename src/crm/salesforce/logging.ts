@@ -176,8 +176,10 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
     const c = live.get(callId);
     let result: 'unknown' | 'unchanged' | 'changed';
     if (c) {
-      // The call is still on: its end carries the memo (and updates a Task made at its start).
-      result = c.variables.memo === text ? 'unchanged' : 'changed';
+      // The call is still on: its end carries the memo; a Task made at its start keeps it too, so
+      // the same memo after the end changes nothing.
+      const stored = worker.memo(callId, text);
+      result = c.variables.memo === text && stored !== 'changed' ? 'unchanged' : 'changed';
       c.variables.memo = text;
     } else {
       result = worker.memo(callId, text);
