@@ -60,8 +60,11 @@ interface Settlement extends AttemptResult {
   cancelled: boolean;
 }
 
-/** Requests one attempt can send: token renewal aside, at most a search, a lookup and a write. */
-const REQUESTS_PER_ATTEMPT = 4;
+/**
+ * Requests one attempt can send, token renewal aside: a search, the owner's User query, the
+ * lookup of a create whose answer was lost, a write, and that write again without a refused owner.
+ */
+const REQUESTS_PER_ATTEMPT = 6;
 
 export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; failed: [{ callId: string; reason: string }] }> {
   readonly workerId: string;
