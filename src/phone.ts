@@ -29,3 +29,17 @@ export function normaliseNumber(raw: string, defaultCountry?: CountryCode): stri
   const parsed = parsePhoneNumberFromString(international, defaultCountry ? { defaultCountry } : undefined);
   return parsed?.isValid() ? parsed.number : value;
 }
+
+/**
+ * A number in the two forms merge fields offer: E.164 (`+81354127788`) and national, as dialled
+ * inside the country (`0354127788`, digits only). Numbers without + are read with
+ * `defaultCountry`. Anything that is no valid phone number (an extension, "anonymous") is given
+ * back as it is in both forms.
+ */
+export function numberForms(raw: string | undefined, defaultCountry?: CountryCode): { e164: string; national: string } {
+  const value = (raw ?? '').trim();
+  const international = value.startsWith('00') ? `+${value.slice(2)}` : value;
+  const parsed = international ? parsePhoneNumberFromString(international, defaultCountry ? { defaultCountry } : undefined) : undefined;
+  if (!parsed?.isValid()) return { e164: value, national: value };
+  return { e164: parsed.number, national: parsed.formatNational().replace(/[^\d]/g, '') };
+}

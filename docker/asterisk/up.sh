@@ -419,6 +419,29 @@ aors = carrier
 [carrier]
 type = aor
 contact = sip:carrier@127.0.0.1:5090
+
+; two office phones (who-answered tests, test/helpers/device.ts): SIPp servers on 127.0.0.1:5081 and
+; 5082 answer, ring or transfer; their own calls (From user 2601 / 2602) start in [sf-office].
+; 2602 may pick up what rings on 2601 (Pickup() with call and pickup group 1)
+[office-phone](!,endpoint-common)
+context = sf-office
+dtmf_mode = rfc4733
+call_group = 1
+pickup_group = 1
+
+[2601](office-phone)
+aors = 2601
+
+[2601]
+type = aor
+contact = sip:2601@127.0.0.1:5081
+
+[2602](office-phone)
+aors = 2602
+
+[2602]
+type = aor
+contact = sip:2602@127.0.0.1:5082
 EOF
 
 # the admin-facing snippets first, then the test/demo PBX (which #includes them)

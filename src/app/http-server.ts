@@ -1,4 +1,4 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import type { MediaHandler } from '../tts/media.js';
@@ -9,7 +9,12 @@ export interface HttpServerOptions {
   log: Logger;
   media: MediaHandler;
   routes: Record<string, (url: URL) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>>;
+  /** Endpoints that take a JSON body by POST. */
+  posts?: Record<string, (body: unknown, url: URL) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>>;
 }
+
+/** A POST body larger than this is refused (413): every admin body is a few fields. */
+const MAX_BODY = 64 * 1024;
 
 /** The service's own HTTP endpoint: health, TTS audio for Asterisk, and JSON queries. */
 export async function startHttpServer(opts: HttpServerOptions): Promise<{ server: Server; url: string; close(): Promise<void> }> {
@@ -17,6 +22,20 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
     try {
       if (opts.media(req, res)) return;
       const url = new URL(req.url ?? '/', 'http://localhost');
+      const post = opts.posts?.[url.pathname];
+      if (post) {
+        if (req.method !== 'POST') return json(res, 405, { error: 'POST only' });
+        const raw = await readBody(req);
+        if (raw === undefined) return json(res, 413, { error: `body larger than ${MAX_BODY} bytes` });
+        let body: unknown;
+        try {
+          body = JSON.parse(raw.toString('utf8'));
+        } catch {
+          return json(res, 400, { error: 'the body is not JSON' });
+        }
+        const answer = await post(body, url);
+        return json(res, answer.status, answer.body);
+      }
       const route = opts.routes[url.pathname];
       if (!route) return json(res, 404, { error: `no such endpoint: ${url.pathname}` });
       if (req.method !== 'GET') return json(res, 405, { error: 'GET only' });
@@ -46,6 +65,18 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
         server.closeAllConnections();
       }),
   };
+}
+
+/** The request body, or undefined past MAX_BODY. */
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -40,8 +40,8 @@ export const BASE_FIELDS = ['callId', 'caller', 'TEL', 'callerName', 'called', '
  */
 export const EVENT_FIELDS: Record<CallEventKind, readonly string[]> = {
   'call.start': ['context'],
-  'call.answer': ['answeredBy', 'answerSeconds'],
-  'call.end': ['duration', 'talkSeconds', 'answered', 'cause', 'causeText'],
+  'call.answer': ['answeredBy', 'agent', 'agentName', 'agentChannel', 'answerSeconds'],
+  'call.end': ['duration', 'talkSeconds', 'answered', 'cause', 'causeText', 'agent', 'agentName', 'agentChannel', 'firstAgent', 'agents'],
   'queue.join': ['queue', 'position'],
   'queue.key-exit': ['queue', 'key', 'position', 'wait'],
   'queue.abandon': ['queue', 'position', 'originalPosition', 'wait'],

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
+import { AgentTrail } from './agent.js';
 import type { AmiMessage } from './ami.js';
 import type { CallEvent, CallEventKind } from './call-event-types.js';
 
@@ -15,7 +16,8 @@ import type { CallEvent, CallEventKind } from './call-event-types.js';
  *   stands in that exit context at the digit's extension; there is no QueueCallerAbandon for it;
  * - a caller hanging up while queued gives QueueCallerAbandon, then QueueCallerLeave, then Hangup
  *   with cause 0;
- * - a member answering gives DialEnd with DialStatus ANSWER (and AgentConnect) for the caller.
+ * - a member answering gives DialEnd with DialStatus ANSWER (and AgentConnect) for the caller;
+ *   who answered (a device, a queue member, a pickup, a transfer) is read as agent.ts explains.
  * Each event fires at most once per occurrence; the key lets consumers drop repeats across
  * restarts, when this in-memory state is gone.
  */
@@ -57,6 +59,8 @@ interface CallState {
   did: string;
   channels: Set<string>;
   answeredAt?: number;
+  /** Every device that answered, in order: {agent} is the last, {firstAgent} the first. */
+  agents: AgentTrail;
   cause?: string;
   causeText?: string;
   /** Per channel, its current (or last) queue visit. */
@@ -105,8 +109,11 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     const handlers: Record<string, (ev: AmiMessage) => void> = {
       newchannel: (ev) => this.onNewchannel(ev),
       newcallerid: (ev) => this.onCallerId(ev),
-      dialend: (ev) => ev.dialstatus === 'ANSWER' && this.onAnswer(ev, ev.destcalleridnum || ev.destchannel || ''),
-      agentconnect: (ev) => this.onAnswer(ev, ev.membername || ev.interface || ''),
+      dialbegin: (ev) => this.calls.get(ev.linkedid ?? '')?.agents.dialBegan(ev),
+      dialend: (ev) => ev.dialstatus === 'ANSWER' && this.onDialAnswer(ev),
+      agentconnect: (ev) => this.onAgentConnect(ev),
+      pickup: (ev) => this.onPickup(ev),
+      attendedtransfer: (ev) => this.onAttendedTransfer(ev),
       queuecallerjoin: (ev) => this.onQueueJoin(ev),
       queuecallerabandon: (ev) => this.onQueueAbandon(ev),
       queuecallerleave: (ev) => this.onQueueLeave(ev),
@@ -207,12 +214,44 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     call.callerName = clean(ev.calleridname);
   }
 
-  private onAnswer(ev: AmiMessage, by: string): void {
+  private onDialAnswer(ev: AmiMessage): void {
     const call = this.calls.get(ev.linkedid ?? '');
-    if (!call || call.answeredAt !== undefined) return;
+    if (!call) return;
+    call.agents.dialAnswered(ev);
+    this.onAnswer(call, ev);
+  }
+
+  private onAgentConnect(ev: AmiMessage): void {
+    const call = this.calls.get(ev.linkedid ?? '');
+    if (!call) return;
+    call.agents.queueConnected(ev);
+    this.onAnswer(call, ev);
+  }
+
+  /** Another phone took over a ringing leg of the call (Pickup, PickupChan). */
+  private onPickup(ev: AmiMessage): void {
+    const call = this.calls.get(ev.targetlinkedid ?? '');
+    if (!call || !ev.channel || !ev.targetuniqueid) return;
+    call.agents.pickedUp(ev.channel, ev.targetuniqueid);
+  }
+
+  /** The caller's call (the transferee's) now talks to the device the transferring phone called. */
+  private onAttendedTransfer(ev: AmiMessage): void {
+    if ((ev.result ?? '').toLowerCase() !== 'success') return;
+    const call = this.calls.get(ev.transfereelinkedid ?? '');
+    if (!call || !ev.transfertargetchannel) return;
+    call.agents.transferredTo(ev.transfertargetchannel, ev.transfertargetuniqueid ?? '');
+  }
+
+  private onAnswer(call: CallState, ev: AmiMessage): void {
+    if (call.answeredAt !== undefined) return;
     call.answeredAt = this.now();
+    const who = call.agents.fields();
     this.fire(call, 'call.answer', '', ev.uniqueid ?? '', {
-      answeredBy: by,
+      answeredBy: who.agent || ev.destchannel || '',
+      agent: who.agent,
+      agentName: who.agentName,
+      agentChannel: who.agentChannel,
       answerSeconds: seconds(call.answeredAt - call.startedAt),
     });
   }
@@ -287,6 +326,7 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
   private end(call: CallState): void {
     const now = this.now();
     this.fire(call, 'call.end', '', call.origin ?? '', {
+      ...call.agents.fields(),
       duration: seconds(now - call.startedAt),
       talkSeconds: call.answeredAt === undefined ? '0' : seconds(now - call.answeredAt),
       answered: call.answeredAt === undefined ? 'no' : 'yes',
@@ -331,6 +371,7 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
         callerName: seed?.callerName ?? '',
         did: seed?.did ?? '',
         channels: new Set(),
+        agents: new AgentTrail(),
         visits: new Map(),
         joins: 0,
         stageVisits: new Map(),

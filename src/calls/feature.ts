@@ -54,11 +54,15 @@ export interface FeatureContext<C> {
 export type RouteAnswer = { status: number; body: unknown };
 /** GET handler of one admin endpoint; a RangeError is a bad query parameter, answered 400. */
 export type Route = (url: URL) => RouteAnswer | Promise<RouteAnswer>;
+/** POST handler of one admin endpoint: the request's JSON body (already parsed) in, an answer out. */
+export type PostRoute = (body: unknown, url: URL) => RouteAnswer | Promise<RouteAnswer>;
 
 export interface FeatureRuntime {
   /** what its steps (and other features' steps) may use; merged into the one StepServices */
   services?: Partial<StepServices>;
   routes?: Record<string, Route>;
+  /** Admin endpoints that take a JSON body (POST), e.g. a memo after the call. */
+  posts?: Record<string, PostRoute>;
   /** Merge fields it holds for a call (e.g. what a hook extracted), added to every stage the call enters. */
   mergeFields?(callId: string): Record<string, string>;
   /** under its name in /health; `warnings` are also listed at the top level */

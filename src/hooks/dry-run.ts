@@ -14,7 +14,12 @@ import type { LoggedRequest } from '../http/redact.js';
 
 /** Plausible values for each event's own fields, so every template renders something. */
 const SAMPLE: Record<string, string> = {
-  answeredBy: 'PJSIP/agent',
+  answeredBy: '2601',
+  agent: '2601',
+  agentName: 'Taro Tanaka',
+  agentChannel: 'PJSIP/2601-0000000a',
+  firstAgent: '2601',
+  agents: '2601',
   answerSeconds: '12',
   duration: '95',
   talkSeconds: '83',

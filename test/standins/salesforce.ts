@@ -19,11 +19,15 @@ import { startStandInServer } from './server.js';
  *   terms into tokens at spaces and punctuation and matches a term whose tokens appear in a field
  *   in that order: "(800) 555-1212" is found by `"800 555 1212"`, not by `8005551212`. Unescaped
  *   reserved characters are a MALFORMED_SEARCH error.
- * - `GET /services/data/vXX.X/query/?q=SELECT Id FROM Task WHERE CallObject = '…'` (the only SOQL
- *   it knows) answering `{totalSize, done, records}`.
+ * - `GET /services/data/vXX.X/query/?q=SELECT Id FROM Task WHERE CallObject = '…'` and
+ *   `SELECT Id FROM User WHERE <field> = '…' AND IsActive = true [LIMIT n]` (the only SOQL it
+ *   knows; an unknown User field is 400 INVALID_FIELD) answering `{totalSize, done, records}`.
  * - `POST /services/data/vXX.X/sobjects/Task/` → 201 `{id, success, errors}`;
  *   `PATCH /services/data/vXX.X/sobjects/Task/{id}` → 204. Unknown fields, too long strings, a
- *   WhoId that is not a Contact or Lead, a WhatId that is one, an update of TaskSubtype: 400.
+ *   WhoId that is not a Contact or Lead, a WhatId that is one, an update of TaskSubtype: 400. An
+ *   OwnerId that is no User id is 400 FIELD_INTEGRITY_EXCEPTION, one of no User 400
+ *   INVALID_CROSS_REFERENCE_KEY, one of an inactive User 400 INACTIVE_OWNER_OR_USER. A Task created
+ *   without OwnerId belongs to the integration user (the token's user).
  * - every data answer carries `Sforce-Limit-Info: api-usage=used/limit`; each authenticated data
  *   request counts one; at the limit every data request is 403 REQUEST_LIMIT_EXCEEDED. An expired
  *   or unknown token is 401 INVALID_SESSION_ID. Error bodies are `[{message, errorCode}]`.
@@ -45,6 +49,22 @@ export interface SeedRecord {
   /** Fixed id (otherwise one is made up with the object's key prefix). */
   Id?: string;
   AccountId?: string;
+}
+
+export interface SeedUser {
+  Name: string;
+  Extension?: string;
+  FederationIdentifier?: string;
+  Alias?: string;
+  EmployeeNumber?: string;
+  /** Default true. */
+  IsActive?: boolean;
+  Id?: string;
+}
+
+export interface SfUser extends SeedUser {
+  Id: string;
+  IsActive: boolean;
 }
 
 export interface SfRecord extends Required<Omit<SeedRecord, 'AccountId'>> {
@@ -95,6 +115,8 @@ export interface SalesforceStandInOptions {
   /** Custom Task fields that exist in this org (API names); DateTime ones are checked as such. */
   taskFields?: { dateTime?: string[]; text?: string[] };
   records?: SeedRecord[];
+  /** Users besides the integration user, for Task owners. */
+  users?: SeedUser[];
 }
 
 export interface SalesforceStandIn {
@@ -104,6 +126,9 @@ export interface SalesforceStandIn {
   readonly requests: readonly SfRequest[];
   readonly tasks: readonly SfTask[];
   readonly records: readonly SfRecord[];
+  readonly users: readonly SfUser[];
+  /** The integration user: whom the token belongs to, the owner of a Task created without OwnerId. */
+  readonly integrationUserId: string;
   /** Data requests (everything under /services/data), the ones the API limit counts. */
   dataRequests(): SfRequest[];
   /** Behaviours for the next data requests, in order; then every request is answered normally. */
@@ -119,7 +144,9 @@ export interface SalesforceStandIn {
   close(): Promise<void>;
 }
 
-const PREFIX: Record<SfObjectType | 'Task', string> = { Contact: '003', Account: '001', Lead: '00Q', Task: '00T' };
+const PREFIX: Record<SfObjectType | 'Task' | 'User', string> = { Contact: '003', Account: '001', Lead: '00Q', Task: '00T', User: '005' };
+/** User fields the User query may filter on (a standard org's text fields). */
+const USER_FIELDS = new Set(['Extension', 'FederationIdentifier', 'Alias', 'EmployeeNumber', 'Username', 'Name']);
 const ORG_ID = '00D5g00000ABCDEFGH';
 const USER_ID = '0055g00000ABCDEFGH';
 const API_PATH = /^\/services\/data\/v(\d+\.\d)(\/.*)$/;
@@ -194,6 +221,8 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
     return rec;
   };
   for (const r of opts.records ?? []) addRecord(r);
+  const users: SfUser[] = [{ Name: 'Integration User', Id: USER_ID, IsActive: true }];
+  for (const u of opts.users ?? []) users.push({ ...u, Id: u.Id ?? newId(PREFIX.User), IsActive: u.IsActive ?? true });
 
   const srv = await startStandInServer((req, res, raw) => {
     const body = raw.toString('utf8');
@@ -284,11 +313,11 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
       case 'search':
         return [200, { searchRecords: search(r.q ?? '', version) }];
       case 'query':
-        return [200, soqlTask(r.q ?? '', version)];
+        return [200, /\bFROM\s+User\b/i.test(r.q ?? '') ? soqlUser(r.q ?? '', version) : soqlTask(r.q ?? '', version)];
       case 'create': {
         const fields = jsonObject(r.body);
         checkTask(fields, 'create');
-        const task: SfTask = { Id: newId(PREFIX.Task), createdAt: Date.now(), fields, updates: [] };
+        const task: SfTask = { Id: newId(PREFIX.Task), createdAt: Date.now(), fields: { OwnerId: USER_ID, ...fields }, updates: [] };
         tasks.push(task);
         return [201, { id: task.Id, success: true, errors: [] }];
       }
@@ -332,6 +361,13 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
         throw new ApiError(400, 'JSON_PARSER_ERROR', `Cannot deserialize instance of datetime from VALUE_STRING value ${JSON.stringify(v)}`);
       }
       if (k === 'ActivityDate' && v !== null && (typeof v !== 'string' || !/^\d{4}-\d\d-\d\d$/.test(v))) throw new ApiError(400, 'JSON_PARSER_ERROR', `Cannot deserialize instance of date from ${JSON.stringify(v)}`);
+      if (k === 'OwnerId') {
+        const id = String(v);
+        if (!id.startsWith(PREFIX.User)) throw new ApiError(400, 'FIELD_INTEGRITY_EXCEPTION', `Assigned To ID: id value of incorrect type: ${id}`, ['OwnerId']);
+        const user = users.find((u) => u.Id === id || u.Id.slice(0, 15) === id.slice(0, 15));
+        if (!user) throw new ApiError(400, 'INVALID_CROSS_REFERENCE_KEY', 'invalid cross reference id', ['OwnerId']);
+        if (!user.IsActive) throw new ApiError(400, 'INACTIVE_OWNER_OR_USER', `operation performed with inactive user [${user.Id}] as owner of task`, ['OwnerId']);
+      }
       if (k === 'WhoId' && v !== null) {
         const rec = records.find((x) => x.Id === v);
         if (!rec || (rec.type !== 'Contact' && rec.type !== 'Lead')) throw new ApiError(400, 'FIELD_INTEGRITY_EXCEPTION', `Name ID: id value of incorrect type: ${String(v)}`, ['WhoId']);
@@ -391,6 +427,34 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
     };
   }
 
+  function soqlUser(q: string, version: string): unknown {
+    const m = /^\s*SELECT\s+Id\s+FROM\s+User\s+WHERE\s+(.+?)\s*(?:LIMIT\s+(\d+)\s*)?$/i.exec(q);
+    if (!m) throw new ApiError(400, 'MALFORMED_QUERY', 'this stand-in answers SELECT Id FROM User WHERE <field> = \'…\' AND IsActive = true only');
+    let active: boolean | undefined;
+    const equals: Array<[string, string]> = [];
+    for (const cond of m[1]!.split(/\s+AND\s+/i)) {
+      const c = /^(\w+)\s*=\s*(?:'((?:\\.|[^'\\])*)'|(true|false))$/i.exec(cond.trim());
+      if (!c) throw new ApiError(400, 'MALFORMED_QUERY', `unexpected token: ${cond.trim().split(/\s+/)[0]}`);
+      const field = c[1]!;
+      if (field.toLowerCase() === 'isactive') {
+        active = (c[3] ?? c[2] ?? '').toLowerCase() === 'true';
+        continue;
+      }
+      const known = [...USER_FIELDS].find((f) => f.toLowerCase() === field.toLowerCase());
+      if (!known) throw new ApiError(400, 'INVALID_FIELD', `No such column '${field}' on entity 'User'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name.`);
+      if (c[2] === undefined) throw new ApiError(400, 'INVALID_QUERY_FILTER_OPERATOR', `value of filter criterion for field '${known}' must be of type string and should be enclosed in quotes`);
+      equals.push([known, c[2].replace(/\\(.)/g, '$1')]);
+    }
+    const found = users
+      .filter((u) => (active === undefined || u.IsActive === active) && equals.every(([f, v]) => (u as unknown as Record<string, unknown>)[f] === v))
+      .slice(0, m[2] ? Number(m[2]) : undefined);
+    return {
+      totalSize: found.length,
+      done: true,
+      records: found.map((u) => ({ attributes: { type: 'User', url: `/services/data/v${version}/sobjects/User/${u.Id}` }, Id: u.Id })),
+    };
+  }
+
   function fieldOf(rec: SfRecord, field: string): unknown {
     const key = Object.keys(rec).find((k) => k.toLowerCase() === field.toLowerCase());
     if (key && key !== 'phones' && key !== 'type') return rec[key as keyof SfRecord];
@@ -446,6 +510,8 @@ export async function startSalesforce(opts: SalesforceStandInOptions = {}): Prom
     requests,
     tasks,
     records,
+    users,
+    integrationUserId: USER_ID,
     dataRequests: () => requests.filter((r) => API_PATH.test(r.path)),
     enqueue: (...b) => void queue.push(...b),
     expireTokens: () => tokens.clear(),

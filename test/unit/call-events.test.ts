@@ -55,8 +55,9 @@ describe('call events from AMI', () => {
     expect(kinds(events)).toEqual(['call.start', 'queue.join', 'call.answer', 'call.end']);
     const [start, , answer, end] = events;
     expect(start!.vars).toMatchObject({ callId: CALLER.linkedid, caller: '+819011112222', TEL: '+819011112222', called: '+81501234567', did: '+81501234567', callerName: 'Queue Caller' });
-    expect(answer!.vars).toMatchObject({ answeredBy: '100', answerSeconds: '1' });
-    expect(end!.vars).toMatchObject({ duration: '3', talkSeconds: '2', answered: 'yes', cause: '16', causeText: 'Normal Clearing' });
+    // the member's device, not its caller ID (DestCallerIDNum 100)
+    expect(answer!.vars).toMatchObject({ answeredBy: 'agent', agent: 'agent', answerSeconds: '1' });
+    expect(end!.vars).toMatchObject({ duration: '3', talkSeconds: '2', answered: 'yes', cause: '16', causeText: 'Normal Clearing', agent: 'agent', agentName: 'Agent', firstAgent: 'agent' });
     expect(new Set(events.map((e) => e.callId))).toEqual(new Set([CALLER.linkedid]));
   });
 
@@ -173,5 +174,116 @@ describe('call events from AMI', () => {
     expect(events.filter((e) => e.callId === 'c').map((e) => e.key)).toEqual([expect.stringContaining('ch-c/welcome/1'), expect.stringContaining('ch-c/welcome/2')]);
     expect(tracker.size).toBe(3);
     tracker.detach();
+  });
+});
+
+/**
+ * Who answered: the events each way of reaching a person gives (Asterisk 22 on the test PBX, the
+ * DIDs of docker/asterisk/conf/extensions_salesforce-test.conf; fields trimmed to those read).
+ */
+describe('who answered ({agent})', () => {
+  const L = '1796288033.2';
+  const caller = { uniqueid: L, linkedid: L, channel: 'PJSIP/tester-00000002', calleridnum: '+81354127788', calleridname: 'Kenji' };
+  const begin = (destchannel: string, destuniqueid: string, dialstring: string, from = caller) => ({ event: 'DialBegin', ...from, destchannel, destuniqueid, dialstring });
+  const answered = (destchannel: string, destuniqueid: string, destcalleridnum: string, from = caller) => ({ event: 'DialEnd', ...from, destchannel, destuniqueid, destcalleridnum, dialstatus: 'ANSWER' });
+  const leg = (uniqueid: string, channel: string) => ({ event: 'Newchannel', uniqueid, linkedid: L, channel, exten: 's', context: 'from-test' });
+  const hangups = (ami: FakeAmi, ...ids: string[]) => {
+    for (const uniqueid of ids) ami.emit({ event: 'Hangup', uniqueid, linkedid: L, cause: '16', 'cause-txt': 'Normal Clearing' });
+  };
+  const run = (events: Array<Record<string, string>>, extraLegs: string[] = []) => {
+    const { ami, events: out } = setup();
+    ami.emit({ event: 'Newchannel', ...caller, exten: '0120556601', context: 'from-test' });
+    for (const e of events) ami.emit(e);
+    hangups(ami, ...extraLegs, L);
+    const answer = out.find((e) => e.kind === 'call.answer');
+    const end = out.find((e) => e.kind === 'call.end');
+    return { answer: answer?.vars, end: end?.vars };
+  };
+
+  it('a device dialled directly: the endpoint of DestChannel, not DestCallerIDNum (the DID)', () => {
+    const { answer, end } = run([leg('1796288033.3', 'PJSIP/2601-00000003'), begin('PJSIP/2601-00000003', '1796288033.3', '2601'), answered('PJSIP/2601-00000003', '1796288033.3', '0120556601')], ['1796288033.3']);
+    expect(answer).toMatchObject({ answeredBy: '2601', agent: '2601', agentChannel: 'PJSIP/2601-00000003' });
+    expect(end).toMatchObject({ agent: '2601', firstAgent: '2601', agents: '2601' });
+  });
+
+  it('a device behind a trunk: DestChannel names the trunk, the DialBegin dial string the device', () => {
+    const { end } = run([leg('1796288033.3', 'PJSIP/carrier-00000003'), begin('PJSIP/carrier-00000003', '1796288033.3', '2601@carrier'), answered('PJSIP/carrier-00000003', '1796288033.3', '0120556602')], ['1796288033.3']);
+    expect(end).toMatchObject({ agent: '2601', agentChannel: 'PJSIP/carrier-00000003' });
+  });
+
+  it('a Local channel that ends on a device: the device its ;2 half dialled, not the Local channel', () => {
+    const local1 = { uniqueid: '1796288033.3', linkedid: L, channel: 'Local/2601@sf-office-00000001;1' };
+    const local2 = { uniqueid: '1796288033.4', linkedid: L, channel: 'Local/2601@sf-office-00000001;2' };
+    const { answer, end } = run(
+      [
+        leg(local1.uniqueid, local1.channel),
+        leg(local2.uniqueid, local2.channel),
+        begin(local1.channel, local1.uniqueid, '2601@sf-office'),
+        leg('1796288033.5', 'PJSIP/2601-00000005'),
+        begin('PJSIP/2601-00000005', '1796288033.5', '2601', { ...local2, calleridnum: '+81354127788', calleridname: 'Kenji' }),
+        answered('PJSIP/2601-00000005', '1796288033.5', '2601', { ...local2, calleridnum: '+81354127788', calleridname: 'Kenji' }),
+        answered(local1.channel, local1.uniqueid, '2601'),
+      ],
+      [local1.uniqueid, local2.uniqueid, '1796288033.5'],
+    );
+    expect(answer).toMatchObject({ agent: '2601' });
+    expect(end).toMatchObject({ agent: '2601', firstAgent: '2601', agents: '2601' });
+  });
+
+  it('a queue member whose interface is a Local channel: the device behind it, with the MemberName', () => {
+    const { end } = run(
+      [
+        leg('1796288033.5', 'PJSIP/2602-00000005'),
+        begin('PJSIP/2602-00000005', '1796288033.5', '2602', { uniqueid: '1796288033.4', linkedid: L, channel: 'Local/2602@sf-office-00000001;2', calleridnum: '', calleridname: '' }),
+        answered('PJSIP/2602-00000005', '1796288033.5', '2602', { uniqueid: '1796288033.4', linkedid: L, channel: 'Local/2602@sf-office-00000001;2', calleridnum: '', calleridname: '' }),
+        answered('Local/2602@sf-office-00000001;1', '1796288033.3', '2602'),
+        { event: 'AgentConnect', ...caller, queue: 'sf-team', interface: 'Local/2602@sf-office/n', membername: 'Hanako Sato', destuniqueid: '1796288033.3', destchannel: 'Local/2602@sf-office-00000001;1' },
+      ],
+      ['1796288033.5'],
+    );
+    expect(end).toMatchObject({ agent: '2602', agentName: 'Hanako Sato', agents: '2602' });
+  });
+
+  it('a blind transfer: the caller dials the next phone under the same linkedid; the first stays {firstAgent}', () => {
+    const { answer, end } = run(
+      [
+        leg('1796288033.3', 'PJSIP/2601-00000003'),
+        begin('PJSIP/2601-00000003', '1796288033.3', '2601'),
+        answered('PJSIP/2601-00000003', '1796288033.3', '0120556601'),
+        { event: 'BlindTransfer', result: 'Success', transfererchannel: 'PJSIP/2601-00000003', transfererlinkedid: L, transfereechannel: caller.channel, transfereelinkedid: L, extension: '2602', context: 'sf-office' },
+        { event: 'Hangup', uniqueid: '1796288033.3', linkedid: L, cause: '16' },
+        leg('1796288033.4', 'PJSIP/2602-00000004'),
+        begin('PJSIP/2602-00000004', '1796288033.4', '2602'),
+        answered('PJSIP/2602-00000004', '1796288033.4', '2602'),
+      ],
+      ['1796288033.4'],
+    );
+    expect(answer).toMatchObject({ agent: '2601' });
+    expect(end).toMatchObject({ agent: '2602', firstAgent: '2601', agents: '2601,2602' });
+  });
+
+  it('an attended transfer: the target was called under the transferring phone\'s linkedid; AttendedTransfer names it', () => {
+    const { end } = run(
+      [
+        leg('1796288033.3', 'PJSIP/2601-00000003'),
+        begin('PJSIP/2601-00000003', '1796288033.3', '2601'),
+        answered('PJSIP/2601-00000003', '1796288033.3', '0120556601'),
+        { event: 'AttendedTransfer', result: 'Success', desttype: 'Bridge', origtransfererchannel: 'PJSIP/2601-00000003', origtransfererlinkedid: L, secondtransfererchannel: 'PJSIP/2601-00000005', secondtransfererlinkedid: '1796288040.5', transfereechannel: caller.channel, transfereelinkedid: L, transfertargetchannel: 'PJSIP/2602-00000006', transfertargetuniqueid: '1796288040.6', transfertargetlinkedid: '1796288040.5' },
+        { event: 'AttendedTransfer', result: 'Fail', transfereelinkedid: L, transfertargetchannel: 'PJSIP/2699-00000009' },
+      ],
+      ['1796288033.3'],
+    );
+    expect(end).toMatchObject({ agent: '2602', firstAgent: '2601', agents: '2601,2602' });
+  });
+
+  it('Pickup(): the phone that picked up, whether the Pickup event comes before or after the DialEnd', () => {
+    const target = '1796288046.13';
+    const pickup = { event: 'Pickup', channel: 'PJSIP/2602-0000000e', uniqueid: '1796288047.14', linkedid: '1796288047.14', targetchannel: 'PJSIP/2601-0000000d', targetuniqueid: target, targetlinkedid: L };
+    const before = run([leg(target, 'PJSIP/2601-0000000d'), begin('PJSIP/2601-0000000d', target, '2601'), pickup, answered('PJSIP/2602-0000000e', target, '2601')], [target]);
+    expect(before.answer).toMatchObject({ agent: '2602' });
+    expect(before.end).toMatchObject({ agent: '2602', firstAgent: '2602', agents: '2602' });
+    // a DialEnd that still names the ringing phone, then the Pickup
+    const after = run([leg(target, 'PJSIP/2601-0000000d'), begin('PJSIP/2601-0000000d', target, '2601'), answered('PJSIP/2601-0000000d', target, '2601'), pickup], [target]);
+    expect(after.end).toMatchObject({ agent: '2602', firstAgent: '2602', agents: '2602' });
   });
 });

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -10,7 +10,8 @@ import { rootSchema } from '../../src/app/config-schema.js';
 import type { SalesforceConfig } from '../../src/crm/salesforce/config.js';
 import { createSalesforceLogging, type SalesforceLogging } from '../../src/crm/salesforce/logging.js';
 import { isInternal, phoneVariants, soslFor } from '../../src/crm/salesforce/match.js';
-import { renderComment } from '../../src/crm/salesforce/task.js';
+import { mergeFields, renderComment } from '../../src/crm/salesforce/task.js';
+import { REPO_ROOT } from '../helpers/asterisk.js';
 import type { CallEvent, CallEventKind } from '../../src/asterisk/call-event-types.js';
 import type { AmiMessage } from '../../src/asterisk/ami.js';
 import { startSalesforce, type SalesforceStandIn, type SeedRecord, type SfTask } from '../standins/salesforce.js';
@@ -130,7 +131,7 @@ function callEvents(spec: CallSpec): { callId: string; events: CallEvent[] } {
   const talk = spec.talkSeconds ?? 42;
   const answerAt = t0 + 8_000;
   const endAt = spec.answered ? answerAt + talk * 1000 : t0 + 20_000;
-  if (spec.answered) events.push(ev('call.answer', answerAt, { answeredBy: 'PJSIP/agent', answerSeconds: '8' }));
+  if (spec.answered) events.push(ev('call.answer', answerAt, { answeredBy: 'PJSIP/agent', agent: 'agent', answerSeconds: '8' }));
   events.push(
     ev('call.end', endAt, {
       duration: String(Math.round((endAt - t0) / 1000)),
@@ -295,6 +296,102 @@ describe('which record (SF6)', () => {
     expect(r.match_rule).toBe('no-number');
     expect(h.sf.dataRequests().map((q) => q.kind)).toEqual(['create']);
     expect(taskOf(h, callId)[0]!.fields.WhoId).toBeUndefined();
+  });
+});
+
+describe('docs/salesforce.md', () => {
+  it('the example is a valid config, as written', () => {
+    const md = readFileSync(join(REPO_ROOT, 'docs/salesforce.md'), 'utf8');
+    const example = /## Example[\s\S]*?```yaml\n([\s\S]*?)```/.exec(md)?.[1];
+    expect(example).toBeDefined();
+    const env = { ARI_USER: 'u', ARI_PASSWORD: 'p', AMI_USER: 'a', AMI_SECRET: 's', SF_CLIENT_ID: 'c', SF_CLIENT_SECRET: 'x' };
+    const sf = parseConfigText(example!, 'docs/salesforce.md', rootSchema, env).value.crm!.salesforce!;
+    expect(sf).toMatchObject({ status: 'Completed', memo: '{memo}', owners: { map: { '2601': expect.stringMatching(/^005/) }, lookup: { field: 'Extension', cache: 3_600_000 } } });
+  });
+
+  it('the defaults it states are the schema\'s', () => {
+    const md = readFileSync(join(REPO_ROOT, 'docs/salesforce.md'), 'utf8');
+    const sf = parseSalesforce('    instanceUrl: https://x.my.salesforce.com\n    auth: { flow: client_credentials, clientId: c, clientSecret: s }\n');
+    const row = (key: string) => new RegExp(`^\\| \`${key}\` \\| ([^|]+) \\|`, 'm').exec(md)?.[1]?.trim();
+    expect(row('startDelay')).toBe('`1s`');
+    expect(sf.startDelay).toBe(1_000);
+    expect(row('memoEvent')).toBe('`CallActionsMemo`');
+    expect(sf.memoEvent).toBe('CallActionsMemo');
+    expect(row('lookupCache')).toBe('`1m`');
+    expect(sf.lookupCache).toBe(60_000);
+    expect(sf.status).toBe('Completed');
+  });
+});
+
+describe('the Task owner', () => {
+  it('an owner Salesforce refuses (an inactive User): the write goes again without OwnerId, and that User is not offered again', async () => {
+    const sf = await startSalesforce({ records: SEED, users: [{ Name: 'Retired Agent', Extension: 'agent', IsActive: false }] });
+    cleanups.push(() => sf.close());
+    const retired = sf.users.find((u) => u.Name === 'Retired Agent')!.Id;
+    const h = await harness({ sf, yaml: `    owners: { map: { agent: ${retired} } }\n` });
+    const before = sf.dataRequests().length;
+    const first = callEvents({ caller: '+18005551212', answered: true });
+    first.events.forEach(h.logging.onEvent);
+    await logged(h, first.callId);
+    expect(taskOf(h, first.callId)[0]!.fields.OwnerId).toBe(sf.integrationUserId);
+    expect(requestsFor(h, before).map((r) => `${r.kind} ${r.status}`)).toEqual(['search 200', 'create 400', 'create 201']);
+    expect(requestsFor(h, before)[1]!.answer).toMatch(/INACTIVE_OWNER_OR_USER/);
+    expect(h.lines.find((l) => l.msg === 'salesforce refused the Task owner; the integration user owns the Task')).toMatchObject({ owner: retired });
+
+    const next = sf.dataRequests().length;
+    const second = callEvents({ caller: '+18005551212', answered: true });
+    second.events.forEach(h.logging.onEvent);
+    await logged(h, second.callId);
+    expect(requestsFor(h, next).map((r) => `${r.kind} ${r.status}`)).toEqual(['create 201']);
+    expect(h.lines.find((l) => String(l.msg).startsWith('salesforce Task owner') && l.callId === second.callId)).toMatchObject({ level: 40, owner: 'integration user', reason: `User ${retired} (map: agent) was refused as owner` });
+  });
+});
+
+describe('a memo after the call', () => {
+  it('a memo that arrives while the Task is being created is written right after, once', async () => {
+    const h = await harness({ yaml: '    fields: { memo: Call_Memo__c }\n    memo: "{memo}"\n' });
+    const { callId, events } = callEvents({ caller: '+18005551212', answered: true });
+    const before = h.sf.dataRequests().length;
+    h.sf.enqueue({ kind: 'ok' }, { kind: 'slow', ms: 400 });
+    events.forEach(h.logging.onEvent);
+    await h.sf.waitFor(() => h.sf.dataRequests().some((r, i) => i >= before && r.kind === 'create'), 5_000, 'the create');
+    expect(h.logging.memo(callId, 'Wants a quote', 'api')).toBe('changed');
+    expect(h.logging.memo(callId, 'Wants a quote', 'api')).toBe('unchanged');
+    await until(() => taskOf(h, callId)[0]?.updates.length === 1 && row(h, callId)?.status === 'done', 'the memo written after the create');
+    const [task] = taskOf(h, callId);
+    expect(task!.updates[0]!.fields).toMatchObject({ Call_Memo__c: 'Wants a quote' });
+    expect(requestsFor(h, before).map((r) => r.kind)).toEqual(['search', 'create', 'update']);
+    expect(row(h, callId)).toMatchObject({ api_calls: 3, memo: 'Wants a quote', synced: 'end' });
+  });
+});
+
+describe('a memo during the call', () => {
+  it('goes out with the call\'s end (Task made at the answer); the same memo afterwards sends nothing', async () => {
+    const h = await harness({ yaml: '    when: call.answer\n    fields: { memo: Call_Memo__c }\n    memo: "{memo}"\n' });
+    const { callId, events } = callEvents({ caller: '+18005551212', answered: true });
+    const end = events.pop()!;
+    events.forEach(h.logging.onEvent);
+    await until(() => row(h, callId)?.status === 'waiting', 'the Task made at the answer');
+    expect(h.logging.memo(callId, 'Call back Friday', 'api')).toBe('changed');
+    h.logging.onEvent(end);
+    await logged(h, callId);
+    const [task] = taskOf(h, callId);
+    expect(task!.updates).toHaveLength(1);
+    expect(task!.updates[0]!.fields).toMatchObject({ Call_Memo__c: 'Call back Friday' });
+    expect(h.logging.memoRoute({ callId, memo: 'Call back Friday' })).toEqual({ status: 200, body: { callId, changed: false } });
+    expect(h.logging.memoRoute({ callId: 'nope', memo: 'x' })).toMatchObject({ status: 404 });
+  });
+});
+
+describe('numbers in two forms', () => {
+  it('{number.e164} and {number.national} whatever form Asterisk gave; what is no number stays as it is', () => {
+    const call = (number: string, vars: Record<string, string> = {}) => ({ callId: '1.1', direction: 'inbound' as const, number, dialStart: 0, answered: true, vars: { caller: number, ...vars } });
+    const f = (number: string, vars?: Record<string, string>) => mergeFields('end', call(number, vars), undefined, { missedMark: 'Missed' }, { defaultCountry: 'JP' });
+    expect(f('0354127788')).toMatchObject({ number: '0354127788', 'number.e164': '+81354127788', 'number.national': '0354127788', 'caller.e164': '+81354127788' });
+    expect(f('+81663451200', { called: '0120556601' })).toMatchObject({ 'number.e164': '+81663451200', 'number.national': '0663451200', 'called.national': '0120556601', 'called.e164': '+81120556601' });
+    expect(f('0081663451200')).toMatchObject({ 'number.e164': '+81663451200' });
+    expect(f('anonymous')).toMatchObject({ 'number.e164': 'anonymous', 'number.national': 'anonymous' });
+    expect(f('2601')).toMatchObject({ 'number.e164': '2601' });
   });
 });
 

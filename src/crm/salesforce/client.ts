@@ -8,9 +8,9 @@ import { errorCodeOf, SalesforceError } from './errors.js';
 import type { UsageMeter } from './usage.js';
 
 /**
- * The four REST calls activity logging needs, over undici through the shared request module:
- * a SOSL search, Task create, Task update, and a SOQL lookup of a Task by CallObject (only to
- * find out whether a create whose answer was lost went through). Every answer's limit header is
+ * The REST calls activity logging needs, over undici through the shared request module: a SOSL
+ * search, Task create, Task update, a SOQL lookup of a Task by CallObject (only to find out
+ * whether a create whose answer was lost went through) and of a User by a field (the Task's owner). Every answer's limit header is
  * read, every data request is counted into the caller's meter (SF7), and an INVALID_SESSION_ID
  * gets one new token and one repeat inside the same attempt.
  */
@@ -25,18 +25,28 @@ export interface RequestRecord {
   ms: number;
 }
 
-/** What one attempt spent: each data request sent, which the org's API limit counts. */
+/**
+ * A request Salesforce refused before running it: an expired or revoked session (401
+ * INVALID_SESSION_ID). It is not authenticated, so the org's API allowance does not count it.
+ */
+export const isRefused = (r: RequestRecord): boolean => r.status === 401;
+
+/**
+ * What one attempt spent: each data request sent. The org's API limit counts those Salesforce
+ * ran; refused ones (401) are counted apart.
+ */
 export class CallMeter {
   readonly requests: RequestRecord[] = [];
   private committed = 0;
-  get count(): number {
-    return this.requests.length;
-  }
-  /** Requests not yet written to the store; marks them written. */
+  /** Counted requests not yet written to the store; marks them written. */
   take(): number {
-    const n = this.requests.length - this.committed;
+    const fresh = this.requests.slice(this.committed);
     this.committed = this.requests.length;
-    return n;
+    return fresh.filter((r) => !isRefused(r)).length;
+  }
+  /** Refused (401) requests of the attempt. */
+  get refused(): number {
+    return this.requests.filter(isRefused).length;
   }
 }
 
@@ -89,12 +99,20 @@ export class SalesforceClient {
 
   /** The Task created for this call, if one exists (CallObject holds our call id). */
   async findTask(callObject: string, meter: CallMeter, signal?: AbortSignal): Promise<string | undefined> {
-    const literal = callObject.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
-    const soql = `SELECT Id FROM Task WHERE CallObject = '${literal}' ORDER BY CreatedDate LIMIT 1`;
+    const soql = `SELECT Id FROM Task WHERE CallObject = '${soqlString(callObject)}' ORDER BY CreatedDate LIMIT 1`;
     const res = await this.call('GET', `/query/?q=${encodeURIComponent(soql)}`, undefined, meter, signal);
     const body = parse(res.body) as { records?: Array<{ Id?: string }> } | undefined;
     if (!body || !Array.isArray(body.records)) throw badAnswer('query', res);
     return body.records[0]?.Id;
+  }
+
+  /** Active Users whose `field` equals `value` (at most two: one is an answer, two are ambiguous). */
+  async findUsers(field: string, value: string, meter: CallMeter, signal?: AbortSignal): Promise<string[]> {
+    const soql = `SELECT Id FROM User WHERE ${field} = '${soqlString(value)}' AND IsActive = true LIMIT 2`;
+    const res = await this.call('GET', `/query/?q=${encodeURIComponent(soql)}`, undefined, meter, signal);
+    const body = parse(res.body) as { records?: Array<{ Id?: string }> } | undefined;
+    if (!body || !Array.isArray(body.records)) throw badAnswer('query', res);
+    return body.records.flatMap((r) => (r.Id ? [r.Id] : []));
   }
 
   private async call(method: HttpMethod, path: string, body: unknown, meter: CallMeter, signal?: AbortSignal): Promise<HttpResponse> {
@@ -153,6 +171,11 @@ export class SalesforceClient {
       });
     }
   }
+}
+
+/** A SOQL string literal's content: backslash and quote escaped. */
+function soqlString(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
 }
 
 function parse(text: string): unknown {

@@ -10,6 +10,7 @@ import { fieldsOf } from '../../template.js';
  */
 
 const API_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
+const USER_ID = /^005[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$/;
 const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A PEM private key from the environment; `\n` written as two characters is read as a newline. */
@@ -83,6 +84,28 @@ export const DEFAULT_MISSED_COMMENT: CommentTemplate = [
   { label: 'Call id', value: '{callId}' },
 ];
 
+/**
+ * Who owns a call's Task (MiiTel: the agent who answered): `{agent}` (or, for a queue member, its
+ * MemberName) through `map`, else a User found by `lookup.field`; otherwise the integration user,
+ * with the reason logged.
+ */
+const ownersSchema = z
+  .object({
+    map: z
+      .record(z.string().min(1), z.string().regex(USER_ID, 'a User id (005…, 15 or 18 characters)'))
+      .default({})
+      .describe('agent (device such as 2601, or queue member name) → Salesforce User id'),
+    lookup: z
+      .object({
+        field: z.string().regex(API_NAME).describe('User field holding the agent, e.g. Extension or FederationIdentifier'),
+        cache: duration.default(3_600_000).describe('how long an answer (found or not) is reused'),
+      })
+      .strict()
+      .optional()
+      .describe('agents not in map: one SOQL query per agent per cache period'),
+  })
+  .strict();
+
 /** Merge fields of the call that every Salesforce template may use. */
 export const CALL_FIELDS = [
   ...BASE_FIELDS.filter((f) => f !== 'channelId' && f !== 'event' && f !== 'time'),
@@ -96,8 +119,14 @@ export const CALL_FIELDS = [
   'callType',
   /** the other party: the caller of an inbound call, the dialled number of an outbound one */
   'number',
-  /** our side: who answered an inbound call, who placed an outbound one */
+  /** our side: who answered an inbound call (last, after transfers), who placed an outbound one */
   'agent',
+  /** the first device that answered; the queue member's name; the answering channel; every device in order */
+  'firstAgent', 'agentName', 'agentChannel', 'agents',
+  /** numbers in E.164 (+81354127788) and national (0354127788) form; the plain ones are as Asterisk gave them */
+  'number.e164', 'number.national', 'caller.e164', 'caller.national', 'called.e164', 'called.national',
+  /** the memo given after the call (POST /salesforce/memo, or the AMI UserEvent) */
+  'memo',
   'dialStart', 'callStart', 'callEnd',
   /** the missed mark on a missed call, else empty */
   'missed',
@@ -112,7 +141,7 @@ export const salesforceSchema = z
     sessionTimeout: duration.default(2 * 3_600_000).describe("the org's session timeout: a token is renewed 5 minutes before it"),
     when: z.enum(['call.start', 'call.answer', 'call.end']).default('call.end').describe('MiiTel 活動履歴登録: call.answer = 通話開始後, call.end = 通話終了後'),
     subject: z.string().min(1).default('{callType} call {number}').describe('MiiTel 件名'),
-    status: z.string().min(1).default('Completed').describe('MiiTel 状況: Completed = activity history, Open (or Not Started) = a to-do'),
+    status: z.string().min(1).default('Completed').describe("MiiTel 状況: a value of the org's Task Status picklist; Completed = activity history, Not Started = a to-do"),
     fields: z
       .object({
         dialStart: z.string().regex(API_NAME).optional().describe('DateTime field: when the call began ringing or dialling (ダイヤル開始時刻)'),
@@ -133,6 +162,8 @@ export const salesforceSchema = z
     defaultCountry: countryCode.optional().describe('how numbers without + are read (default: sms.defaultCountry)'),
     timeZone: timeZone.optional().describe("for the Task's ActivityDate (default: this machine's)"),
     lookupCache: duration.default(60_000).describe('how long a number → record match is reused'),
+    owners: ownersSchema.optional().describe("the Task's owner: the agent's Salesforce User (default: the integration user)"),
+    memoEvent: z.string().regex(VAR_NAME).default('CallActionsMemo').describe('name of the AMI UserEvent that carries a memo after the call (CallId, Memo)'),
     startDelay: duration.default(1_000).describe('with when: call.start, wait this long for the click-to-call variable'),
     timeout: duration.default(10_000),
     retry: z

@@ -12,7 +12,8 @@ export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
   followsCalls: (c) => c.crm?.salesforce !== undefined,
   create({ config, store, log, ami, tracker, defaultCountry }) {
     const sf = config.crm?.salesforce;
-    if (!sf) return { routes: { '/salesforce/activities': () => ({ status: 404, body: { error: 'crm.salesforce is not configured' } }) } };
+    const off = { status: 404, body: { error: 'crm.salesforce is not configured' } };
+    if (!sf) return { routes: { '/salesforce/activities': () => off }, posts: { '/salesforce/memo': () => off } };
     const salesforce = createSalesforceLogging({
       config: sf,
       store,
@@ -24,6 +25,7 @@ export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
     tracker.on('event', (ev) => salesforce.onEvent(ev));
     return {
       routes: { '/salesforce/activities': (url) => salesforce.activitiesRoute(url) },
+      posts: { '/salesforce/memo': (body) => salesforce.memoRoute(body) },
       health: () => salesforce.health(),
       start: () => salesforce.start(),
       stop: () => salesforce.stop(),

@@ -40,8 +40,10 @@ export interface SalesforceHealth {
   inProgress: number;
   failedLastDay: number;
   loggedLastDay: number;
-  /** Average data requests per call logged in the last 24 h. */
+  /** Average data requests per call logged in the last 24 h (those the org's allowance counts). */
   apiCallsPerCall: number | null;
+  /** Requests Salesforce refused unauthenticated (401, an expired session) in the last 24 h: not counted above, nor by the org. */
+  refusedLastDay: number;
   usage: UsageReading | null;
   tokenRequests: number;
   warnings: string[];
@@ -59,7 +61,14 @@ export interface SalesforceLogging {
   health(): SalesforceHealth;
   /** GET /salesforce/activities?callId=&status=&limit= */
   activitiesRoute(url: URL): { status: number; body: unknown };
+  /** A memo after the call (POST /salesforce/memo, the AMI UserEvent): the call's Task is written again once. */
+  memo(callId: string, memo: string, via: string): 'unknown' | 'unchanged' | 'changed';
+  /** POST /salesforce/memo {"callId": "…", "memo": "…"} */
+  memoRoute(body: unknown): { status: number; body: unknown };
 }
+
+/** Salesforce's own cap on a Task's Description; a memo longer than that is refused. */
+const MEMO_MAX = 32_000;
 
 interface LiveCall {
   callId: string;
@@ -95,7 +104,7 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
   const live = new Map<string, LiveCall>();
   const watched = new Set([cfg.recordIdVariable, ...cfg.variables]);
   const outbound = new Set(cfg.outboundContexts);
-  let unsubscribe: (() => void) | undefined;
+  let unsubscribe: Array<() => void> = [];
 
   const callFor = (callId: string, at: number): LiveCall => {
     let c = live.get(callId);
@@ -163,6 +172,39 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
     }
   };
 
+  const memo = (callId: string, text: string, via: string): 'unknown' | 'unchanged' | 'changed' => {
+    const c = live.get(callId);
+    let result: 'unknown' | 'unchanged' | 'changed';
+    if (c) {
+      // The call is still on: its end carries the memo; a Task made at its start keeps it too, so
+      // the same memo after the end changes nothing.
+      const stored = worker.memo(callId, text);
+      result = c.variables.memo === text && stored !== 'changed' ? 'unchanged' : 'changed';
+      c.variables.memo = text;
+    } else {
+      result = worker.memo(callId, text);
+    }
+    const line = { callId, via, result, chars: text.length };
+    if (result === 'unknown') log.warn(line, 'salesforce memo for a call with no activity');
+    else log.info(line, 'salesforce memo');
+    return result;
+  };
+
+  const onUserEvent = (ev: AmiMessage): void => {
+    try {
+      if (ev.userevent !== cfg.memoEvent) return;
+      const callId = typeof ev.callid === 'string' ? ev.callid.trim() : '';
+      const text = typeof ev.memo === 'string' ? ev.memo.trim() : '';
+      if (!callId || !text) {
+        log.warn({ userEvent: ev.userevent, hasCallId: Boolean(callId), hasMemo: Boolean(text) }, `salesforce: UserEvent ${cfg.memoEvent} needs CallId and Memo`);
+        return;
+      }
+      memo(callId, text.slice(0, MEMO_MAX), 'ami');
+    } catch (e) {
+      log.error({ err: e }, 'salesforce: a memo UserEvent could not be stored');
+    }
+  };
+
   /** Logs calls whose end will never be reported, with what is known. */
   const sweep = (now: number = Date.now()): void => {
     for (const c of [...live.values()]) {
@@ -185,8 +227,8 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
   const statusCounts = db.prepare<[], { status: ActivityStatus; n: number; oldest: number | null }>(
     `SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM sf_activities WHERE status IN ('pending', 'sending', 'waiting') GROUP BY status`,
   );
-  const lastDay = db.prepare<[number], { status: ActivityStatus; n: number; calls: number; lastReason: string | null }>(
-    `SELECT status, COUNT(*) AS n, SUM(api_calls) AS calls, MAX(reason) AS lastReason FROM sf_activities
+  const lastDay = db.prepare<[number], { status: ActivityStatus; n: number; calls: number; refused: number; lastReason: string | null }>(
+    `SELECT status, COUNT(*) AS n, SUM(api_calls) AS calls, SUM(refused_calls) AS refused, MAX(reason) AS lastReason FROM sf_activities
       WHERE settled_at >= ? AND status IN ('done', 'failed') AND match_rule IS NOT 'internal' GROUP BY status`,
   );
 
@@ -197,14 +239,13 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
     onEvent,
     sweep,
     start() {
-      if (opts.ami && !unsubscribe) unsubscribe = opts.ami.on('varset', onVarSet);
+      if (opts.ami && !unsubscribe.length) unsubscribe = [opts.ami.on('varset', onVarSet), opts.ami.on('userevent', onUserEvent)];
       sweeper ??= setInterval(() => sweep(), 10 * 60_000);
       sweeper.unref();
       worker.start();
     },
     async stop() {
-      unsubscribe?.();
-      unsubscribe = undefined;
+      for (const u of unsubscribe.splice(0)) u();
       clearInterval(sweeper);
       sweeper = undefined;
       await worker.stop({ graceMs: 2_000 });
@@ -228,10 +269,22 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
         failedLastDay: failed?.n ?? 0,
         loggedLastDay: done?.n ?? 0,
         apiCallsPerCall: done?.n ? Math.round((done.calls / done.n) * 100) / 100 : null,
+        refusedLastDay: (done?.refused ?? 0) + (failed?.refused ?? 0),
         usage: usage.last ?? null,
         tokenRequests: auth.requests,
         warnings,
       };
+    },
+    memo,
+    memoRoute(body) {
+      const b = body as { callId?: unknown; memo?: unknown } | null;
+      if (!b || typeof b !== 'object' || typeof b.callId !== 'string' || !b.callId.trim()) return { status: 400, body: { error: 'callId: the call id (Asterisk linkedid, the Task\'s CallObject) is required' } };
+      if (typeof b.memo !== 'string' || !b.memo.trim()) return { status: 400, body: { error: 'memo: a non-empty string is required' } };
+      if (b.memo.length > MEMO_MAX) return { status: 400, body: { error: `memo: at most ${MEMO_MAX} characters` } };
+      const callId = b.callId.trim();
+      const result = memo(callId, b.memo.trim(), 'api');
+      if (result === 'unknown') return { status: 404, body: { error: `no Salesforce activity for call ${callId}` } };
+      return { status: 200, body: { callId, changed: result === 'changed' } };
     },
     activitiesRoute(url) {
       try {
@@ -272,7 +325,7 @@ export function queryActivities(store: Store, q: URLSearchParams): { entries: un
   }
   const rows = store.db
     .prepare<Array<string | number>, Record<string, unknown>>(
-      `SELECT call_id, phase, status, synced, task_id, record_id, record_type, match_rule, api_calls, attempts, reason, created_at, settled_at
+      `SELECT call_id, phase, status, synced, task_id, record_id, record_type, match_rule, api_calls, refused_calls, memo, attempts, reason, created_at, settled_at
          FROM sf_activities ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`,
     )
     .all(...args, Math.min(500, limit));
@@ -290,6 +343,8 @@ export function queryActivities(store: Store, q: URLSearchParams): { entries: un
       recordType: r.record_type,
       matchRule: r.match_rule,
       apiCalls: r.api_calls,
+      refusedCalls: r.refused_calls,
+      memo: r.memo,
       attempts: r.attempts,
       reason: r.reason,
       createdAt: r.created_at,

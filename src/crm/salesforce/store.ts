@@ -12,7 +12,10 @@ import type { Migration, SqliteDatabase } from '../../store/sqlite.js';
  * - `create_unknown`: a create went out and its answer never came: before creating again, the
  *   worker asks Salesforce for a Task with this call's CallObject, so a lost answer or a crash
  *   never makes a second Task;
- * - `api_calls`: data requests this call cost (SF7).
+ * - `api_calls`: data requests this call cost (SF7); `refused_calls`: requests Salesforce refused
+ *   unauthenticated (401, an expired session), which the org's allowance does not count;
+ * - `memo`: the memo given after the call (POST /salesforce/memo or the AMI UserEvent), also in
+ *   the stored call's `vars.memo`.
  *
  * `sf_attempts` keeps each attempt with the requests it sent (method, path, status).
  */
@@ -64,6 +67,13 @@ export const salesforceMigrations: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    id: 'crm/salesforce/002-refused-and-memo',
+    up: `
+      ALTER TABLE sf_activities ADD COLUMN refused_calls INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE sf_activities ADD COLUMN memo TEXT;
+    `,
+  },
 ];
 
 export interface ActivityRow {
@@ -78,13 +88,14 @@ export interface ActivityRow {
   match_rule: string | null;
   create_unknown: number;
   api_calls: number;
+  memo: string | null;
   attempts: number;
   failures: number;
   interrupted: number;
   first_failed_at: number | null;
 }
 
-const COLUMNS = `call_id, phase, call, status, synced, task_id, record_id, record_type, match_rule, create_unknown, api_calls,
+const COLUMNS = `call_id, phase, call, status, synced, task_id, record_id, record_type, match_rule, create_unknown, api_calls, memo,
   attempts, failures, interrupted, first_failed_at`;
 
 /** Guards every write of an attempt: the row is still ours, in this attempt. */
@@ -142,13 +153,15 @@ export function prepareStatements(db: SqliteDatabase) {
       `UPDATE sf_activities SET task_id = @taskId, create_unknown = 0, api_calls = api_calls + @calls, updated_at = @now WHERE ${MINE}`,
     ),
     // The attempt wrote `synced`: done when that is the call's current phase, waiting for the
-    // call's end when it was the start, due again at once when the call ended meanwhile.
+    // call's end when it was the start, due again at once when the call ended meanwhile — or when
+    // a memo came during the attempt (@memo is the one the attempt read), which it did not carry.
     settleOk: db.prepare<[Record<string, string | number | null>]>(
       `UPDATE sf_activities SET
-         synced = @synced, api_calls = api_calls + @calls, failures = 0, first_failed_at = NULL,
-         status = CASE WHEN phase = @synced THEN (CASE phase WHEN 'end' THEN 'done' ELSE 'waiting' END) ELSE 'pending' END,
-         next_at = CASE WHEN phase = @synced THEN NULL ELSE @now END,
-         settled_at = CASE WHEN phase = @synced AND phase = 'end' THEN @now ELSE NULL END,
+         synced = CASE WHEN memo IS @memo THEN @synced ELSE NULL END,
+         api_calls = api_calls + @calls, failures = 0, first_failed_at = NULL,
+         status = CASE WHEN phase = @synced AND memo IS @memo THEN (CASE phase WHEN 'end' THEN 'done' ELSE 'waiting' END) ELSE 'pending' END,
+         next_at = CASE WHEN phase = @synced AND memo IS @memo THEN NULL ELSE @now END,
+         settled_at = CASE WHEN phase = @synced AND memo IS @memo AND phase = 'end' THEN @now ELSE NULL END,
          lease_until = NULL, reason = @reason, updated_at = @now
         WHERE ${MINE}`,
     ),
@@ -164,6 +177,20 @@ export function prepareStatements(db: SqliteDatabase) {
          create_unknown = CASE WHEN @unknown = 1 THEN 1 ELSE create_unknown END,
          lease_until = NULL, reason = @reason, updated_at = @now, settled_at = @now
         WHERE ${MINE}`,
+    ),
+    addRefused: db.prepare<[number, string]>(`UPDATE sf_activities SET refused_calls = refused_calls + ? WHERE call_id = ?`),
+    getMemo: db.prepare<[string], { call: string; memo: string | null; status: ActivityStatus }>(`SELECT call, memo, status FROM sf_activities WHERE call_id = ?`),
+    // A memo after the call: the stored call carries it; a Task already written is written again
+    // (synced cleared), a row still queued or under way just sends the newer data.
+    setMemo: db.prepare<[Record<string, string | number>]>(
+      `UPDATE sf_activities SET call = @call, memo = @memo, updated_at = @now,
+         synced = CASE WHEN status IN ('done', 'failed') THEN NULL ELSE synced END,
+         failures = CASE status WHEN 'failed' THEN 0 ELSE failures END,
+         first_failed_at = CASE status WHEN 'failed' THEN NULL ELSE first_failed_at END,
+         next_at = CASE WHEN status IN ('done', 'failed') THEN @now ELSE next_at END,
+         settled_at = CASE WHEN status IN ('done', 'failed') THEN NULL ELSE settled_at END,
+         status = CASE WHEN status IN ('done', 'failed') THEN 'pending' ELSE status END
+       WHERE call_id = @id`,
     ),
     get: db.prepare<[string], ActivityRow & { status: ActivityStatus; reason: string | null; created_at: number; settled_at: number | null }>(
       `SELECT ${COLUMNS}, reason, created_at, settled_at FROM sf_activities WHERE call_id = ?`,

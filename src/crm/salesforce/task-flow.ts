@@ -7,7 +7,8 @@ import type { SalesforceConfig } from './config.js';
 import { SalesforceError } from './errors.js';
 import { clickToCall, isInternal, MatchCache, phoneVariants, pick, soslFor, type Match, type MatchRule } from './match.js';
 import type { ActivityRow } from './store.js';
-import { taskFields, type CallSnapshot, type Phase } from './task.js';
+import { OWNER_REFUSALS, OwnerResolver } from './owner.js';
+import { agentOf, taskFields, type CallSnapshot, type Phase, type WriteContext } from './task.js';
 
 /**
  * One attempt at a call's Task: look its record up unless an earlier attempt did, then create the
@@ -54,10 +55,12 @@ export interface TaskFlowOptions {
 export class TaskFlow {
   private readonly cache: MatchCache;
   private readonly log?: Logger;
+  private readonly owners?: OwnerResolver;
 
   constructor(private readonly opts: TaskFlowOptions) {
     this.cache = new MatchCache(opts.config.lookupCache);
     this.log = opts.logger;
+    if (opts.config.owners) this.owners = new OwnerResolver(opts.config.owners, opts.client, opts.now, opts.logger);
   }
 
   private get cfg(): SalesforceConfig {
@@ -89,15 +92,19 @@ export class TaskFlow {
         }
         createUnknown = false;
       }
+      const m = match;
       if (!taskId) {
+        const ctx = await this.context(call, meter, signal);
         if (!progress.creating()) return lost();
         createUnknown = true;
-        taskId = await this.opts.client.createTask(taskFields('create', row.phase, call, match, this.cfg), meter, signal);
+        taskId = await this.withOwner(ctx, (c) => this.opts.client.createTask(taskFields('create', row.phase, call, m, this.cfg, c), meter, signal));
         createUnknown = false;
         if (!progress.task(taskId)) return lost();
         this.log?.info({ callId: call.callId, taskId, phase: row.phase, rule: match.rule }, 'salesforce Task created');
       } else if (row.synced !== row.phase) {
-        await this.opts.client.updateTask(taskId, taskFields('update', row.phase, call, match, this.cfg), meter, signal);
+        const ctx = await this.context(call, meter, signal);
+        const id = taskId;
+        await this.withOwner(ctx, (c) => this.opts.client.updateTask(id, taskFields('update', row.phase, call, m, this.cfg, c), meter, signal));
         this.log?.info({ callId: call.callId, taskId, phase: row.phase }, 'salesforce Task updated');
       }
       return { outcome: { kind: 'ok', synced: row.phase, reason: `${row.phase === 'end' ? 'logged' : 'created at the start'}: ${taskId}` }, taskId, createUnknown };
@@ -109,6 +116,30 @@ export class TaskFlow {
       // A create that was refused outright did not happen; anything else may have.
       if (createUnknown && !e.detail.mayHaveApplied) createUnknown = false;
       return { outcome: { kind: 'error', error: e }, taskId, createUnknown };
+    }
+  }
+
+  /** How the write reads numbers, and whom the Task goes to (logged with the reason). */
+  private async context(call: CallSnapshot, meter: CallMeter, signal: AbortSignal): Promise<WriteContext> {
+    const ctx: WriteContext = { defaultCountry: this.opts.defaultCountry };
+    if (!this.owners) return ctx;
+    const agent = agentOf(call);
+    const choice = await this.owners.resolve(agent, call.vars.agentName ?? '', meter, signal);
+    const line = { callId: call.callId, agent, owner: choice.ownerId ?? 'integration user', reason: choice.reason };
+    if (choice.fallback && agent) this.log?.warn(line, 'salesforce Task owner: the agent maps to no User; the integration user owns the Task');
+    else this.log?.info(line, 'salesforce Task owner');
+    if (choice.ownerId) ctx.ownerId = choice.ownerId;
+    return ctx;
+  }
+
+  /** A write, sent once more without OwnerId when Salesforce refuses the owner (an inactive or deleted User). */
+  private async withOwner<T>(ctx: WriteContext, send: (ctx: WriteContext) => Promise<T>): Promise<T> {
+    try {
+      return await send(ctx);
+    } catch (e) {
+      if (!ctx.ownerId || !(e instanceof SalesforceError) || e.outcome !== 'final' || !OWNER_REFUSALS.has(e.detail.errorCode ?? '')) throw e;
+      this.owners?.refusedOwner(ctx.ownerId);
+      return send({ ...ctx, ownerId: undefined });
     }
   }
 

@@ -1,3 +1,5 @@
+import type { CountryCode } from 'libphonenumber-js';
+import { numberForms } from '../../phone.js';
 import { render } from '../../template.js';
 import type { CommentTemplate, SalesforceConfig } from './config.js';
 import { isWho, type Match } from './match.js';
@@ -38,16 +40,38 @@ export function isMissed(phase: Phase, call: CallSnapshot): boolean {
   return phase === 'end' && !call.answered;
 }
 
+/**
+ * Our side of the call: the phone that placed an outbound call; for an inbound one the device or
+ * queue member that answered last (src/asterisk/agent.ts says where each comes from).
+ */
+export function agentOf(call: CallSnapshot): string {
+  const v = call.vars;
+  return call.direction === 'outbound' ? (v.caller ?? '') : (v.agent || v.answeredBy || '');
+}
+
+/** What a write adds to the call's own data: how numbers are read, and the owner resolved for it. */
+export interface WriteContext {
+  defaultCountry?: CountryCode;
+  ownerId?: string;
+}
+
 /** The merge fields of a call's templates. */
-export function mergeFields(phase: Phase, call: CallSnapshot, match: Match | undefined, cfg: Pick<TaskConfig, 'missedMark'>): Record<string, string> {
+export function mergeFields(phase: Phase, call: CallSnapshot, match: Match | undefined, cfg: Pick<TaskConfig, 'missedMark'>, ctx: WriteContext = {}): Record<string, string> {
   const iso = (t: number | undefined) => (t === undefined ? '' : new Date(t).toISOString());
   const v = call.vars;
+  const forms: Record<string, string> = {};
+  for (const [name, value] of [['number', call.number], ['caller', v.caller], ['called', v.called ?? v.did]] as const) {
+    const f = numberForms(value, ctx.defaultCountry);
+    forms[`${name}.e164`] = f.e164;
+    forms[`${name}.national`] = f.national;
+  }
   return {
     ...v,
+    ...forms,
     direction: call.direction,
     callType: call.direction === 'outbound' ? 'Outbound' : 'Inbound',
     number: call.number,
-    agent: call.direction === 'outbound' ? (v.caller ?? '') : (v.answeredBy ?? ''),
+    agent: agentOf(call),
     dialStart: iso(call.dialStart),
     callStart: iso(call.callStart),
     callEnd: iso(call.callEnd),
@@ -85,9 +109,10 @@ export function cut(text: string, max: number): string {
 /**
  * The Task body for a create or an update. An update leaves out what only a create sets (the
  * record it hangs on, TaskSubtype) so that a record fixed by hand in Salesforce stays fixed.
+ * OwnerId is on every write whose agent maps to a User: the agent who talked last owns the Task.
  */
-export function taskFields(op: 'create' | 'update', phase: Phase, call: CallSnapshot, match: Match | undefined, cfg: TaskConfig): Record<string, unknown> {
-  const vars = mergeFields(phase, call, match, cfg);
+export function taskFields(op: 'create' | 'update', phase: Phase, call: CallSnapshot, match: Match | undefined, cfg: TaskConfig, ctx: WriteContext = {}): Record<string, unknown> {
+  const vars = mergeFields(phase, call, match, cfg, ctx);
   const missed = isMissed(phase, call);
   const f: Record<string, unknown> = {
     Subject: cut(render(cfg.subject, vars).text, SUBJECT_MAX),
@@ -99,6 +124,7 @@ export function taskFields(op: 'create' | 'update', phase: Phase, call: CallSnap
       ? renderComment(cfg.missedComment, vars, COMMENT_MAX, cfg.missedMark)
       : renderComment(cfg.comment, vars),
   };
+  if (ctx.ownerId) f.OwnerId = ctx.ownerId;
   if (op === 'create') {
     f.TaskSubtype = 'Call';
     if (match?.recordId) f[isWho(match.recordType) ? 'WhoId' : 'WhatId'] = match.recordId;

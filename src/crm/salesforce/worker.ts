@@ -60,8 +60,11 @@ interface Settlement extends AttemptResult {
   cancelled: boolean;
 }
 
-/** Requests one attempt can send: token renewal aside, at most a search, a lookup and a write. */
-const REQUESTS_PER_ATTEMPT = 4;
+/**
+ * Requests one attempt can send, token renewal aside: a search, the owner's User query, the
+ * lookup of a create whose answer was lost, a write, and that write again without a refused owner.
+ */
+const REQUESTS_PER_ATTEMPT = 6;
 
 export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; failed: [{ callId: string; reason: string }] }> {
   readonly workerId: string;
@@ -133,6 +136,26 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
       }
     }
     if (this.sql.upsertEnd.run({ id: call.callId, call: JSON.stringify(merged), now }).changes) this.worker.kick();
+  }
+
+  /**
+   * A memo after the call: `unknown` when no activity of that call is stored, `unchanged` when it
+   * holds this memo already (no request is sent), else `changed` and the Task is written again.
+   */
+  memo(callId: string, memo: string): 'unknown' | 'unchanged' | 'changed' {
+    const result = this.db
+      .transaction(() => {
+        const row = this.sql.getMemo.get(callId);
+        if (!row) return 'unknown' as const;
+        if (row.memo === memo) return 'unchanged' as const;
+        const call = JSON.parse(row.call) as CallSnapshot;
+        call.vars = { ...call.vars, memo };
+        this.sql.setMemo.run({ id: callId, call: JSON.stringify(call), memo, now: this.now() });
+        return 'changed' as const;
+      })
+      .immediate();
+    if (result === 'changed') this.worker.kick();
+    return result;
   }
 
   /** Newer call data (a click-to-call id) for a start not yet looked up. */
@@ -225,7 +248,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
         if (outcome.kind === 'ok') {
           attemptOutcome = 'ok';
           reason = outcome.reason;
-          changed = this.sql.settleOk.run({ ...key, synced: outcome.synced, calls, reason, now }).changes;
+          changed = this.sql.settleOk.run({ ...key, synced: outcome.synced, memo: row.memo, calls, reason, now }).changes;
           const after = this.sql.get.get(row.call_id);
           if (changed && after && taskId) logged = { callId: row.call_id, taskId, phase: outcome.synced, apiCalls: after.api_calls, rule: after.match_rule ?? '' };
         } else {
@@ -255,6 +278,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
           }
         }
         this.sql.finishAttempt.run({ id: row.call_id, attempt: key.attempt, now, outcome: attemptOutcome, reason, requests });
+        if (changed && meter.refused) this.sql.addRefused.run(meter.refused, row.call_id);
       })
       .immediate();
     if (!changed!) {
