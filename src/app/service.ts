@@ -126,6 +126,10 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     log,
     callVars: fieldSources.length ? (callId) => Object.assign({}, ...fieldSources.map((f) => f(callId))) : undefined,
     metrics,
+    defaultCountry: config.sms.defaultCountry as CountryCode | undefined,
+    onStepSkipped: followCalls
+      ? (session, skipped) => tracker.stepSkipped({ callId: session.callId, channelId: session.vars.channelId ?? '', stage: session.stage, step: skipped.step, reason: skipped.reason })
+      : undefined,
     onStageEntered: followCalls
       ? (session, ev) => tracker.stageEntered({ callId: session.callId, channelId: ev.channel.id, stage: session.stage, vars: session.vars, exten: ev.channel.dialplan.exten })
       : undefined,

@@ -12,6 +12,9 @@ export const CALL_EVENT_KINDS = [
   'queue.key-exit',
   'queue.abandon',
   'stage.entered',
+  'step.skipped',
+  'sms.delivered',
+  'sms.failed',
 ] as const;
 
 export type CallEventKind = (typeof CALL_EVENT_KINDS)[number];
@@ -34,6 +37,9 @@ export interface CallEvent {
 /** Merge fields every event carries. */
 export const BASE_FIELDS = ['callId', 'caller', 'TEL', 'callerName', 'called', 'did', 'channelId', 'event', 'time'] as const;
 
+/** What a delivery receipt tells of one SMS (the SMS history's fields, under names no hook extracts into). */
+const SMS_FIELDS = ['smsId', 'smsTo', 'smsProvider', 'smsStatus', 'smsStatusAt', 'smsError', 'smsDescription'] as const;
+
 /**
  * The event's own merge fields, beside BASE_FIELDS. `stage.entered` also carries every
  * `key=value` argument of the Stasis() line, which only the dialplan knows.
@@ -46,4 +52,7 @@ export const EVENT_FIELDS: Record<CallEventKind, readonly string[]> = {
   'queue.key-exit': ['queue', 'key', 'position', 'wait'],
   'queue.abandon': ['queue', 'position', 'originalPosition', 'wait'],
   'stage.entered': ['stage'],
+  'step.skipped': ['stage', 'skippedStep', 'skipReason'],
+  'sms.delivered': SMS_FIELDS,
+  'sms.failed': SMS_FIELDS,
 };

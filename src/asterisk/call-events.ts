@@ -183,6 +183,30 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     }
   }
 
+  /** From the stage runner: a step whose `when:` did not hold, once per step and stage visit. */
+  stepSkipped(entry: { callId: string; channelId: string; stage: string; step: string; reason: string }): void {
+    const call = this.calls.get(entry.callId);
+    if (!call) return; // the stage's own stage.entered made it known, unless it was forgotten since
+    const n = call.stageVisits.get(`${entry.channelId}/${entry.stage}`) ?? 1;
+    this.fire(call, 'step.skipped', `${entry.channelId}/${entry.stage}/${n}/${entry.step}`, entry.channelId, {
+      stage: entry.stage,
+      skippedStep: entry.step,
+      skipReason: entry.reason,
+    });
+  }
+
+  /**
+   * An event that happens after or beside the call (an SMS delivery receipt, which may come
+   * hours after the call ended and was forgotten): with the call's own fields when it is still
+   * followed, else with what the reporter knows of it. `occurrence` names it for consumers that
+   * drop repeats.
+   */
+  report(kind: CallEventKind, callId: string, occurrence: string, own: Record<string, string>, known: { caller?: string; did?: string } = {}): void {
+    const followed = this.calls.get(callId);
+    const call = followed ?? this.newCall(callId, { caller: known.caller ?? '', callerName: '', did: known.did ?? '' });
+    this.fire(call, kind, occurrence, call.origin ?? '', own);
+  }
+
   private onNewchannel(ev: AmiMessage): void {
     const uniqueid = ev.uniqueid;
     if (!uniqueid) return;
@@ -324,24 +348,28 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
   private callFor(callId: string, seed?: { caller: string; callerName: string; did: string }): CallState {
     let call = this.calls.get(callId);
     if (!call) {
-      call = {
-        callId,
-        startedAt: this.now(),
-        caller: seed?.caller ?? '',
-        callerName: seed?.callerName ?? '',
-        did: seed?.did ?? '',
-        channels: new Set(),
-        visits: new Map(),
-        joins: 0,
-        stageVisits: new Map(),
-        fired: new Set(),
-        lastSeen: this.now(),
-      };
+      call = this.newCall(callId, seed);
       this.calls.set(callId, call);
       if (this.calls.size > this.maxCalls) this.evictOldest();
     }
     call.lastSeen = this.now();
     return call;
+  }
+
+  private newCall(callId: string, seed?: { caller: string; callerName: string; did: string }): CallState {
+    return {
+      callId,
+      startedAt: this.now(),
+      caller: seed?.caller ?? '',
+      callerName: seed?.callerName ?? '',
+      did: seed?.did ?? '',
+      channels: new Set(),
+      visits: new Map(),
+      joins: 0,
+      stageVisits: new Map(),
+      fired: new Set(),
+      lastSeen: this.now(),
+    };
   }
 
   private fire(call: CallState, kind: CallEventKind, occurrence: string, channelId: string, own: Record<string, string>): void {
