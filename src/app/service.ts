@@ -2,7 +2,7 @@ import type { CountryCode } from 'libphonenumber-js';
 import { AmiPort } from '../asterisk/ami.js';
 import { AriPort } from '../asterisk/ari.js';
 import { CallEventTracker } from '../asterisk/call-events.js';
-import type { FeatureRuntime, Route } from '../calls/feature.js';
+import type { FeatureRuntime, ProviderRoute, Route } from '../calls/feature.js';
 import { CallMetrics, processMetrics } from '../calls/metrics.js';
 import { StageRunner } from '../calls/runner.js';
 import type { StepServices } from '../calls/services.js';
@@ -112,8 +112,12 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     },
     '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics() } }),
   };
-  for (const { runtime } of features) Object.assign(routes, runtime.routes);
-  const http = await startHttpServer({ host: config.http.host, port: config.http.port, log, media: speech.media, routes });
+  const providerRoutes: Record<string, ProviderRoute> = {};
+  for (const { runtime } of features) {
+    Object.assign(routes, runtime.routes);
+    Object.assign(providerRoutes, runtime.providerRoutes);
+  }
+  const http = await startHttpServer({ host: config.http.host, port: config.http.port, log, media: speech.media, routes, providerRoutes });
   const mediaBase = (config.http.publicUrl ?? http.url).replace(/\/+$/, '') + '/media';
 
   const services = Object.assign({ tts: speech.speaker(mediaBase) }, ...features.map(({ runtime }) => runtime.services)) as StepServices;
