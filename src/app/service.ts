@@ -77,7 +77,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   const ami = config.asterisk.ami
     ? new AmiPort({ ...config.asterisk.ami, timeoutMs: config.asterisk.ami.timeout, log: log.child({ component: 'ami' }), events: followCalls })
     : undefined;
-  const tracker = new CallEventTracker(log.child({ component: 'events' }));
+  const tracker = new CallEventTracker(log.child({ component: 'events' }), undefined, undefined, config.sms.defaultCountry as CountryCode | undefined);
   if (followCalls && ami) tracker.attachAmi(ami);
 
   const context = {

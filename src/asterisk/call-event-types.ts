@@ -34,8 +34,22 @@ export interface CallEvent {
   vars: Record<string, string>;
 }
 
+/** The fields of BASE_FIELDS that hold a number as dialled; each also comes as `<name>.e164` and `<name>.national`. */
+export const NUMBER_FIELDS = ['caller', 'TEL', 'called', 'did'] as const;
+
 /** Merge fields every event carries. */
-export const BASE_FIELDS = ['callId', 'caller', 'TEL', 'callerName', 'called', 'did', 'channelId', 'event', 'time'] as const;
+export const BASE_FIELDS = [
+  'callId',
+  'caller',
+  'TEL',
+  'callerName',
+  'called',
+  'did',
+  'channelId',
+  'event',
+  'time',
+  ...NUMBER_FIELDS.flatMap((n) => [`${n}.e164`, `${n}.national`] as const),
+] as const;
 
 /** What a delivery receipt tells of one SMS (the SMS history's fields, under names no hook extracts into). */
 const SMS_FIELDS = ['smsId', 'smsTo', 'smsProvider', 'smsStatus', 'smsStatusAt', 'smsError', 'smsDescription'] as const;

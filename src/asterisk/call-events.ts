@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { AmiMessage } from './ami.js';
-import type { CallEvent, CallEventKind } from './call-event-types.js';
+import type { CountryCode } from 'libphonenumber-js';
+import { numberFields } from '../phone.js';
+import { NUMBER_FIELDS, type CallEvent, type CallEventKind } from './call-event-types.js';
 
 /**
  * Turns AMI's per-channel events and the runner's "stage entered" into one stream of call events
@@ -65,6 +67,8 @@ interface CallState {
   stageVisits: Map<string, number>;
   fired: Set<string>;
   lastSeen: number;
+  /** {caller.e164} and the like, for the caller and DID they were made from (a parse costs ~20 µs). */
+  numberForms?: { of: string; fields: Record<string, string> };
 }
 
 const SINGLE_KEY = /^[0-9*#]$/;
@@ -89,6 +93,8 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     private readonly log?: Logger,
     private readonly now: () => number = Date.now,
     private readonly maxCalls: number = MAX_CALLS,
+    /** How numbers without + are read for `{caller.e164}` and the like (sms.defaultCountry). */
+    private readonly defaultCountry?: CountryCode,
   ) {
     super();
     this.sweeper = setInterval(() => this.prune(), 60_000);
@@ -378,25 +384,21 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     call.fired.add(key);
     const at = this.now();
     call.lastSeen = at;
-    const ev: CallEvent = {
-      kind,
+    const base = {
       callId: call.callId,
-      key,
-      at,
-      vars: {
-        ...own,
-        callId: call.callId,
-        caller: call.caller,
-        // seed 000 (BIZTEL) writes {TEL} for the caller's number
-        TEL: call.caller,
-        callerName: call.callerName,
-        called: call.did,
-        did: call.did,
-        channelId,
-        event: kind,
-        time: new Date(at).toISOString(),
-      },
+      caller: call.caller,
+      // seed 000 (BIZTEL) writes {TEL} for the caller's number
+      TEL: call.caller,
+      callerName: call.callerName,
+      called: call.did,
+      did: call.did,
+      channelId,
+      event: kind,
+      time: new Date(at).toISOString(),
     };
+    const of = `${call.caller}\n${call.did}`;
+    if (call.numberForms?.of !== of) call.numberForms = { of, fields: numberFields(base, NUMBER_FIELDS, this.defaultCountry) };
+    const ev: CallEvent = { kind, callId: call.callId, key, at, vars: { ...own, ...base, ...call.numberForms.fields } };
     this.log?.debug({ callId: call.callId, event: kind, key }, 'call event');
     this.emit('event', ev);
   }

@@ -88,7 +88,7 @@ export class StageRunner {
       hangup: leaving(raw.hangup),
     };
     const callId = await this.callIdOf(ev, channel.getVar);
-    const session = new CallSession(stage, callId, channel, ev, log);
+    const session = new CallSession(stage, callId, channel, ev, log, this.opts.defaultCountry);
     this.sessions.add(session);
     try {
       // The stage's own fields win: a hook may not redefine the caller or a Stasis() argument.

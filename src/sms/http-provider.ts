@@ -14,6 +14,7 @@ import {
   type RequestSpec,
 } from '../http/request.js';
 import { buildAndSend } from '../http/send.js';
+import { numberFields } from '../phone.js';
 import {
   DELIVERY_STATUSES,
   sameSecret,
@@ -33,7 +34,7 @@ import {
  */
 
 /** Merge fields a provider template may use. */
-export const PROVIDER_FIELDS = ['to', 'message', 'text', 'sender', 'messageId'] as const;
+export const PROVIDER_FIELDS = ['to', 'to.e164', 'to.national', 'message', 'text', 'sender', 'messageId'] as const;
 
 export const retrySchema = z.strictObject({
   count: z.number().int().min(0).max(10).default(0),
@@ -142,6 +143,8 @@ export function createHttpProvider(name: string, config: HttpProviderConfig, opt
 
   async function send(message: SmsMessage, signal?: AbortSignal): Promise<SendResult> {
     const vars = {
+      // {to} is E.164 already; {to.national} is what a provider of one country may want instead
+      ...numberFields({ to: message.to }, ['to']),
       to: message.to,
       message: message.text,
       text: message.text,
