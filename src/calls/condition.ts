@@ -54,11 +54,10 @@ const entries = z.union([scalar, z.array(scalar).min(1)]).transform((v, ctx): En
  */
 export const stepConditionSchema = z
   .object({
-    ...valueMatchShape,
     value: valueMatchShape.value.optional(),
     match: valueMatchShape.match.optional(),
     queue: entries.optional().describe('queue names (or /patterns/); the step runs only for callers from one of them'),
-    did: entries.optional().describe('dialled numbers (or /patterns/); +81 50-1234-5678 and 0501234567 (with sms.defaultCountry JP) are the same'),
+    did: entries.optional().describe('dialled numbers (or /patterns/); +81 50-1234-5678 and 05012345678 (with sms.defaultCountry JP) are the same'),
     caller: entries.optional().describe('caller numbers (or /patterns/), compared like did'),
   })
   .strict()

@@ -8,8 +8,9 @@ import { startAossms, type AossmsStandIn } from '../standins/aossms.js';
  * BIZTEL's `#` action per queue (issue 15): two queues of the real Asterisk ("support" at 100,
  * "sales" at 101) leave through the one shipped exit context into one `queue-exit` stage, whose
  * SMS steps are chosen by `when: { queue: … }`. The text carries the queue's wait and position as
- * Asterisk passed them (QUEUEWAIT, QUEUEPOSITION); the step the condition skipped is in the log and
- * reaches a hook as the `step.skipped` call event, with the reason.
+ * Asterisk passed them (QUEUEWAIT, QUEUEPOSITION) and the caller's number in national form; the step
+ * the condition skipped is in the log and reaches a hook as the `step.skipped` call event, with
+ * the reason.
  */
 const CALLER = '+819012345678';
 
@@ -27,8 +28,8 @@ function sections(): string {
       body: { token: "\${AOS_TOKEN}", clientId: "\${AOS_CLIENT_ID}", smsCode: "\${AOS_SMS_CODE}", message: "{message}", phoneNumber: "{to}" }
       timeout: 3s
   templates:
-    sales: "SALES {queue}: waited {wait}s at position {position}"
-    support: "SUPPORT {queue}: waited {wait}s at position {position}"
+    sales: "SALES {queue}: waited {wait}s at position {position}, for {caller.national}"
+    support: "SUPPORT {queue}: waited {wait}s at position {position}, for {caller.national}"
 stages:
   queue-exit:
     - when: { queue: sales }
@@ -77,7 +78,7 @@ describe('one queue-exit stage, steps chosen per queue with when:', () => {
       const sent = provider.requests.slice(before);
       expect(sent).toHaveLength(1);
       const message = sent[0]!.fields.message ?? '';
-      const m = new RegExp(`^${c.queue.toUpperCase()} ${c.queue}: waited (\\d+)s at position (\\d+)$`).exec(message);
+      const m = new RegExp(`^${c.queue.toUpperCase()} ${c.queue}: waited (\\d+)s at position (\\d+), for 09012345678$`).exec(message);
       expect(m, message).not.toBeNull();
       // Asterisk's QUEUEWAIT counts whole seconds from the join: 2.5 s of sipp's pause, plus the
       // time to set the call up and to carry the key (generous on a loaded machine)

@@ -80,6 +80,16 @@ hooks:
     expect(value.hooks).toHaveLength(1);
   });
 
+  it('SMS templates may use them; another suffix is refused', () => {
+    const cfg = (tpl: string) => `asterisk:
+  ari: { user: u, password: p }
+sms:
+  templates: { t: "${tpl}" }
+`;
+    expect(parseConfigText(cfg('Call {caller.national} back ({did.e164})'), 'cfg.yaml', rootSchema, {}).value.sms.templates.t).toBe('Call {caller.national} back ({did.e164})');
+    expect(() => parseConfigText(cfg('{caller.intl}'), 'cfg.yaml', rootSchema, {})).toThrow(/malformed merge field caller\.intl/);
+  });
+
   it('the route request: numbers: e164 / national / dialled (the default), a non-number stays as dialled', () => {
     const vars = { caller: '0455556666', called: '05012345678' };
     expect(callFacts(vars, 'c', 'e164', 'JP')).toMatchObject({ caller: '+81455556666', called: '+815012345678', pbx: '+815012345678' });
