@@ -30,16 +30,34 @@ export function normaliseNumber(raw: string, defaultCountry?: CountryCode): stri
   return parsed?.isValid() ? parsed.number : value;
 }
 
+/** The two forms of a number offered beside the number as dialled: `{caller.e164}`, `{caller.national}`. */
+export const NUMBER_FORMS = ['e164', 'national'] as const;
+export type NumberForm = (typeof NUMBER_FORMS)[number];
+
 /**
- * A number in the two forms merge fields offer: E.164 (`+81354127788`) and national, as dialled
- * inside the country (`0354127788`, digits only). Numbers without + are read with
- * `defaultCountry`. Anything that is no valid phone number (an extension, "anonymous") is given
- * back as it is in both forms.
+ * A number in E.164 (`+81455556666`) and in national digits with the trunk prefix and no
+ * separators (`0455556666`); both empty when it is no valid phone number (a withheld caller, an
+ * internal extension). A national number needs the default country to be read.
  */
-export function numberForms(raw: string | undefined, defaultCountry?: CountryCode): { e164: string; national: string } {
+export function numberForms(raw: string | undefined, defaultCountry?: CountryCode): Record<NumberForm, string> {
   const value = (raw ?? '').trim();
+  // no phone number has fewer than 5 digits (an extension, "s", a key): not worth a parse
+  if (value.replace(/\D/g, '').length < 5) return { e164: '', national: '' };
   const international = value.startsWith('00') ? `+${value.slice(2)}` : value;
-  const parsed = international ? parsePhoneNumberFromString(international, defaultCountry ? { defaultCountry } : undefined) : undefined;
-  if (!parsed?.isValid()) return { e164: value, national: value };
-  return { e164: parsed.number, national: parsed.formatNational().replace(/[^\d]/g, '') };
+  const parsed = parsePhoneNumberFromString(international, defaultCountry ? { defaultCountry } : undefined);
+  if (!parsed?.isValid()) return { e164: '', national: '' };
+  return { e164: parsed.number, national: parsed.formatNational().replace(/\D/g, '') };
+}
+
+/** `{name.e164}` and `{name.national}` for each of `names`: the merge fields beside a number. */
+export function numberFields(vars: Readonly<Record<string, string | undefined>>, names: readonly string[], defaultCountry?: CountryCode): Record<string, string> {
+  const out: Record<string, string> = {};
+  // {caller} and {TEL}, {called} and {did} are mostly the same number: read each once
+  const seen = new Map<string | undefined, Record<NumberForm, string>>();
+  for (const name of names) {
+    let forms = seen.get(vars[name]);
+    if (!forms) seen.set(vars[name], (forms = numberForms(vars[name], defaultCountry)));
+    for (const form of NUMBER_FORMS) out[`${name}.${form}`] = forms[form];
+  }
+  return out;
 }

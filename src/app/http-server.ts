@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ProviderRoute } from '../calls/feature.js';
 import type { Logger } from '../log.js';
 import type { MediaHandler } from '../tts/media.js';
 
@@ -11,9 +12,11 @@ export interface HttpServerOptions {
   routes: Record<string, (url: URL) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>>;
   /** Endpoints that take a JSON body by POST. */
   posts?: Record<string, (body: unknown, url: URL) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>>;
+  /** Provider-facing (public) endpoints: any method, with the request's body. */
+  providerRoutes?: Record<string, ProviderRoute>;
 }
 
-/** A POST body larger than this is refused (413): every admin body is a few fields. */
+/** A POST or provider body larger than this is refused (413): each is a few fields. */
 const MAX_BODY = 64 * 1024;
 
 /** The service's own HTTP endpoint: health, TTS audio for Asterisk, and JSON queries. */
@@ -22,6 +25,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
     try {
       if (opts.media(req, res)) return;
       const url = new URL(req.url ?? '/', 'http://localhost');
+      const provider = opts.providerRoutes?.[url.pathname];
+      if (provider) {
+        const body = await readBody(req);
+        if (body === undefined) return json(res, 413, { error: `body larger than ${MAX_BODY} bytes` });
+        const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]));
+        const answer = await provider({ method: req.method ?? 'GET', url, headers, body: body.toString('utf8') });
+        return json(res, answer.status, answer.body);
+      }
       const post = opts.posts?.[url.pathname];
       if (post) {
         if (req.method !== 'POST') return json(res, 405, { error: 'POST only' });

@@ -2,7 +2,7 @@ import type { CountryCode } from 'libphonenumber-js';
 import { AmiPort } from '../asterisk/ami.js';
 import { AriPort } from '../asterisk/ari.js';
 import { CallEventTracker } from '../asterisk/call-events.js';
-import type { FeatureRuntime, PostRoute, Route } from '../calls/feature.js';
+import type { FeatureRuntime, PostRoute, ProviderRoute, Route } from '../calls/feature.js';
 import { CallMetrics, processMetrics } from '../calls/metrics.js';
 import { StageRunner } from '../calls/runner.js';
 import type { StepServices } from '../calls/services.js';
@@ -77,7 +77,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   const ami = config.asterisk.ami
     ? new AmiPort({ ...config.asterisk.ami, timeoutMs: config.asterisk.ami.timeout, log: log.child({ component: 'ami' }), events: followCalls })
     : undefined;
-  const tracker = new CallEventTracker(log.child({ component: 'events' }));
+  const tracker = new CallEventTracker(log.child({ component: 'events' }), undefined, undefined, config.sms.defaultCountry as CountryCode | undefined);
   if (followCalls && ami) tracker.attachAmi(ami);
 
   const context = {
@@ -113,11 +113,13 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics() } }),
   };
   const posts: Record<string, PostRoute> = {};
+  const providerRoutes: Record<string, ProviderRoute> = {};
   for (const { runtime } of features) {
     Object.assign(routes, runtime.routes);
     Object.assign(posts, runtime.posts);
+    Object.assign(providerRoutes, runtime.providerRoutes);
   }
-  const http = await startHttpServer({ host: config.http.host, port: config.http.port, log, media: speech.media, routes, posts });
+  const http = await startHttpServer({ host: config.http.host, port: config.http.port, log, media: speech.media, routes, posts, providerRoutes });
   const mediaBase = (config.http.publicUrl ?? http.url).replace(/\/+$/, '') + '/media';
 
   const services = Object.assign({ tts: speech.speaker(mediaBase) }, ...features.map(({ runtime }) => runtime.services)) as StepServices;
@@ -130,6 +132,10 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     log,
     callVars: fieldSources.length ? (callId) => Object.assign({}, ...fieldSources.map((f) => f(callId))) : undefined,
     metrics,
+    defaultCountry: config.sms.defaultCountry as CountryCode | undefined,
+    onStepSkipped: followCalls
+      ? (session, skipped) => tracker.stepSkipped({ callId: session.callId, channelId: session.vars.channelId ?? '', stage: session.stage, step: skipped.step, reason: skipped.reason })
+      : undefined,
     onStageEntered: followCalls
       ? (session, ev) => tracker.stageEntered({ callId: session.callId, channelId: ev.channel.id, stage: session.stage, vars: session.vars, exten: ev.channel.dialplan.exten })
       : undefined,

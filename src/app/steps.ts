@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { stepConditionSchema } from '../calls/condition.js';
 import type { Step, StepDefinition, StepSpec } from '../calls/step.js';
 import { continueStep } from '../calls/steps/continue.js';
 import { hangup } from '../calls/steps/hangup.js';
@@ -16,11 +17,23 @@ export const stepDefinitions: Record<string, StepDefinition> = Object.fromEntrie
 export type { StepSpec };
 
 /**
- * A stage's list item: a one-key map `{ <kind>: <config> }`. Validated by hand rather than as a
- * zod union so an error names the step kind and its field instead of listing every alternative.
+ * A stage's list item: a one-key map `{ <kind>: <config> }`, with an optional `when:` beside the
+ * kind (calls/condition.ts). Validated by hand rather than as a zod union so an error names the
+ * step kind and its field instead of listing every alternative.
  */
 export const stepItem = z.unknown().transform((item, ctx): StepSpec => {
-  const entries = item && typeof item === 'object' && !Array.isArray(item) ? Object.entries(item) : [];
+  const all = item && typeof item === 'object' && !Array.isArray(item) ? Object.entries(item) : [];
+  const entries = all.filter(([k]) => k !== 'when');
+  const whenGiven = all.length !== entries.length;
+  let when: StepSpec['when'];
+  if (whenGiven) {
+    const parsed = stepConditionSchema.safeParse((item as { when: unknown }).when);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: ['when', ...issue.path] } as Parameters<typeof ctx.addIssue>[0]);
+      return z.NEVER;
+    }
+    when = parsed.data;
+  }
   if (entries.length !== 1) {
     ctx.addIssue({ code: 'custom', message: `a step is one of ${Object.keys(stepDefinitions).join(', ')} with its settings, e.g. "- say: Hello"` });
     return z.NEVER;
@@ -36,14 +49,18 @@ export const stepItem = z.unknown().transform((item, ctx): StepSpec => {
     for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: [kind, ...issue.path] } as Parameters<typeof ctx.addIssue>[0]);
     return z.NEVER;
   }
-  return { kind, config: parsed.data, where: '' };
+  return { kind, config: parsed.data, where: '', ...(when ? { when } : {}) };
 });
 
 /** The same shape as JSON Schema input, for editors: a union of the one-key maps. */
 export const stepItemForSchema = z.union(
-  Object.values(stepDefinitions).map((d) => z.object({ [d.kind]: d.schema }).strict().describe(d.description)) as unknown as [z.ZodType, z.ZodType],
+  Object.values(stepDefinitions).map((d) =>
+    z.object({ [d.kind]: d.schema, when: stepConditionSchema.optional() }).strict().describe(d.description),
+  ) as unknown as [z.ZodType, z.ZodType],
 );
 
 export function createStep(spec: StepSpec): Step {
-  return stepDefinitions[spec.kind]!.create(spec.config, spec.where);
+  const step = stepDefinitions[spec.kind]!.create(spec.config, spec.where);
+  if (spec.when) step.when = spec.when;
+  return step;
 }

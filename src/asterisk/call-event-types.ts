@@ -12,6 +12,9 @@ export const CALL_EVENT_KINDS = [
   'queue.key-exit',
   'queue.abandon',
   'stage.entered',
+  'step.skipped',
+  'sms.delivered',
+  'sms.failed',
 ] as const;
 
 export type CallEventKind = (typeof CALL_EVENT_KINDS)[number];
@@ -31,8 +34,25 @@ export interface CallEvent {
   vars: Record<string, string>;
 }
 
+/** The fields of BASE_FIELDS that hold a number as dialled; each also comes as `<name>.e164` and `<name>.national`. */
+export const NUMBER_FIELDS = ['caller', 'TEL', 'called', 'did'] as const;
+
 /** Merge fields every event carries. */
-export const BASE_FIELDS = ['callId', 'caller', 'TEL', 'callerName', 'called', 'did', 'channelId', 'event', 'time'] as const;
+export const BASE_FIELDS = [
+  'callId',
+  'caller',
+  'TEL',
+  'callerName',
+  'called',
+  'did',
+  'channelId',
+  'event',
+  'time',
+  ...NUMBER_FIELDS.flatMap((n) => [`${n}.e164`, `${n}.national`] as const),
+] as const;
+
+/** What a delivery receipt tells of one SMS (the SMS history's fields, under names no hook extracts into). */
+const SMS_FIELDS = ['smsId', 'smsTo', 'smsProvider', 'smsStatus', 'smsStatusAt', 'smsError', 'smsDescription'] as const;
 
 /**
  * The event's own merge fields, beside BASE_FIELDS. `stage.entered` also carries every
@@ -46,4 +66,7 @@ export const EVENT_FIELDS: Record<CallEventKind, readonly string[]> = {
   'queue.key-exit': ['queue', 'key', 'position', 'wait'],
   'queue.abandon': ['queue', 'position', 'originalPosition', 'wait'],
   'stage.entered': ['stage'],
+  'step.skipped': ['stage', 'skippedStep', 'skipReason'],
+  'sms.delivered': SMS_FIELDS,
+  'sms.failed': SMS_FIELDS,
 };

@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import { AgentTrail } from './agent.js';
 import type { AmiMessage } from './ami.js';
-import type { CallEvent, CallEventKind } from './call-event-types.js';
+import type { CountryCode } from 'libphonenumber-js';
+import { numberFields } from '../phone.js';
+import { NUMBER_FIELDS, type CallEvent, type CallEventKind } from './call-event-types.js';
 
 /**
  * Turns AMI's per-channel events and the runner's "stage entered" into one stream of call events
@@ -69,6 +71,8 @@ interface CallState {
   stageVisits: Map<string, number>;
   fired: Set<string>;
   lastSeen: number;
+  /** {caller.e164} and the like, for the caller and DID they were made from (a parse costs ~20 µs). */
+  numberForms?: { of: string; fields: Record<string, string> };
 }
 
 const SINGLE_KEY = /^[0-9*#]$/;
@@ -93,6 +97,8 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     private readonly log?: Logger,
     private readonly now: () => number = Date.now,
     private readonly maxCalls: number = MAX_CALLS,
+    /** How numbers without + are read for `{caller.e164}` and the like (sms.defaultCountry). */
+    private readonly defaultCountry?: CountryCode,
   ) {
     super();
     this.sweeper = setInterval(() => this.prune(), 60_000);
@@ -188,6 +194,30 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
       visit.ended = true;
       if (!visit.abandoned) this.keyExit(call, entry.channelId, visit, entry.exten, entry.vars.position, entry.vars.wait);
     }
+  }
+
+  /** From the stage runner: a step whose `when:` did not hold, once per step and stage visit. */
+  stepSkipped(entry: { callId: string; channelId: string; stage: string; step: string; reason: string }): void {
+    const call = this.calls.get(entry.callId);
+    if (!call) return; // the stage's own stage.entered made it known, unless it was forgotten since
+    const n = call.stageVisits.get(`${entry.channelId}/${entry.stage}`) ?? 1;
+    this.fire(call, 'step.skipped', `${entry.channelId}/${entry.stage}/${n}/${entry.step}`, entry.channelId, {
+      stage: entry.stage,
+      skippedStep: entry.step,
+      skipReason: entry.reason,
+    });
+  }
+
+  /**
+   * An event that happens after or beside the call (an SMS delivery receipt, which may come
+   * hours after the call ended and was forgotten): with the call's own fields when it is still
+   * followed, else with what the reporter knows of it. `occurrence` names it for consumers that
+   * drop repeats.
+   */
+  report(kind: CallEventKind, callId: string, occurrence: string, own: Record<string, string>, known: { caller?: string; did?: string } = {}): void {
+    const followed = this.calls.get(callId);
+    const call = followed ?? this.newCall(callId, { caller: known.caller ?? '', callerName: '', did: known.did ?? '' });
+    this.fire(call, kind, occurrence, call.origin ?? '', own);
   }
 
   private onNewchannel(ev: AmiMessage): void {
@@ -364,25 +394,29 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
   private callFor(callId: string, seed?: { caller: string; callerName: string; did: string }): CallState {
     let call = this.calls.get(callId);
     if (!call) {
-      call = {
-        callId,
-        startedAt: this.now(),
-        caller: seed?.caller ?? '',
-        callerName: seed?.callerName ?? '',
-        did: seed?.did ?? '',
-        channels: new Set(),
-        agents: new AgentTrail(),
-        visits: new Map(),
-        joins: 0,
-        stageVisits: new Map(),
-        fired: new Set(),
-        lastSeen: this.now(),
-      };
+      call = this.newCall(callId, seed);
       this.calls.set(callId, call);
       if (this.calls.size > this.maxCalls) this.evictOldest();
     }
     call.lastSeen = this.now();
     return call;
+  }
+
+  private newCall(callId: string, seed?: { caller: string; callerName: string; did: string }): CallState {
+    return {
+      callId,
+      startedAt: this.now(),
+      caller: seed?.caller ?? '',
+      callerName: seed?.callerName ?? '',
+      did: seed?.did ?? '',
+      channels: new Set(),
+      agents: new AgentTrail(),
+      visits: new Map(),
+      joins: 0,
+      stageVisits: new Map(),
+      fired: new Set(),
+      lastSeen: this.now(),
+    };
   }
 
   private fire(call: CallState, kind: CallEventKind, occurrence: string, channelId: string, own: Record<string, string>): void {
@@ -391,25 +425,21 @@ export class CallEventTracker extends EventEmitter<{ event: [CallEvent] }> {
     call.fired.add(key);
     const at = this.now();
     call.lastSeen = at;
-    const ev: CallEvent = {
-      kind,
+    const base = {
       callId: call.callId,
-      key,
-      at,
-      vars: {
-        ...own,
-        callId: call.callId,
-        caller: call.caller,
-        // seed 000 (BIZTEL) writes {TEL} for the caller's number
-        TEL: call.caller,
-        callerName: call.callerName,
-        called: call.did,
-        did: call.did,
-        channelId,
-        event: kind,
-        time: new Date(at).toISOString(),
-      },
+      caller: call.caller,
+      // seed 000 (BIZTEL) writes {TEL} for the caller's number
+      TEL: call.caller,
+      callerName: call.callerName,
+      called: call.did,
+      did: call.did,
+      channelId,
+      event: kind,
+      time: new Date(at).toISOString(),
     };
+    const of = `${call.caller}\n${call.did}`;
+    if (call.numberForms?.of !== of) call.numberForms = { of, fields: numberFields(base, NUMBER_FIELDS, this.defaultCountry) };
+    const ev: CallEvent = { kind, callId: call.callId, key, at, vars: { ...own, ...base, ...call.numberForms.fields } };
     this.log?.debug({ callId: call.callId, event: kind, key }, 'call event');
     this.emit('event', ev);
   }

@@ -57,12 +57,29 @@ export type Route = (url: URL) => RouteAnswer | Promise<RouteAnswer>;
 /** POST handler of one admin endpoint: the request's JSON body (already parsed) in, an answer out. */
 export type PostRoute = (body: unknown, url: URL) => RouteAnswer | Promise<RouteAnswer>;
 
+/** A request from an outside service (a provider's callback), body and all. */
+export interface ProviderRequest {
+  method: string;
+  url: URL;
+  /** lower-case names */
+  headers: Readonly<Record<string, string>>;
+  body: string;
+}
+/**
+ * Handler of one provider-facing endpoint. PUBLIC, not admin: a provider's servers call it, so it
+ * must sit where they can reach it, and it authenticates each request itself (a signature or a
+ * shared secret) rather than by the admin token.
+ */
+export type ProviderRoute = (req: ProviderRequest) => RouteAnswer | Promise<RouteAnswer>;
+
 export interface FeatureRuntime {
   /** what its steps (and other features' steps) may use; merged into the one StepServices */
   services?: Partial<StepServices>;
   routes?: Record<string, Route>;
   /** Admin endpoints that take a JSON body (POST), e.g. a memo after the call. */
   posts?: Record<string, PostRoute>;
+  /** PUBLIC provider-facing endpoints (any method), e.g. SMS delivery receipts; see ProviderRoute. */
+  providerRoutes?: Record<string, ProviderRoute>;
   /** Merge fields it holds for a call (e.g. what a hook extracted), added to every stage the call enters. */
   mergeFields?(callId: string): Record<string, string>;
   /** under its name in /health; `warnings` are also listed at the top level */

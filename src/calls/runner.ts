@@ -3,6 +3,8 @@ import type { Logger } from '../log.js';
 import type { CallMetrics } from './metrics.js';
 import type { AriPort, ChannelHandle } from '../asterisk/ari.js';
 import type { StasisStart } from '../asterisk/ari-events.js';
+import type { CountryCode } from 'libphonenumber-js';
+import { stepConditionHolds } from './condition.js';
 import type { Step } from './step.js';
 import type { StepServices } from './services.js';
 import { CallSession, parseStageArgs } from './session.js';
@@ -18,8 +20,20 @@ export interface RunnerOptions {
   callVars?: (callId: string) => Record<string, string>;
   /** Told of every stage a call enters (the `stage.entered` call event). */
   onStageEntered?: (session: CallSession, ev: StasisStart) => void;
+  /** Told of every step its `when:` skipped (the `step.skipped` call event). */
+  onStepSkipped?: (session: CallSession, skipped: SkippedStep) => void;
   /** Per stage: visits, how they ended, and how long the channel stayed (GET /metrics). */
   metrics?: CallMetrics;
+  /** How numbers without + are read by `when: { did, caller }` (sms.defaultCountry). */
+  defaultCountry?: CountryCode;
+}
+
+/** A step its condition kept from running, as the log and the call events tell it. */
+export interface SkippedStep {
+  /** where it stands in the config, e.g. stages.queue-exit[0].sms */
+  step: string;
+  kind: string;
+  reason: string;
 }
 
 /** Set on the channel when a stage failed, so the dialplan after Stasis() can take its fallback. */
@@ -74,7 +88,7 @@ export class StageRunner {
       hangup: leaving(raw.hangup),
     };
     const callId = await this.callIdOf(ev, channel.getVar);
-    const session = new CallSession(stage, callId, channel, ev, log);
+    const session = new CallSession(stage, callId, channel, ev, log, this.opts.defaultCountry);
     this.sessions.add(session);
     try {
       // The stage's own fields win: a hook may not redefine the caller or a Stasis() argument.
@@ -95,6 +109,13 @@ export class StageRunner {
       session.log.info({ args: ev.args.slice(1).length }, 'stage entered');
       for (const step of steps) {
         if (!session.active) return;
+        if (step.when) {
+          const cond = stepConditionHolds(step.when, session.vars, this.opts.defaultCountry);
+          if (!cond.ok) {
+            this.skipped(session, { step: step.where, kind: step.kind, reason: cond.reason });
+            continue;
+          }
+        }
         const result = await step.run(session, this.opts.services);
         if (result === 'handed-off') return;
         if (result === 'fallback') {
@@ -116,6 +137,15 @@ export class StageRunner {
         !left ? 'gone' : errored ? 'fallback' : 'left',
         left && { sinceStasisStartMs: left.wall - session.stasisStartAt, inServiceMs: left.perf - receivedAt },
       );
+    }
+  }
+
+  private skipped(session: CallSession, skipped: SkippedStep): void {
+    session.log.info(skipped, 'step skipped: its condition does not hold');
+    try {
+      this.opts.onStepSkipped?.(session, skipped);
+    } catch (e) {
+      session.log.error({ err: e }, 'step.skipped call event unavailable');
     }
   }
 

@@ -1,5 +1,7 @@
 import type { Logger } from '../log.js';
+import type { CountryCode } from 'libphonenumber-js';
 import { maskNumber } from '../log.js';
+import { numberFields } from '../phone.js';
 import type { ChannelHandle } from '../asterisk/ari.js';
 import type { StasisStart } from '../asterisk/ari-events.js';
 
@@ -28,8 +30,10 @@ export class CallSession {
     readonly channel: ChannelHandle,
     start: StasisStart,
     baseLog: Logger,
+    /** How numbers without + are read (sms.defaultCountry), for `{caller.e164}` and the like. */
+    readonly defaultCountry?: CountryCode,
   ) {
-    this.vars = callVars(stage, callId, start);
+    this.vars = callVars(stage, callId, start, defaultCountry);
     this.answered = start.channel.state === 'Up';
     this.stasisStartAt = asteriskTime(start.timestamp) ?? Date.now();
     this.log = baseLog.child({
@@ -76,10 +80,13 @@ export function parseStageArgs(args: readonly string[]): Record<string, string> 
   return out;
 }
 
-function callVars(stage: string, callId: string, start: StasisStart): Record<string, string> {
+/** The merge fields that hold a phone number as dialled; each also comes as `{<name>.e164}` and `{<name>.national}`. */
+export const NUMBER_VARS = ['caller', 'TEL', 'called', 'did'] as const;
+
+function callVars(stage: string, callId: string, start: StasisStart, defaultCountry?: CountryCode): Record<string, string> {
   const args = parseStageArgs(start.args.slice(1));
   const caller = start.channel.caller.number ?? '';
-  return {
+  const vars: Record<string, string> = {
     ...args,
     stage,
     callId,
@@ -90,6 +97,8 @@ function callVars(stage: string, callId: string, start: StasisStart): Record<str
     callerName: start.channel.caller.name ?? '',
     called: args.did || start.channel.dialplan.exten,
   };
+  // a Stasis() argument of the same name (did.e164=…) wins, like every argument
+  return { ...numberFields(vars, NUMBER_VARS.filter((n) => vars[n] !== undefined), defaultCountry), ...vars };
 }
 
 /** ARI timestamps look like 2026-11-21T03:52:58.123+0000; Date.parse wants a colon in the offset. */

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { StepCondition } from './condition.js';
 import type { CallSession } from './session.js';
 import type { StepServices } from './services.js';
 
@@ -16,6 +17,8 @@ export type StepResult = 'next' | 'handed-off' | 'fallback';
  */
 export abstract class Step<C = unknown> {
   abstract readonly kind: string;
+  /** The step's `when:`: the runner skips the step when it does not hold (set by the step registry). */
+  when?: StepCondition;
   constructor(
     protected readonly config: C,
     /** where the step stands in the config, e.g. stages.queue-exit[1].say — for logs */
@@ -39,6 +42,8 @@ export interface StepSpec {
   config: unknown;
   /** where it stands in the config, e.g. stages.queue-exit[1].say */
   where: string;
+  /** `when:` beside the step's kind: run it only when this holds */
+  when?: StepCondition;
 }
 
 export function defineStep<S extends z.ZodType>(def: StepDefinition<S>): StepDefinition<S> {

@@ -3,7 +3,8 @@ import type { Outcome } from '../http/failure.js';
 import { redactRequest, type LoggedRequest } from '../http/redact.js';
 import type { BuiltRequest } from '../http/request.js';
 import { sendAndClassify } from '../http/send.js';
-import { render, type Vars } from '../template.js';
+import { valueMatches } from '../calls/condition.js';
+import type { Vars } from '../template.js';
 import type { Hook } from './config.js';
 import { extract } from './extract.js';
 import { hookRequest } from './hook-request.js';
@@ -67,8 +68,5 @@ export async function send(hook: Hook, built: BuiltRequest, logged: LoggedReques
 
 /** The condition (CA2): the hook runs only when the rendered value matches. */
 export function conditionHolds(hook: Hook, vars: Vars): { ok: boolean; value: string } {
-  if (!hook.when) return { ok: true, value: '' };
-  const { text } = render(hook.when.value, vars);
-  hook.when.match.lastIndex = 0;
-  return { ok: hook.when.match.test(text), value: text };
+  return hook.when ? valueMatches(hook.when, vars) : { ok: true, value: '' };
 }

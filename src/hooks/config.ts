@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { valueMatchSchema, type ValueMatch } from '../calls/condition.js';
 import { duration, regex } from '../config/types.js';
 import { BASE_FIELDS, CALL_EVENT_KINDS, EVENT_FIELDS, type CallEventKind } from '../asterisk/call-event-types.js';
 import type { FailureRules } from '../http/failure.js';
@@ -95,10 +96,7 @@ const hookEntry = z
       .optional()
       .describe('the dialled numbers (DIDs) it applies to (seed: 連携対象電話番号); default: every number'),
     order: z.number().int().optional().describe('run order among hooks on the same event (seed: 実行順); default: file order'),
-    when: z
-      .object({ value: z.string().describe('a template, e.g. "{queue}" (seed: 判定用コード)'), match: regex.describe('seed: 判定用パターン') })
-      .strict()
-      .optional(),
+    when: valueMatchSchema.optional(),
     request: requestSchema,
     extract: z.record(z.string().regex(VAR_NAME, 'a variable name: letters, digits and _'), extractorSchema).optional(),
     error: errorSchema.optional(),
@@ -117,7 +115,7 @@ export interface Hook {
   on: HookTrigger;
   numbers?: string[];
   order: number;
-  when?: { value: string; match: RegExp };
+  when?: ValueMatch;
   request: RequestConfig & { xmlRoot?: string };
   extract: Array<{ name: string; from: Extractor }>;
   rules: FailureRules;

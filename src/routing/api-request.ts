@@ -1,4 +1,6 @@
+import type { CountryCode } from 'libphonenumber-js';
 import { buildRequest, type BuiltRequest } from '../http/request.js';
+import { numberForms } from '../phone.js';
 import type { FieldKey, RouteConfig } from './settings.js';
 
 /**
@@ -17,11 +19,18 @@ export interface CallFacts {
   digits: string;
 }
 
-export function callFacts(vars: Readonly<Record<string, string>>, callId: string): CallFacts {
+/** `numbers`: the form of caller, called and pbx (the route's `numbers:`); a value that is no phone number stays as dialled. */
+export function callFacts(
+  vars: Readonly<Record<string, string>>,
+  callId: string,
+  numbers: RouteConfig['numbers'] = 'dialled',
+  defaultCountry?: CountryCode,
+): CallFacts {
+  const number = (raw: string) => (numbers === 'dialled' ? raw : numberForms(raw, defaultCountry)[numbers] || raw);
   return {
-    caller: vars.caller ?? '',
-    called: vars.called ?? '',
-    pbx: vars.pbx || vars.did || vars.called || '',
+    caller: number(vars.caller ?? ''),
+    called: number(vars.called ?? ''),
+    pbx: number(vars.pbx || vars.did || vars.called || ''),
     callId,
     digits: vars.digits ?? '',
   };

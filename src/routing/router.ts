@@ -82,7 +82,7 @@ export class RouteRun implements Run {
 
     let built: BuiltRequest;
     try {
-      built = routeRequest(cfg, callFacts(call.vars, call.callId), call.vars);
+      built = routeRequest(cfg, callFacts(call.vars, call.callId, cfg.numbers, call.defaultCountry), call.vars);
     } catch (e) {
       const d: Decision = { outcome: 'transport', reason: `the request could not be built: ${(e as Error).message}` };
       return this.fallback(scope, d.outcome, this.note(scope, d, undefined, undefined));

@@ -101,6 +101,10 @@ export function routeSchemaWith(destination: z.ZodType<Destination>) {
       method: z.enum(['GET', 'POST', 'PUT']).optional().describe('default: GET for query, POST otherwise'),
       headers: headersSchema.optional(),
       fields: fieldsSchema.default(DEFAULT_FIELDS).describe('the request field names; null leaves a field out'),
+      numbers: z
+        .enum(['dialled', 'e164', 'national'])
+        .default('dialled')
+        .describe('how the caller, called and pbx fields are sent: as dialled (what Asterisk has, e.g. 0455556666), e164 (+81455556666) or national (0455556666); a value that is no phone number goes as dialled'),
       extra: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/), templateValue).default({}).describe('fixed custom fields (merge fields allowed)'),
       xmlRoot: z.string().regex(/^[A-Za-z_][A-Za-z0-9._-]*$/).default('request').describe('root element of an XML request'),
       timeout: duration.default(5000),

@@ -6,12 +6,12 @@ import { smsMigrations } from './outbox.js';
 
 /** `call-actions sms history`: the SMS history from the command line, the same query as GET /sms/history. */
 
-export const SMS_USAGE = `  call-actions sms history [--config FILE] [--call-id ID] [--description TEXT] [--number PHONE]
+export const SMS_USAGE = `  call-actions sms history [--config FILE] [--call-id ID] [--description TEXT] [--recipient PHONE]
                            [--status STATUS]... [--since ISO] [--until ISO] [--limit N] [--offset N] [--json]
                             STATUS: pending, sending, sent, failed, skipped, blocked
 `;
 
-type SmsCliConfig = { store: string; sms: SmsSection };
+type SmsCliConfig = { store: string; sms: SmsSection; http: { publicUrl?: string } };
 
 export function smsCommand(args: string[], ctx: CliContext<SmsCliConfig>): number {
   const [sub, ...rest] = args;
@@ -21,7 +21,7 @@ export function smsCommand(args: string[], ctx: CliContext<SmsCliConfig>): numbe
   }
   return runLogCommand<HistoryFilter, HistoryEntry, SmsCliConfig>(rest, ctx, {
     name: 'call-actions sms history',
-    flags: { description: 'one', number: 'one', recipient: 'one', status: 'many' },
+    flags: { description: 'one', recipient: 'one', status: 'many' },
     filter: (q, config) => historyFilter(q, config.sms.defaultCountry as CountryCode | undefined),
     migrations: smsMigrations,
     query: querySmsHistory,
@@ -36,6 +36,7 @@ export function smsCommand(args: string[], ctx: CliContext<SmsCliConfig>): numbe
           m.recipient ?? '-',
           m.status,
           `attempts=${m.attempts}`,
+          m.delivery ? `delivery=${m.delivery.status}@${new Date(m.delivery.at).toISOString()}${m.delivery.errorCode ? ` error=${m.delivery.errorCode}` : ''}` : 'delivery=-',
           m.reason ?? '',
           m.note ?? '',
           answer.replace(/\s+/g, ' ').slice(0, 120),

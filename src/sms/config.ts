@@ -37,7 +37,8 @@ export function checkSms(c: { sms: SmsSection; stages: Record<string, StepSpec[]
     });
   }
   for (const [name, text] of Object.entries(c.sms.templates)) {
-    const bad = fieldsOf(text).filter((f) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(f));
+    // a name, or a number's other form ({caller.e164}, {did.national})
+    const bad = fieldsOf(text).filter((f) => !/^[A-Za-z_][A-Za-z0-9_]*(\.(e164|national))?$/.test(f));
     if (bad.length) ctx.addIssue({ code: 'custom', path: ['sms', 'templates', name], message: `malformed merge field ${bad.join(', ')}` });
   }
 }

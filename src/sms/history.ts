@@ -4,6 +4,8 @@ import { normaliseNumber } from '../phone.js';
 import type { Store } from '../store/sqlite.js';
 import { whereClause } from '../store/where.js';
 import type { AttemptOutcome, SmsStatus } from './outbox.js';
+import type { DeliveryStatus } from './provider.js';
+import { receiptsOf, type ReceiptEntry } from './receipts.js';
 
 /**
  * The SMS history (CA6, S1): what was sent, to whom, by which step, and what the provider
@@ -58,7 +60,15 @@ export interface HistoryEntry {
   note: string | null;
   /** The most recent attempt that got an answer or an error, if any. */
   lastAnswer: HistoryAttempt | null;
+  /** Every attempt to hand the message to the provider (`attempts` is their count). */
   attemptLog: HistoryAttempt[];
+  /**
+   * What the provider's delivery receipts say: the furthest state reached, when the service
+   * received the receipt that moved it there, and the provider's error code; null before any.
+   */
+  delivery: { status: DeliveryStatus; at: number; errorCode: string | null } | null;
+  /** Every delivery receipt, oldest first, as the provider wrote its state. */
+  receipts: ReceiptEntry[];
 }
 
 export interface HistoryPage {
@@ -83,6 +93,9 @@ interface MessageRow {
   settled_at: number | null;
   provider_message_id: string | null;
   note: string | null;
+  delivery_status: DeliveryStatus | null;
+  delivery_at: number | null;
+  delivery_error: string | null;
 }
 
 interface AttemptRow {
@@ -111,7 +124,7 @@ export function querySmsHistory(store: Store, filter: HistoryFilter = {}): Histo
   const rows = db
     .prepare(
       `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
-              reason, settled_at, provider_message_id, note
+              reason, settled_at, provider_message_id, note, delivery_status, delivery_at, delivery_error
          FROM sms_messages ${clause}
         ORDER BY created_at DESC, rowid DESC
         LIMIT ? OFFSET ?`,
@@ -124,7 +137,7 @@ export function getSmsMessage(store: Store, id: string): HistoryEntry | undefine
   const row = store.db
     .prepare(
       `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
-              reason, settled_at, provider_message_id, note
+              reason, settled_at, provider_message_id, note, delivery_status, delivery_at, delivery_error
          FROM sms_messages WHERE id = ?`,
     )
     .get(id) as MessageRow | undefined;
@@ -141,6 +154,7 @@ function withAttempts(store: Store, rows: MessageRow[]): HistoryEntry[] {
         ORDER BY message_id, attempt`,
     )
     .all(JSON.stringify(rows.map((r) => r.id))) as AttemptRow[];
+  const receipts = receiptsOf(store, rows.map((r) => r.id));
   const byMessage = new Map<string, HistoryAttempt[]>();
   for (const a of attempts) {
     let list = byMessage.get(a.message_id);
@@ -177,6 +191,8 @@ function withAttempts(store: Store, rows: MessageRow[]): HistoryEntry[] {
       note: r.note,
       lastAnswer: answered[answered.length - 1] ?? null,
       attemptLog: log,
+      delivery: r.delivery_status === null ? null : { status: r.delivery_status, at: r.delivery_at!, errorCode: r.delivery_error },
+      receipts: receipts.get(r.id) ?? [],
     };
   });
 }
@@ -184,14 +200,14 @@ function withAttempts(store: Store, rows: MessageRow[]): HistoryEntry[] {
 export const SMS_STATUSES: readonly SmsStatus[] = ['pending', 'sending', 'sent', 'failed', 'skipped', 'blocked'];
 
 /**
- * `/sms/history?description=…&number=…&callId=…&status=sent&status=failed&since=ISO&until=ISO&limit=&offset=`.
+ * `/sms/history?description=…&recipient=…&callId=…&status=sent&status=failed&since=ISO&until=ISO&limit=&offset=`.
  * A parameter it does not know, a status that does not exist or a time that does not parse is a
  * RangeError (answered 400): a typo must not silently widen the query to everything.
  */
 export function historyFilter(q: URLSearchParams, defaultCountry?: CountryCode): HistoryFilter {
-  const r = readLogQuery(q, ['description', 'recipient', 'number', 'status']);
+  const r = readLogQuery(q, ['description', 'recipient', 'status']);
   const statuses = r.oneOf('status', SMS_STATUSES);
-  const number = r.text('number') ?? r.text('recipient');
+  const number = r.text('recipient');
   return {
     description: r.text('description'),
     recipient: number === undefined ? undefined : normaliseNumber(number, defaultCountry),

@@ -1,24 +1,29 @@
 import type { CountryCode } from 'libphonenumber-js';
-import { defineFeature } from '../calls/feature.js';
+import type { CallEventTracker } from '../asterisk/call-events.js';
+import { defineFeature, type ProviderRoute } from '../calls/feature.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/sqlite.js';
 import { checkSms, SMS_SECTIONS, type SmsSection } from './config.js';
 import { SMS_USAGE, smsCommand } from './cli.js';
 import { historyFilter, querySmsHistory } from './history.js';
 import { Outbox, smsMigrations } from './outbox.js';
 import type { SmsProvider } from './provider.js';
-import { createProvider } from './providers.js';
+import { createProvider, receiptPath } from './providers.js';
+import { recordReceipt } from './receipts.js';
 import { sms as smsStep } from './step.js';
 
 /** The SMS step (TeleCube), its durable outbox and providers, and the SMS history. */
-export const smsFeature = defineFeature<{ sms: SmsSection }>()({
+export const smsFeature = defineFeature<{ sms: SmsSection; http: { publicUrl?: string } }>()({
   name: 'sms',
   sections: SMS_SECTIONS,
   steps: [smsStep],
   check: checkSms,
   commands: [{ name: 'sms', usage: SMS_USAGE, run: smsCommand }],
-  create({ config, store, log }) {
+  create({ config, store, log, tracker }) {
     store.migrate(smsMigrations);
+    const publicUrl = config.http.publicUrl?.replace(/\/+$/, '');
     const providers = new Map<string, SmsProvider>(
-      Object.entries(config.sms.providers).map(([name, p]) => [name, createProvider(name, p)]),
+      Object.entries(config.sms.providers).map(([name, p]) => [name, createProvider(name, p, publicUrl ? { receiptUrl: publicUrl + receiptPath(name) } : {})]),
     );
     const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
     const defaultCountry = config.sms.defaultCountry as CountryCode | undefined;
@@ -36,8 +41,58 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
         // historyFilter throws RangeError on a bad query, which the server answers with 400
         '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams, defaultCountry)) }),
       },
+      // PUBLIC, provider-facing: the providers' servers post receipts here (each authenticated by
+      // its provider's signature or shared secret), so these belong on the listener they reach
+      providerRoutes: receiptRoutes(providers, store, log.child({ component: 'receipts' }), tracker),
       start: () => outbox.start(),
       stop: () => outbox.stop({ graceMs: 2000 }),
     };
   },
 });
+
+/**
+ * POST /sms/receipts/<provider> for each provider that reads receipts: 403 when the signature or
+ * secret does not match (nothing changes), 400 for a request that is no receipt, 404 for a message
+ * this service never sent (logged: a misrouted callback, or a store that was reset), 200 otherwise.
+ * A receipt that moves a message to delivered, undelivered or failed is a call event (sms.delivered,
+ * sms.failed) that hooks can act on.
+ */
+function receiptRoutes(providers: ReadonlyMap<string, SmsProvider>, store: Store, log: Logger, tracker: CallEventTracker): Record<string, ProviderRoute> {
+  const routes: Record<string, ProviderRoute> = {};
+  for (const [name, provider] of providers) {
+    const read = provider.receipt?.bind(provider);
+    if (!read) continue;
+    routes[receiptPath(name)] = (req) => {
+      if (req.method !== 'POST' && req.method !== 'GET') return { status: 405, body: { error: 'POST (or GET) only' } };
+      const parsed = read(req);
+      if (!parsed.ok) {
+        log.warn({ provider: name, status: parsed.status, reason: parsed.error }, 'delivery receipt refused');
+        return { status: parsed.status, body: { error: parsed.error } };
+      }
+      const r = parsed.receipt;
+      const outcome = recordReceipt(store, name, r);
+      if (outcome.kind === 'unknown') {
+        log.warn({ provider: name, providerMessageId: r.messageId, providerStatus: r.providerStatus }, 'delivery receipt for a message this service did not send');
+        return { status: 404, body: { error: `no message ${r.messageId} of provider ${name}` } };
+      }
+      const m = outcome.message;
+      const fields = { callId: m.callId, smsId: m.id, provider: name, providerStatus: r.providerStatus, status: outcome.status, ...(r.errorCode ? { errorCode: r.errorCode } : {}) };
+      if (!r.status) log.warn(fields, `delivery receipt with a state that maps to none of ours (kept; the status stays ${outcome.previous ?? 'unknown'})`);
+      else log.info({ ...fields, changed: outcome.changed }, outcome.changed ? 'SMS delivery status changed' : 'delivery receipt recorded');
+      const kind = outcome.changed && outcome.status ? (outcome.status === 'delivered' ? 'sms.delivered' : ['undelivered', 'failed'].includes(outcome.status) ? 'sms.failed' : undefined) : undefined;
+      if (kind) {
+        tracker.report(kind, m.callId, m.id, {
+          smsId: m.id,
+          smsTo: m.recipient,
+          smsProvider: name,
+          smsStatus: outcome.status!,
+          smsStatusAt: new Date().toISOString(),
+          smsError: r.errorCode ?? '',
+          smsDescription: m.description,
+        });
+      }
+      return { status: 200, body: { ok: true } };
+    };
+  }
+  return routes;
+}

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { Outcome } from '../http/failure.js';
 import type { Sent } from '../http/send.js';
 
@@ -56,13 +57,37 @@ export interface RetryPolicy {
   maxIntervalMs?: number;
 }
 
-/** A provider's report that a message reached (or did not reach) the handset. */
-export interface DeliveryReceipt {
-  providerMessageId: string;
-  state: 'delivered' | 'failed' | 'pending';
-  at?: number;
-  detail?: string;
+/**
+ * What the SMS history records of a delivery receipt, in Twilio's words (which most providers'
+ * states map onto): accepted by the carrier side (`queued`), handed to the network (`sent`), and
+ * the final three.
+ */
+export const DELIVERY_STATUSES = ['queued', 'sent', 'delivered', 'undelivered', 'failed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+/** A provider's delivery-receipt request as the service received it. */
+export interface ReceiptRequest {
+  method: string;
+  url: URL;
+  headers: Readonly<Record<string, string>>;
+  body: string;
 }
+
+/** A receipt the provider module has authenticated and read. */
+export interface DeliveryReceipt {
+  /** The provider's id of the message (or the outbox's own id, when the provider echoes it). */
+  messageId: string;
+  /** The state as the provider wrote it. */
+  providerStatus: string;
+  /** Ours; undefined when the provider's state maps to none (logged, nothing changes). */
+  status?: DeliveryStatus;
+  errorCode?: string;
+  /** When the provider says it happened (epoch ms), if it says. */
+  reportedAt?: number;
+}
+
+/** Refused: 403 for a bad signature or secret, 400 for a request that is no receipt. */
+export type ReceiptParse = { ok: true; receipt: DeliveryReceipt } | { ok: false; status: 400 | 403; error: string };
 
 export interface SmsProvider {
   readonly name: string;
@@ -75,10 +100,17 @@ export interface SmsProvider {
   /** One attempt. Resolves with the classified result; cancelling through `signal` yields a retry. */
   send(message: SmsMessage, signal?: AbortSignal): Promise<SendResult>;
   /**
-   * Turns a provider's delivery-receipt callback into a receipt; undefined when the request is
-   * not one. Optional: providers without receipts leave it out.
+   * Authenticates and reads a delivery-receipt request (POST /sms/receipts/<provider>).
+   * Optional: providers without receipts leave it out, and get no endpoint.
    */
-  parseReceipt?(request: { headers: Readonly<Record<string, string>>; body: string }): DeliveryReceipt | undefined;
+  receipt?(request: ReceiptRequest): ReceiptParse;
   /** Releases connections the provider owns. */
   close?(): Promise<void>;
+}
+
+/** Compares a secret or signature a receipt carries with the expected one in constant time. */
+export function sameSecret(given: string, expected: string): boolean {
+  const x = Buffer.from(given);
+  const y = Buffer.from(expected);
+  return x.length === y.length && timingSafeEqual(x, y);
 }

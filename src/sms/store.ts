@@ -1,6 +1,7 @@
 import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
 import type { Migration, SqliteDatabase } from '../store/sqlite.js';
 import { limitMigrations } from './limits.js';
+import { receiptMigrations } from './receipts.js';
 
 /**
  * The outbox's tables. `sms_messages` is the queue and the history at once: a row is accepted
@@ -121,6 +122,7 @@ export const smsMigrations: readonly Migration[] = [
     `,
   },
   ...limitMigrations,
+  ...receiptMigrations,
 ];
 
 export interface DueRow {

@@ -314,8 +314,8 @@ describe('SMS history: HTTP and CLI filters', () => {
     ]);
 
     // the number as people write it finds the E.164 rows
-    expect((await history(s, `?number=${encodeURIComponent('+48 22 113 14 15')}`)).total).toBe(2);
-    expect((await history(s, `?number=${encodeURIComponent(CALLER)}&callId=${encodeURIComponent(call1!)}`)).total).toBe(1);
+    expect((await history(s, `?recipient=${encodeURIComponent('+48 22 113 14 15')}`)).total).toBe(2);
+    expect((await history(s, `?recipient=${encodeURIComponent(CALLER)}&callId=${encodeURIComponent(call1!)}`)).total).toBe(1);
     expect((await history(s, `?callId=${encodeURIComponent(call2!)}`)).total).toBe(2);
     expect((await history(s, '?status=skipped')).entries.map((e) => e.reason)).toEqual(['caller ID "tester" is not a valid phone number']);
     expect((await history(s, '?status=sent&status=skipped')).total).toBe(4);
@@ -333,7 +333,7 @@ describe('SMS history: HTTP and CLI filters', () => {
     const page1 = await history(s, '?description=History&limit=3');
     expect(page1.entries.map((e) => e.id)).toEqual(all.entries.slice(0, 3).map((e) => e.id));
 
-    for (const bad of ['?status=sentt', '?since=yesterday', '?limit=-1', '?recipent=x']) {
+    for (const bad of ['?status=sentt', '?since=yesterday', '?limit=-1', '?recipent=x', '?number=%2B48221131415']) {
       const res = await fetch(`${s.url}/sms/history${bad}`);
       expect(res.status, bad).toBe(400);
       expect(((await res.json()) as { error: string }).error).toBeTruthy();
@@ -344,7 +344,7 @@ describe('SMS history: HTTP and CLI filters', () => {
       const { stdout } = await run(process.execPath, [CLI, 'sms', 'history', '--config', s.configFile, ...args], { env: serviceEnv({ TWILIO_SID: 'AC' + '0'.repeat(32), TWILIO_TOKEN: 't' }) });
       return stdout;
     };
-    const json = JSON.parse(await cli('--description', 'History', '--number', '0048221131415', '--json')) as { total: number; entries: Entry[] };
+    const json = JSON.parse(await cli('--description', 'History', '--recipient', '0048221131415', '--json')) as { total: number; entries: Entry[] };
     expect(json.total).toBe(2);
     expect(json.entries.map((e) => e.id)).toEqual(all.entries.filter((e) => e.recipient === AGENT_1).map((e) => e.id));
     const byCall = JSON.parse(await cli('--call-id', call1!, '--status', 'sent', '--json')) as { total: number };

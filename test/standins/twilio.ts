@@ -13,7 +13,8 @@ import { answer, startStandInServer } from './server.js';
  *   ("Authenticate") and a WWW-Authenticate challenge.
  * - form fields To, Body, From and/or MessagingServiceSid. Missing To: 400 / 21604; To that is not a
  *   valid E.164 number: 400 / 21211; neither From nor MessagingServiceSid: 400 / 21603; no Body:
- *   400 / 21602; a Body over 1,600 characters: 400 / 21617.
+ *   400 / 21602; a Body over 1,600 characters: 400 / 21617; a StatusCallback that is not an http(s)
+ *   URL: 400 / 21609 (a valid one is where Twilio posts the message's status changes).
  * - success: 201 with the Message resource (sid "SM" + 32 hex digits, status "queued", the RFC 2822
  *   dates, uri, subresource_uris…).
  * - every error body is `{code, message, more_info, status}`.
@@ -119,6 +120,9 @@ export async function startTwilio(credentials: { accountSid?: string; authToken?
     if (!f.To.startsWith('+') || !to?.isValid()) return error(res, r, 400, 21211, `The 'To' number ${f.To} is not a valid phone number.`);
     if (!f.From && !f.MessagingServiceSid) return error(res, r, 400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.");
     if (!f.Body) return error(res, r, 400, 21602, 'Message body is required.');
+    if (f.StatusCallback !== undefined && !/^https?:\/\/[^\s/]+/.test(f.StatusCallback)) {
+      return error(res, r, 400, 21609, `The StatusCallback URL ${f.StatusCallback} is not a valid URL.`);
+    }
     if ([...f.Body].length > 1600) return error(res, r, 400, 21617, 'The concatenated message body exceeds the 1600 character limit.');
 
     let b = queue.shift() ?? fallback;

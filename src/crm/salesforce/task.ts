@@ -62,8 +62,9 @@ export function mergeFields(phase: Phase, call: CallSnapshot, match: Match | und
   const forms: Record<string, string> = {};
   for (const [name, value] of [['number', call.number], ['caller', v.caller], ['called', v.called ?? v.did]] as const) {
     const f = numberForms(value, ctx.defaultCountry);
-    forms[`${name}.e164`] = f.e164;
-    forms[`${name}.national`] = f.national;
+    // in a Task, what is no phone number (an extension, "anonymous") stays as it is
+    forms[`${name}.e164`] = f.e164 || (value ?? '');
+    forms[`${name}.national`] = f.national || (value ?? '');
   }
   return {
     ...v,
