@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LinearRegex } from './regex.js';
 import { getCountries, parsePhoneNumberWithError, type CountryCode } from 'libphonenumber-js/max';
 
 /**
@@ -22,13 +23,15 @@ export const duration = z
     return Math.round(Number(m[1]) * UNITS[m[2] ?? 's']!);
   });
 
-/** "/pattern/flags" or a bare pattern → RegExp; an invalid pattern is a config error. */
+/**
+ * "/pattern/flags" or a bare pattern → a LinearRegex (linear time on any input, see regex.ts); an
+ * invalid pattern, or one using what RE2 cannot run (backreferences, lookaround), is a config error.
+ */
 export const regex = z.string().transform((v, ctx) => {
-  const m = /^\/(.*)\/([dgimsuvy]*)$/s.exec(v);
   try {
-    return m ? new RegExp(m[1]!, m[2]!.replace('g', '')) : new RegExp(v);
+    return LinearRegex.parse(v);
   } catch (e) {
-    ctx.addIssue({ code: 'custom', message: `invalid regular expression ${v}: ${(e as Error).message}` });
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
     return z.NEVER;
   }
 });

@@ -69,6 +69,5 @@ export async function send(hook: Hook, built: BuiltRequest, logged: LoggedReques
 export function conditionHolds(hook: Hook, vars: Vars): { ok: boolean; value: string } {
   if (!hook.when) return { ok: true, value: '' };
   const { text } = render(hook.when.value, vars);
-  hook.when.match.lastIndex = 0;
   return { ok: hook.when.match.test(text), value: text };
 }

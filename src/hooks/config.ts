@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration, regex } from '../config/types.js';
+import type { LinearRegex } from '../config/regex.js';
 import { BASE_FIELDS, CALL_EVENT_KINDS, EVENT_FIELDS, type CallEventKind } from '../asterisk/call-event-types.js';
 import type { FailureRules } from '../http/failure.js';
 import {
@@ -117,7 +118,7 @@ export interface Hook {
   on: HookTrigger;
   numbers?: string[];
   order: number;
-  when?: { value: string; match: RegExp };
+  when?: { value: string; match: LinearRegex };
   request: RequestConfig & { xmlRoot?: string };
   extract: Array<{ name: string; from: Extractor }>;
   rules: FailureRules;

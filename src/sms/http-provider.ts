@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { duration, regex } from '../config/types.js';
+import type { LinearRegex } from '../config/regex.js';
 import type { FailureRules } from '../http/failure.js';
 import {
   bodySchema,
@@ -113,8 +114,7 @@ export function createHttpProvider(name: string, config: HttpProviderConfig, opt
   return { name, retry, timeoutMs: spec.timeoutMs, send };
 }
 
-function extractId(re: RegExp, body: string): string | undefined {
-  re.lastIndex = 0;
+function extractId(re: LinearRegex, body: string): string | undefined {
   const m = re.exec(body);
   return m?.[1] ?? undefined;
 }
