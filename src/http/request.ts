@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import { duration } from '../config/types.js';
+import { timeout } from '../config/types.js';
 import { escapers, fieldsOf, render, type Escape, type Vars } from '../template.js';
 
 /**
@@ -298,7 +298,7 @@ export const requestFields = {
   encoding: encodingSchema.default('form'),
   headers: headersSchema.optional(),
   body: bodySchema.optional(),
-  timeout: duration.default(10_000),
+  timeout: timeout.default(10_000),
 };
 
 export interface RequestConfig {

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
-import { duration, regex } from '../config/types.js';
+import { duration, regex, timeout } from '../config/types.js';
 import type { LinearRegex } from '../config/regex.js';
 import type { FailureRules } from '../http/failure.js';
 import {
@@ -27,7 +27,7 @@ export const PROVIDER_FIELDS = ['to', 'message', 'text', 'sender', 'messageId'] 
 
 export const retrySchema = z.strictObject({
   count: z.number().int().min(0).max(10).default(0),
-  interval: duration.default(5_000),
+  interval: timeout.default(5_000),
   /** Each further retry waits this many times longer; 1 keeps the seed's fixed interval. */
   backoff: z.number().min(1).max(10).default(1),
   maxInterval: duration.optional(),
@@ -52,7 +52,7 @@ export const httpProviderSchema = z
     encoding: encodingSchema.default('form'),
     headers: headersSchema.optional(),
     body: bodySchema.optional(),
-    timeout: duration.default(10_000),
+    timeout: timeout.default(10_000),
     error: z
       .strictObject({
         match: regex.optional(),

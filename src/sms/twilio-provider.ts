@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
-import { duration, httpUrl } from '../config/types.js';
+import { httpUrl, timeout } from '../config/types.js';
 import type { FailureRules } from '../http/failure.js';
 import type { RequestSpec } from '../http/request.js';
 import { buildAndSend } from '../http/send.js';
@@ -33,7 +33,7 @@ export const twilioProviderSchema = z
     messagingServiceSid: z.string().regex(/^MG[0-9a-fA-F]{32}$/, 'a Messaging Service SID is MG and 32 hex digits').optional(),
     /** Overridable for tests and for Twilio's regional edges. */
     baseUrl: httpUrl.default(TWILIO_API),
-    timeout: duration.default(10_000),
+    timeout: timeout.default(10_000),
     retry: retrySchema.default({ count: 3, interval: 1_000, backoff: 2, maxInterval: 60_000 }),
   })
   .superRefine((v, ctx) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, regex } from '../../config/types.js';
+import { regex, timeout } from '../../config/types.js';
 import { LinearRegex } from '../../config/regex.js';
 import { render } from '../../template.js';
 import { contextName, handOff, placeTemplate, readDialplanName } from './dialplan.js';
@@ -16,7 +16,7 @@ const dialSchema = z
     dialString: z.string().min(1).describe('e.g. PJSIP/{number}@trunk; set as CA_DIAL for the dialplan'),
     context: contextName.default('call-actions-dest'),
     exten: placeTemplate.default('dial'),
-    timeout: duration.default(60_000),
+    timeout: timeout.default(60_000),
     allow: regex.default(() => LinearRegex.parse('/^\\+?[0-9]{2,20}$/')).describe('numbers an API answer may dial'),
   })
   .strict();
