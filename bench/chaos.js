@@ -190,7 +190,8 @@ async function waitHealthy(timeoutMs) {
     }
     await sleep(200);
   }
-  throw new Error(`service not healthy within ${timeoutMs} ms: ${last}`);
+  const p = current;
+  throw new Error(`service not healthy within ${timeoutMs} ms: ${last}; pid ${p?.pid} exit ${JSON.stringify(p?.exit)}; stderr: ${p?.stderr.slice(-1500)}; bad lines: ${p?.badLines.slice(-5).join('\n')}`);
 }
 
 function resources(pid) {
