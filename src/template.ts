@@ -9,16 +9,41 @@ export type Escape = (value: string) => string;
 
 const FIELD = /\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.-]*)\}/g;
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * A lone surrogate (half of an emoji cut by a caller name's length limit, or a broken API answer)
+ * becomes U+FFFD: UTF-8 cannot carry it, and encodeURIComponent throws "URI malformed" on it.
+ */
+export function wellFormed(v: string): string {
+  return v.replace(LONE_SURROGATE, '\uFFFD');
+}
+
+// XML 1.0 allows no C0 control but tab, LF and CR, not even as a character reference; nor U+FFFE/U+FFFF.
+const XML_FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
+
+// What an HTTP header value carries as it is: visible ASCII and inner spaces. '%' is encoded too,
+// so the receiver decodes every value the same way (decodeURIComponent) and gets the original.
+const HEADER_UNSAFE = /[^\x20-\x24\x26-\x7E]|^ | $/gu;
+
 export const escapers = {
   none: (v: string) => v,
   /** a value inside application/x-www-form-urlencoded or a query string */
-  form: (v: string) => encodeURIComponent(v).replace(/%20/g, '+'),
-  url: (v: string) => encodeURIComponent(v),
+  form: (v: string) => encodeURIComponent(wellFormed(v)).replace(/%20/g, '+'),
+  url: (v: string) => encodeURIComponent(wellFormed(v)),
+  /**
+   * a value inside an HTTP header. Non-ASCII (山田太郎), controls (NUL, CR, LF, tab), '%' and a
+   * space at either end are percent-encoded as UTF-8 (RFC 3986 / RFC 8187's value-chars): undici
+   * refuses the request otherwise, and a CR LF could split the header block. Printable ASCII is
+   * sent as it is.
+   */
+  header: (v: string) => wellFormed(v).replace(HEADER_UNSAFE, (c) => encodeURIComponent(c)),
   /** a value inside a JSON string literal (without the quotes) */
   json: (v: string) => JSON.stringify(v).slice(1, -1),
   /**
    * a value inside XML text or an attribute. Tab, CR and LF become character references: an XML
-   * parser turns a raw CR LF into LF, and each of them into a space inside an attribute.
+   * parser turns a raw CR LF into LF, and each of them into a space inside an attribute. What XML
+   * 1.0 cannot carry at all (other C0 controls, U+FFFE/U+FFFF, lone surrogates) becomes U+FFFD.
    */
   xml: (v: string) =>
     v
@@ -27,7 +52,9 @@ export const escapers = {
       .replace(/>/g, '&gt;')
       .replace(/"/g, '&quot;')
       .replace(/'/g, '&apos;')
-      .replace(/[\t\n\r]/g, (c) => `&#${c.charCodeAt(0)};`),
+      .replace(/[\t\n\r]/g, (c) => `&#${c.charCodeAt(0)};`)
+      .replace(XML_FORBIDDEN, '\uFFFD')
+      .replace(LONE_SURROGATE, '\uFFFD'),
 } satisfies Record<string, Escape>;
 
 export interface Rendered {
@@ -45,7 +72,7 @@ export function render(template: string, vars: Vars, escape: Escape = escapers.n
       if (value === undefined) missing.push(name!);
       return '';
     }
-    return escape(String(value));
+    return escape(wellFormed(String(value)));
   });
   return { text, missing };
 }

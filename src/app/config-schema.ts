@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { CountryCode } from 'libphonenumber-js';
 import type { StepSpec } from '../calls/step.js';
-import { countryCode, duration, httpUrl } from '../config/types.js';
+import { countryCode, httpUrl, timeout } from '../config/types.js';
 import { fieldPath } from '../config/load.js';
 import { FEATURES, FEATURE_SECTIONS } from './features.js';
 import { stepItem, stepItemForSchema } from './steps.js';
@@ -18,7 +18,7 @@ const ari = z
     user: z.string().min(1),
     password: z.string().min(1),
     app: z.string().regex(/^[A-Za-z0-9_-]+$/).default('call-actions'),
-    timeout: duration.default(5000),
+    timeout: timeout.default(5000),
     /** a 401/403 from Asterisk ends the service (exit 2) instead of retrying with backoff */
     exitOnAuthError: z.boolean().default(false),
   })
@@ -30,7 +30,7 @@ const ami = z
     port: z.number().int().min(1).max(65535).default(5038),
     user: z.string().min(1),
     secret: z.string().min(1),
-    timeout: duration.default(5000),
+    timeout: timeout.default(5000),
   })
   .strict();
 
@@ -53,7 +53,7 @@ const tts = z
     voice: z.string().optional(),
     cacheDir: z.string().min(1).default('./data/tts'),
     maxChars: z.number().int().positive().max(5000).default(1000),
-    timeout: duration.default(5000),
+    timeout: timeout.default(5000),
   })
   .strict();
 

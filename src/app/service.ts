@@ -8,7 +8,8 @@ import { StageRunner } from '../calls/runner.js';
 import type { StepServices } from '../calls/services.js';
 import type { Step } from '../calls/step.js';
 import { createLogger, type Logger } from '../log.js';
-import { openStore } from '../store/sqlite.js';
+import { openStore, type Store } from '../store/sqlite.js';
+import { storeWrites } from '../store/write-health.js';
 import { createSpeech } from '../tts/speaker.js';
 import type { Config } from './config-schema.js';
 import { FEATURES } from './features.js';
@@ -29,12 +30,19 @@ export interface Health {
   /** `reason` (and the HTTP `status` Asterisk answered, if any) say why ARI is not ready */
   ari: { ready: boolean; reason?: string; status?: number; since?: string };
   ami: { ready: boolean; configured: boolean };
-  store: { ready: boolean };
+  /** `error` says why writes fail (a full disk, a read-only store); accepted work waits meanwhile */
+  store: { ready: boolean; error?: string; since?: string };
   calls: number;
   /** each feature's own health, under its name (hooks, salesforce) */
   [feature: string]: unknown;
   /** Things an operator should look at; they do not make the service unhealthy. */
   warnings: string[];
+}
+
+function storeHealth(store: Store): Health['store'] {
+  const problem = storeWrites(store).problem();
+  if (!problem) return { ready: store.ready() };
+  return { ready: false, error: `the store cannot be written (${problem.code}: ${problem.message}); accepted SMS, hook runs and CRM activities wait until it can`, since: problem.since };
 }
 
 export interface ServiceOptions {
@@ -96,7 +104,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     const h = {
       ari: { ready: ari.ready, ...ari.problem },
       ami: { ready: ami?.ready ?? false, configured: ami !== undefined },
-      store: { ready: store.ready() },
+      store: storeHealth(store),
       calls: runner.activeCalls,
     };
     const parts = features.flatMap(({ name, runtime }) => (runtime.health ? [[name, runtime.health()] as const] : []));

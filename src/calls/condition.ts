@@ -1,5 +1,6 @@
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
+import type { LinearRegex } from '../config/regex.js';
 import { regex } from '../config/types.js';
 import { normaliseNumber } from '../phone.js';
 import { render, type Vars } from '../template.js';
@@ -21,7 +22,6 @@ export type ValueMatch = z.output<typeof valueMatchSchema>;
 /** The rendered value, and whether the pattern matches it. */
 export function valueMatches(cond: ValueMatch, vars: Vars): { ok: boolean; value: string } {
   const { text } = render(cond.value, vars);
-  cond.match.lastIndex = 0;
   return { ok: cond.match.test(text), value: text };
 }
 
@@ -29,7 +29,7 @@ export function valueMatches(cond: ValueMatch, vars: Vars): { ok: boolean; value
  * One shorthand entry: a value compared as written (numbers also as the same E.164 number), or a
  * pattern written `/…/`.
  */
-type Entry = { exact: string } | { pattern: RegExp };
+type Entry = { exact: string } | { pattern: LinearRegex };
 
 const scalar = z.union([z.string().min(1), z.number()]);
 const entries = z.union([scalar, z.array(scalar).min(1)]).transform((v, ctx): Entry[] => {
@@ -89,10 +89,7 @@ export function stepConditionHolds(cond: StepCondition, vars: Vars, defaultCount
     const value = String(field(vars) ?? '');
     const norm = (s: string) => (numbers ? normaliseNumber(s, defaultCountry) : s);
     const hit = list.some((e) => {
-      if ('pattern' in e) {
-        e.pattern.lastIndex = 0;
-        return e.pattern.test(value);
-      }
+      if ('pattern' in e) return e.pattern.test(value);
       return e.exact === value || (numbers && value !== '' && norm(e.exact) === norm(value));
     });
     // the caller's number stays out of the reason: it is logged at info level

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 
 /** One problem in a config file, located the way an editor wants it. */
@@ -25,6 +25,8 @@ export function formatIssue(i: ConfigIssue): string {
 
 export function fieldPath(path: readonly PropertyKey[]): string {
   let out = '';
+  // a path this long comes from a hostile file: its start is enough to find the place
+  if (path.length > 16) return `${fieldPath(path.slice(0, 16))}…`;
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : `${out ? '.' : ''}${String(p)}`;
   return out;
 }
@@ -54,7 +56,23 @@ export function loadConfigFile<S extends z.ZodType>(file: string, schema: S, env
   return parseConfigText(text, file, schema, env);
 }
 
+/** Deeper than this, a file is not a config an admin wrote (and deep enough recursion overflows the stack). */
+export const MAX_DEPTH = 64;
+/** Alias expansions allowed in one file: a few for shared blocks, never an "alias bomb". */
+export const MAX_ALIAS_COUNT = 100;
+
 export function parseConfigText<S extends z.ZodType>(text: string, file: string, schema: S, env: NodeJS.ProcessEnv): Loaded<z.output<S>> {
+  try {
+    return parse(text, file, schema, env);
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    // Whatever a broken file makes a library throw is still a config error at a place, never a stack trace.
+    const message = e instanceof RangeError && /call stack/i.test(e.message) ? `nested deeper than ${MAX_DEPTH} levels` : `cannot read: ${(e as Error).message ?? String(e)}`;
+    throw new ConfigError([{ file, line: 1, column: 1, field: '', message }]);
+  }
+}
+
+function parse<S extends z.ZodType>(text: string, file: string, schema: S, env: NodeJS.ProcessEnv): Loaded<z.output<S>> {
   const lines = new LineCounter();
   const doc = parseDocument(shieldRefs(text), { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const at = (offset: number | undefined) => {
@@ -62,8 +80,14 @@ export function parseConfigText<S extends z.ZodType>(text: string, file: string,
     return { line: pos.line, column: pos.col };
   };
   if (doc.errors.length) {
-    throw new ConfigError(doc.errors.map((e) => ({ file, ...at(e.pos[0]), field: '', message: e.message.split('\n')[0]! })));
+    // a file nested so deep that the parser ran out of stack reports that once, not at every level
+    const deep = doc.errors.find((e) => /call stack/i.test(e.message));
+    throw new ConfigError(
+      (deep ? [deep] : doc.errors).map((e) => ({ file, ...at(e.pos[0]), field: fieldPath(pathAt(doc.contents, e.pos[0])), message: yamlMessage(e.message) })),
+    );
   }
+  const tooDeep = deeperThan(doc.contents, MAX_DEPTH);
+  if (tooDeep) throw new ConfigError([{ file, ...at(tooDeep.node.range?.[0]), field: fieldPath(tooDeep.path), message: `nested deeper than ${MAX_DEPTH} levels` }]);
 
   const issues: ConfigIssue[] = [];
   const secrets: string[] = [];
@@ -78,7 +102,22 @@ export function parseConfigText<S extends z.ZodType>(text: string, file: string,
   );
   if (issues.length) throw new ConfigError(issues);
 
-  const input: unknown = doc.toJS() ?? {};
+  let input: unknown;
+  try {
+    input = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (e) {
+    if (!(e instanceof ReferenceError)) throw e;
+    // yaml's "Excessive alias count indicates a resource exhaustion attack": an alias bomb
+    const alias = firstAlias(doc.contents);
+    throw new ConfigError([
+      {
+        file,
+        ...at(alias?.node.range?.[0]),
+        field: fieldPath(alias?.path ?? []),
+        message: `YAML aliases (*name) expand to too many nodes (more than ${MAX_ALIAS_COUNT} per alias): write the values out, or use fewer nested aliases`,
+      },
+    ]);
+  }
   let result = schema.safeParse(input);
   // The environment only holds strings, so a value that came from ${VAR} takes the type its field
   // wants. Driven by the schema's own complaints, so no field list has to be kept in step with it;
@@ -125,6 +164,80 @@ export function parseConfigText<S extends z.ZodType>(text: string, file: string,
 }
 
 type Report = (node: Node, path: PropertyKey[], message: string) => void;
+
+/** yaml's first line, with the words an admin knows for what a key means. */
+function yamlMessage(message: string): string {
+  const first = message.split('\n')[0]!;
+  if (/Map keys must be unique/.test(first)) return 'this key appears twice in the same map (YAML keys must be unique)';
+  if (/call stack/i.test(first)) return `nested deeper than ${MAX_DEPTH} levels`;
+  return first;
+}
+
+type Located = { node: Node; path: PropertyKey[] };
+
+/** The field path of the node that holds `offset` (a key's own path when the offset is on the key). */
+function pathAt(root: unknown, offset: number): PropertyKey[] {
+  const path: PropertyKey[] = [];
+  let node = root;
+  for (let depth = 0; depth < MAX_DEPTH * 2; depth++) {
+    const inside = (n: unknown) => isNodeWithRange(n) && n.range![0] <= offset && offset < n.range![2];
+    let next: unknown;
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        if (inside(pair.key)) return [...path, key];
+        if (inside(pair.value)) {
+          path.push(key);
+          next = pair.value;
+        }
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => {
+        if (next === undefined && inside(item)) {
+          path.push(i);
+          next = item;
+        }
+      });
+    }
+    if (next === undefined) return path;
+    node = next;
+  }
+  return path;
+}
+
+function isNodeWithRange(n: unknown): n is Node {
+  return typeof n === 'object' && n !== null && 'range' in n && Array.isArray((n as Node).range);
+}
+
+/** Walks without recursion (a deep file must not overflow the stack here either). */
+function* walk(root: unknown): Generator<Located & { depth: number }> {
+  const stack: Array<Located & { depth: number }> = isNodeWithRange(root) ? [{ node: root, path: [], depth: 0 }] : [];
+  while (stack.length) {
+    const cur = stack.pop()!;
+    yield cur;
+    if (isMap(cur.node)) {
+      for (const pair of cur.node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        if (isNodeWithRange(pair.value)) stack.push({ node: pair.value, path: [...cur.path, key], depth: cur.depth + 1 });
+      }
+    } else if (isSeq(cur.node)) {
+      cur.node.items.forEach((item, i) => {
+        if (isNodeWithRange(item)) stack.push({ node: item, path: [...cur.path, i], depth: cur.depth + 1 });
+      });
+    }
+  }
+}
+
+function deeperThan(root: unknown, max: number): Located | undefined {
+  for (const n of walk(root)) if (n.depth > max && isCollection(n.node)) return n;
+  return undefined;
+}
+
+function firstAlias(root: unknown): Located | undefined {
+  let first: Located | undefined;
+  for (const n of walk(root)) if (isAlias(n.node) && (!first || n.node.range![0] < first.node.range![0])) first = n;
+  return first;
+}
 
 // Private-use stand-ins for the braces of ${...}: in a YAML flow map (`http: { port: ${PORT} }`) a
 // bare `{` or `}` opens or closes the map, so the reference is a syntax error before it can be
@@ -238,7 +351,36 @@ function nearestNode(doc: Document, path: readonly PropertyKey[]): Node | undefi
 // wrong type (port: "8090") is not a missing one
 function describe(issue: z.core.$ZodIssue, value: unknown): string {
   if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  if (issue.code === 'invalid_type' && value === undefined) return `required field is missing (expected ${issue.expected})`;
-  if (issue.code === 'invalid_type' && value !== null && typeof value !== 'object') return `expected a ${issue.expected}, got ${JSON.stringify(value)}`;
+  if (issue.code === 'invalid_type' && value === undefined) return `required field is missing (expected ${typeWord(issue.expected)})`;
+  if (issue.code === 'invalid_type') return `expected ${typeWord(issue.expected)}, got ${valueWord(value)}`;
+  if (issue.code === 'invalid_union' && value !== undefined) {
+    // every branch refused the value's type: say which types the field takes
+    const expected = issue.errors.flatMap((branch) => (branch.length === 1 && branch[0]!.code === 'invalid_type' && !branch[0]!.path.length ? [branch[0]!.expected] : []));
+    if (expected.length === issue.errors.length) return `expected ${[...new Set(expected)].map(typeWord).join(' or ')}, got ${valueWord(value)}`;
+  }
   return issue.message;
+}
+
+function typeWord(expected: string): string {
+  const words: Record<string, string> = { object: 'a map', record: 'a map', array: 'a list', int: 'a whole number', number: 'a number', string: 'a string', boolean: 'a boolean (true or false)' };
+  return words[expected] ?? expected;
+}
+
+/** "a string ("eighty")", "a number too large (Infinity)", "a list", "nothing (null)". */
+function valueWord(value: unknown): string {
+  if (value === null) return 'an empty value (null)';
+  if (Array.isArray(value)) return 'a list';
+  switch (typeof value) {
+    case 'string':
+      return `a string (${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)})`;
+    case 'number':
+      if (!Number.isFinite(value)) return `a number out of range (${value})`;
+      return Number.isInteger(value) ? `a number (${value})` : `a fraction (${value})`;
+    case 'boolean':
+      return `a boolean (${value})`;
+    case 'object':
+      return 'a map';
+    default:
+      return typeof value;
+  }
 }

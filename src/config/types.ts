@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LinearRegex } from './regex.js';
 import { getCountries, parsePhoneNumberWithError, type CountryCode } from 'libphonenumber-js/max';
 
 /**
@@ -9,26 +10,59 @@ import { getCountries, parsePhoneNumberWithError, type CountryCode } from 'libph
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** "500ms", "5s", "2m", "1h", or a bare number of seconds → milliseconds. */
-export const duration = z
-  .union([z.number().nonnegative(), z.string()])
-  .transform((v, ctx) => {
-    if (typeof v === 'number') return Math.round(v * 1000);
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 500ms, 5s, 2m)` });
+/** The longest duration any field takes (Node fires a timer over ~24.8 days at once, after 1 ms). */
+export const MAX_DURATION_MS = 24 * 3_600_000;
+/** The longest a request, a prompt or a wait for the caller may take (a timeout, an interval). */
+export const MAX_TIMEOUT_MS = 10 * 60_000;
+
+/** 90000 → "90s", 600000 → "10m", for error messages and docs. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
+/**
+ * "500ms", "5s", "2m", "1h", or a bare number of seconds → milliseconds, at most `maxMs`: a
+ * longer one is an error at load (not a timer that fires at once, nor a wait of weeks from a
+ * number written in milliseconds where seconds were meant).
+ */
+export function durationUpTo(maxMs: number) {
+  return z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
+    let ms: number;
+    if (typeof v === 'number') ms = Math.round(v * 1000);
+    else {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+      if (!m) {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 500ms, 5s, 2m)` });
+        return z.NEVER;
+      }
+      ms = Math.round(Number(m[1]) * UNITS[m[2] ?? 's']!);
+    }
+    if (!(ms <= maxMs)) {
+      ctx.addIssue({ code: 'custom', message: `${typeof v === 'number' ? `${v} (seconds)` : `"${v}"`} is longer than the ${formatDuration(maxMs)} this field allows` });
       return z.NEVER;
     }
-    return Math.round(Number(m[1]) * UNITS[m[2] ?? 's']!);
+    return ms;
   });
+}
 
-/** "/pattern/flags" or a bare pattern → RegExp; an invalid pattern is a config error. */
+/** A duration of at most 24h (MAX_DURATION_MS). */
+export const duration = durationUpTo(MAX_DURATION_MS);
+/** A timeout or a wait between attempts: at most 10m (MAX_TIMEOUT_MS). */
+export const timeout = durationUpTo(MAX_TIMEOUT_MS);
+
+/** Counts with no natural limit of their own (a rate limit's messages, a run order): at most this. */
+export const MAX_COUNT = 1_000_000;
+
+/**
+ * "/pattern/flags" or a bare pattern → a LinearRegex (linear time on any input, see regex.ts); an
+ * invalid pattern, or one using what RE2 cannot run (backreferences, lookaround), is a config error.
+ */
 export const regex = z.string().transform((v, ctx) => {
-  const m = /^\/(.*)\/([dgimsuvy]*)$/s.exec(v);
   try {
-    return m ? new RegExp(m[1]!, m[2]!.replace('g', '')) : new RegExp(v);
+    return LinearRegex.parse(v);
   } catch (e) {
-    ctx.addIssue({ code: 'custom', message: `invalid regular expression ${v}: ${(e as Error).message}` });
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
     return z.NEVER;
   }
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { valueMatchSchema, type ValueMatch } from '../calls/condition.js';
-import { duration, regex } from '../config/types.js';
+import { duration, MAX_COUNT, regex, timeout } from '../config/types.js';
 import { BASE_FIELDS, CALL_EVENT_KINDS, EVENT_FIELDS, type CallEventKind } from '../asterisk/call-event-types.js';
 import type { FailureRules } from '../http/failure.js';
 import {
@@ -51,7 +51,7 @@ const requestSchema = z
     headers: headersSchema.optional(),
     body: bodySchema.optional().describe('field → template, or one template for the whole body'),
     xmlRoot: z.string().regex(XML_NAME, 'an XML element name').optional(),
-    timeout: duration.default(10_000).describe('the seed\'s タイムアウト判定 (seconds, or 500ms / 5s)'),
+    timeout: timeout.default(10_000).describe('the seed\'s タイムアウト判定 (seconds, or 500ms / 5s)'),
   })
   .strict()
   .transform((v) => ({ ...v, encoding: v.encoding ?? encodingFor(v.headers, v.method) }))
@@ -73,7 +73,7 @@ const errorSchema = z
 const retrySchema = z
   .object({
     count: z.number().int().min(0).max(20).describe('retries after the first attempt (seed: 2)'),
-    interval: duration.describe('wait between attempts (seed: 5s)'),
+    interval: timeout.describe('wait between attempts (seed: 5s)'),
   })
   .strict();
 
@@ -95,7 +95,7 @@ const hookEntry = z
       .min(1)
       .optional()
       .describe('the dialled numbers (DIDs) it applies to (seed: 連携対象電話番号); default: every number'),
-    order: z.number().int().optional().describe('run order among hooks on the same event (seed: 実行順); default: file order'),
+    order: z.number().int().min(-MAX_COUNT).max(MAX_COUNT).optional().describe('run order among hooks on the same event (seed: 実行順); default: file order'),
     when: valueMatchSchema.optional(),
     request: requestSchema,
     extract: z.record(z.string().regex(VAR_NAME, 'a variable name: letters, digits and _'), extractorSchema).optional(),

@@ -6,10 +6,12 @@
  * `$.items[0].name`, `$['odd key']`).
  */
 
+import { LinearRegex } from '../config/regex.js';
+
 export type PathSegment = string | number;
 
 export type Extractor =
-  | { kind: 'regex'; source: string; re: RegExp }
+  | { kind: 'regex'; source: string; re: LinearRegex }
   | { kind: 'json'; source: string; path: PathSegment[] };
 
 const REGEX_FORM = /^\/(.*)\/([dimsuvy]*)$/s;
@@ -20,13 +22,7 @@ export function parseExtractor(source: string): Extractor {
   if (s.startsWith('$')) return { kind: 'json', source, path: parseJsonPath(s) };
   const m = REGEX_FORM.exec(s);
   if (!m) throw new Error(`"${source}" is neither a /regular expression/ nor a JSON path starting with $`);
-  let re: RegExp;
-  try {
-    re = new RegExp(m[1]!, m[2]!);
-  } catch (e) {
-    throw new Error(`invalid regular expression ${source}: ${(e as Error).message}`);
-  }
-  return { kind: 'regex', source, re };
+  return { kind: 'regex', source, re: LinearRegex.parse(s) };
 }
 
 export function parseJsonPath(path: string): PathSegment[] {
@@ -75,7 +71,6 @@ export function extract(extractors: ReadonlyArray<{ name: string; from: Extracto
   for (const { name, from } of extractors) {
     let value: string | undefined;
     if (from.kind === 'regex') {
-      from.re.lastIndex = 0;
       const m = from.re.exec(body);
       if (m) value = m.groups?.[name] ?? m[1] ?? m[0];
     } else {

@@ -8,6 +8,7 @@ import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import { LeasedTable, retryWait } from '../queue/leased-table.js';
 import { excerpt } from '../http/excerpt.js';
 import type { Store } from '../store/sqlite.js';
+import { storeWrites } from '../store/write-health.js';
 import { conditionHolds, prepare, send, type AttemptReport } from './attempt.js';
 import { hooksFor, targetsNumber, type Hook } from './config.js';
 import { hookMigrations, hookQueue, prepareStatements, type RunRow, type RunStatus, type Statements } from './store.js';
@@ -122,7 +123,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
         deliverFailed: (row, e) => this.log?.error({ err: e, runId: row.id }, 'hook worker could not record a run'),
         recover: () => this.abandonInline(),
       },
-      { concurrency: opts.concurrency ?? 8, ready: () => this.store.ready(), name: 'hook worker', logger: opts.logger },
+      { concurrency: opts.concurrency ?? 8, ready: () => this.store.ready(), name: 'hook worker', logger: opts.logger, writes: storeWrites(this.store) },
     );
   }
 

@@ -13,13 +13,18 @@ import type { TransportErrorKind } from './request.js';
 
 export type Outcome = 'ok' | 'retry' | 'final' | 'unexpected';
 
+/** A RegExp of our own, or an admin's pattern (a LinearRegex: linear time on any answer). */
+export interface TextTest {
+  test(text: string): boolean;
+}
+
 export interface FailureRules {
   /** A response body matching this is a transient failure (seed 000: /300/, quota exceeded). */
-  errorMatch?: RegExp;
+  errorMatch?: TextTest;
   /** Statuses that are transient failures for this endpoint, on top of 408, 429 and 5xx. */
   errorStatus?: readonly number[];
   /** When set, a 2xx answer counts as ok only if its body matches. */
-  successMatch?: RegExp;
+  successMatch?: TextTest;
   /**
    * Default true. False for an endpoint that must not see a request twice: a timed-out request
    * may have been processed, so it is given up ("final") instead of repeated.
@@ -76,10 +81,10 @@ function classifyResponse(
   return { outcome: 'final', reason: `http-${status}` };
 }
 
-function test(re: RegExp, text: string): boolean {
+function test(re: TextTest, text: string): boolean {
   // A shared RegExp with the g or y flag keeps lastIndex between calls; the result must not
   // depend on what was classified before.
-  re.lastIndex = 0;
+  if (re instanceof RegExp) re.lastIndex = 0;
   return re.test(text);
 }
 

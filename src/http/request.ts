@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import { duration } from '../config/types.js';
+import { timeout } from '../config/types.js';
 import { escapers, fieldsOf, render, type Escape, type Vars } from '../template.js';
 
 /**
@@ -20,7 +20,7 @@ export interface RequestSpec {
   url: string;
   method: HttpMethod;
   encoding: Encoding;
-  /** Header templates; values are inserted as they are, minus line breaks. */
+  /** Header templates; merge-field values are percent-encoded where HTTP cannot carry them. */
   headers?: Readonly<Record<string, string>>;
   /**
    * Either field → value template (each value encoded whole for the encoding), or one template
@@ -69,8 +69,9 @@ export function buildRequest(spec: RequestSpec, vars: Vars): BuiltRequest {
   let url = r(spec.url, escapers.url);
   const headers: Record<string, string> = {};
   for (const [name, template] of Object.entries(spec.headers ?? {})) {
-    // A value with CR/LF would be rejected by undici (or, elsewhere, split the header block).
-    headers[name] = r(template, escapers.none).replace(/[\r\n]+/g, ' ');
+    // Merge-field values are percent-encoded where HTTP cannot carry them (escapers.header); the
+    // admin's own text is checked at load (headersSchema).
+    headers[name] = r(template, escapers.header);
   }
 
   let body: string | undefined;
@@ -285,7 +286,13 @@ export const urlTemplate = z.string().superRefine((v, ctx) => {
 });
 
 export const encodingSchema = z.enum(['form', 'json', 'query', 'xml']);
-export const headersSchema = z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'invalid header name'), templateValue);
+export const headersSchema = z.record(
+  z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'invalid header name'),
+  templateValue.refine(
+    (v) => /^[\t\x20-\x7E]*$/.test(v),
+    'a header value can only carry printable ASCII: write other text through a merge field (it is percent-encoded) or percent-encode it yourself',
+  ),
+);
 export const bodySchema = z.union([z.record(z.string().min(1), templateValue), z.string()]);
 
 /**
@@ -298,7 +305,7 @@ export const requestFields = {
   encoding: encodingSchema.default('form'),
   headers: headersSchema.optional(),
   body: bodySchema.optional(),
-  timeout: duration.default(10_000),
+  timeout: timeout.default(10_000),
 };
 
 export interface RequestConfig {

@@ -60,6 +60,8 @@ export interface DurableWorkerOptions {
   logger?: Logger;
   /** The clock `nextWakeAt` is measured against. Default Date.now. */
   now?: () => number;
+  /** Told of each claim or delivery that could or could not write (a full disk): /health shows it. */
+  writes?: { failed(err: unknown): void; succeeded(): void };
 }
 
 /** How long a worker whose claim failed (SQLITE_BUSY past busy_timeout, a full disk…) waits before trying again. */
@@ -138,14 +140,19 @@ export class DurableWorker<J> {
     this.timer = undefined;
     try {
       if (this.inFlight.size < this.concurrency) {
+        let claimed = 0;
         for (const job of this.queue.claim(this.concurrency - this.inFlight.size, this.inFlight)) {
+          claimed++;
           this.launch(job);
           if (this.inFlight.size >= this.concurrency) break;
         }
+        // a claim that returned a job wrote its lease: the store takes writes
+        if (claimed) this.opts.writes?.succeeded();
       }
       // When full, the next finished job kicks; there is nothing to wait for until then.
       if (this.inFlight.size < this.concurrency) this.arm();
     } catch (e) {
+      this.opts.writes?.failed(e);
       this.opts.logger?.error({ err: e }, `${this.opts.name} could not claim work`);
       this.arm(CLAIM_RETRY_MS);
     }
@@ -156,7 +163,13 @@ export class DurableWorker<J> {
     this.inFlight.add(id);
     const p: Promise<void> = this.queue
       .deliver(job, this.stopSignal.signal)
-      .catch((e: unknown) => this.queue.deliverFailed(job, e))
+      .then(
+        () => this.opts.writes?.succeeded(),
+        (e: unknown) => {
+          this.opts.writes?.failed(e);
+          this.queue.deliverFailed(job, e);
+        },
+      )
       .finally(() => {
         this.inFlight.delete(id);
         this.deliveries.delete(p);

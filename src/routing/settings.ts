@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from '../config/types.js';
+import { timeout } from '../config/types.js';
 import { encodingSchema, headersSchema, urlTemplate } from '../http/request.js';
 
 /**
@@ -48,8 +48,8 @@ export const gatherSchema = z
     maxDigits: z.number().int().min(1).max(32).default(20),
     minDigits: z.number().int().min(1).max(32).default(1),
     terminator: z.union([z.string().regex(DIGITS), z.literal('')]).default('#').describe('the key that ends the input early; "" for none'),
-    timeout: duration.default(5000).describe('how long to wait for the first key after the prompt'),
-    interDigitTimeout: duration.default(3000).describe('how long to wait for each further key'),
+    timeout: timeout.default(5000).describe('how long to wait for the first key after the prompt'),
+    interDigitTimeout: timeout.default(3000).describe('how long to wait for each further key'),
     retries: z.number().int().min(0).max(10).default(1).describe('prompts again this many times when nothing (or too little) was typed'),
     invalidPrompt: promptSchema.optional().describe('played before a retry'),
     var: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('digits').describe('the merge field the digits go to'),
@@ -107,7 +107,7 @@ export function routeSchemaWith(destination: z.ZodType<Destination>) {
         .describe('how the caller, called and pbx fields are sent: as dialled (what Asterisk has, e.g. 0455556666), e164 (+81455556666) or national (0455556666); a value that is no phone number goes as dialled'),
       extra: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/), templateValue).default({}).describe('fixed custom fields (merge fields allowed)'),
       xmlRoot: z.string().regex(/^[A-Za-z_][A-Za-z0-9._-]*$/).default('request').describe('root element of an XML request'),
-      timeout: duration.default(5000),
+      timeout: timeout.default(5000),
       answer: z
         .object({
           format: z.enum(['auto', 'json', 'xml']).default('auto'),
@@ -121,7 +121,7 @@ export function routeSchemaWith(destination: z.ZodType<Destination>) {
       results: z.record(z.string().min(1), destination).default({}).describe('a result that is one of these codes goes to that destination'),
       fallback: destination.optional().describe('where the caller goes when the API fails or answers nonsense; default: back to the dialplan with CALL_ACTIONS_RESULT=error'),
       filler: z
-        .object({ after: duration.default(1500), prompt: promptSchema })
+        .object({ after: timeout.default(1500), prompt: promptSchema })
         .strict()
         .optional()
         .describe('played (repeatedly) while the API is slower than `after`'),

@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
-import { duration, regex } from '../config/types.js';
+import { duration, regex, timeout } from '../config/types.js';
+import type { LinearRegex } from '../config/regex.js';
 import type { FailureRules } from '../http/failure.js';
 import {
   bodySchema,
@@ -38,7 +39,7 @@ export const PROVIDER_FIELDS = ['to', 'to.e164', 'to.national', 'message', 'text
 
 export const retrySchema = z.strictObject({
   count: z.number().int().min(0).max(10).default(0),
-  interval: duration.default(5_000),
+  interval: timeout.default(5_000),
   /** Each further retry waits this many times longer; 1 keeps the seed's fixed interval. */
   backoff: z.number().min(1).max(10).default(1),
   maxInterval: duration.optional(),
@@ -96,7 +97,7 @@ export const httpProviderSchema = z
     encoding: encodingSchema.default('form'),
     headers: headersSchema.optional(),
     body: bodySchema.optional(),
-    timeout: duration.default(10_000),
+    timeout: timeout.default(10_000),
     error: z
       .strictObject({
         match: regex.optional(),
@@ -204,8 +205,7 @@ function receiptFields(req: ReceiptRequest): ((path: string) => string | undefin
   return (path) => form.get(path) ?? req.url.searchParams.get(path) ?? undefined;
 }
 
-function extractId(re: RegExp, body: string): string | undefined {
-  re.lastIndex = 0;
+function extractId(re: LinearRegex, body: string): string | undefined {
   const m = re.exec(body);
   return m?.[1] ?? undefined;
 }

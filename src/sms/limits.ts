@@ -1,6 +1,6 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { z } from 'zod';
-import { countryCode, duration } from '../config/types.js';
+import { countryCode, durationUpTo, MAX_COUNT } from '../config/types.js';
 import type { Migration, SqliteDatabase } from '../store/sqlite.js';
 
 /**
@@ -14,10 +14,11 @@ import type { Migration, SqliteDatabase } from '../store/sqlite.js';
  * blocked rows, so a blocked flood does not keep a number blocked forever.
  */
 
-const window = duration.refine((ms) => ms > 0, 'a window must be longer than 0');
+/** a rate window may span a month (744h): it is a look back in the store, not a timer */
+const window = durationUpTo(31 * 24 * 3_600_000).refine((ms) => ms > 0, 'a window must be longer than 0');
 
 const rate = z.strictObject({
-  max: z.number().int().min(0).describe('messages allowed within the window'),
+  max: z.number().int().min(0).max(MAX_COUNT).describe('messages allowed within the window'),
   window: window.describe('sliding window, e.g. 1h'),
 });
 
@@ -42,6 +43,7 @@ export const smsLimitsSchema = z
       .number()
       .int()
       .min(0)
+      .max(MAX_COUNT)
       .optional()
       .describe('at most this many SMS per step description in any 24 hours'),
   })

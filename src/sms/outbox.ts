@@ -6,6 +6,7 @@ import { maskNumber } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import { LEASE_EXPIRED, LeasedTable, retryWait } from '../queue/leased-table.js';
 import type { Store } from '../store/sqlite.js';
+import { storeWrites } from '../store/write-health.js';
 import { checkLimits, type SmsLimits } from './limits.js';
 import type { SendResult, SmsProvider } from './provider.js';
 import { prepareStatements, smsMigrations, smsQueue, type AttemptOutcome, type DueRow, type SmsStatus, type Statements } from './store.js';
@@ -168,7 +169,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         deliver: (row, stopping) => this.deliver(row, stopping),
         deliverFailed: (row, e) => this.log?.error({ err: e, smsId: row.id }, 'SMS outbox could not record an attempt'),
       },
-      { concurrency: opts.concurrency ?? 4, ready: () => this.store.ready(), name: 'SMS outbox', logger: opts.logger },
+      { concurrency: opts.concurrency ?? 4, ready: () => this.store.ready(), name: 'SMS outbox', logger: opts.logger, writes: storeWrites(this.store) },
     );
   }
 
@@ -186,6 +187,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       if (!m.to) throw new Error('an SMS needs a recipient');
     }
     const now = Date.now();
+    const writes = storeWrites(this.store);
     const result = this.db
       .transaction((): AcceptResult => {
         if (opts.once && this.sql.insertOnce.run(opts.once.callId, opts.once.key, now).changes === 0) {
@@ -219,8 +221,20 @@ export class Outbox extends EventEmitter<OutboxEvents> {
           ids.push(id);
         }
         return { duplicate: false, ids, blocked };
-      })
-      .immediate();
+      });
+    let accepted: AcceptResult;
+    try {
+      accepted = result.immediate();
+    } catch (e) {
+      // a full disk or read-only store: nothing was accepted (the step reports it); /health shows why
+      writes.failed(e);
+      throw e;
+    }
+    writes.succeeded();
+    return this.afterAccept(accepted, messages);
+  }
+
+  private afterAccept(result: AcceptResult, messages: readonly OutboxMessage[]): AcceptResult {
     if (result.ids.length > result.blocked.length) this.worker.kick();
     for (const b of result.blocked) {
       this.log?.warn({ smsId: b.id, callId: messages[0]?.callId, to: this.mask(b.to), reason: b.reason }, 'SMS blocked by a limit');

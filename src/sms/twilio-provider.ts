@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
-import { duration, httpUrl } from '../config/types.js';
+import { httpUrl, timeout } from '../config/types.js';
 import type { FailureRules } from '../http/failure.js';
 import type { RequestSpec } from '../http/request.js';
 import { buildAndSend } from '../http/send.js';
@@ -44,7 +44,7 @@ export const twilioProviderSchema = z
       .describe("where Twilio sends delivery receipts (this service's /sms/receipts/<provider>, as Twilio reaches it); default: http.publicUrl + /sms/receipts/<provider>"),
     /** Overridable for tests and for Twilio's regional edges. */
     baseUrl: httpUrl.default(TWILIO_API),
-    timeout: duration.default(10_000),
+    timeout: timeout.default(10_000),
     retry: retrySchema.default({ count: 3, interval: 1_000, backoff: 2, maxInterval: 60_000 }),
   })
   .superRefine((v, ctx) => {

@@ -80,6 +80,6 @@ describe('${VAR} takes the type of its field', () => {
   });
 
   it('does not coerce a number written in the file as a string', () => {
-    expect(errorOf(`${ARI}http: { port: "8090" }\n`)).toBe('cfg.yaml:3:15: http.port: expected a number, got "8090"');
+    expect(errorOf(`${ARI}http: { port: "8090" }\n`)).toBe('cfg.yaml:3:15: http.port: expected a number, got a string ("8090")');
   });
 });

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from 'undici';
 import { buildRequest, sendRequest, TransportError, type RequestSpec } from '../../src/http/request.js';
+import { parseXml } from '../helpers/xml.js';
 
 const NASTY = ['&phoneNumber=999', 'say "hi"', 'a<b>&c', 'line1\nline2\r\n', 'こんにちは 😀', "it's+plus %41"];
 
@@ -109,6 +110,15 @@ describe('buildRequest: xml', () => {
     expect(b.headers['content-type']).toMatch(/^application\/xml/);
   });
 
+  it('tab, CR and LF survive an XML parser as character references (a raw CR LF would become LF)', () => {
+    const value = 'a\r\nb\rc\nd\te\r\n';
+    for (const body of [{ v: '{to}' }, '<request><v>{to}</v></request>']) {
+      const b = buildRequest(spec({ encoding: 'xml', body }), { to: value });
+      expect(b.body).not.toMatch(/[\t\r\n]/);
+      expect(parseXml(b.body!).children[0]!.text).toBe(value);
+    }
+  });
+
   it('an element injection attempt stays text', () => {
     const b = buildRequest(spec({ encoding: 'xml', body: '<request><to>{to}</to></request>' }), {
       to: '</to><admin>1</admin><to>',
@@ -124,9 +134,9 @@ describe('buildRequest: xml', () => {
 });
 
 describe('buildRequest: headers and bookkeeping', () => {
-  it('renders header templates without line breaks', () => {
+  it('percent-encodes line breaks in a header value, so nothing is injected', () => {
     const b = buildRequest(spec({ headers: { 'X-Caller': '{to}' } }), { to: 'a\r\nX-Injected: 1' });
-    expect(b.headers['X-Caller']).toBe('a X-Injected: 1');
+    expect(b.headers['X-Caller']).toBe('a%0D%0AX-Injected: 1');
     expect(Object.keys(b.headers)).not.toContain('X-Injected');
   });
 

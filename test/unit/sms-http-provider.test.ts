@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { LinearRegex } from '../../src/config/regex.js';
 import { createHttpProvider, httpProviderSchema } from '../../src/sms/http-provider.js';
 import {
   DEFAULT_CREDENTIALS,
@@ -36,7 +37,7 @@ describe('httpProviderSchema', () => {
     const c = httpProviderSchema.parse(seedConfig('https://qpd-api.aossms.com/p1/api/mt.json'));
     expect(c).toMatchObject({ kind: 'http', method: 'POST', encoding: 'form', timeout: 10_000, retry: { count: 2, interval: 5_000 } });
     expect(c.body).toMatchObject({ clientId: '1234', phoneNumber: '{to}' });
-    expect(c.error?.match).toBeInstanceOf(RegExp);
+    expect(c.error?.match).toBeInstanceOf(LinearRegex);
     expect(c.error?.match?.test('{"responseCode":300}')).toBe(true);
   });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_COUNT } from '../../config/types.js';
 import { defineStep, Step, type StepResult } from '../step.js';
 import type { CallSession } from '../session.js';
 
@@ -9,7 +10,7 @@ export const continueSchema = z
       .object({
         context: z.string().min(1).optional(),
         extension: z.string().min(1).optional(),
-        priority: z.number().int().positive().optional(),
+        priority: z.number().int().positive().max(MAX_COUNT).optional(),
         label: z.string().min(1).optional(),
       })
       .strict()

@@ -5,6 +5,7 @@ import { maskNumber } from '../../log.js';
 import { attemptSignal, DurableWorker } from '../../queue/durable-worker.js';
 import { LeasedTable, retryWait } from '../../queue/leased-table.js';
 import type { Store } from '../../store/sqlite.js';
+import { storeWrites } from '../../store/write-health.js';
 import { CallMeter } from './client.js';
 import type { SalesforceConfig } from './config.js';
 import { activityQueue, prepareStatements, salesforceMigrations, type ActivityRow, type Statements } from './store.js';
@@ -94,7 +95,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
         deliver: (row, stopping) => this.run(row, stopping),
         deliverFailed: (row, e) => this.log?.error({ err: e, callId: row.call_id }, 'salesforce worker could not record an attempt'),
       },
-      { concurrency: opts.config.concurrency, ready: () => opts.store.ready(), name: 'salesforce worker', logger: opts.logger, now: this.now },
+      { concurrency: opts.config.concurrency, ready: () => opts.store.ready(), name: 'salesforce worker', logger: opts.logger, now: this.now, writes: storeWrites(opts.store) },
     );
   }
 

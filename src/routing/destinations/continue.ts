@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_COUNT } from '../../config/types.js';
 import type { Destination } from '../settings.js';
 import { defineDestination } from './kind.js';
 
@@ -6,7 +7,7 @@ const targetSchema = z
   .object({
     context: z.string().min(1).optional(),
     extension: z.union([z.string().min(1), z.number()]).transform(String).optional(),
-    priority: z.number().int().positive().optional(),
+    priority: z.number().int().positive().max(MAX_COUNT).optional(),
   })
   .strict();
 

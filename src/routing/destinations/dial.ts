@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { duration, regex } from '../../config/types.js';
+import { regex, timeout } from '../../config/types.js';
+import { LinearRegex } from '../../config/regex.js';
 import { render } from '../../template.js';
 import { contextName, handOff, placeTemplate, readDialplanName } from './dialplan.js';
 import { defineDestination, nowhere, routed, withoutRedirect, type Named } from './kind.js';
@@ -15,8 +16,8 @@ const dialSchema = z
     dialString: z.string().min(1).describe('e.g. PJSIP/{number}@trunk; set as CA_DIAL for the dialplan'),
     context: contextName.default('call-actions-dest'),
     exten: placeTemplate.default('dial'),
-    timeout: duration.default(60_000),
-    allow: regex.default(/^\+?[0-9]{2,20}$/).describe('numbers an API answer may dial'),
+    timeout: timeout.default(60_000),
+    allow: regex.default(() => LinearRegex.parse('/^\\+?[0-9]{2,20}$/')).describe('numbers an API answer may dial'),
   })
   .strict();
 /** undefined: this service dials no numbers */
@@ -33,7 +34,6 @@ export const dial = defineDestination({
       const name = answer.redirect;
       if (name === undefined) return withoutRedirect(answer);
       if (!d) return nowhere('no destinations.dial is configured');
-      d.allow.lastIndex = 0;
       if (!d.allow.test(name)) return nowhere(`"${name.slice(0, 40)}" is not a number this service may dial`);
       return routed({ kind: 'dial', name }, `dial ${name}`);
     },
@@ -41,7 +41,6 @@ export const dial = defineDestination({
   reach(dest: Named<'dial'>, run, scope, d: DialSettings) {
     if (!d) throw new Error('dial destination without destinations.dial');
     // checked again: a dial that the file names (results:, fallback:) was never decided
-    d.allow.lastIndex = 0;
     if (!d.allow.test(dest.name)) {
       run.call.log.warn({ step: scope.where, number: dest.name.length }, 'number refused by destinations.dial.allow');
       return run.fallback(scope, 'unknown-destination');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from '../../config/types.js';
+import { timeout } from '../../config/types.js';
 import { collectDigits, promptMedia } from '../prompts.js';
 import { DIGITS, promptSchema } from '../settings.js';
 import { defineDestination, namedEntries, type SchemaKit } from './kind.js';
@@ -11,7 +11,7 @@ const menuSchema = (kit: SchemaKit) =>
       options: z.record(z.string(), kit.destination).superRefine((o, ctx) => {
         for (const k of Object.keys(o)) if (!DIGITS.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: `"${k}" is not a key: 0-9, * or #` });
       }),
-      timeout: duration.default(5000).describe('how long to wait for a key after the prompt'),
+      timeout: timeout.default(5000).describe('how long to wait for a key after the prompt'),
       retries: z.number().int().min(0).max(10).default(2),
       invalidPrompt: promptSchema.optional().describe('played after a key with no option, before the prompt again'),
       fallback: kit.destination.optional().describe('after the retries; default: the route\'s fallback'),

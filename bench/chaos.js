@@ -1,0 +1,472 @@
+#!/usr/bin/env node
+// npm run chaos: the service under load while things break, loopback only, bounded in time.
+//
+// Real SIP callers (SIPp, one process per call) at a steady rate through a mix of stages on the
+// local test PBX (docker/asterisk/up.sh):
+//   queue   extension 100: the caller waits in queue "support" and presses # (RFC 4733); stage
+//           queue-exit accepts an SMS (text "chaos <callId>"), says goodbye and hangs up
+//   route   extension 501: stage t501's route step asks a routing API stand-in that answers
+//           slowly (40 %: 0.3-3 s, past the 2 s timeout about a third of the time), with garbage
+//           (10 %) or 500 (10 %) at random; an answer hangs up, a failure is the dialplan's fallback
+//           (route fallback: hang up)
+// and a hook on every call event (call.start/answer/end, queue.join/key-exit/abandon,
+// stage.entered) to a receiver stand-in. Meanwhile the run SIGKILLs the service every 20-40 s (and
+// starts it again at once), restarts Asterisk twice, and the SMS provider stand-in fails 10 % of
+// requests (500) and hangs 2 % (the provider's 2 s timeout ends them; retried).
+//
+// At the end, with the load stopped and the queues drained, it reports (and --assert exits 1 on):
+//   - every SIPp call ended normally (got its BYE), except those an Asterisk restart cut (counted)
+//   - every SMS the outbox accepted was delivered by the stand-in at least once, and exactly once
+//     but for the documented at-least-once window (a kill between the provider's answer and the
+//     outbox's record of it; docs/sms.md): duplicates are counted and printed, not hidden
+//   - every hook run reached an end state (ok, failed or skipped)
+//   - no unhandled rejection, uncaught exception or fatal line, no exit but the kills
+//   - the service's RSS and open file descriptors after the run within 10 % of before
+// Results: bench/results/chaos-<date>.json and .md (or --out FILE.json).
+//
+//   npm run chaos                          10 minutes at 20 calls/s (the issue's run)
+//   npm run chaos -- --minutes 2 --rate 5  the short form (test/e2e/chaos.test.ts runs it)
+import { execFile, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = join(HERE, '..');
+const DIST = join(REPO, 'dist');
+const { readAsteriskEnv, runSipp } = await import(join(DIST, 'demo/local-pbx.js'));
+const { startAossms, DEFAULT_CREDENTIALS, http500, hang, ok } = await import(join(REPO, 'build/standins/aossms.js'));
+const { startRouteApi, json, raw, http, slow } = await import(join(REPO, 'build/standins/route-api.js'));
+const Database = (await import('better-sqlite3')).default;
+const execFileP = promisify(execFile);
+
+const { values: opt } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '20' },
+    'asterisk-restarts': { type: 'string', default: '2' },
+    'kill-min': { type: 'string', default: '20' },
+    'kill-max': { type: 'string', default: '40' },
+    out: { type: 'string' },
+    assert: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opt.help) {
+  process.stdout.write('npm run chaos -- [--minutes 10] [--rate 20] [--asterisk-restarts 2] [--kill-min 20] [--kill-max 40] [--out FILE.json] [--assert]\n');
+  process.exit(0);
+}
+const MINUTES = Number(opt.minutes);
+const RATE = Number(opt.rate);
+const RUN_MS = MINUTES * 60_000;
+const KILL_MIN = Number(opt['kill-min']) * 1000;
+const KILL_MAX = Number(opt['kill-max']) * 1000;
+const AST_RESTARTS = Number(opt['asterisk-restarts']);
+const SERVICE_PORT = 24_000 + (process.pid % 1000);
+const SIPP_TIMEOUT_MS = 45_000;
+const HOOK_EVENTS = ['call.start', 'call.answer', 'call.end', 'queue.join', 'queue.key-exit', 'queue.abandon', 'stage.entered'];
+
+const log = (...a) => process.stderr.write(`[chaos ${((Date.now() - t0) / 1000).toFixed(1)}s] ${a.join(' ')}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const t0 = Date.now();
+const dir = mkdtempSync(join(tmpdir(), 'call-actions-chaos-'));
+
+// ---- stand-ins -----------------------------------------------------------------------------------
+
+const sms = await startAossms();
+// 10 % fail, 2 % hang, the rest ok: a behaviour per request, queued ahead of the requests
+let queuedBehaviours = 0;
+function topUp() {
+  while (queuedBehaviours - sms.requests.length < 200) {
+    const r = Math.random();
+    sms.enqueue(r < 0.1 ? http500 : r < 0.12 ? hang() : ok);
+    queuedBehaviours++;
+  }
+}
+topUp();
+const topUpTimer = setInterval(topUp, 100);
+
+const routeApi = await startRouteApi();
+const routeAnswers = { ok: 0, slow: 0, garbage: 0, http500: 0 };
+routeApi.respond = () => {
+  const r = Math.random();
+  if (r < 0.1) return routeAnswers.garbage++, raw('<<not json', 'application/json');
+  if (r < 0.2) return routeAnswers.http500++, http(500, 'oops');
+  if (r < 0.6) return routeAnswers.slow++, slow(300 + Math.floor(Math.random() * 2700), json({ status: 'success', result: 'hangup' }));
+  return routeAnswers.ok++, json({ status: 'success', result: 'hangup' });
+};
+
+// hook receiver: counts every request by its idempotency key (the run id)
+const hookHits = new Map();
+const hookServer = createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    const key = String(req.headers['idempotency-key'] ?? '');
+    hookHits.set(key, (hookHits.get(key) ?? 0) + 1);
+    res.setHeader('content-type', 'application/json');
+    res.end('{"ok":true}');
+  });
+});
+await new Promise((r) => hookServer.listen(0, '127.0.0.1', r));
+const hookUrl = `http://127.0.0.1:${hookServer.address().port}`;
+
+// ---- the service ---------------------------------------------------------------------------------
+
+const env = readAsteriskEnv();
+const config = `asterisk:
+  ari: { url: "${env.ariUrl}", user: "\${ARI_USER}", password: "\${ARI_PASSWORD}", app: call-actions, timeout: 3s }
+  ami: { host: ${env.amiHost}, port: ${env.amiPort}, user: "\${AMI_USER}", secret: "\${AMI_SECRET}" }
+store: sqlite:${join(dir, 'store.db')}
+http: { host: 127.0.0.1, port: ${SERVICE_PORT} }
+log: { level: info }
+tts: { cacheDir: ${join(dir, 'tts')} }
+sms:
+  concurrency: 8
+  providers:
+    aossms:
+      kind: http
+      url: ${sms.endpoint}
+      body: { token: "${DEFAULT_CREDENTIALS.token}", clientId: "${DEFAULT_CREDENTIALS.clientId}", smsCode: "${DEFAULT_CREDENTIALS.smsCode}", message: "{message}", phoneNumber: "{to}" }
+      timeout: 2s
+      retry: { count: 8, interval: 1s, backoff: 1.5, maxInterval: 5s }
+stages:
+  queue-exit:
+    - sms: { description: chaos, provider: aossms, to: [caller], text: "chaos {callId}", oncePerCall: true }
+    - say: "Goodbye."
+    - hangup: {}
+  t501:
+    - route: { url: ${routeApi.endpoint}, timeout: 2s, fallback: { hangup: {} } }
+hooks:
+${HOOK_EVENTS.map((e) => `  - { name: ${e.replace('.', '-')}, on: ${e}, request: { url: "${hookUrl}/${e}", body: { call: "{callId}", event: "{event}" }, timeout: 2s }, retry: { count: 5, interval: 1s } }`).join('\n')}
+`;
+const configFile = join(dir, 'config.yaml');
+writeFileSync(configFile, config);
+const serviceEnv = { ...process.env, ARI_USER: env.ariUser, ARI_PASSWORD: env.ariPass, AMI_USER: env.amiUser, AMI_SECRET: env.amiPass };
+
+const processes = []; // { pid, startedAt, exit: {code, signal} | undefined, killedByUs, stderr, badLines }
+let current;
+
+async function startService() {
+  const child = spawn(process.execPath, [join(DIST, 'cli.js'), 'start', '--config', configFile], { env: serviceEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = { pid: child.pid, child, startedAt: Date.now(), exit: undefined, killedByUs: false, stderr: '', badLines: [] };
+  processes.push(p);
+  let buf = '';
+  child.stdout.setEncoding('utf8').on('data', (c) => {
+    buf += c;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let l;
+      try {
+        l = JSON.parse(line);
+      } catch {
+        p.badLines.push(`not JSON: ${line.slice(0, 200)}`);
+        continue;
+      }
+      if (l.level === 'fatal' || /unhandled|uncaught/i.test(String(l.msg))) p.badLines.push(line.slice(0, 400));
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (c) => (p.stderr += c));
+  child.once('exit', (code, signal) => (p.exit = { code, signal }));
+  current = p;
+  await waitHealthy(60_000);
+  return p;
+}
+
+async function waitHealthy(timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < end) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${SERVICE_PORT}/health`);
+      last = await res.text();
+      if (res.status === 200) return;
+    } catch (e) {
+      last = e.message;
+    }
+    await sleep(200);
+  }
+  const p = current;
+  throw new Error(`service not healthy within ${timeoutMs} ms: ${last}; pid ${p?.pid} exit ${JSON.stringify(p?.exit)}; stderr: ${p?.stderr.slice(-1500)}; bad lines: ${p?.badLines.slice(-5).join('\n')}`);
+}
+
+function resources(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { rssMb: Math.round(rssKb / 102.4) / 10, fds: readdirSync(`/proc/${pid}/fd`).length };
+}
+
+async function killService() {
+  const p = current;
+  p.killedByUs = true;
+  p.child.kill('SIGKILL');
+  await new Promise((r) => (p.exit ? r() : p.child.once('exit', r)));
+  await startService();
+}
+
+async function script(name) {
+  await execFileP('bash', [join(REPO, 'docker/asterisk', name)], { cwd: REPO, timeout: 300_000, maxBuffer: 16 << 20 });
+}
+
+// ---- the run --------------------------------------------------------------------------------------
+
+const calls = []; // { i, kind, start, end, code }
+const asteriskDown = []; // [from, to] windows: a call overlapping one may be cut
+const kills = [];
+let stopLoad = false;
+
+function place(i, into = calls) {
+  const kind = Math.abs(i) % 2 === 0 ? 'queue' : 'route';
+  const from = `+8190${String(10_000_000 + (i < 0 ? 5_000_000 - i : i))}`;
+  const c = { i, kind, from, start: Date.now(), end: undefined, code: undefined };
+  into.push(c);
+  const scenario = kind === 'queue' ? 'queue_pound_2833' : 'call_until_bye';
+  const service = kind === 'queue' ? '100' : '501';
+  c.done = runSipp({ scenario, service, from, fromName: `Chaos ${i}`, localPort: 5200 + ((i + 1000) % 1000) * 4, timeoutMs: SIPP_TIMEOUT_MS }).then(
+    (r) => {
+      c.end = Date.now();
+      c.code = r.code;
+      if (r.code !== 0) c.tail = sippError(r.stdout + r.stderr);
+    },
+    (e) => {
+      c.end = Date.now();
+      c.code = -1;
+      c.tail = String(e);
+    },
+  );
+}
+
+/** sipp's first complaint (an unexpected message, a timeout), not its summary. */
+function sippError(text) {
+  const i = text.search(/unexpected message|receive timeout|Aborting|Dead call|failed/i);
+  return (i >= 0 ? text.slice(Math.max(0, i - 100), i + 700) : text.slice(-500)).replace(/\r/g, '');
+}
+
+async function main() {
+  log(`dir ${dir}; ${MINUTES} min at ${RATE} calls/s, kills every ${KILL_MIN / 1000}-${KILL_MAX / 1000} s, ${AST_RESTARTS} Asterisk restarts`);
+  await script('up.sh');
+  await startService();
+  // warm-up: 15 s of the same load with nothing breaking, so "before" is a process that has served calls
+  const warm = [];
+  for (let w = 0; w < 15 * RATE; w++) {
+    place(-1 - w, warm);
+    await sleep(1000 / RATE);
+  }
+  await Promise.all(warm.map((c) => c.done));
+  await sleep(3000);
+  const before = resources(current.pid);
+  log(`before: ${JSON.stringify(before)}`);
+
+  const runStart = Date.now();
+  runStartAbs = runStart;
+  let i = 0;
+  const loadTimer = setInterval(() => {
+    if (!stopLoad) place(i++);
+  }, 1000 / RATE);
+
+  const killer = (async () => {
+    for (;;) {
+      const at = Date.now() + KILL_MIN + Math.random() * (KILL_MAX - KILL_MIN);
+      while (Date.now() < at && !stopLoad) await sleep(200);
+      if (Date.now() - runStart > RUN_MS - 10_000 || stopLoad) return;
+      const killedAt = Date.now();
+      await killService();
+      kills.push({ at: killedAt - runStart, healthyAfterMs: Date.now() - killedAt });
+      log(`killed and restarted the service (${kills.length}), healthy after ${Date.now() - killedAt} ms`);
+    }
+  })();
+  const restarter = (async () => {
+    for (let r = 1; r <= AST_RESTARTS; r++) {
+      const target = runStart + (RUN_MS * r) / (AST_RESTARTS + 1);
+      await sleep(Math.max(0, target - Date.now()));
+      const from = Date.now();
+      await script('down.sh');
+      await script('up.sh');
+      const to = Date.now();
+      asteriskDown.push([from, to]);
+      log(`restarted Asterisk (${r}) in ${to - from} ms`);
+    }
+  })();
+
+  await sleep(RUN_MS);
+  stopLoad = true;
+  clearInterval(loadTimer);
+  await restarter;
+  log(`load stopped after ${calls.length} calls; waiting for them to end`);
+  await Promise.all(calls.map((c) => c.done));
+  await killer;
+  await waitHealthy(60_000);
+
+  // drain: the outbox and the hook queue empty (a hung request ends at its 2 s timeout)
+  sms.release();
+  const drainEnd = Date.now() + 120_000;
+  let backlog;
+  for (;;) {
+    backlog = await pending();
+    if ((backlog.sms === 0 && backlog.hooks === 0) || Date.now() > drainEnd) break;
+    await sleep(500);
+  }
+  await sleep(3000);
+  const after = resources(current.pid);
+  log(`after: ${JSON.stringify(after)}`);
+  current.child.kill('SIGTERM');
+  await new Promise((r) => (current.exit ? r() : current.child.once('exit', r)));
+  return { before, after, backlog };
+}
+
+async function pending() {
+  const db = new Database(join(dir, 'store.db'), { readonly: true, fileMustExist: true });
+  try {
+    const smsN = db.prepare("SELECT count(*) n FROM sms_messages WHERE status IN ('pending','sending')").get().n;
+    const hooksN = db.prepare("SELECT count(*) n FROM hook_runs WHERE status IN ('pending','sending')").get().n;
+    return { sms: smsN, hooks: hooksN };
+  } finally {
+    db.close();
+  }
+}
+
+function report({ before, after, backlog }) {
+  const db = new Database(join(dir, 'store.db'), { readonly: true });
+  const messages = db.prepare('SELECT id, call_id, text, status FROM sms_messages').all();
+  const runs = db.prepare('SELECT id, status, event FROM hook_runs').all();
+  db.close();
+
+  const cutBy = (c) => asteriskDown.some(([from, to]) => c.start <= to + 2000 && (c.end ?? Infinity) >= from);
+  const failed = calls.filter((c) => c.code !== 0);
+  const failedCut = failed.filter(cutBy);
+  const failedOther = failed.filter((c) => !cutBy(c));
+  const killWindows = kills.map((k) => runStartAbs + k.at);
+  const nearKill = (c) => killWindows.some((at) => c.start <= at && (c.end ?? Infinity) >= at);
+
+  const deliveredBy = new Map();
+  for (const d of sms.delivered) deliveredBy.set(d.message, (deliveredBy.get(d.message) ?? 0) + 1);
+  const sent = messages.filter((m) => m.status === 'sent');
+  const notDelivered = sent.filter((m) => !deliveredBy.get(m.text));
+  const duplicates = messages.filter((m) => (deliveredBy.get(m.text) ?? 0) > 1).map((m) => ({ text: m.text, times: deliveredBy.get(m.text), status: m.status }));
+  const acceptedTexts = new Set(messages.map((m) => m.text));
+  const strayDeliveries = [...deliveredBy.keys()].filter((t) => !acceptedTexts.has(t));
+  const smsStatus = count(messages.map((m) => m.status));
+  const runStatus = count(runs.map((r) => r.status));
+  const unfinishedRuns = runs.filter((r) => r.status === 'pending' || r.status === 'sending');
+  const runsNotHeard = runs.filter((r) => r.status === 'ok' && !hookHits.get(r.id));
+  const hookDuplicates = runs.filter((r) => (hookHits.get(r.id) ?? 0) > 1).length;
+
+  const unexpectedExits = processes.filter((p) => p.exit && !p.killedByUs && p !== current);
+  const lastExit = current.exit;
+  const badLines = processes.flatMap((p) => p.badLines);
+  const stderrs = processes.map((p) => p.stderr).filter((s) => /unhandled|uncaught|Error/i.test(s));
+  const rssGrowth = (after.rssMb - before.rssMb) / before.rssMb;
+  const fdGrowth = (after.fds - before.fds) / before.fds;
+
+  const checks = {
+    'every call ended normally (but those an Asterisk restart cut)': failedOther.length === 0,
+    'every call that no kill or restart overlapped ended normally': failedOther.filter((c) => !nearKill(c)).length === 0,
+    'every accepted SMS delivered at least once': notDelivered.length === 0 && (smsStatus.pending ?? 0) + (smsStatus.sending ?? 0) === 0,
+    'no SMS delivered that the outbox did not accept': strayDeliveries.length === 0,
+    'every hook run reached an end state': unfinishedRuns.length === 0 && runsNotHeard.length === 0,
+    'no unhandled rejection, uncaught exception, fatal line or unexpected exit': badLines.length === 0 && stderrs.length === 0 && unexpectedExits.length === 0 && lastExit?.code === 0,
+    'RSS after within 10 % of before': Math.abs(rssGrowth) <= 0.1,
+    'open file descriptors after within 10 % of before': Math.abs(fdGrowth) <= 0.1,
+  };
+  return {
+    when: new Date(t0).toISOString(),
+    options: { minutes: MINUTES, rate: RATE, killEverySeconds: [KILL_MIN / 1000, KILL_MAX / 1000], asteriskRestarts: AST_RESTARTS },
+    calls: {
+      placed: calls.length,
+      byKind: count(calls.map((c) => c.kind)),
+      endedNormally: calls.length - failed.length,
+      cutByAsteriskRestart: failedCut.length,
+      failedOtherwise: failedOther.length,
+      failedOtherwiseNearAKill: failedOther.filter(nearKill).length,
+      failedOtherwiseByKind: count(failedOther.map((c) => c.kind)),
+      examples: failedOther.slice(0, 5).map((c) => ({ kind: c.kind, from: c.from, code: c.code, tail: c.tail })),
+    },
+    kills,
+    asteriskRestarts: asteriskDown.map(([from, to]) => ({ at: from - runStartAbs, ms: to - from })),
+    routeAnswers,
+    sms: {
+      accepted: messages.length,
+      status: smsStatus,
+      standInRequests: sms.requests.length,
+      delivered: sms.delivered.length,
+      sentButNotDelivered: notDelivered.length,
+      duplicates: duplicates.length,
+      duplicateExamples: duplicates.slice(0, 5),
+      strayDeliveries: strayDeliveries.length,
+      backlogAtEnd: backlog.sms,
+    },
+    hooks: { runs: runs.length, status: runStatus, unfinished: unfinishedRuns.length, okButNotReceived: runsNotHeard.length, receivedTwiceOrMore: hookDuplicates, backlogAtEnd: backlog.hooks },
+    service: {
+      processes: processes.length,
+      unexpectedExits: unexpectedExits.map((p) => p.exit),
+      lastExit,
+      badLines: badLines.slice(0, 10),
+      stderr: stderrs.map((s) => s.slice(0, 500)),
+      before,
+      after,
+      rssGrowthPercent: Math.round(rssGrowth * 1000) / 10,
+      fdGrowthPercent: Math.round(fdGrowth * 1000) / 10,
+    },
+    checks,
+    ok: Object.values(checks).every(Boolean),
+  };
+}
+
+function count(xs) {
+  const out = {};
+  for (const x of xs) out[x] = (out[x] ?? 0) + 1;
+  return out;
+}
+
+function markdown(r) {
+  const lines = [
+    `# Chaos run ${r.when}`,
+    '',
+    `${r.options.minutes} min at ${r.options.rate} calls/s; service SIGKILLed every ${r.options.killEverySeconds.join('-')} s (${r.kills.length} times); Asterisk restarted ${r.asteriskRestarts.length} times; SMS provider 10 % 500, 2 % hang.`,
+    '',
+    '| check | result |',
+    '|---|---|',
+    ...Object.entries(r.checks).map(([k, v]) => `| ${k} | ${v ? 'pass' : '**FAIL**'} |`),
+    '',
+    `- calls: ${r.calls.placed} placed (${JSON.stringify(r.calls.byKind)}), ${r.calls.endedNormally} ended normally, ${r.calls.cutByAsteriskRestart} cut by an Asterisk restart, ${r.calls.failedOtherwise} failed otherwise (${r.calls.failedOtherwiseNearAKill} of them spanning a kill)`,
+    `- route API answers: ${JSON.stringify(r.routeAnswers)}`,
+    `- SMS: ${r.sms.accepted} accepted (${JSON.stringify(r.sms.status)}), ${r.sms.standInRequests} requests to the stand-in, ${r.sms.delivered} delivered, ${r.sms.duplicates} delivered twice or more (the at-least-once window), ${r.sms.sentButNotDelivered} sent but not delivered, ${r.sms.strayDeliveries} stray`,
+    `- hook runs: ${r.hooks.runs} (${JSON.stringify(r.hooks.status)}), ${r.hooks.unfinished} unfinished, ${r.hooks.receivedTwiceOrMore} received twice or more`,
+    `- service: ${r.service.processes} processes; RSS ${r.service.before.rssMb} → ${r.service.after.rssMb} MB (${r.service.rssGrowthPercent} %), fds ${r.service.before.fds} → ${r.service.after.fds} (${r.service.fdGrowthPercent} %)`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+let runStartAbs = 0;
+let exitCode = 0;
+try {
+  const measured = await main();
+  const r = report(measured);
+  const stamp = new Date(t0).toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const out = opt.out ?? join(REPO, 'bench/results', `chaos-${stamp}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(r, null, 2) + '\n');
+  writeFileSync(out.replace(/\.json$/, '.md'), markdown(r));
+  process.stdout.write(markdown(r));
+  log(`written ${out}`);
+  if (opt.assert && !r.ok) exitCode = 1;
+} catch (e) {
+  log(`chaos run failed: ${e.stack ?? e}`);
+  exitCode = 2;
+} finally {
+  stopLoad = true;
+  clearInterval(topUpTimer);
+  current?.child.kill('SIGKILL');
+  sms.release();
+  await sms.close();
+  await routeApi.close();
+  hookServer.close();
+  // Asterisk is left running (up.sh), as the tests leave it
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(exitCode);
