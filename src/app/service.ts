@@ -110,7 +110,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       const h = health();
       return { status: h.ok ? 200 : 503, body: h };
     },
-    '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics() } }),
+    '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics(metrics.loopDelay) } }),
   };
   for (const { runtime } of features) Object.assign(routes, runtime.routes);
   const http = await startHttpServer({ host: config.http.host, port: config.http.port, log, media: speech.media, routes });
@@ -143,6 +143,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     ami,
     health,
     async stop() {
+      metrics.loopDelay.stop();
       await runner.releaseAll();
       tracker.detach();
       await Promise.allSettled([ari.stop(), ami?.stop(), http.close(), ...features.map(({ runtime }) => runtime.stop?.())]);
