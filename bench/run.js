@@ -25,7 +25,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuPerKiloCall, cpuSeconds, cpuSnapshot, round, rssBytes } from './lib/proc.js';
+import { cpuPerKiloCall, cpuSeconds, cpuSecondsPrecise, cpuSnapshot, round, rssBytes } from './lib/proc.js';
 import { markdownReport } from './lib/report.js';
 import { infoSendTimes, injectionFile, percentile, runSipp } from './lib/sipp.js';
 import { outboxBench } from './outbox.js';
@@ -451,11 +451,12 @@ function loopDelay(m0, m1) {
 
 /** The service's CPU with no call at all: WebSocket pings, timers, sweeps. */
 async function idleCost(service) {
-  await sleep(2000);
-  const c0 = cpuSeconds(service.pid);
+  // after start-up's compiling and collecting have settled
+  await sleep(5000);
+  const c0 = cpuSecondsPrecise(service.pid);
   const t = Date.now();
   await sleep(opts.idleSeconds * 1000);
-  const c1 = cpuSeconds(service.pid);
+  const c1 = cpuSecondsPrecise(service.pid);
   const seconds = (Date.now() - t) / 1000;
   const out = { seconds: round(seconds), cpuPercentOfACore: round(((c1 - c0) / seconds) * 100, 2) };
   log(`idle: the service used ${out.cpuPercentOfACore} % of a core over ${out.seconds} s with no calls`);
