@@ -25,7 +25,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuPerKiloCall, cpuSeconds, cpuSnapshot, round, rssBytes } from './lib/proc.js';
+import { cpuPerKiloCall, cpuSeconds, cpuSecondsPrecise, cpuSnapshot, round, rssBytes } from './lib/proc.js';
 import { markdownReport } from './lib/report.js';
 import { infoSendTimes, injectionFile, percentile, runSipp } from './lib/sipp.js';
 import { outboxBench } from './outbox.js';
@@ -54,6 +54,9 @@ const USAGE = `npm run bench -- [options]
   --queue-callers N       callers who press # in the queue-sms run (default 200)
   --outbox-messages N     messages per outbox run (default 3000)
   --budget-minutes N      stop climbing and shorten the memory run past this (default 14.5)
+  --pin                   Asterisk and SIPp on CPU 0, the service and the API stand-in on CPU 1 (as
+                          when the service runs on a host of its own); needs 2 CPUs and taskset
+  --idle-seconds N        how long the service's CPU is measured with no calls (default 30)
   --no-provision          use the Asterisk already running in ASTX_DIR as it is (by default it is
                           restarted: run the bench on an Asterisk nobody else is using)
 Environment: ASTX_DIR as for docker/asterisk/up.sh; BENCH_CPU_PROF=DIR writes V8 CPU profiles of the
@@ -76,6 +79,8 @@ function options() {
       'outbox-messages': { type: 'string' },
       'budget-minutes': { type: 'string' },
       'no-provision': { type: 'boolean', default: false },
+      pin: { type: 'boolean', default: false },
+      'idle-seconds': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -99,6 +104,8 @@ function options() {
     outboxMessages: num('outbox-messages', 3000, 1000),
     budgetS: num('budget-minutes', 14.5, 14.5) * 60,
     provision: !values['no-provision'],
+    pin: values.pin,
+    idleSeconds: num('idle-seconds', 30, 5),
   };
 }
 
@@ -106,6 +113,7 @@ async function main() {
   if (opts.provision) provision();
   const env = readAsteriskEnv();
   const asteriskPid = currentAsteriskPid(env);
+  if (opts.pin) pin(asteriskPid, PIN.pbx);
   workDir = mkdtempSync(join(tmpdir(), 'call-actions-bench-'));
   log(`work folder ${workDir}; Asterisk pid ${asteriskPid}; ${opts.quick ? 'QUICK run' : 'full run'}`);
   writeFileSync(join(workDir, 'callers.csv'), injectionFile(10_000));
@@ -119,6 +127,7 @@ async function main() {
       rungSeconds: opts.rungSeconds,
       rates: opts.rates,
       service: 'ARI only (no AMI, no hooks), log level info to a file, SQLite store',
+      pinned: opts.pin ? `Asterisk and SIPp on CPU ${PIN.pbx}, the service and the API stand-in on CPU ${PIN.service}` : 'no (the kernel places every process)',
       asterisk: 'verbose 0, http.conf sessionlimit 1000, ari.conf defaults',
     },
     scenarios: {},
@@ -135,6 +144,7 @@ async function main() {
     const wantService = wantLadder.includes('route') || opts.scenarios.includes('queue-sms');
     if (wantService) service = await startBenchService('ladder', { sms, route: routeAvailable });
     const pids = { asterisk: asteriskPid, service: service?.pid, api: api.pid };
+    if (service) result.idle = await idleCost(service);
 
     if (wantLadder.length) {
       let pending;
@@ -240,6 +250,7 @@ async function startApi() {
     child.once('exit', (code) => reject(new Error(`the routing API stand-in exited (${code})`)));
   });
   if (m.error) throw new Error(`the routing API stand-in cannot listen on 127.0.0.1:${API_PORT}: ${m.error}`);
+  if (opts.pin) pin(child.pid, PIN.service);
   return { child, pid: child.pid, url: `http://127.0.0.1:${API_PORT}` };
 }
 
@@ -288,6 +299,7 @@ destinations:
   });
   closeSync(out);
   children.add(child);
+  if (opts.pin) pin(child.pid, PIN.service);
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
@@ -326,6 +338,7 @@ async function probeRoute(service) {
 
 function sippBase(name) {
   return {
+    cpu: opts.pin ? PIN.pbx : undefined,
     scenario: join(HERE, 'sipp/call.xml'),
     injection: join(workDir, 'callers.csv'),
     dir: join(workDir, 'sipp', `${name}-${Date.now()}`),
@@ -396,6 +409,7 @@ async function runRung(scenario, rate, { env, pids, service }) {
     const m1 = await service.metrics();
     // a route that fell back ends its SIP call with an error, which sipp already counts as failed
     rung.routing = routingLatency(m0, m1, 'bench-route');
+    rung.eventLoopDelayMs = loopDelay(m0, m1);
   }
   rung.clean = rung.failed === 0 && rung.retransmissions === 0 && rung.successful === calls;
   return rung;
@@ -420,10 +434,33 @@ function routingLatency(m0, m1, stage) {
     fallback: d('fallback'),
     gone: d('gone'),
     // Asterisk's StasisStart timestamp → the channel out of Stasis: what a caller waits for
-    sinceStasisStartMs: { p50: quantileMs(since, 0.5) ?? null, p99: quantileMs(since, 0.99) ?? null, mean: since.count ? round(since.sumMs / since.count, 2) : null },
+    sinceStasisStartMs: { p50: quantileMs(since, 0.5) ?? null, p99: quantileMs(since, 0.99) ?? null, max: quantileMs(since, 1) ?? null, mean: since.count ? round(since.sumMs / since.count, 2) : null },
     // from the event's arrival in the service: the service's own part
     inServiceMs: { p50: quantileMs(inService, 0.5) ?? null, p99: quantileMs(inService, 0.99) ?? null, mean: inService.count ? round(inService.sumMs / inService.count, 2) : null },
   };
+}
+
+/** How late the service's event loop ran its timers between two /metrics snapshots. */
+function loopDelay(m0, m1) {
+  const a = m0.process.eventLoopDelay;
+  const b = m1.process.eventLoopDelay;
+  if (!b) return null;
+  const d = histogramDelta(b, a);
+  return { p50: quantileMs(d, 0.5) ?? null, p99: quantileMs(d, 0.99) ?? null, max: quantileMs(d, 1) ?? null, samples: d.count };
+}
+
+/** The service's CPU with no call at all: WebSocket pings, timers, sweeps. */
+async function idleCost(service) {
+  // after start-up's compiling and collecting have settled
+  await sleep(5000);
+  const c0 = cpuSecondsPrecise(service.pid);
+  const t = Date.now();
+  await sleep(opts.idleSeconds * 1000);
+  const c1 = cpuSecondsPrecise(service.pid);
+  const seconds = (Date.now() - t) / 1000;
+  const out = { seconds: round(seconds), cpuPercentOfACore: round(((c1 - c0) / seconds) * 100, 2) };
+  log(`idle: the service used ${out.cpuPercentOfACore} % of a core over ${out.seconds} s with no calls`);
+  return out;
 }
 
 /** Until Asterisk has no channel left (calls of a saturated rung may still be ending). */
@@ -532,7 +569,12 @@ async function memory({ env, sms, asteriskPid, knee }) {
   try {
     const mem = async () => {
       const m = await service.metrics();
-      return { rssMB: mb(rssBytes(service.pid)), heapUsedMB: mb(m.process.heapUsedBytes), activeCalls: m.calls, stageVisits: Object.values(m.stages).reduce((n, s) => n + s.entered, 0) };
+      const p = m.process;
+      // where the RSS goes: V8's heap (reserved), memory bound to JS objects outside it (Buffers,
+      // SQLite's statements and page cache are native allocations, counted in the rest), the rest
+      const parts = { heapTotalMB: mb(p.heapTotalBytes), externalMB: mb(p.externalBytes), arrayBuffersMB: mb(p.arrayBuffersBytes) };
+      const rss = rssBytes(service.pid);
+      return { rssMB: mb(rss), heapUsedMB: mb(p.heapUsedBytes), ...parts, otherNativeMB: mb(rss - p.heapTotalBytes - p.externalBytes), activeCalls: m.calls, stageVisits: Object.values(m.stages).reduce((n, s) => n + s.entered, 0) };
     };
     await sleep(2000);
     const fresh = await mem();
@@ -605,6 +647,7 @@ async function memory({ env, sms, asteriskPid, knee }) {
     const half = samples.find((s) => s.callsSoFar >= calls / 2) ?? samples[samples.length - 1];
     const out = {
       fresh: { rssMB: fresh.rssMB, heapUsedMB: fresh.heapUsedMB },
+      breakdown: { fresh: breakdown(fresh), end: breakdown(end) },
       held: { calls: held.activeCalls, target: hold, rssMB: held.rssMB, heapUsedMB: held.heapUsedMB, asteriskRssMB: held.asteriskRssMB, sippFailed: hr.failed },
       afterHold: { rssMB: afterHold.rssMB, heapUsedMB: afterHold.heapUsedMB },
       run: {
@@ -629,6 +672,10 @@ async function memory({ env, sms, asteriskPid, knee }) {
   } finally {
     await service.stop();
   }
+}
+
+function breakdown(m) {
+  return { rssMB: m.rssMB, heapTotalMB: m.heapTotalMB, heapUsedMB: m.heapUsedMB, externalMB: m.externalMB, arrayBuffersMB: m.arrayBuffersMB, otherNativeMB: m.otherNativeMB };
 }
 
 function heapFloors(samples, calls) {
@@ -661,10 +708,31 @@ function summary(result) {
     const rung = [...routeRungs].filter((r) => r.offered <= half && r.clean).sort((a, b) => b.offered - a.offered)[0];
     if (rung) out.routingAtHalfKnee = { offered: rung.offered, sinceStasisStartMs: rung.routing.sinceStasisStartMs, inServiceMs: rung.routing.inServiceMs, serviceCpuMsPerCall: rung.cpuSecondsPer1000Calls.service };
   }
+  // what the whole box pays per call: route's three processes against the dialplan's CURL() and
+  // the API it asks (the service idles during peer-curl's rungs, so it is not counted there)
+  const peer = s['peer-curl']?.rungs ?? [];
+  out.totalCpuPerCall = routeRungs.flatMap((r) => {
+    const p = peer.find((x) => x.offered === r.offered);
+    if (!p) return [];
+    const c = r.cpuSecondsPer1000Calls;
+    const pc = p.cpuSecondsPer1000Calls;
+    const route = c.asterisk + c.service + c.api;
+    const peerCurl = pc.asterisk + pc.api;
+    return [{ offered: r.offered, routeMs: round(route, 3), peerCurlMs: round(peerCurl, 3), ratio: round(route / peerCurl, 2), serviceMs: c.service, clean: r.clean && p.clean }];
+  });
   return out;
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** Which CPU each side gets with --pin. */
+const PIN = { pbx: 0, service: 1 };
+
+/** Every thread of a running process onto one CPU. */
+function pin(pid, cpu) {
+  const r = spawnSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`taskset could not pin pid ${pid} to CPU ${cpu}: ${r.stderr || r.error}`);
+}
 
 function elapsedS() {
   return (Date.now() - t0) / 1000;

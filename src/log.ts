@@ -46,8 +46,30 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   );
 }
 
-// sonic-boom's own timer, which it stops when the stream is destroyed (ours would then throw)
-const batchedStdout = (): pino.DestinationStream => pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, periodicFlush: FLUSH_MS });
+/**
+ * sonic-boom's `periodicFlush` would wake the process every FLUSH_MS even with nothing to write
+ * (an empty write through the thread pool each time): most of an idle service's CPU. Instead a
+ * timer is armed by the first line written after a flush.
+ */
+function batchedStdout(): pino.DestinationStream {
+  const boom = pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES });
+  const write = boom.write.bind(boom);
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
+    // flushing a destroyed stream throws, and one being written is flushed when that write ends
+    if (!(boom as unknown as { destroyed: boolean }).destroyed) boom.flush();
+  };
+  boom.write = (line: string) => {
+    const ok = write(line);
+    if (!timer) {
+      timer = setTimeout(flush, FLUSH_MS);
+      timer.unref();
+    }
+    return ok;
+  };
+  return boom;
+}
 
 /** A copy of `value` with the values of secret keys censored; untouched parts are shared, not copied. */
 function redactKeys(value: Record<string, unknown>, depth: number): Record<string, unknown> {

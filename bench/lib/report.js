@@ -25,6 +25,20 @@ export function markdownReport(r) {
     out.push(`Routing latency at ${h.offered} calls/s (half the route knee or below): StasisStart → channel on its way p50 ${fmt(h.sinceStasisStartMs.p50)} ms, p99 ${fmt(h.sinceStasisStartMs.p99)} ms; of which in the service p50 ${fmt(h.inServiceMs.p50)} ms, p99 ${fmt(h.inServiceMs.p99)} ms; service CPU ${fmt(h.serviceCpuMsPerCall)} ms per call.`, '');
   }
 
+  if (r.settings.pinned) out.push(`Pinned: ${r.settings.pinned}.`, '');
+  if (r.idle) out.push(`Idle: with no calls the service used **${fmt(r.idle.cpuPercentOfACore)} % of a core** over ${fmt(r.idle.seconds)} s (WebSocket pings, timers, sweeps).`, '');
+  if (sum.totalCpuPerCall?.length) {
+    out.push('## What the box pays per call', '');
+    out.push('CPU ms per call, all processes: route = Asterisk + service + API stand-in; peer-curl = Asterisk + API stand-in. Event-loop delay: how late the service ran a 20 ms timer during the route rung.', '');
+    out.push('| offered | peer-curl ms | route ms | route / peer-curl | of which service ms | service event-loop delay p99 / max ms |', '|---:|---:|---:|---:|---:|---:|');
+    for (const t of sum.totalCpuPerCall) {
+      const g = s.route.rungs.find((x) => x.offered === t.offered);
+      const loop = g?.eventLoopDelayMs ? `${fmt(g.eventLoopDelayMs.p99)} / ${fmt(g.eventLoopDelayMs.max)}` : '–';
+      out.push(`| ${t.offered}${t.clean ? '' : ' ✗'} | ${fmt(t.peerCurlMs)} | ${fmt(t.routeMs)} | ${fmt(t.ratio)} | ${fmt(t.serviceMs)} | ${loop} |`);
+    }
+    out.push('');
+  }
+
   const ladder = ['limit', 'peer-curl', 'route'].filter((k) => s[k]?.rungs);
   if (ladder.length) {
     out.push('## Ladder', '');
@@ -78,6 +92,12 @@ export function markdownReport(r) {
       if (mm.afterHalf) out.push(`| after ${mm.afterHalf.callsSoFar} routed calls | ${fmt(mm.afterHalf.rssMB)} | ${fmt(mm.afterHalf.heapUsedMB)} |`);
       out.push(`| after ${mm.run.calls} routed calls | ${fmt(mm.end.rssMB)} | ${fmt(mm.end.heapUsedMB)} |`);
       out.push('');
+      if (mm.breakdown) {
+        out.push('Where the RSS goes (MB): V8 heap as reserved, memory held for JS objects outside it (Buffers, sockets), and the rest (Node and V8 code, SQLite and other native allocations, the allocator\'s free lists).', '');
+        out.push('| moment | RSS | V8 heap (used) | external (of which ArrayBuffers) | rest, native |', '|---|---:|---:|---:|---:|');
+        for (const [k, b] of Object.entries(mm.breakdown)) out.push(`| ${k} | ${fmt(b.rssMB)} | ${fmt(b.heapTotalMB)} (${fmt(b.heapUsedMB)}) | ${fmt(b.externalMB)} (${fmt(b.arrayBuffersMB)}) | ${fmt(b.otherNativeMB)} |`);
+        out.push('');
+      }
       const rr = mm.run.routing;
       out.push(`${mm.run.calls} calls at ${mm.run.rate}/s${mm.run.shortened ? ` (${mm.run.shortened})` : ''}: ${mm.run.successful} ok, ${mm.run.failed} failed, ${mm.run.retransmissions} retransmissions; routing p50/p99 ${fmt(rr.sinceStasisStartMs?.p50)}/${fmt(rr.sinceStasisStartMs?.p99)} ms. RSS from half-way to the end: ${fmt(mm.growthMB?.rss)} MB. Lowest V8 heap seen (≈ what survives a collection) in the first half ${fmt(mm.heapFloorMB?.firstHalf)} MB, in the second ${fmt(mm.heapFloorMB?.secondHalf)} MB (**${fmt(mm.heapFloorMB?.growth)} MB**). Asterisk RSS with the calls held: ${fmt(mm.held.asteriskRssMB)} MB. The service runs with AMI here (as examples/config.yaml).`, '');
     }

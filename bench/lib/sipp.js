@@ -34,7 +34,10 @@ export function runSipp(o) {
   ];
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn('sipp', args, { cwd: o.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    // o.cpu: run SIPp on that CPU only (--pin)
+    const child = o.cpu === undefined
+      ? spawn('sipp', args, { cwd: o.dir, stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn('taskset', ['-c', String(o.cpu), 'sipp', ...args], { cwd: o.dir, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d) => {
       if (stderr.length < 20_000) stderr += d;

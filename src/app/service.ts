@@ -118,7 +118,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       const h = health();
       return { status: h.ok ? 200 : 503, body: h };
     },
-    '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics() } }),
+    '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics(metrics.loopDelay) } }),
   };
   const posts: Record<string, PostRoute> = {};
   const providerRoutes: Record<string, ProviderRoute> = {};
@@ -161,6 +161,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     ami,
     health,
     async stop() {
+      metrics.loopDelay.stop();
       await runner.releaseAll();
       tracker.detach();
       await Promise.allSettled([ari.stop(), ami?.stop(), http.close(), ...features.map(({ runtime }) => runtime.stop?.())]);

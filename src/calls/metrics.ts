@@ -89,6 +89,11 @@ export interface StageMetrics {
 export class CallMetrics {
   private readonly stages = new Map<string, { entered: number; left: number; fallback: number; gone: number; since: Histogram; inService: Histogram }>();
 
+  /** Visits in progress: entered and not ended yet. */
+  private active = 0;
+  /** The service's event-loop delay, sampled while calls are in a stage. */
+  readonly loopDelay = new LoopDelay(() => this.active > 0);
+
   constructor(private readonly known: ReadonlySet<string>) {}
 
   private of(stage: string) {
@@ -100,12 +105,15 @@ export class CallMetrics {
 
   entered(stage: string): void {
     this.of(stage).entered += 1;
+    this.active += 1;
+    this.loopDelay.wake();
   }
 
   /** `times`: undefined when the channel never left by our hand (the caller hung up first). */
   ended(stage: string, outcome: StageOutcome, times?: { sinceStasisStartMs: number; inServiceMs: number }): void {
     const s = this.of(stage);
     s[outcome] += 1;
+    this.active = Math.max(0, this.active - 1);
     if (times && outcome !== 'gone') {
       s.since.observe(Math.max(0, times.sinceStasisStartMs));
       s.inService.observe(times.inServiceMs);
@@ -121,17 +129,74 @@ export class CallMetrics {
   }
 }
 
+/**
+ * How late the event loop runs a timer: a callback every `intervalMs` notes how far past its due
+ * time it ran. Any synchronous stretch (a GC pause, an fsync, a long parse) that delays calls
+ * shows up here, and a cumulative histogram lets each reader take its own interval.
+ * perf_hooks.monitorEventLoopDelay measures the same but keeps one histogram that only a reset
+ * can turn into an interval. It samples only while `busy()` (calls are in a stage): stalls
+ * matter when they delay a caller, and an idle service should not wake 50 times a second.
+ */
+export class LoopDelay {
+  private readonly histogram = new Histogram();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly busy: () => boolean,
+    private readonly intervalMs = 20,
+  ) {}
+
+  /** Starts sampling if it is not already; it stops by itself once `busy()` is false. */
+  wake(): void {
+    if (this.timer) return;
+    let due = performance.now() + this.intervalMs;
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      this.histogram.observe(Math.max(0, now - due));
+      due = now + this.intervalMs;
+      if (!this.busy()) this.stop();
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  snapshot(): HistogramSnapshot {
+    return this.histogram.snapshot();
+  }
+}
+
+export interface ProcessMetrics {
+  rssBytes: number;
+  /** V8's heap: what it has reserved, and what of it live and not yet collected objects use */
+  heapTotalBytes: number;
+  heapUsedBytes: number;
+  /** memory of C++ objects bound to JS objects (Buffers, sockets' buffers, SQLite statements…) */
+  externalBytes: number;
+  arrayBuffersBytes: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  uptimeS: number;
+  eventLoopDelay?: HistogramSnapshot;
+}
+
 /** Resource figures of this process, for the same endpoint. */
-export function processMetrics(): { rssBytes: number; heapUsedBytes: number; externalBytes: number; cpuUserMs: number; cpuSystemMs: number; uptimeS: number } {
+export function processMetrics(loop?: LoopDelay): ProcessMetrics {
   const m = process.memoryUsage();
   const c = process.cpuUsage();
   return {
     rssBytes: m.rss,
+    heapTotalBytes: m.heapTotal,
     heapUsedBytes: m.heapUsed,
     externalBytes: m.external,
+    arrayBuffersBytes: m.arrayBuffers,
     cpuUserMs: Math.round(c.user / 1000),
     cpuSystemMs: Math.round(c.system / 1000),
     uptimeS: Math.round(process.uptime()),
+    ...(loop ? { eventLoopDelay: loop.snapshot() } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CallMetrics, Histogram, histogramDelta, quantileMs } from '../../src/calls/metrics.js';
+import { CallMetrics, Histogram, histogramDelta, LoopDelay, quantileMs } from '../../src/calls/metrics.js';
 
 describe('metrics', () => {
   it('quantiles are bucket upper bounds, at most one bucket (9 %) above the true value', () => {
@@ -39,5 +39,29 @@ describe('metrics', () => {
     expect(s.route).toMatchObject({ entered: 2, left: 1, gone: 1, fallback: 0 });
     expect(s.route!.inService.count).toBe(1);
     expect(s['(unknown)']).toMatchObject({ entered: 1, fallback: 1 });
+  });
+
+  it('the loop delay histogram shows a stretch that blocked the loop', async () => {
+    let busy = true;
+    const loop = new LoopDelay(() => busy, 5);
+    loop.wake();
+    try {
+      await new Promise((r) => setTimeout(r, 30));
+      const before = loop.snapshot();
+      const end = performance.now() + 80;
+      while (performance.now() < end); // a synchronous stretch, as an fsync or a long parse would be
+      await new Promise((r) => setTimeout(r, 30));
+      const during = histogramDelta(loop.snapshot(), before);
+      expect(during.count).toBeGreaterThan(0);
+      expect(quantileMs(during, 1)).toBeGreaterThanOrEqual(60);
+      // with no call in a stage it stops sampling: an idle service does not wake for it
+      busy = false;
+      await new Promise((r) => setTimeout(r, 20));
+      const idle = loop.snapshot().count;
+      await new Promise((r) => setTimeout(r, 30));
+      expect(loop.snapshot().count).toBe(idle);
+    } finally {
+      loop.stop();
+    }
   });
 });

@@ -47,4 +47,21 @@ describe('groupCommit', () => {
     expect(() => rows.flush()).not.toThrow();
     expect(errors).toHaveLength(1);
   });
+
+  it('commits a group without waiting for the disk, and leaves the connection as durable as before', () => {
+    store = openStore('sqlite::memory:', { migrations: [{ id: 't/001', up: 'CREATE TABLE t (v INTEGER NOT NULL)' }] });
+    const level = () => store.db.pragma('synchronous', { simple: true });
+    const seen: unknown[] = [];
+    const rows = groupCommit<number>(store, (v) => {
+      seen.push(level());
+      if (v === 2) throw new Error('disk full');
+    }, { maxDelayMs: 100, maxRows: 100, onError: () => undefined });
+    expect(level()).toBe(2); // FULL, as the store opens it
+    rows.push(1);
+    rows.flush();
+    rows.push(2);
+    rows.flush();
+    expect(seen).toEqual([1, 1]); // NORMAL inside the group's transaction
+    expect(level()).toBe(2); // FULL again, also after a failed group
+  });
 });
