@@ -45,7 +45,8 @@ const routing = routingSchema.parse({
     loop: { prompt: 'again', options: { '1': { menu: 'loop' } }, timeout: '100ms', retries: 0 },
   },
   schedules: {
-    never: { timezone: 'Pacific/Kiritimati', weekly: { daily: '00:00-00:01' }, holidays: [] },
+    // open one minute a day, twelve hours from now: closed whenever this file runs
+    never: { timezone: 'UTC', weekly: { daily: closedNowWindow() }, holidays: [] },
     always: { timezone: 'America/Anchorage', weekly: { daily: '00:00-24:00' } },
   },
   timeconditions: { t: { schedule: 'always', open: { queue: 'open' }, closed: { queue: 'closed' } } },
@@ -319,3 +320,11 @@ describe('never strand a caller', () => {
     expect(all.entries[0]!.url).toContain('token=[redacted]');
   }, 120_000);
 });
+
+function closedNowWindow(): string {
+  const at = new Date(Date.now() + 12 * 3600_000);
+  const hm = (h: number, m: number) => `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}`;
+  const h = at.getUTCHours();
+  const m = Math.min(at.getUTCMinutes(), 58);
+  return `${hm(h, m)}-${hm(h, m + 1)}`;
+}
