@@ -150,15 +150,26 @@ export class StageRunner {
   }
 
   private async fail(session: CallSession): Promise<void> {
-    if (!session.active) return;
-    try {
-      await session.channel.setVar(RESULT_VAR, 'error');
-      await session.channel.continueInDialplan();
-    } catch (e) {
-      session.log.error({ err: e }, 'could not hand the call back to the dialplan; hanging up');
-      await session.channel.hangup().catch(() => undefined);
+    for (let attempt = 1; session.active; attempt++) {
+      try {
+        await session.channel.setVar(RESULT_VAR, 'error');
+        await session.channel.continueInDialplan();
+        return;
+      } catch (e) {
+        if (!session.active) return;
+        // Asterisk holds a channel's REST requests while it fetches that channel's prompt audio, and
+        // still carries them out after our timeout: hanging up then would cut a caller off for nothing
+        if (attempt < 3 && isTimeout(e)) {
+          session.log.warn({ err: e, attempt }, 'Asterisk is slow to take the call back; trying again');
+          continue;
+        }
+        session.log.error({ err: e }, 'could not hand the call back to the dialplan; hanging up');
+        await session.channel.hangup().catch(() => undefined);
+        return;
+      }
     }
   }
+
 
   private async callIdOf(ev: StasisStart, getVar: (n: string) => Promise<string | undefined>): Promise<string> {
     const given = parseStageArgs(ev.args.slice(1)).callid;
@@ -170,4 +181,9 @@ export class StageRunner {
       return ev.channel.id;
     }
   }
+}
+
+function isTimeout(e: unknown): boolean {
+  const err = e as { name?: string; code?: string } | undefined;
+  return err?.name === 'TimeoutError' || err?.code === 'UND_ERR_HEADERS_TIMEOUT' || err?.code === 'UND_ERR_BODY_TIMEOUT';
 }
