@@ -2,22 +2,33 @@ import type { CountryCode } from 'libphonenumber-js';
 import { AmiPort } from '../asterisk/ami.js';
 import { AriPort } from '../asterisk/ari.js';
 import { CallEventTracker } from '../asterisk/call-events.js';
-import type { FeatureRuntime, Route } from '../calls/feature.js';
+import { AdminAuth } from '../admin/auth.js';
+import type { Action, FeatureRuntime, Route } from '../calls/feature.js';
 import { CallMetrics, processMetrics } from '../calls/metrics.js';
 import { StageRunner } from '../calls/runner.js';
 import type { StepServices } from '../calls/services.js';
 import type { Step } from '../calls/step.js';
 import { createLogger, type Logger } from '../log.js';
+import { readQuery } from '../history/query.js';
+import { openAuditLog } from '../store/audit.js';
+import { auditRetention, startRetention } from '../store/retention.js';
 import { openStore } from '../store/sqlite.js';
 import { createSpeech } from '../tts/speaker.js';
 import type { Config } from './config-schema.js';
 import { FEATURES } from './features.js';
-import { startHttpServer } from './http-server.js';
+import { listenersOf } from './http-config.js';
+import { startHttpServer, type HttpListener } from './http-server.js';
 import { createStep, type StepSpec } from './steps.js';
+
+/** API routes whose answers hold phone numbers: an admin token reading them is audited as `reveal`. */
+const REVEALING = new Set(['/sms/history', '/hooks/log', '/routes/log', '/salesforce/activities']);
 
 export interface Service {
   readonly log: Logger;
+  /** the admin listener's URL (API, console, metrics) */
   readonly url: string;
+  /** the listener Asterisk fetches TTS media from (the same as `url` with one listener) */
+  readonly mediaUrl: string;
   readonly ari: AriPort;
   readonly ami: AmiPort | undefined;
   health(): Health;
@@ -53,7 +64,8 @@ export interface ServiceOptions {
  */
 export async function startService(config: Config, opts: ServiceOptions = {}): Promise<Service> {
   const log = opts.log ?? createLogger({ level: config.log.level, secrets: opts.secrets });
-  const store = openStore(config.store);
+  const store = openStore(config.store, { secrets: opts.secrets });
+  const audit = openAuditLog(store);
   const speech = createSpeech(config.tts, log);
 
   const ariLog = log.child({ component: 'ari' });
@@ -112,9 +124,47 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     },
     '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics() } }),
   };
-  for (const { runtime } of features) Object.assign(routes, runtime.routes);
-  const http = await startHttpServer({ host: config.http.host, port: config.http.port, log, media: speech.media, routes });
-  const mediaBase = (config.http.publicUrl ?? http.url).replace(/\/+$/, '') + '/media';
+  routes['/audit/log'] = (url) => {
+    const q = readQuery(url.searchParams, ['action', 'limit', 'offset']);
+    return { status: 200, body: { entries: audit.list({ action: q.text('action'), limit: q.count('limit'), offset: q.count('offset') }) } };
+  };
+  const actions: Record<string, Action> = {};
+  for (const { runtime } of features) {
+    Object.assign(routes, runtime.routes);
+    Object.assign(actions, runtime.actions);
+  }
+  const retention = startRetention(store, [...features.flatMap(({ runtime }) => runtime.retention ?? []), auditRetention], config.retention, log.child({ component: 'retention' }));
+
+  const listeners = listenersOf(config.http);
+  const consoleHost = config.console.publicUrl ? [new URL(config.console.publicUrl).host] : [];
+  const ownHosts = listeners.filter((l) => l.admin && !['0.0.0.0', '::', ''].includes(l.host)).map((l) => l.host);
+  const auth = new AdminAuth(config.http.tokens, [...config.http.allowedHosts, ...ownHosts, ...consoleHost]);
+  if (auth.open) log.warn('http.tokens is empty: the admin API and console are open to anyone who can reach the loopback address');
+  const servers: Array<{ listener: (typeof listeners)[number]; http: HttpListener }> = [];
+  try {
+    for (const listener of listeners) {
+      const http = await startHttpServer({
+        listener,
+        log,
+        media: speech.media,
+        auth,
+        audit,
+        routes,
+        actions,
+        liveness: () => health().ok,
+        reveals: (path) => REVEALING.has(path),
+      });
+      servers.push({ listener, http });
+    }
+  } catch (e) {
+    await Promise.allSettled(servers.map((s) => s.http.close()));
+    retention.stop();
+    store.close();
+    throw e;
+  }
+  const adminHttp = servers.find((s) => s.listener.admin)!;
+  const mediaHttp = servers.find((s) => s.listener.media)!;
+  const mediaBase = (mediaHttp.listener.publicUrl ?? mediaHttp.http.url).replace(/\/+$/, '') + '/media';
 
   const services = Object.assign({ tts: speech.speaker(mediaBase) }, ...features.map(({ runtime }) => runtime.services)) as StepServices;
   const stages = new Map<string, Step[]>(Object.entries(config.stages).map(([name, specs]) => [name, (specs as StepSpec[]).map(createStep)]));
@@ -134,18 +184,20 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   for (const { runtime } of features) runtime.start?.();
   ari.start();
   ami?.start();
-  log.info({ url: http.url, stages: [...stages.keys()], providers: Object.keys(config.sms.providers), hooks: config.hooks.length }, 'call-actions started');
+  log.info({ url: adminHttp.http.url, media: mediaHttp.http.url, stages: [...stages.keys()], providers: Object.keys(config.sms.providers), hooks: config.hooks.length }, 'call-actions started');
 
   return {
     log,
-    url: http.url,
+    url: adminHttp.http.url,
+    mediaUrl: mediaHttp.http.url,
     ari,
     ami,
     health,
     async stop() {
       await runner.releaseAll();
       tracker.detach();
-      await Promise.allSettled([ari.stop(), ami?.stop(), http.close(), ...features.map(({ runtime }) => runtime.stop?.())]);
+      retention.stop();
+      await Promise.allSettled([ari.stop(), ami?.stop(), ...servers.map((s) => s.http.close()), ...features.map(({ runtime }) => runtime.stop?.())]);
       store.close();
       log.info('call-actions stopped');
       log.flush?.();

@@ -7,16 +7,16 @@ import { getCountries, parsePhoneNumberWithError, type CountryCode } from 'libph
  * expected; the loader adds file, line and field.
  */
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** "500ms", "5s", "2m", "1h", or a bare number of seconds → milliseconds. */
+/** "500ms", "5s", "2m", "1h", "90d", or a bare number of seconds → milliseconds. */
 export const duration = z
   .union([z.number().nonnegative(), z.string()])
   .transform((v, ctx) => {
     if (typeof v === 'number') return Math.round(v * 1000);
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(v);
     if (!m) {
-      ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 500ms, 5s, 2m)` });
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 500ms, 5s, 2m, 90d)` });
       return z.NEVER;
     }
     return Math.round(Number(m[1]) * UNITS[m[2] ?? 's']!);
@@ -61,3 +61,16 @@ export const countryCode = z
 export const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 export type Duration = z.output<typeof duration>;
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+
+/** "500MB", "2GB", "64kB", or a bare number of bytes → bytes. */
+export const byteSize = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?b)?\s*$/i.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (e.g. 500MB, 2GB)` });
+    return z.NEVER;
+  }
+  return Math.round(Number(m[1]) * SIZE_UNITS[(m[2] ?? 'b').toLowerCase()]!);
+});

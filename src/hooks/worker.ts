@@ -131,6 +131,20 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
   }
 
   /**
+   * An operator's re-send of a failed queued run: the same run (so the same Idempotency-Key), due
+   * now, its next attempt numbered on in the same history. Inline runs belonged to a call that has
+   * moved on, so they are not re-sent. False when there is no such failed queued run.
+   */
+  resend(id: string, reason: string): boolean {
+    const now = Date.now();
+    const changed = this.db
+      .prepare("UPDATE hook_runs SET status = 'pending', next_at = ?, settled_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND status = 'failed' AND mode = 'queued'")
+      .run(now, reason, now, id).changes;
+    if (changed) this.worker.kick();
+    return changed === 1;
+  }
+
+  /**
    * Queues the hooks this event triggers, in their order, durably before returning. Hooks whose
    * `numbers` do not include the call's DID are not queued at all (CA1). Returns the run ids; an
    * event seen before queues nothing again.

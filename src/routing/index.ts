@@ -6,6 +6,7 @@ import { checkRouting, ROUTING_SECTIONS, type DestinationsConfig, type RoutingCo
 import { gather } from './gather-step.js';
 import { createRouteLog, routeLogFilter, type NewRouteLogEntry } from './history.js';
 import { route } from './route-step.js';
+import { routingRetention } from './retention.js';
 
 /** Config as dynamic routing reads it (sms: the sms destination names a provider and template). */
 type RoutingFeatureConfig = {
@@ -54,6 +55,7 @@ export const routingFeature = defineFeature<RoutingFeatureConfig>()({
           return { status: 200, body: routeLog.query(routeLogFilter(url.searchParams)) };
         },
       },
+      retention: [routingRetention],
       stop: () => rows.flush(),
     };
   },

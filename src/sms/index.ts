@@ -1,5 +1,5 @@
 import type { CountryCode } from 'libphonenumber-js';
-import { defineFeature } from '../calls/feature.js';
+import { defineFeature, requireId } from '../calls/feature.js';
 import { checkSms, SMS_SECTIONS, type SmsSection } from './config.js';
 import { SMS_USAGE, smsCommand } from './cli.js';
 import { historyFilter, querySmsHistory } from './history.js';
@@ -7,6 +7,7 @@ import { Outbox, smsMigrations } from './outbox.js';
 import type { SmsProvider } from './provider.js';
 import { createProvider } from './providers.js';
 import { sms as smsStep } from './step.js';
+import { smsRetention } from './retention.js';
 
 /** The SMS step (TeleCube), its durable outbox and providers, and the SMS history. */
 export const smsFeature = defineFeature<{ sms: SmsSection }>()({
@@ -36,6 +37,15 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
         // historyFilter throws RangeError on a bad query, which the server answers with 400
         '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams, defaultCountry)) }),
       },
+      actions: {
+        '/sms/resend': ({ body, actor }) => {
+          const id = requireId(body);
+          return outbox.resend(id, `re-sent by ${actor}`)
+            ? { status: 202, body: { id, status: 'pending' } }
+            : { status: 409, body: { error: `no failed SMS with id ${id}` } };
+        },
+      },
+      retention: [smsRetention],
       start: () => outbox.start(),
       stop: () => outbox.stop({ graceMs: 2000 }),
     };

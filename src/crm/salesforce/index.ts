@@ -2,6 +2,7 @@ import type { CountryCode } from 'libphonenumber-js';
 import { defineFeature } from '../../calls/feature.js';
 import { SALESFORCE_SECTIONS, type CrmConfig } from './config.js';
 import { createSalesforceLogging } from './logging.js';
+import { salesforceRetention } from './retention.js';
 
 type SalesforceFeatureConfig = { crm?: CrmConfig; log: { level: string } };
 
@@ -24,6 +25,7 @@ export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
     tracker.on('event', (ev) => salesforce.onEvent(ev));
     return {
       routes: { '/salesforce/activities': (url) => salesforce.activitiesRoute(url) },
+      retention: [salesforceRetention],
       health: () => salesforce.health(),
       start: () => salesforce.start(),
       stop: () => salesforce.stop(),
