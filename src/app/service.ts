@@ -9,6 +9,7 @@ import { StageRunner } from '../calls/runner.js';
 import type { StepServices } from '../calls/services.js';
 import type { Step } from '../calls/step.js';
 import { createLogger, type Logger } from '../log.js';
+import { createMetrics } from '../metrics.js';
 import { readQuery } from '../history/query.js';
 import { openAuditLog } from '../store/audit.js';
 import { auditRetention, startRetention } from '../store/retention.js';
@@ -90,6 +91,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     ? new AmiPort({ ...config.asterisk.ami, timeoutMs: config.asterisk.ami.timeout, log: log.child({ component: 'ami' }), events: followCalls })
     : undefined;
   const tracker = new CallEventTracker(log.child({ component: 'events' }));
+  const prom = createMetrics();
   if (followCalls && ami) tracker.attachAmi(ami);
 
   const context = {
@@ -100,6 +102,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     defaultCountry: config.sms.defaultCountry as CountryCode | undefined,
     ami,
     tracker,
+    metrics: prom,
   };
   const features: Array<{ name: string; runtime: FeatureRuntime }> = [];
   for (const f of FEATURES) features.push({ name: f.name, runtime: await f.create(context) });
@@ -122,7 +125,9 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       const h = health();
       return { status: h.ok ? 200 : 503, body: h };
     },
-    '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics() } }),
+    '/metrics': async () => ({ status: 200, body: await prom.text(), contentType: prom.contentType }),
+    // the benchmark's histograms (finer buckets, read as deltas; bench/run.js)
+    '/stats': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics() } }),
   };
   routes['/audit/log'] = (url) => {
     const q = readQuery(url.searchParams, ['action', 'limit', 'offset']);
@@ -176,9 +181,26 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     log,
     callVars: fieldSources.length ? (callId) => Object.assign({}, ...fieldSources.map((f) => f(callId))) : undefined,
     metrics,
+    observers: [
+      {
+        stageEntered: (s) => {
+          prom.stageCalls.inc({ stage: s.stage });
+          prom.activeCalls.inc({ stage: s.stage });
+        },
+        stepDone: (s, step, result) => prom.steps.inc({ stage: s.stage, step: step.kind, result }),
+        stageEnded: (s, outcome) => {
+          prom.stageEnds.inc({ stage: s.stage, outcome });
+          prom.activeCalls.dec({ stage: s.stage });
+        },
+      },
+    ],
     onStageEntered: followCalls
       ? (session, ev) => tracker.stageEntered({ callId: session.callId, channelId: ev.channel.id, stage: session.stage, vars: session.vars, exten: ev.channel.dialplan.exten })
       : undefined,
+  });
+  prom.onScrape(() => {
+    prom.asteriskUp.set({ connection: 'ari' }, ari.ready ? 1 : 0);
+    if (ami) prom.asteriskUp.set({ connection: 'ami' }, ami.ready ? 1 : 0);
   });
   runner.start();
   for (const { runtime } of features) runtime.start?.();

@@ -4,6 +4,7 @@ import type { AmiPort } from '../asterisk/ami.js';
 import type { CallEventTracker } from '../asterisk/call-events.js';
 import type { CliContext } from '../history/command.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { RetentionRule } from '../store/retention.js';
 import type { Store } from '../store/sqlite.js';
 import type { StepServices } from './services.js';
@@ -50,6 +51,8 @@ export interface FeatureContext<C> {
   ami?: AmiPort;
   /** Call events (start, answer, queue, end) per call; fed by AMI only when a feature follows calls. */
   tracker: CallEventTracker;
+  /** What /metrics reports; a feature counts its own events there. */
+  metrics: Metrics;
 }
 
 /** `contentType` set: `body` is sent as it is (a string), not as JSON. */

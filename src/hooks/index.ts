@@ -107,8 +107,9 @@ export const hooksFeature = defineFeature<HooksCliConfig>()({
   check: (c, ctx) => checkHookSteps(c.stages, c.hooks, ctx),
   followsCalls: (c) => c.hooks.length > 0,
   commands: [{ name: 'hooks', usage: HOOKS_USAGE, run: hooksCommand }],
-  create({ config, store, log, secrets, defaultCountry, tracker }) {
+  create({ config, store, log, secrets, defaultCountry, tracker, metrics }) {
     const hooks = createHooks({ hooks: config.hooks, store, log, secrets, defaultCountry, tracker });
+    hooks.worker.on('attempt', (a) => metrics.hookAttempts.inc({ hook: a.hook, outcome: a.outcome }));
     return {
       services: { hooks },
       // only hooks that extract can have left variables for a call

@@ -83,7 +83,7 @@ export interface InlineResult {
 
 type Next = { status: RunStatus; nextAt: number | null; reason: string };
 
-export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
+export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [{ runId: string; hook: string; outcome: string }] }> {
   readonly workerId: string;
   private readonly store: Store;
   private readonly byName: Map<string, Hook>;
@@ -298,6 +298,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
     const now = Date.now();
     const next = this.next(row, hook, attempt, report, cancelled, now);
     const settles = next.status !== 'pending';
+    this.emit('attempt', { runId: row.id, hook: row.hook, outcome: cancelled ? 'interrupted' : report.outcome });
     const extracted = report.outcome === 'ok' && Object.keys(report.extracted).length ? report.extracted : undefined;
     const changed = this.db
       .transaction((): number => {

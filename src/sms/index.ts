@@ -16,19 +16,34 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
   steps: [smsStep],
   check: checkSms,
   commands: [{ name: 'sms', usage: SMS_USAGE, run: smsCommand }],
-  create({ config, store, log }) {
+  create({ config, store, log, metrics }) {
     store.migrate(smsMigrations);
     const providers = new Map<string, SmsProvider>(
       Object.entries(config.sms.providers).map(([name, p]) => [name, createProvider(name, p)]),
     );
     const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
     const defaultCountry = config.sms.defaultCountry as CountryCode | undefined;
+    outbox.on('settled', (m) => metrics.sms.inc({ provider: m.provider, status: m.status }));
+    const depth = store.db.prepare<[], { n: number; oldest: number | null }>("SELECT count(*) AS n, min(created_at) AS oldest FROM sms_messages WHERE status IN ('pending', 'sending')");
+    metrics.onScrape(() => {
+      const d = depth.get()!;
+      metrics.outboxDepth.set(d.n);
+      metrics.outboxOldestAge.set(d.oldest === null ? 0 : Math.max(0, (Date.now() - d.oldest) / 1000));
+    });
+    const accept: typeof outbox.accept = (messages, opts) => {
+      const result = outbox.accept(messages, opts);
+      if (!result.duplicate) {
+        const blocked = new Set(result.blocked.map((b) => b.id));
+        result.ids.forEach((id, i) => metrics.sms.inc({ provider: messages[i]?.provider ?? 'unknown', status: blocked.has(id) ? 'blocked' : 'accepted' }));
+      }
+      return result;
+    };
     return {
       services: {
         sms: {
           templates: config.sms.templates,
           defaultCountry,
-          accept: (messages, once) => outbox.accept(messages, { once }),
+          accept: (messages, once) => accept(messages, { once }),
           hasOnce: (callId, key) => outbox.hasOnce(callId, key),
           recordSkipped: (entry) => void outbox.recordSkipped(entry),
         },
