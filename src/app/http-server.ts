@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { CSRF_HEADER, SESSION_COOKIE, type AdminAuth, type Caller } from '../admin/auth.js';
+import type { PublicFile } from '../admin/console-files.js';
 import { maskForViewer } from '../admin/mask.js';
 import type { Action, Route, RouteAnswer } from '../calls/feature.js';
 import type { Logger } from '../log.js';
@@ -20,14 +21,6 @@ import type { Listener } from './http-config.js';
  * `/`, an unknown endpoint, a query or body a route cannot read (RangeError).
  */
 
-export interface Page {
-  status?: number;
-  type: string;
-  body: string | Buffer;
-}
-
-/** Something served without a token: the console's files and its login page hold no data. */
-export type PublicFile = (path: string) => Page | undefined;
 
 /** A long-lived answer (Server-Sent Events); it owns `res` from then on. */
 export type Stream = (req: IncomingMessage, res: ServerResponse, caller: Caller) => void;
@@ -45,6 +38,8 @@ export interface HttpServerOptions {
   publicFile?: PublicFile;
   /** `/health` without a token: only whether the service is ready, for probes */
   liveness?: () => boolean;
+  /** Routes only an admin token may read (the config view) */
+  adminOnly?: (path: string) => boolean;
   /** Routes whose answers hold phone numbers: an admin reading them is audited as `reveal`. */
   reveals?: (path: string) => boolean;
 }
@@ -133,6 +128,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpList
       return json(res, answer.status, answer.body);
     }
     if (method !== 'GET') return json(res, 405, { error: 'GET only' });
+    if (caller.role !== 'admin' && opts.adminOnly?.(path)) return json(res, 403, { error: 'an admin token is required' });
     if (stream) return stream(req, res, caller);
     const answer = await route!(url);
     if (answer.contentType) return send(res, answer.status, answer.contentType, String(answer.body));

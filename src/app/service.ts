@@ -3,6 +3,11 @@ import { AmiPort } from '../asterisk/ami.js';
 import { AriPort } from '../asterisk/ari.js';
 import { CallEventTracker } from '../asterisk/call-events.js';
 import { AdminAuth } from '../admin/auth.js';
+import { redactConfig } from '../admin/config-view.js';
+import { consoleFiles } from '../admin/console-files.js';
+import { LiveCalls } from '../admin/live.js';
+import { liveStream } from '../admin/live-stream.js';
+import { CallTimeline } from '../admin/timeline.js';
 import type { Action, FeatureRuntime, Route } from '../calls/feature.js';
 import { CallMetrics, processMetrics } from '../calls/metrics.js';
 import { StageRunner } from '../calls/runner.js';
@@ -22,7 +27,11 @@ import { startHttpServer, type HttpListener } from './http-server.js';
 import { createStep, type StepSpec } from './steps.js';
 
 /** API routes whose answers hold phone numbers: an admin token reading them is audited as `reveal`. */
-const REVEALING = new Set(['/sms/history', '/hooks/log', '/routes/log', '/salesforce/activities']);
+const REVEALING = new Set(['/sms/history', '/hooks/log', '/routes/log', '/salesforce/activities', '/calls/timeline']);
+/** Only an admin token reads these: the config (even redacted) and who did what. */
+const ADMIN_ONLY = new Set(['/config', '/audit/log']);
+/** The logs a call page gathers, by the key the page reads them under. */
+const CALL_LOGS = { sms: '/sms/history', hooks: '/hooks/log', routing: '/routes/log', salesforce: '/salesforce/activities' } as const;
 
 export interface Service {
   readonly log: Logger;
@@ -92,6 +101,10 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     : undefined;
   const tracker = new CallEventTracker(log.child({ component: 'events' }));
   const prom = createMetrics();
+  const live = new LiveCalls();
+  live.setMaxListeners(0);
+  const timeline = new CallTimeline();
+  tracker.on('event', (ev) => timeline.callEvent(ev));
   if (followCalls && ami) tracker.attachAmi(ami);
 
   const context = {
@@ -133,6 +146,18 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     const q = readQuery(url.searchParams, ['action', 'limit', 'offset']);
     return { status: 200, body: { entries: audit.list({ action: q.text('action'), limit: q.count('limit'), offset: q.count('offset') }) } };
   };
+  routes['/config'] = () => ({ status: 200, body: redactConfig(config, opts.secrets ?? []) });
+  routes['/calls/timeline'] = async (url) => {
+    const callId = readQuery(url.searchParams, ['callId']).text('callId');
+    if (!callId) throw new RangeError('callId: required');
+    const logs: Record<string, unknown[]> = {};
+    for (const [key, path] of Object.entries(CALL_LOGS)) {
+      const route = routes[path];
+      const answer = route ? await route(new URL(`${path}?callId=${encodeURIComponent(callId)}&limit=500`, 'http://localhost')) : undefined;
+      logs[key] = answer?.status === 200 ? ((answer.body as { entries?: unknown[] }).entries ?? []) : [];
+    }
+    return { status: 200, body: { callId, timeline: timeline.of(callId), ...logs } };
+  };
   const actions: Record<string, Action> = {};
   for (const { runtime } of features) {
     Object.assign(routes, runtime.routes);
@@ -158,6 +183,9 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
         actions,
         liveness: () => health().ok,
         reveals: (path) => REVEALING.has(path),
+        adminOnly: (path) => ADMIN_ONLY.has(path),
+        streams: { '/live': liveStream(live) },
+        publicFile: consoleFiles(),
       });
       servers.push({ listener, http });
     }
@@ -182,6 +210,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     callVars: fieldSources.length ? (callId) => Object.assign({}, ...fieldSources.map((f) => f(callId))) : undefined,
     metrics,
     observers: [
+      live,
+      timeline,
       {
         stageEntered: (s) => {
           prom.stageCalls.inc({ stage: s.stage });

@@ -120,7 +120,7 @@ afterAll(async () => {
   provider?.server.close();
 });
 
-const ENDPOINTS = ['/sms/history', '/hooks/log', '/routes/log', '/salesforce/activities', '/metrics', '/audit/log', '/session'];
+const ENDPOINTS = ['/sms/history', '/hooks/log', '/routes/log', '/salesforce/activities', '/metrics', '/audit/log', '/session', '/live', '/config', '/calls/timeline?callId=call-1', '/stats'];
 const ACTIONS = ['/sms/resend', '/hooks/resend'];
 
 describe('tokens', () => {
@@ -150,6 +150,46 @@ describe('tokens', () => {
     expect(full).toContain(TO);
     const audit = (await (await as(ADMIN, '/audit/log?action=reveal')).json()) as { entries: Array<{ actor: string; target: string }> };
     expect(audit.entries.some((e) => e.actor === 'bob' && e.target === '/sms/history?callId=call-1')).toBe(true);
+  });
+});
+
+describe('the console', () => {
+  it('serves its page and files without a token (they hold no data), from the package', async () => {
+    for (const path of ['/', '/login', '/calls/call-1', '/logs/sms', '/flow']) {
+      const res = await admin(path);
+      expect(res.status, path).toBe(200);
+      expect(await res.text()).toContain('<script src="/console/app.js" defer></script>');
+    }
+    expect((await admin('/console/app.js')).headers.get('content-type')).toMatch(/javascript/);
+    expect((await admin('/console/nope.js')).status).toBe(404);
+  });
+
+  it('a call page gathers the call\'s SMS with every attempt; a viewer sees the number masked', async () => {
+    type T = { sms: Array<{ id: string; recipient: string; attemptLog: unknown[] }>; hooks: unknown[]; routing: unknown[] };
+    const t = (await (await as(ADMIN, '/calls/timeline?callId=call-1')).json()) as T;
+    expect(t.sms.map((m) => m.id)).toEqual([smsId]);
+    expect(t.sms[0]!.recipient).toBe(TO);
+    expect(t.sms[0]!.attemptLog.length).toBeGreaterThanOrEqual(1);
+    const v = (await (await as(VIEWER, '/calls/timeline?callId=call-1')).json()) as T;
+    expect(v.sms[0]!.recipient).toBe('+4860*****67');
+    expect((await as(ADMIN, '/calls/timeline')).status).toBe(400);
+  });
+
+  it('the config view is for admins, with secrets redacted', async () => {
+    expect((await as(VIEWER, '/config')).status).toBe(403);
+    const text = await (await as(ADMIN, '/config')).text();
+    expect(text).toContain('"queue-exit"');
+    for (const s of [SMS_TOKEN, ADMIN, VIEWER, ARI_PASSWORD]) expect(text).not.toContain(s);
+  });
+
+  it('/live is a Server-Sent Events stream of the calls in a stage', async () => {
+    const ac = new AbortController();
+    const res = await as(VIEWER, '/live', { signal: ac.signal });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = res.body!.getReader();
+    const { value } = await reader.read();
+    expect(new TextDecoder().decode(value)).toMatch(/^event: calls\ndata: \{"now":\d+,"calls":\[\]\}/);
+    ac.abort();
   });
 });
 

@@ -4,7 +4,7 @@ import { SALESFORCE_SECTIONS, type CrmConfig } from './config.js';
 import { createSalesforceLogging } from './logging.js';
 import { salesforceRetention } from './retention.js';
 
-type SalesforceFeatureConfig = { crm?: CrmConfig; log: { level: string } };
+type SalesforceFeatureConfig = { crm?: CrmConfig; log: { level: string }; console?: { publicUrl?: string } };
 
 /** Salesforce activity logging (MiiTel): one Task per call, from the call events. */
 export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
@@ -15,7 +15,8 @@ export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
     const sf = config.crm?.salesforce;
     if (!sf) return { routes: { '/salesforce/activities': () => ({ status: 404, body: { error: 'crm.salesforce is not configured' } }) } };
     const salesforce = createSalesforceLogging({
-      config: sf,
+      // console.publicUrl: each Task's comment links to the call's console page
+      config: config.console?.publicUrl ? Object.assign({}, sf, { callPageBase: config.console.publicUrl }) : sf,
       store,
       log,
       logLevel: config.log.level,
