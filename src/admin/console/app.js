@@ -129,8 +129,8 @@ async function callPage(callId) {
   const attempts = (list, withRequest) =>
     `<table class="attempts"><tr><th>#</th><th>Started</th><th>Outcome</th><th>Status</th><th>Reason</th>${withRequest ? '<th>Request</th>' : ''}<th>Answer</th></tr>${(list || [])
       .map(
-        (a) => `<tr class="attempt"><td>${a.attempt}</td><td>${time(a.startedAt)}</td><td>${esc(a.outcome)}</td><td>${esc(a.httpStatus ?? '')}</td><td>${esc(a.reason)}</td>
-        ${withRequest ? `<td><pre>${esc(a.request ? `${a.request.method} ${a.request.url}\n${a.request.body ?? ''}` : '')}</pre></td>` : ''}<td><pre>${esc(a.body ?? a.error ?? '')}</pre></td></tr>`,
+        (a) => `<tr class="attempt"><td>${a.attempt}</td><td>${time(a.startedAt)}</td><td>${esc(a.outcome)}</td><td>${esc(a.httpStatus ?? a.response?.status ?? '')}</td><td>${esc(a.reason)}</td>
+        ${withRequest ? `<td><pre>${esc(a.request ? `${a.request.method} ${a.request.url}\n${a.request.body ?? ''}` : '')}</pre></td>` : ''}<td><pre>${esc(a.response ? a.response.body ?? '' : a.body ?? a.error ?? '')}</pre></td></tr>`,
       )
       .join('')}</table>`;
   const sms = t.sms.map(
