@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { CSRF_HEADER, SESSION_COOKIE, type AdminAuth, type Caller } from '../admin/auth.js';
+import { SESSION_COOKIE, type AdminAuth, type Caller } from '../admin/auth.js';
 import type { PublicFile } from '../admin/console-files.js';
 import { maskForViewer } from '../admin/mask.js';
 import type { Action, Route, RouteAnswer } from '../calls/feature.js';
@@ -211,4 +211,3 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
   res.end(body);
 }
 
-export { CSRF_HEADER };
