@@ -314,7 +314,7 @@ destinations:
     pid: child.pid,
     url,
     dir,
-    metrics: () => fetch(`${url}/metrics`).then((r) => r.json()),
+    metrics: () => fetch(`${url}/stats`).then((r) => r.json()),
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
@@ -420,7 +420,7 @@ function responseTimes(samples) {
   return { p50: percentile(s, 0.5), p99: percentile(s, 0.99), max: s.length ? s[s.length - 1] : null, samples: s.length };
 }
 
-/** From two /metrics snapshots: the stage's visits in between and its latency quantiles. */
+/** From two /stats snapshots: the stage's visits in between and its latency quantiles. */
 function routingLatency(m0, m1, stage) {
   const a = m0.stages[stage];
   const b = m1.stages[stage];

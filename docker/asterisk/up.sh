@@ -60,7 +60,7 @@ elapsed() { echo "$(( ($(date +%s%N) - T0) / 1000000 ))" | awk '{printf "%.1f", 
 # ---------------------------------------------------------------- 0. host tools
 # command -> Debian package; one apt-get run for everything that is missing
 missing=()
-for pair in debootstrap:debootstrap sipp:sip-tester espeak-ng:espeak-ng sox:sox curl:curl bc:bc ss:iproute2; do
+for pair in debootstrap:debootstrap sipp:sip-tester espeak-ng:espeak-ng sox:sox curl:curl bc:bc ss:iproute2 chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

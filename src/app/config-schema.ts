@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { CountryCode } from 'libphonenumber-js';
 import type { StepSpec } from '../calls/step.js';
-import { countryCode, httpUrl, timeout } from '../config/types.js';
+import { byteSize, countryCode, httpUrl, timeout } from '../config/types.js';
+import { retentionSchema } from '../store/retention.js';
+import { consoleSchema, httpSchema } from './http-config.js';
 import { fieldPath } from '../config/load.js';
 import { FEATURES, FEATURE_SECTIONS } from './features.js';
 import { stepItem, stepItemForSchema } from './steps.js';
@@ -34,14 +36,6 @@ const ami = z
   })
   .strict();
 
-const listen = z
-  .object({
-    host: z.string().min(1).default('127.0.0.1'),
-    port: z.number().int().min(0).max(65535).default(8090),
-    publicUrl: httpUrl.optional().describe('how Asterisk reaches this service (TTS media); defaults to http://host:port'),
-  })
-  .strict();
-
 const tts = z
   .object({
     engine: z.enum(['espeak-ng', 'open-jtalk']).default('espeak-ng'),
@@ -54,6 +48,7 @@ const tts = z
     cacheDir: z.string().min(1).default('./data/tts'),
     maxChars: z.number().int().positive().max(5000).default(1000),
     timeout: timeout.default(5000),
+    cacheSize: byteSize.default(512 * 1024 * 1024).describe('the cache folder is kept under this size (e.g. 500MB), least recently used files going first'),
   })
   .strict();
 
@@ -67,9 +62,11 @@ function configSchema(stepSchema: z.ZodType) {
         .string()
         .regex(/^sqlite:/, 'sqlite:PATH (PostgreSQL for several nodes is planned)')
         .default('sqlite:./data/call-actions.db'),
-      http: listen.default({ host: '127.0.0.1', port: 8090 }),
+      http: httpSchema.prefault({}),
+      console: consoleSchema,
+      retention: retentionSchema,
       log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
-      tts: tts.default({ engine: 'espeak-ng', engines: { ja: 'open-jtalk' }, language: 'en', cacheDir: './data/tts', maxChars: 1000, timeout: 5000 }),
+      tts: tts.prefault({}),
       stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
       ...FEATURE_SECTIONS,
     })

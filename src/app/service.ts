@@ -2,23 +2,44 @@ import type { CountryCode } from 'libphonenumber-js';
 import { AmiPort } from '../asterisk/ami.js';
 import { AriPort } from '../asterisk/ari.js';
 import { CallEventTracker } from '../asterisk/call-events.js';
-import type { FeatureRuntime, PostRoute, ProviderRoute, Route } from '../calls/feature.js';
+import { AdminAuth } from '../admin/auth.js';
+import { redactConfig } from '../admin/config-view.js';
+import { consoleFiles } from '../admin/console-files.js';
+import { LiveCalls } from '../admin/live.js';
+import { liveStream } from '../admin/live-stream.js';
+import { CallTimeline } from '../admin/timeline.js';
+import type { Action, FeatureRuntime, ProviderRoute, Route } from '../calls/feature.js';
 import { CallMetrics, processMetrics } from '../calls/metrics.js';
 import { StageRunner } from '../calls/runner.js';
 import type { StepServices } from '../calls/services.js';
 import type { Step } from '../calls/step.js';
 import { createLogger, type Logger } from '../log.js';
+import { createMetrics } from '../metrics.js';
+import { readQuery } from '../history/query.js';
+import { openAuditLog } from '../store/audit.js';
+import { auditRetention, startRetention } from '../store/retention.js';
 import { openStore, type Store } from '../store/sqlite.js';
 import { storeWrites } from '../store/write-health.js';
 import { createSpeech } from '../tts/speaker.js';
 import type { Config } from './config-schema.js';
 import { FEATURES } from './features.js';
-import { startHttpServer } from './http-server.js';
+import { listenersOf } from './http-config.js';
+import { startHttpServer, type HttpListener } from './http-server.js';
 import { createStep, type StepSpec } from './steps.js';
+
+/** API routes whose answers hold phone numbers: an admin token reading them is audited as `reveal`. */
+const REVEALING = new Set(['/sms/history', '/hooks/log', '/routes/log', '/salesforce/activities', '/calls/timeline']);
+/** Only an admin token reads these: the config (even redacted) and who did what. */
+const ADMIN_ONLY = new Set(['/config', '/audit/log']);
+/** The logs a call page gathers, by the key the page reads them under. */
+const CALL_LOGS = { sms: '/sms/history', hooks: '/hooks/log', routing: '/routes/log', salesforce: '/salesforce/activities' } as const;
 
 export interface Service {
   readonly log: Logger;
+  /** the admin listener's URL (API, console, metrics) */
   readonly url: string;
+  /** the listener Asterisk fetches TTS media from (the same as `url` with one listener) */
+  readonly mediaUrl: string;
   readonly ari: AriPort;
   readonly ami: AmiPort | undefined;
   health(): Health;
@@ -61,7 +82,8 @@ export interface ServiceOptions {
  */
 export async function startService(config: Config, opts: ServiceOptions = {}): Promise<Service> {
   const log = opts.log ?? createLogger({ level: config.log.level, secrets: opts.secrets });
-  const store = openStore(config.store);
+  const store = openStore(config.store, { secrets: opts.secrets });
+  const audit = openAuditLog(store);
   const speech = createSpeech(config.tts, log);
 
   const ariLog = log.child({ component: 'ari' });
@@ -86,6 +108,11 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     ? new AmiPort({ ...config.asterisk.ami, timeoutMs: config.asterisk.ami.timeout, log: log.child({ component: 'ami' }), events: followCalls })
     : undefined;
   const tracker = new CallEventTracker(log.child({ component: 'events' }), undefined, undefined, config.sms.defaultCountry as CountryCode | undefined);
+  const prom = createMetrics();
+  const live = new LiveCalls();
+  live.setMaxListeners(0);
+  const timeline = new CallTimeline();
+  tracker.on('event', (ev) => timeline.callEvent(ev));
   if (followCalls && ami) tracker.attachAmi(ami);
 
   const context = {
@@ -96,6 +123,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     defaultCountry: config.sms.defaultCountry as CountryCode | undefined,
     ami,
     tracker,
+    metrics: prom,
+    publicUrl: listenersOf(config.http).find((l) => l.media)?.publicUrl,
   };
   const features: Array<{ name: string; runtime: FeatureRuntime }> = [];
   for (const f of FEATURES) features.push({ name: f.name, runtime: await f.create(context) });
@@ -118,17 +147,69 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       const h = health();
       return { status: h.ok ? 200 : 503, body: h };
     },
-    '/metrics': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics(metrics.loopDelay) } }),
+    '/metrics': async () => ({ status: 200, body: await prom.text(), contentType: prom.contentType }),
+    // the benchmark's histograms (finer buckets, read as deltas; bench/run.js)
+    '/stats': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics(metrics.loopDelay) } }),
   };
-  const posts: Record<string, PostRoute> = {};
+  routes['/audit/log'] = (url) => {
+    const q = readQuery(url.searchParams, ['action', 'limit', 'offset']);
+    return { status: 200, body: { entries: audit.list({ action: q.text('action'), limit: q.count('limit'), offset: q.count('offset') }) } };
+  };
+  routes['/config'] = () => ({ status: 200, body: redactConfig(config, opts.secrets ?? []) });
+  routes['/calls/timeline'] = async (url) => {
+    const callId = readQuery(url.searchParams, ['callId']).text('callId');
+    if (!callId) throw new RangeError('callId: required');
+    const logs: Record<string, unknown[]> = {};
+    for (const [key, path] of Object.entries(CALL_LOGS)) {
+      const route = routes[path];
+      const answer = route ? await route(new URL(`${path}?callId=${encodeURIComponent(callId)}&limit=500`, 'http://localhost')) : undefined;
+      logs[key] = answer?.status === 200 ? ((answer.body as { entries?: unknown[] }).entries ?? []) : [];
+    }
+    return { status: 200, body: { callId, timeline: timeline.of(callId), ...logs } };
+  };
+  const actions: Record<string, Action> = {};
   const providerRoutes: Record<string, ProviderRoute> = {};
   for (const { runtime } of features) {
     Object.assign(routes, runtime.routes);
-    Object.assign(posts, runtime.posts);
+    Object.assign(actions, runtime.actions);
     Object.assign(providerRoutes, runtime.providerRoutes);
   }
-  const http = await startHttpServer({ host: config.http.host, port: config.http.port, log, media: speech.media, routes, posts, providerRoutes });
-  const mediaBase = (config.http.publicUrl ?? http.url).replace(/\/+$/, '') + '/media';
+  const retention = startRetention(store, [...features.flatMap(({ runtime }) => runtime.retention ?? []), auditRetention], config.retention, log.child({ component: 'retention' }));
+
+  const listeners = listenersOf(config.http);
+  const consoleHost = config.console.publicUrl ? [new URL(config.console.publicUrl).host] : [];
+  const ownHosts = listeners.filter((l) => l.admin && !['0.0.0.0', '::', ''].includes(l.host)).map((l) => l.host);
+  const auth = new AdminAuth(config.http.tokens, [...config.http.allowedHosts, ...ownHosts, ...consoleHost]);
+  if (auth.open) log.warn('http.tokens is empty: the admin API and console are open to anyone who can reach the loopback address');
+  const servers: Array<{ listener: (typeof listeners)[number]; http: HttpListener }> = [];
+  try {
+    for (const listener of listeners) {
+      const http = await startHttpServer({
+        listener,
+        log,
+        media: speech.media,
+        auth,
+        audit,
+        routes,
+        actions,
+        providerRoutes,
+        liveness: () => health().ok,
+        reveals: (path) => REVEALING.has(path),
+        adminOnly: (path) => ADMIN_ONLY.has(path),
+        streams: { '/live': liveStream(live) },
+        publicFile: consoleFiles(),
+      });
+      servers.push({ listener, http });
+    }
+  } catch (e) {
+    await Promise.allSettled(servers.map((s) => s.http.close()));
+    retention.stop();
+    store.close();
+    throw e;
+  }
+  const adminHttp = servers.find((s) => s.listener.admin)!;
+  const mediaHttp = servers.find((s) => s.listener.media)!;
+  const mediaBase = (mediaHttp.listener.publicUrl ?? mediaHttp.http.url).replace(/\/+$/, '') + '/media';
 
   const services = Object.assign({ tts: speech.speaker(mediaBase) }, ...features.map(({ runtime }) => runtime.services)) as StepServices;
   const stages = new Map<string, Step[]>(Object.entries(config.stages).map(([name, specs]) => [name, (specs as StepSpec[]).map(createStep)]));
@@ -144,19 +225,39 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     onStepSkipped: followCalls
       ? (session, skipped) => tracker.stepSkipped({ callId: session.callId, channelId: session.vars.channelId ?? '', stage: session.stage, step: skipped.step, reason: skipped.reason })
       : undefined,
+    observers: [
+      live,
+      timeline,
+      {
+        stageEntered: (s) => {
+          prom.stageCalls.inc({ stage: s.stage });
+          prom.activeCalls.inc({ stage: s.stage });
+        },
+        stepDone: (s, step, result) => prom.steps.inc({ stage: s.stage, step: step.kind, result }),
+        stageEnded: (s, outcome) => {
+          prom.stageEnds.inc({ stage: s.stage, outcome });
+          prom.activeCalls.dec({ stage: s.stage });
+        },
+      },
+    ],
     onStageEntered: followCalls
       ? (session, ev) => tracker.stageEntered({ callId: session.callId, channelId: ev.channel.id, stage: session.stage, vars: session.vars, exten: ev.channel.dialplan.exten })
       : undefined,
+  });
+  prom.onScrape(() => {
+    prom.asteriskUp.set({ connection: 'ari' }, ari.ready ? 1 : 0);
+    if (ami) prom.asteriskUp.set({ connection: 'ami' }, ami.ready ? 1 : 0);
   });
   runner.start();
   for (const { runtime } of features) runtime.start?.();
   ari.start();
   ami?.start();
-  log.info({ url: http.url, stages: [...stages.keys()], providers: Object.keys(config.sms.providers), hooks: config.hooks.length }, 'call-actions started');
+  log.info({ url: adminHttp.http.url, media: mediaHttp.http.url, stages: [...stages.keys()], providers: Object.keys(config.sms.providers), hooks: config.hooks.length }, 'call-actions started');
 
   return {
     log,
-    url: http.url,
+    url: adminHttp.http.url,
+    mediaUrl: mediaHttp.http.url,
     ari,
     ami,
     health,
@@ -164,7 +265,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       metrics.loopDelay.stop();
       await runner.releaseAll();
       tracker.detach();
-      await Promise.allSettled([ari.stop(), ami?.stop(), http.close(), ...features.map(({ runtime }) => runtime.stop?.())]);
+      retention.stop();
+      await Promise.allSettled([ari.stop(), ami?.stop(), ...servers.map((s) => s.http.close()), ...features.map(({ runtime }) => runtime.stop?.())]);
       store.close();
       log.info('call-actions stopped');
       log.flush?.();

@@ -4,6 +4,8 @@ import type { AmiPort } from '../asterisk/ami.js';
 import type { CallEventTracker } from '../asterisk/call-events.js';
 import type { CliContext } from '../history/command.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { RetentionRule } from '../store/retention.js';
 import type { Store } from '../store/sqlite.js';
 import type { StepServices } from './services.js';
 import type { StepDefinition, StepSpec } from './step.js';
@@ -49,13 +51,16 @@ export interface FeatureContext<C> {
   ami?: AmiPort;
   /** Call events (start, answer, queue, end) per call; fed by AMI only when a feature follows calls. */
   tracker: CallEventTracker;
+  /** What /metrics reports; a feature counts its own events there. */
+  metrics: Metrics;
+  /** How the outside reaches the public (media) listener, e.g. for providers' receipt URLs. */
+  publicUrl?: string;
 }
 
-export type RouteAnswer = { status: number; body: unknown };
+/** `contentType` set: `body` is sent as it is (a string), not as JSON. */
+export type RouteAnswer = { status: number; body: unknown; contentType?: string };
 /** GET handler of one admin endpoint; a RangeError is a bad query parameter, answered 400. */
 export type Route = (url: URL) => RouteAnswer | Promise<RouteAnswer>;
-/** POST handler of one admin endpoint: the request's JSON body (already parsed) in, an answer out. */
-export type PostRoute = (body: unknown, url: URL) => RouteAnswer | Promise<RouteAnswer>;
 
 /** A request from an outside service (a provider's callback), body and all. */
 export interface ProviderRequest {
@@ -72,12 +77,25 @@ export interface ProviderRequest {
  */
 export type ProviderRoute = (req: ProviderRequest) => RouteAnswer | Promise<RouteAnswer>;
 
+/** What a POST to an admin action carries: its JSON body and who sent it (the token's name). */
+export interface ActionRequest {
+  body: Record<string, unknown>;
+  actor: string;
+}
+/**
+ * POST handler of one admin action (re-send, a memo after the call): admin tokens only, and every call is written to the
+ * audit log with `body.id` as its target. A RangeError is a bad body, answered 400.
+ */
+export type Action = (req: ActionRequest) => RouteAnswer | Promise<RouteAnswer>;
+
 export interface FeatureRuntime {
   /** what its steps (and other features' steps) may use; merged into the one StepServices */
   services?: Partial<StepServices>;
   routes?: Record<string, Route>;
-  /** Admin endpoints that take a JSON body (POST), e.g. a memo after the call. */
-  posts?: Record<string, PostRoute>;
+  /** admin actions, e.g. `/sms/resend` */
+  actions?: Record<string, Action>;
+  /** how its logs' old rows are purged (retention.<log>) */
+  retention?: RetentionRule[];
   /** PUBLIC provider-facing endpoints (any method), e.g. SMS delivery receipts; see ProviderRoute. */
   providerRoutes?: Record<string, ProviderRoute>;
   /** Merge fields it holds for a call (e.g. what a hook extracted), added to every stage the call enters. */
@@ -95,4 +113,11 @@ export interface FeatureRuntime {
  */
 export function defineFeature<C>() {
   return <S extends z.ZodRawShape>(feature: Feature<C, S>): Feature<C, S> => feature;
+}
+
+/** An action body's `id`: a non-empty string of at most 200 characters, or a RangeError (400). */
+export function requireId(body: Record<string, unknown>): string {
+  const id = body.id;
+  if (typeof id !== 'string' || id === '' || id.length > 200) throw new RangeError('id: expected the id of the row, as a string');
+  return id;
 }

@@ -1,5 +1,5 @@
 /**
- * What `GET /metrics` reports: how long calls spend in the service, as cumulative histograms.
+ * What `GET /stats` reports (the bench reads it): how long calls spend in the service, as cumulative histograms.
  * Cumulative (never reset) so that any number of readers can each subtract two snapshots to get
  * their own interval, the way Prometheus counters work; a reset endpoint would let one reader
  * spoil another's figures.

@@ -22,8 +22,10 @@ export interface RunnerOptions {
   onStageEntered?: (session: CallSession, ev: StasisStart) => void;
   /** Told of every step its `when:` skipped (the `step.skipped` call event). */
   onStepSkipped?: (session: CallSession, skipped: SkippedStep) => void;
-  /** Per stage: visits, how they ended, and how long the channel stayed (GET /metrics). */
+  /** Per stage: visits, how they ended, and how long the channel stayed (GET /stats, the bench's histograms). */
   metrics?: CallMetrics;
+  /** Told of each stage and step as the call goes through it (Prometheus counters, the console's live calls). */
+  observers?: readonly RunObserver[];
   /** How numbers without + are read by `when: { did, caller }` (sms.defaultCountry). */
   defaultCountry?: CountryCode;
 }
@@ -34,6 +36,15 @@ export interface SkippedStep {
   step: string;
   kind: string;
   reason: string;
+}
+
+/** What happens to a call in a stage, as it happens. Each member is optional and must not throw. */
+export interface RunObserver {
+  stageEntered?(session: CallSession): void;
+  stepStarted?(session: CallSession, step: Step): void;
+  /** `error`: the step threw */
+  stepDone?(session: CallSession, step: Step, result: 'next' | 'handed-off' | 'fallback' | 'error'): void;
+  stageEnded?(session: CallSession, outcome: 'left' | 'fallback' | 'gone'): void;
 }
 
 /** Set on the channel when a stage failed, so the dialplan after Stasis() can take its fallback. */
@@ -70,6 +81,15 @@ export class StageRunner {
   private async handle(ev: StasisStart): Promise<void> {
     const receivedAt = performance.now();
     const { ari, log, metrics } = this.opts;
+    const observe = (f: (o: RunObserver) => void) => {
+      for (const o of this.opts.observers ?? []) {
+        try {
+          f(o);
+        } catch (e) {
+          log.error({ err: e }, 'a run observer threw');
+        }
+      }
+    };
     const stage = ev.args[0] ?? '';
     metrics?.entered(stage);
     // Whichever step moves the channel on, the moment it left is when that REST call returned;
@@ -107,6 +127,7 @@ export class StageRunner {
         return;
       }
       session.log.info({ args: ev.args.slice(1).length }, 'stage entered');
+      observe((o) => o.stageEntered?.(session));
       for (const step of steps) {
         if (!session.active) return;
         if (step.when) {
@@ -116,7 +137,15 @@ export class StageRunner {
             continue;
           }
         }
-        const result = await step.run(session, this.opts.services);
+        observe((o) => o.stepStarted?.(session, step));
+        let result: Awaited<ReturnType<Step['run']>>;
+        try {
+          result = await step.run(session, this.opts.services);
+        } catch (e) {
+          observe((o) => o.stepDone?.(session, step, 'error'));
+          throw e;
+        }
+        observe((o) => o.stepDone?.(session, step, result));
         if (result === 'handed-off') return;
         if (result === 'fallback') {
           errored = true;
@@ -132,9 +161,11 @@ export class StageRunner {
     } finally {
       this.sessions.delete(session);
       session.end();
+      const outcome = !left ? 'gone' : errored ? 'fallback' : 'left';
+      if (steps) observe((o) => o.stageEnded?.(session, outcome));
       metrics?.ended(
         stage,
-        !left ? 'gone' : errored ? 'fallback' : 'left',
+        outcome,
         left && { sinceStasisStartMs: left.wall - session.stasisStartAt, inServiceMs: left.perf - receivedAt },
       );
     }

@@ -8,7 +8,7 @@ import { getCountries, parsePhoneNumberWithError, type CountryCode } from 'libph
  * expected; the loader adds file, line and field.
  */
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** The longest duration any field takes (Node fires a timer over ~24.8 days at once, after 1 ms). */
 export const MAX_DURATION_MS = 24 * 3_600_000;
@@ -17,7 +17,7 @@ export const MAX_TIMEOUT_MS = 10 * 60_000;
 
 /** 90000 → "90s", 600000 → "10m", for error messages and docs. */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   return `${ms}ms`;
 }
 
@@ -31,9 +31,9 @@ export function durationUpTo(maxMs: number) {
     let ms: number;
     if (typeof v === 'number') ms = Math.round(v * 1000);
     else {
-      const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+      const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(v);
       if (!m) {
-        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 500ms, 5s, 2m)` });
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 500ms, 5s, 2m, 90d)` });
         return z.NEVER;
       }
       ms = Math.round(Number(m[1]) * UNITS[m[2] ?? 's']!);
@@ -95,3 +95,16 @@ export const countryCode = z
 export const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 export type Duration = z.output<typeof duration>;
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+
+/** "500MB", "2GB", "64kB", or a bare number of bytes → bytes. */
+export const byteSize = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?b)?\s*$/i.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (e.g. 500MB, 2GB)` });
+    return z.NEVER;
+  }
+  return Math.round(Number(m[1]) * SIZE_UNITS[(m[2] ?? 'b').toLowerCase()]!);
+});

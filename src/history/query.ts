@@ -34,6 +34,9 @@ export interface PageFilter {
   offset?: number;
 }
 
+/** The last time a JavaScript Date holds. */
+const MAX_TIME_MS = 8.64e15;
+
 export const PAGE_PARAMS = ['callId', 'since', 'until', 'limit', 'offset'] as const;
 
 /**
@@ -59,13 +62,17 @@ export function readQuery(q: URLSearchParams, known: readonly string[]): QueryRe
       if (v === undefined) return undefined;
       const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
       if (!Number.isFinite(n)) throw new RangeError(`${name}: not a date or epoch milliseconds: ${v}`);
+      if (n > MAX_TIME_MS) throw new RangeError(`${name}: ${v} is out of range (dates end at ${new Date(MAX_TIME_MS).toISOString()})`);
       return n;
     },
     count(name) {
       const v = text(name);
       if (v === undefined) return undefined;
       if (!/^\d+$/.test(v)) throw new RangeError(`${name}: not a whole number: ${v}`);
-      return Number(v);
+      const n = Number(v);
+      // beyond 2^53 the value is no longer the number written, and SQLite's integers end at 2^63
+      if (!Number.isSafeInteger(n)) throw new RangeError(`${name}: ${v} is out of range (at most ${Number.MAX_SAFE_INTEGER})`);
+      return n;
     },
     oneOf<T extends string>(name: string, allowed: readonly T[]): T[] {
       const values = q.getAll(name).flatMap((s) => s.split(',')).filter((s) => s !== '');

@@ -1,7 +1,7 @@
 import type { CountryCode } from 'libphonenumber-js';
 import type { Dispatcher } from 'undici';
 import { CallEventTracker, type StageEntry } from '../asterisk/call-events.js';
-import { defineFeature } from '../calls/feature.js';
+import { defineFeature, requireId } from '../calls/feature.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/sqlite.js';
 import { HOOKS_USAGE, hooksCommand, type HooksCliConfig } from './cli.js';
@@ -9,6 +9,7 @@ import { checkHookSteps, HOOKS_SECTIONS, type Hook } from './config.js';
 import { hook as hookStep } from './step.js';
 import { hookHealth, hookLogFilter, queryHookLog, type HookHealth } from './history.js';
 import { HookWorker, type InlineContext, type InlineResult } from './worker.js';
+import { hooksRetention } from './retention.js';
 
 /**
  * Hooks (BIZTEL's call actions) as the service sees them: call events in, hooks run, a log and a
@@ -106,13 +107,23 @@ export const hooksFeature = defineFeature<HooksCliConfig>()({
   check: (c, ctx) => checkHookSteps(c.stages, c.hooks, ctx),
   followsCalls: (c) => c.hooks.length > 0,
   commands: [{ name: 'hooks', usage: HOOKS_USAGE, run: hooksCommand }],
-  create({ config, store, log, secrets, defaultCountry, tracker }) {
+  create({ config, store, log, secrets, defaultCountry, tracker, metrics }) {
     const hooks = createHooks({ hooks: config.hooks, store, log, secrets, defaultCountry, tracker });
+    hooks.worker.on('attempt', (a) => metrics.hookAttempts.inc({ hook: a.hook, outcome: a.outcome }));
     return {
       services: { hooks },
       // only hooks that extract can have left variables for a call
       ...(config.hooks.some((h) => h.extract.length > 0) ? { mergeFields: (callId: string) => hooks.callVars(callId) } : {}),
       routes: { '/hooks/log': (url) => hooks.logRoute(url) },
+      actions: {
+        '/hooks/resend': ({ body, actor }) => {
+          const id = requireId(body);
+          return hooks.worker.resend(id, `re-sent by ${actor}`)
+            ? { status: 202, body: { id, status: 'pending' } }
+            : { status: 409, body: { error: `no failed queued hook run with id ${id}` } };
+        },
+      },
+      retention: [hooksRetention],
       health: () => hooks.health(),
       start: () => hooks.start(),
       stop: () => hooks.stop(),

@@ -84,7 +84,7 @@ export interface InlineResult {
 
 type Next = { status: RunStatus; nextAt: number | null; reason: string };
 
-export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
+export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [{ runId: string; hook: string; outcome: string }] }> {
   readonly workerId: string;
   private readonly store: Store;
   private readonly byName: Map<string, Hook>;
@@ -129,6 +129,20 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
 
   private get db() {
     return this.store.db;
+  }
+
+  /**
+   * An operator's re-send of a failed queued run: the same run (so the same Idempotency-Key), due
+   * now, its next attempt numbered on in the same history. Inline runs belonged to a call that has
+   * moved on, so they are not re-sent. False when there is no such failed queued run.
+   */
+  resend(id: string, reason: string): boolean {
+    const now = Date.now();
+    const changed = this.db
+      .prepare("UPDATE hook_runs SET status = 'pending', next_at = ?, settled_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND status = 'failed' AND mode = 'queued'")
+      .run(now, reason, now, id).changes;
+    if (changed) this.worker.kick();
+    return changed === 1;
   }
 
   /**
@@ -285,6 +299,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun] }> {
     const now = Date.now();
     const next = this.next(row, hook, attempt, report, cancelled, now);
     const settles = next.status !== 'pending';
+    this.emit('attempt', { runId: row.id, hook: row.hook, outcome: cancelled ? 'interrupted' : report.outcome });
     const extracted = report.outcome === 'ok' && Object.keys(report.extracted).length ? report.extracted : undefined;
     const changed = this.db
       .transaction((): number => {

@@ -6,6 +6,7 @@ import { checkRouting, ROUTING_SECTIONS, type DestinationsConfig, type RoutingCo
 import { gather } from './gather-step.js';
 import { createRouteLog, routeLogFilter, type NewRouteLogEntry } from './history.js';
 import { route } from './route-step.js';
+import { routingRetention } from './retention.js';
 
 /** Config as dynamic routing reads it (sms: the sms destination names a provider and template). */
 type RoutingFeatureConfig = {
@@ -23,7 +24,7 @@ export const routingFeature = defineFeature<RoutingFeatureConfig>()({
   steps: [route, gather],
   check: checkRouting,
   commands: [{ name: 'routes', usage: ROUTES_USAGE, run: routesCommand }],
-  create({ config, store, log, secrets }) {
+  create({ config, store, log, secrets, metrics }) {
     const routeLog = createRouteLog(store);
     // one row per routed call: written in groups, so that no call waits for another call's fsync
     const rows = groupCommit<NewRouteLogEntry & { id: string }>(store, (e) => void routeLog.record(e), {
@@ -41,6 +42,7 @@ export const routingFeature = defineFeature<RoutingFeatureConfig>()({
           log: {
             record(e) {
               const id = e.id ?? randomUUID();
+              if (typeof e.latencyMs === 'number') metrics.routingLatency.observe({ outcome: e.outcome }, e.latencyMs / 1000);
               rows.push({ ...e, id });
               return id;
             },
@@ -54,6 +56,7 @@ export const routingFeature = defineFeature<RoutingFeatureConfig>()({
           return { status: 200, body: routeLog.query(routeLogFilter(url.searchParams)) };
         },
       },
+      retention: [routingRetention],
       stop: () => rows.flush(),
     };
   },

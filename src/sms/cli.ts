@@ -11,7 +11,7 @@ export const SMS_USAGE = `  call-actions sms history [--config FILE] [--call-id 
                             STATUS: pending, sending, sent, failed, skipped, blocked
 `;
 
-type SmsCliConfig = { store: string; sms: SmsSection; http: { publicUrl?: string } };
+type SmsCliConfig = { store: string; sms: SmsSection };
 
 export function smsCommand(args: string[], ctx: CliContext<SmsCliConfig>): number {
   const [sub, ...rest] = args;

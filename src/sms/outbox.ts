@@ -273,6 +273,20 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   /**
+   * An operator's re-send of a failed message: due now, with the same id (what a provider that
+   * takes an idempotency key sees) and its next attempt numbered on in the same history. False
+   * when the message does not exist or has not failed.
+   */
+  resend(id: string, reason: string): boolean {
+    const now = Date.now();
+    const changed = this.store.db
+      .prepare("UPDATE sms_messages SET status = 'pending', next_at = ?, settled_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND status = 'failed'")
+      .run(now, reason, now, id).changes;
+    if (changed) this.worker.kick();
+    return changed === 1;
+  }
+
+  /**
    * Stops claiming, lets sends in flight finish for up to `graceMs`, then cancels the rest; a
    * cancelled attempt is recorded as interrupted and its message goes back to pending.
    */

@@ -17,7 +17,7 @@ const KINDS = [
 export const smsProviderSchema = z.discriminatedUnion('kind', [KINDS[0].schema, ...KINDS.slice(1).map((k) => k.schema)]);
 export type SmsProviderConfig = z.output<typeof smsProviderSchema>;
 
-/** `receiptUrl`: where this provider's delivery receipts reach the service, when http.publicUrl says. */
+/** `receiptUrl`: where this provider's delivery receipts reach the service, when the media listener's publicUrl says. */
 export function createProvider(name: string, config: SmsProviderConfig, opts: { receiptUrl?: string } = {}): SmsProvider {
   const kind = KINDS.find((k) => k.schema.shape.kind.value === config.kind)!;
   return kind.create(name, config as never, opts);

@@ -41,7 +41,7 @@ export const twilioProviderSchema = z
     messagingServiceSid: z.string().regex(/^MG[0-9a-fA-F]{32}$/, 'a Messaging Service SID is MG and 32 hex digits').optional(),
     statusCallback: httpUrl
       .optional()
-      .describe("where Twilio sends delivery receipts (this service's /sms/receipts/<provider>, as Twilio reaches it); default: http.publicUrl + /sms/receipts/<provider>"),
+      .describe("where Twilio sends delivery receipts (this service's /sms/receipts/<provider>, as Twilio reaches it); default: the media listener's publicUrl + /sms/receipts/<provider>"),
     /** Overridable for tests and for Twilio's regional edges. */
     baseUrl: httpUrl.default(TWILIO_API),
     timeout: timeout.default(10_000),
@@ -59,7 +59,7 @@ export type TwilioProviderConfig = z.output<typeof twilioProviderSchema>;
 
 export interface TwilioProviderOptions {
   dispatcher?: Dispatcher;
-  /** This provider's receipt URL made from http.publicUrl, used when `statusCallback` is not set. */
+  /** This provider's receipt URL made from the media listener's publicUrl, used when `statusCallback` is not set. */
   receiptUrl?: string;
 }
 

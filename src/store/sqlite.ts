@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { restrictDatabaseFiles } from './file-mode.js';
+import { createScrub, scrubbingDatabase } from './scrub.js';
 
 /**
  * The embedded store. Each feature that keeps state (the SMS outbox, hook history, …) owns its
@@ -25,6 +27,8 @@ export interface StoreOptions {
   migrations?: readonly Migration[];
   /** How long a writer waits for another connection's lock before SQLITE_BUSY. */
   busyTimeoutMs?: number;
+  /** Values (from the environment) that must never be written: scrubbed from every bound string (store/scrub.ts). */
+  secrets?: readonly string[];
 }
 
 export interface SqliteStore {
@@ -56,8 +60,12 @@ export function sqlitePath(url: string): string {
 
 export function openStore(url: string, opts: StoreOptions = {}): Store {
   const path = sqlitePath(url);
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true });
+    restrictDatabaseFiles(path);
+  }
+  const raw = new Database(path);
+  const db = scrubbingDatabase(raw, createScrub(opts.secrets ?? []));
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     // WAL lets the history reader run while the outbox worker writes; FULL makes "accepted" mean
@@ -66,6 +74,7 @@ export function openStore(url: string, opts: StoreOptions = {}): Store {
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.exec(MIGRATIONS_TABLE);
+    restrictDatabaseFiles(path);
   } catch (e) {
     db.close();
     throw e;

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { CacheLimit } from './cache-limit.js';
 import { TtsError, type TtsEngine } from './engine.js';
 
 export interface TtsRequest {
@@ -30,6 +31,8 @@ export interface TtsCacheOptions {
   dir: string;
   engines: Readonly<Record<string, TtsEngine>>;
   log?: Logger;
+  /** the folder is kept under this many bytes, least recently used files going first */
+  maxBytes?: number;
 }
 
 /**
@@ -52,6 +55,7 @@ export function ttsId(req: TtsRequest): string {
 export function createTtsCache(opts: TtsCacheOptions): TtsCache {
   const { dir, engines, log } = opts;
   const inflight = new Map<string, Promise<CachedAudio>>();
+  const limit = opts.maxBytes !== undefined ? new CacheLimit(dir, opts.maxBytes, log) : undefined;
 
   const fileFor = (id: string): string => join(dir, `${id}.wav`);
 
@@ -90,7 +94,12 @@ export function createTtsCache(opts: TtsCacheOptions): TtsCache {
       const id = ttsId(req);
       const pending = inflight.get(id);
       if (pending) return pending;
-      const p = produce(id, engine, req).finally(() => inflight.delete(id));
+      const p = produce(id, engine, req)
+        .then((audio) => {
+          limit?.used(audio.id, audio.bytes);
+          return audio;
+        })
+        .finally(() => inflight.delete(id));
       inflight.set(id, p);
       return p;
     },

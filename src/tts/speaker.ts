@@ -16,6 +16,8 @@ export interface TtsOptions {
   cacheDir: string;
   maxChars: number;
   timeout: number;
+  /** tts.cacheSize: the cache folder's cap in bytes */
+  cacheSize?: number;
 }
 
 /**
@@ -27,7 +29,7 @@ export function createSpeech(o: TtsOptions, log: Logger): { media: MediaHandler;
     'espeak-ng': createEspeakEngine({ timeoutMs: o.timeout, maxChars: o.maxChars }),
     'open-jtalk': createOpenJtalkEngine({ timeoutMs: o.timeout, maxChars: o.maxChars }),
   };
-  const cache = createTtsCache({ dir: o.cacheDir, engines, log });
+  const cache = createTtsCache({ dir: o.cacheDir, engines, log, maxBytes: o.cacheSize });
   return {
     media: createMediaHandler({ cache, prefix: '/media/' }),
     speaker: (mediaBase) => ({

@@ -28,8 +28,8 @@ describe('${VAR} takes the type of its field', () => {
   });
 
   it('fills a number from an unquoted reference in a flow map', () => {
-    const c = parse(`${ARI}http: { host: \${HOST}, port: \${PORT} }\n`, { HOST: '0.0.0.0', PORT: '8092' });
-    expect(c.http).toMatchObject({ host: '0.0.0.0', port: 8092 });
+    const c = parse(`${ARI}http: { host: \${HOST}, port: \${PORT} }\n`, { HOST: '127.0.0.2', PORT: '8092' });
+    expect(c.http).toMatchObject({ host: '127.0.0.2', port: 8092 });
   });
 
   it('fills a number from a block map and from a default', () => {

@@ -39,18 +39,18 @@ const DURATIONS: Array<[string, string, string, string]> = [
   ['hook retry.interval', `${HOOK('')}    retry: { count: 1, interval: VALUE }\n`, 'hooks[0].retry.interval', '10m'],
   ['provider timeout', PROVIDER(', timeout: VALUE'), 'sms.providers.p.timeout', '10m'],
   ['provider retry.interval', PROVIDER(', retry: { count: 1, interval: VALUE }'), 'sms.providers.p.retry.interval', '10m'],
-  ['provider retry.maxInterval', PROVIDER(', retry: { count: 1, maxInterval: VALUE }'), 'sms.providers.p.retry.maxInterval', '24h'],
-  ['sms window', `${HEAD}sms:\n  limits: { perRecipient: { max: 3, window: VALUE } }\n`, 'sms.limits.perRecipient.window', '744h'],
+  ['provider retry.maxInterval', PROVIDER(', retry: { count: 1, maxInterval: VALUE }'), 'sms.providers.p.retry.maxInterval', '1d'],
+  ['sms window', `${HEAD}sms:\n  limits: { perRecipient: { max: 3, window: VALUE } }\n`, 'sms.limits.perRecipient.window', '31d'],
   ['route filler', `${HEAD}routing:\n  integrations:\n    api: { url: "http://127.0.0.1:9/r", timeout: VALUE }\n`, 'routing.integrations.api.timeout', '10m'],
   ['menu timeout', `${HEAD}routing:\n  menus:\n    m: { prompt: hi, options: { "1": hangup }, timeout: VALUE }\n`, 'routing.menus.m.timeout', '10m'],
   ['dial timeout', `${HEAD}destinations:\n  dial: { dialString: "PJSIP/{number}@t", timeout: VALUE }\n`, 'destinations.dial.timeout', '10m'],
-  ['sms delay', `${HEAD}sms:\n  providers: { p: { kind: http, url: "http://127.0.0.1:9/x", body: { to: "{to}", m: "{message}" } } }\nstages:\n  s:\n    - sms: { provider: p, to: [caller], text: hi, delay: VALUE }\n`, 'stages.s[0].sms.delay', '24h'],
+  ['sms delay', `${HEAD}sms:\n  providers: { p: { kind: http, url: "http://127.0.0.1:9/x", body: { to: "{to}", m: "{message}" } } }\nstages:\n  s:\n    - sms: { provider: p, to: [caller], text: hi, delay: VALUE }\n`, 'stages.s[0].sms.delay', '1d'],
   ['gather timeout', `${HEAD}stages:\n  s:\n    - gather: { prompt: hi, timeout: VALUE }\n`, 'stages.s[0].gather.timeout', '10m'],
 ];
 
 function seconds(bound: string): number {
   const n = Number(bound.slice(0, -1));
-  return bound.endsWith('h') ? n * 3600 : bound.endsWith('m') ? n * 60 : n;
+  return bound.endsWith('d') ? n * 86400 : bound.endsWith('h') ? n * 3600 : bound.endsWith('m') ? n * 60 : n;
 }
 
 describe('every duration has an upper bound, enforced at load', () => {

@@ -3,6 +3,8 @@ import pino from 'pino';
 import twilio from 'twilio';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rootSchema } from '../../src/app/config-schema.js';
+import { AdminAuth } from '../../src/admin/auth.js';
+import { listenersOf } from '../../src/app/http-config.js';
 import { startHttpServer } from '../../src/app/http-server.js';
 import { CallEventTracker } from '../../src/asterisk/call-events.js';
 import type { CallEvent } from '../../src/asterisk/call-event-types.js';
@@ -11,6 +13,8 @@ import type { StepServices } from '../../src/calls/services.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { smsFeature } from '../../src/sms/index.js';
 import type { HistoryEntry } from '../../src/sms/history.js';
+import { createMetrics } from '../../src/metrics.js';
+import { openAuditLog } from '../../src/store/audit.js';
 import { openStore, type Store } from '../../src/store/sqlite.js';
 import { startAossms, type AossmsStandIn } from '../standins/aossms.js';
 import { startTwilio, type TwilioStandIn } from '../standins/twilio.js';
@@ -80,9 +84,19 @@ stages: {}
   const tracker = new CallEventTracker();
   events = [];
   tracker.on('event', (e) => events.push(e));
-  runtime = await smsFeature.create({ config: config as never, store, log, secrets: [], tracker });
+  const [listener] = listenersOf(config.http);
+  runtime = await smsFeature.create({ config: config as never, store, log, secrets: [], tracker, metrics: createMetrics(), publicUrl: listener!.publicUrl });
   runtime.start?.();
-  server = await startHttpServer({ host: '127.0.0.1', port, log, media: () => false, routes: runtime.routes ?? {}, providerRoutes: runtime.providerRoutes });
+  server = await startHttpServer({
+    listener: listener!,
+    log,
+    media: () => false,
+    auth: new AdminAuth([], []),
+    audit: openAuditLog(store),
+    routes: runtime.routes ?? {},
+    actions: runtime.actions ?? {},
+    providerRoutes: runtime.providerRoutes,
+  });
 });
 afterEach(async () => {
   await runtime.stop?.();

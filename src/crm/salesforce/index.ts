@@ -2,8 +2,9 @@ import type { CountryCode } from 'libphonenumber-js';
 import { defineFeature } from '../../calls/feature.js';
 import { SALESFORCE_SECTIONS, type CrmConfig } from './config.js';
 import { createSalesforceLogging } from './logging.js';
+import { salesforceRetention } from './retention.js';
 
-type SalesforceFeatureConfig = { crm?: CrmConfig; log: { level: string } };
+type SalesforceFeatureConfig = { crm?: CrmConfig; log: { level: string }; console?: { publicUrl?: string } };
 
 /** Salesforce activity logging (MiiTel): one Task per call, from the call events. */
 export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
@@ -13,9 +14,10 @@ export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
   create({ config, store, log, ami, tracker, defaultCountry }) {
     const sf = config.crm?.salesforce;
     const off = { status: 404, body: { error: 'crm.salesforce is not configured' } };
-    if (!sf) return { routes: { '/salesforce/activities': () => off }, posts: { '/salesforce/memo': () => off } };
+    if (!sf) return { routes: { '/salesforce/activities': () => off }, actions: { '/salesforce/memo': () => off } };
     const salesforce = createSalesforceLogging({
-      config: sf,
+      // console.publicUrl: each Task's comment links to the call's console page
+      config: config.console?.publicUrl ? Object.assign({}, sf, { callPageBase: config.console.publicUrl }) : sf,
       store,
       log,
       logLevel: config.log.level,
@@ -25,7 +27,9 @@ export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
     tracker.on('event', (ev) => salesforce.onEvent(ev));
     return {
       routes: { '/salesforce/activities': (url) => salesforce.activitiesRoute(url) },
-      posts: { '/salesforce/memo': (body) => salesforce.memoRoute(body) },
+      // an agent's CTI posts the memo with an admin token: it writes to the call's Task
+      actions: { '/salesforce/memo': ({ body }) => salesforce.memoRoute(body) },
+      retention: [salesforceRetention],
       health: () => salesforce.health(),
       start: () => salesforce.start(),
       stop: () => salesforce.stop(),

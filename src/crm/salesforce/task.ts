@@ -34,7 +34,15 @@ const DISPOSITION_MAX = 255;
 type TaskConfig = Pick<
   SalesforceConfig,
   'subject' | 'status' | 'fields' | 'memo' | 'comment' | 'missedComment' | 'missedMark' | 'answeredDisposition' | 'timeZone'
->;
+> & {
+  /** console.publicUrl: the comment ends with the call page's link, as MiiTel's carries the call history's URL (seed 003) */
+  callPageBase?: string;
+};
+
+/** The console's page of a call, under console.publicUrl. */
+export function callPageUrl(base: string, callId: string): string {
+  return `${base.replace(/\/+$/, '')}/calls/${encodeURIComponent(callId)}`;
+}
 
 export function isMissed(phase: Phase, call: CallSnapshot): boolean {
   return phase === 'end' && !call.answered;
@@ -114,7 +122,10 @@ export function cut(text: string, max: number): string {
  */
 export function taskFields(op: 'create' | 'update', phase: Phase, call: CallSnapshot, match: Match | undefined, cfg: TaskConfig, ctx: WriteContext = {}): Record<string, unknown> {
   const vars = mergeFields(phase, call, match, cfg, ctx);
+  const link = cfg.callPageBase ? callPageUrl(cfg.callPageBase, call.callId) : '';
+  vars.callUrl = link;
   const missed = isMissed(phase, call);
+  const comment = (text: (max: number) => string) => (link && !text(COMMENT_MAX).includes(link) ? `${text(COMMENT_MAX - link.length - 1)}\n${link}` : text(COMMENT_MAX));
   const f: Record<string, unknown> = {
     Subject: cut(render(cfg.subject, vars).text, SUBJECT_MAX),
     Status: cfg.status,
@@ -122,8 +133,8 @@ export function taskFields(op: 'create' | 'update', phase: Phase, call: CallSnap
     CallType: vars.callType,
     CallObject: call.callId,
     Description: missed
-      ? renderComment(cfg.missedComment, vars, COMMENT_MAX, cfg.missedMark)
-      : renderComment(cfg.comment, vars),
+      ? comment((max) => renderComment(cfg.missedComment, vars, max, cfg.missedMark))
+      : comment((max) => renderComment(cfg.comment, vars, max)),
   };
   if (ctx.ownerId) f.OwnerId = ctx.ownerId;
   if (op === 'create') {

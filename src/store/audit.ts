@@ -1,0 +1,61 @@
+import type { Migration, Store } from './sqlite.js';
+
+/**
+ * The audit log: who did what through the admin API (re-send, reveal of full numbers). One row
+ * per action, written before the action's answer goes out; purged by retention like every log.
+ */
+
+export const auditMigrations: readonly Migration[] = [
+  {
+    id: 'audit/001-log',
+    up: `
+      CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT,
+        remote TEXT
+      );
+      CREATE INDEX audit_log_at ON audit_log (at);
+    `,
+  },
+];
+
+export interface AuditEntry {
+  id?: number;
+  at: number;
+  actor: string;
+  role: string;
+  /** e.g. `sms.resend`, `hooks.resend`, `reveal` */
+  action: string;
+  /** what it was done to: a message id, a run id, a path */
+  target?: string;
+  detail?: string;
+  remote?: string;
+}
+
+export interface AuditLog {
+  record(e: Omit<AuditEntry, 'id' | 'at'>): void;
+  list(opts?: { limit?: number; offset?: number; action?: string }): AuditEntry[];
+}
+
+export function openAuditLog(store: Store): AuditLog {
+  store.migrate(auditMigrations);
+  const insert = store.db.prepare('INSERT INTO audit_log (at, actor, role, action, target, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const select = store.db.prepare<[string | null, string | null, number, number], AuditEntry>(
+    `SELECT id, at, actor, role, action, target, detail, remote FROM audit_log
+     WHERE (? IS NULL OR action = ?) ORDER BY id DESC LIMIT ? OFFSET ?`,
+  );
+  return {
+    record(e) {
+      insert.run(Date.now(), e.actor, e.role, e.action, e.target ?? null, e.detail ?? null, e.remote ?? null);
+    },
+    list(opts = {}) {
+      const a = opts.action ?? null;
+      return select.all(a, a, opts.limit ?? 100, opts.offset ?? 0);
+    },
+  };
+}
