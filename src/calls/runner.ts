@@ -57,6 +57,7 @@ export const RESULT_VAR = 'CALL_ACTIONS_RESULT';
  */
 export class StageRunner {
   private readonly sessions = new Set<CallSession>();
+  private readonly handBacks = new WeakMap<CallSession, Promise<void>>();
 
   constructor(private readonly opts: RunnerOptions) {}
 
@@ -75,7 +76,12 @@ export class StageRunner {
    * plain return would reach its Hangup().
    */
   async releaseAll(): Promise<void> {
-    await Promise.allSettled([...this.sessions].map((s) => this.fail(s)));
+    await Promise.allSettled(
+      [...this.sessions].map((s) => {
+        s.interrupt();
+        return this.fail(s);
+      }),
+    );
   }
 
   private async handle(ev: StasisStart): Promise<void> {
@@ -180,16 +186,23 @@ export class StageRunner {
     }
   }
 
-  private async fail(session: CallSession): Promise<void> {
-    for (let attempt = 1; session.active; attempt++) {
+  /** Hands the call back as a failed stage; once per call, whoever asks (a step, a shutdown). */
+  private fail(session: CallSession): Promise<void> {
+    let handBack = this.handBacks.get(session);
+    if (!handBack) this.handBacks.set(session, (handBack = this.handBack(session)));
+    return handBack;
+  }
+
+  private async handBack(session: CallSession): Promise<void> {
+    for (let attempt = 1; session.inStasis; attempt++) {
       try {
         await session.channel.setVar(RESULT_VAR, 'error');
         await session.channel.continueInDialplan();
         return;
       } catch (e) {
-        if (!session.active) return;
-        // Asterisk holds a channel's REST requests while it fetches that channel's prompt audio, and
-        // still carries them out after our timeout: hanging up then would cut a caller off for nothing
+        if (!session.inStasis) return;
+        // Asterisk carries out a channel's requests only once its prompt is fetched and played (or
+        // stopped), and still carries them out after our timeout: hanging up would cut a caller off
         if (attempt < 3 && isTimeout(e)) {
           session.log.warn({ err: e, attempt }, 'Asterisk is slow to take the call back; trying again');
           continue;

@@ -10,6 +10,7 @@ import type { StasisStart } from '../asterisk/ari-events.js';
  * stack trace included, for every call; whoever looks at the reason only needs its name.
  */
 const CALL_ENDED = new DOMException('the call left the stage', 'AbortError');
+const INTERRUPTED = new DOMException('the service is handing the call back', 'AbortError');
 
 /**
  * One channel's visit to a stage: its merge fields, its logger (call id on every line), and a
@@ -22,6 +23,8 @@ export class CallSession {
   /** Asterisk's time of the StasisStart (epoch ms), for measuring what the service adds to a call. */
   readonly stasisStartAt: number;
   private readonly ended = new AbortController();
+  /** hung up or out of Stasis: nothing more can be done with the channel */
+  private gone = false;
   private answered: boolean;
 
   constructor(
@@ -42,7 +45,10 @@ export class CallSession {
       stage,
       caller: maskNumber(this.vars.caller, baseLog.level),
     });
-    const end = () => this.ended.abort(CALL_ENDED);
+    const end = () => {
+      this.gone = true;
+      this.ended.abort(CALL_ENDED);
+    };
     channel.on('StasisEnd', end);
     channel.on('ChannelHangupRequest', end);
     channel.on('ChannelDestroyed', end);
@@ -52,8 +58,23 @@ export class CallSession {
     return this.ended.signal;
   }
 
+  /** Whether the steps may still drive the call: false once it ended or was interrupted. */
   get active(): boolean {
     return !this.ended.signal.aborted;
+  }
+
+  /** Whether the channel is still in Stasis (an interrupted call is, until it is handed back). */
+  get inStasis(): boolean {
+    return !this.gone;
+  }
+
+  /**
+   * Stops the steps (a prompt playing, a wait for digits, a request) so that the call can be
+   * handed back at once: Asterisk carries out a channel's other requests only once its playback
+   * has ended, so a hand-back during a long prompt would otherwise wait for the whole prompt.
+   */
+  interrupt(): void {
+    this.ended.abort(INTERRUPTED);
   }
 
   /** Prompts need an answered channel; a queue caller is already up, a new arrival may not be. */

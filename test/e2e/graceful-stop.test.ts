@@ -31,6 +31,9 @@ describe('graceful stop with a caller in a stage', () => {
     const mine = (e: AmiEvent): boolean => e.calleridnum === caller;
     const call = runSipp({ scenario: 'queue_pound_stay', service: '100', from: caller, fromName: 'Stop Test', timeoutMs: 30_000 });
     await service.waitForLog((l) => l.msg === 'stage entered' && l.stage === 'queue-exit', 15_000);
+    // into the 6-second prompt: Asterisk carries out a channel's other requests only after its
+    // playback, so a hand-back that did not stop the prompt first timed out here
+    await new Promise((r) => setTimeout(r, 1500));
     expect(await service.kill('SIGTERM')).toBe(0);
     const sipp = await call;
     // the scenario fails if Asterisk hangs up on the caller before the caller's own BYE
@@ -38,7 +41,8 @@ describe('graceful stop with a caller in a stage', () => {
     await ami.waitFor((e) => mine(e) && e.event === 'Hangup', 5_000, `Hangup for ${caller}`);
     const events = ami.events.filter(mine);
     const fallback = events.find((e) => e.event === 'UserEvent' && e.userevent === 'CallActionsFallback');
-    expect(fallback?.stage).toBe('queue-exit');
+    const told = `the service's last lines:\n${service.lines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}\nthe caller's AMI events: ${events.map((e) => e.event).filter((e) => e !== 'VarSet').join(' ')}`;
+    expect(fallback?.stage, told).toBe('queue-exit');
     expect(events.filter((e) => e.event === 'QueueCallerJoin').map((e) => e.queue)).toEqual(['support', 'support']);
   }, 60_000);
 });

@@ -58,3 +58,48 @@ describe('what a step returns decides where the call goes', () => {
     expect(channel.ops).toEqual([{ op: 'setVar', name: RESULT_VAR, value: 'error' }, { op: 'continue', target: {} }]);
   });
 });
+
+/** A prompt that plays until the call's signal stops it, then fails as a cancelled playback does. */
+class Prompt extends Step<Record<string, never>> {
+  readonly kind = 'prompt';
+  opsWhenStopped = -1;
+  constructor(private readonly channel: FakeChannel) {
+    super({}, 'stages.s[0].prompt');
+  }
+  async run(call: { signal: AbortSignal }): Promise<StepResult> {
+    // as the ARI port's play() does: the playback is stopped from the abort listener itself
+    await new Promise<void>((resolve) =>
+      call.signal.addEventListener('abort', () => {
+        this.opsWhenStopped = this.channel.ops.length;
+        resolve();
+      }, { once: true }),
+    );
+    throw new Error('playback cancelled');
+  }
+}
+
+describe('a shutdown with a caller in a prompt', () => {
+  it('stops the prompt first (Asterisk would carry out the hand-back only after it), then hands the call back once', async () => {
+    const channel = fakeChannel('chan-p');
+    let onStart: (ev: StasisStart) => void = () => undefined;
+    const ari = { onStasisStart: (fn: (ev: StasisStart) => void) => (onStart = fn), channel: () => channel } as unknown as AriPort;
+    const prompt = new Prompt(channel);
+    const runner = new StageRunner({ ari, stages: new Map([['s', [prompt]]]), services: {} as StepServices, log: pino({ level: 'silent' }) });
+    runner.start();
+    onStart({
+      type: 'StasisStart',
+      application: 'call-actions',
+      timestamp: new Date().toISOString(),
+      args: ['s', 'callid=c-2'],
+      channel: { id: 'chan-p', state: 'Up', caller: { number: '+819012345678', name: '' }, dialplan: { context: 'x', exten: 's', priority: 1, app_name: 'Stasis', app_data: 'call-actions,s' } },
+    } as unknown as StasisStart);
+    await new Promise((r) => setImmediate(r));
+    expect(runner.activeCalls).toBe(1);
+    await runner.releaseAll();
+    await new Promise((r) => setImmediate(r));
+    expect(prompt.opsWhenStopped).toBe(0);
+    // the step's own failure after the stop asks for the same hand-back, not a second one
+    expect(channel.ops).toEqual([{ op: 'setVar', name: RESULT_VAR, value: 'error' }, { op: 'continue', target: {} }]);
+    expect(runner.activeCalls).toBe(0);
+  });
+});
