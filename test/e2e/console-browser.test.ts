@@ -6,6 +6,7 @@ import { REPO_ROOT } from '../helpers/asterisk.js';
 import { startHookReceiver, type HookReceiver } from '../helpers/hook-receiver.js';
 import { baseConfig, freePort, serviceDir, startService, type RunningService } from '../helpers/service.js';
 import { runSipp } from '../helpers/sipp.js';
+import twilio from 'twilio';
 import { startTwilio, twilioError, type TwilioStandIn } from '../standins/twilio.js';
 
 /**
@@ -53,7 +54,7 @@ describe.skipIf(process.env.CALL_ACTIONS_NO_ASTERISK === '1')('the console in Ch
       `console: { publicUrl: "http://127.0.0.1:${port}" }
 sms:
   providers:
-    twilio: { kind: twilio, accountSid: "\${TWILIO_SID}", authToken: "\${TWILIO_TOKEN}", from: "+15005550006", baseUrl: ${tw.url}, timeout: 3s }
+    twilio: { kind: twilio, accountSid: "\${TWILIO_SID}", authToken: "\${TWILIO_TOKEN}", from: "+15005550006", baseUrl: ${tw.url}, timeout: 3s, statusCallback: "http://127.0.0.1:${port}/sms/receipts/twilio" }
 hooks:
   - name: crm
     on: stage.entered
@@ -146,12 +147,23 @@ stages:
     const button = page.locator(`button.resend[data-id="${smsId}"]`);
     await button.click();
     await expect.poll(() => button.textContent()).toBe('Re-sent');
-    await tw.waitForDelivered(1, 10_000);
+    const [sent] = await tw.waitForDelivered(1, 10_000);
     await new Promise((r) => setTimeout(r, 1500)); // and nothing more comes
     expect(tw.requests.length - before).toBe(1);
     // the page reloads itself: the same message, now sent after two attempts
     await expect.poll(() => page.locator(`div.sms[data-sms-id="${smsId}"] .status-sent`).count(), { timeout: 10_000 }).toBe(1);
     expect(await page.locator(`div.sms[data-sms-id="${smsId}"] tr.attempt`).count()).toBe(2);
+    // Twilio's receipt (signed by the official package) shows on the page as the delivery status
+    const callback = `${service.url}/sms/receipts/twilio`;
+    const fields = { AccountSid: tw.accountSid, MessageSid: sent!.sid, MessageStatus: 'delivered', To: CALLER, From: '+15005550006', ApiVersion: '2010-04-01' };
+    const receipt = await fetch(callback, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilio.getExpectedTwilioSignature(tw.authToken, callback, fields) },
+      body: new URLSearchParams(fields).toString(),
+    });
+    expect(receipt.status).toBe(200);
+    await page.reload();
+    await expect.poll(() => page.locator(`div.sms[data-sms-id="${smsId}"] .delivery .status-delivered`).count(), { timeout: 10_000 }).toBe(1);
     const audit = (await (await fetch(`${service.url}/audit/log?action=/sms/resend`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { entries: Array<{ actor: string; target: string }> };
     expect(audit.entries.map((e) => [e.actor, e.target])).toEqual([['ops', smsId]]);
     await page.goto(`${service.url}/logs/sms`);

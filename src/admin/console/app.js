@@ -121,6 +121,10 @@ function livePage() {
 }
 
 // ---------------------------------------------------------------- one call
+/** What the provider's receipts said (SMS history's `delivery`): the state reached and when. */
+const delivery = (d) =>
+  d ? ` · <span class="delivery">delivery: <span class="status-${esc(d.status)}">${esc(d.status)}</span> ${time(d.at)}${d.errorCode ? ` (error ${esc(d.errorCode)})` : ''}</span>` : '';
+
 async function callPage(callId) {
   main.innerHTML = `<h1>Call ${esc(callId)}</h1><div id="call">…</div>`;
   const t = await api('/calls/timeline?callId=' + encodeURIComponent(callId));
@@ -135,7 +139,7 @@ async function callPage(callId) {
       .join('')}</table>`;
   const sms = t.sms.map(
     (m) => `<div class="panel sms" data-sms-id="${esc(m.id)}"><b>${esc(m.description)}</b> → <span class="recipient">${esc(m.recipient)}</span>
-      via ${esc(m.provider)} · <span class="status-${esc(m.status)}">${esc(m.status)}</span> · ${m.attempts} attempt(s) ${esc(m.reason || '')}
+      via ${esc(m.provider)} · <span class="status-${esc(m.status)}">${esc(m.status)}</span> · ${m.attempts} attempt(s) ${esc(m.reason || '')}${delivery(m.delivery)}
       ${isAdmin && m.status === 'failed' ? `<button class="resend" data-kind="sms" data-id="${esc(m.id)}">Re-send</button>` : ''}
       <pre>${esc(m.text)}</pre>${attempts(m.attemptLog, false)}</div>`,
   );
@@ -170,7 +174,7 @@ async function callPage(callId) {
 
 // ---------------------------------------------------------------- logs
 const LOGS = {
-  sms: { path: '/sms/history', hint: 'callId=…&status=failed&description=…&recipient=…&since=2026-01-01&limit=50', cols: ['time', 'callId', 'description', 'provider', 'recipient', 'status', 'attempts', 'reason'] },
+  sms: { path: '/sms/history', hint: 'callId=…&status=failed&description=…&recipient=…&since=2026-01-01&limit=50', cols: ['time', 'callId', 'description', 'provider', 'recipient', 'status', 'delivery', 'attempts', 'reason'] },
   hooks: { path: '/hooks/log', hint: 'callId=…&hook=…&status=failed&event=call.end&limit=50', cols: ['time', 'callId', 'hook', 'event', 'mode', 'status', 'attempts', 'reason'] },
   routing: { path: '/routes/log', hint: 'callId=…&outcome=…&limit=50', cols: ['time', 'callId', 'stage', 'step', 'caller', 'outcome', 'decision', 'latencyMs'] },
   salesforce: { path: '/salesforce/activities', hint: 'callId=…&limit=50', cols: ['callId', 'phase', 'status', 'taskId', 'recordId', 'attempts', 'reason'] },
@@ -196,6 +200,7 @@ async function logPage(name) {
       if (c === 'callId' && v) return `<a href="/calls/${encodeURIComponent(v)}">${esc(v)}</a>`;
       if (c === 'time' || c === 'at') return time(v);
       if (c === 'status') return `<span class="status-${esc(v)}">${esc(v)}</span>`;
+      if (c === 'delivery') return v ? delivery(v).replace(/^ · /, '') : '';
       return esc(typeof v === 'object' && v !== null ? JSON.stringify(v) : v);
     };
     document.getElementById('rows').innerHTML = `<p class="muted">${body.total ?? entries.length} entries</p><table><tr>${log.cols.map((c) => `<th>${c}</th>`).join('')}</tr>${entries
