@@ -19,6 +19,17 @@ class Scripted extends Step<{ result: StepResult | 'throw' }> {
   }
 }
 
+/** A caller entering stage "s". */
+function stasisStart(channelId: string, callId: string): StasisStart {
+  return {
+    type: 'StasisStart',
+    application: 'call-actions',
+    timestamp: new Date().toISOString(),
+    args: ['s', `callid=${callId}`],
+    channel: { id: channelId, state: 'Up', caller: { number: '+819012345678', name: '' }, dialplan: { context: 'x', exten: 's', priority: 1, app_name: 'Stasis', app_data: 'call-actions,s' } },
+  } as unknown as StasisStart;
+}
+
 async function visit(steps: Step[]): Promise<{ channel: FakeChannel; metrics: CallMetrics }> {
   const channel = fakeChannel('chan-r');
   let onStart: (ev: StasisStart) => void = () => undefined;
@@ -27,13 +38,7 @@ async function visit(steps: Step[]): Promise<{ channel: FakeChannel; metrics: Ca
   const runner = new StageRunner({ ari, stages: new Map([['s', steps]]), services: {} as StepServices, log: pino({ level: 'silent' }), metrics });
   runner.start();
   const done = new Promise<void>((resolve) => channel.on('StasisEnd', () => setImmediate(resolve)));
-  onStart({
-    type: 'StasisStart',
-    application: 'call-actions',
-    timestamp: new Date().toISOString(),
-    args: ['s', 'callid=c-1'],
-    channel: { id: 'chan-r', state: 'Up', caller: { number: '+819012345678', name: '' }, dialplan: { context: 'x', exten: 's', priority: 1, app_name: 'Stasis', app_data: 'call-actions,s' } },
-  } as unknown as StasisStart);
+  onStart(stasisStart('chan-r', 'c-1'));
   await done;
   return { channel, metrics };
 }
@@ -86,13 +91,7 @@ describe('a shutdown with a caller in a prompt', () => {
     const prompt = new Prompt(channel);
     const runner = new StageRunner({ ari, stages: new Map([['s', [prompt]]]), services: {} as StepServices, log: pino({ level: 'silent' }) });
     runner.start();
-    onStart({
-      type: 'StasisStart',
-      application: 'call-actions',
-      timestamp: new Date().toISOString(),
-      args: ['s', 'callid=c-2'],
-      channel: { id: 'chan-p', state: 'Up', caller: { number: '+819012345678', name: '' }, dialplan: { context: 'x', exten: 's', priority: 1, app_name: 'Stasis', app_data: 'call-actions,s' } },
-    } as unknown as StasisStart);
+    onStart(stasisStart('chan-p', 'c-2'));
     await new Promise((r) => setImmediate(r));
     expect(runner.activeCalls).toBe(1);
     await runner.releaseAll();
