@@ -238,7 +238,6 @@ noload => res_odbc_transaction.so
 noload => res_config_odbc.so
 noload => res_config_pgsql.so
 noload => res_config_ldap.so
-noload => res_config_sqlite3.so
 noload => res_config_mysql.so
 noload => res_snmp.so
 noload => res_hep.so

@@ -1,7 +1,10 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSalesforce, type SalesforceStandIn, type SfTask } from '../standins/salesforce.js';
 import { startQueueAgent, type QueueAgent } from '../helpers/agent.js';
 import { AmiLog } from '../helpers/ami-log.js';
+import { asteriskCli, readAsteriskEnv } from '../helpers/asterisk.js';
 import { startCarrier, type Carrier } from '../helpers/carrier.js';
 import { startDevice, type Device } from '../helpers/device.js';
 import { baseConfig, freePort, serviceDir, startService, type RunningService } from '../helpers/service.js';
@@ -9,8 +12,8 @@ import { runSipp } from '../helpers/sipp.js';
 
 /**
  * Who answered, for every way a call reaches a person on the real PBX (issue 18): a device dialled
- * directly, the same device through a trunk and through a Local channel, a static and a dynamic
- * queue member, a blind transfer from one phone to another, and a call picked up by another phone.
+ * directly, the same device through a trunk and through a Local channel, a static, a dynamic and a
+ * realtime queue member, a blind transfer from one phone to another, and a call picked up by another phone.
  * Each call's Task comment carries `{agent}` (and `{firstAgent}`, `{agentName}`), checked in the
  * Salesforce stand-in. The office phones 2601 and 2602 are SIPp servers (test/helpers/device.ts);
  * the DIDs 0120556601… are in docker/asterisk/conf/extensions_salesforce-test.conf.
@@ -150,6 +153,24 @@ describe('{agent}: the device or queue member that answered', () => {
     } finally {
       await ami!.action({ Action: 'QueueRemove', Queue: 'sf-team', Interface: 'PJSIP/2602' });
     }
+  });
+
+  it('a realtime queue member (extconfig.conf queue_members => sqlite3): read from the database when the caller joins', async () => {
+    const s = await start();
+    devices.push(await startDevice('2601', 'answer'));
+    // the row a call centre's own tooling would write; Asterisk reads it when the caller joins sf-rt
+    const db = new Database(join(readAsteriskEnv().root, 'var/lib/asterisk/realtime.sqlite3'), { timeout: 5_000 });
+    try {
+      db.exec(`CREATE TABLE IF NOT EXISTS queue_members (uniqueid INTEGER PRIMARY KEY, queue_name TEXT NOT NULL, interface TEXT NOT NULL,
+        membername TEXT, state_interface TEXT, penalty INTEGER, paused INTEGER, wrapuptime INTEGER, ringinuse INTEGER, reason_paused TEXT)`);
+      db.prepare('DELETE FROM queue_members WHERE queue_name = ?').run('sf-rt');
+      db.prepare('INSERT INTO queue_members (queue_name, interface, membername, penalty, paused) VALUES (?, ?, ?, 0, 0)').run('sf-rt', 'PJSIP/2601', 'Taro Tanaka (realtime)');
+    } finally {
+      db.close();
+    }
+    await callAndLog(s, '0120556607', { agent: '2601', agentName: 'Taro Tanaka (realtime)' });
+    // the member really came from realtime: Asterisk says so
+    expect(await asteriskCli('queue show sf-rt')).toMatch(/Taro Tanaka \(realtime\) \(PJSIP\/2601\).*\(realtime\)/);
   });
 
   it('a blind transfer from one phone to another (REFER): the last one that talked, the first kept as {firstAgent}', async () => {
