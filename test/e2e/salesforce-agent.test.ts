@@ -180,6 +180,13 @@ describe('{agent}: the device or queue member that answered', () => {
     expect(ami!.events.some((e) => e.event === 'BlindTransfer' && e.transfererlinkedid === task.fields.CallObject), transcript(String(task.fields.CallObject))).toBe(true);
   });
 
+  it('an attended transfer (the phone keys *2 2602 #, then hangs up): the target becomes {agent}, the first stays {firstAgent}', async () => {
+    const s = await start();
+    devices.push(await startDevice('2601', 'attended'), await startDevice('2602', 'answer'));
+    const task = await callAndLog(s, '0120556608', { agent: '2602', firstAgent: '2601' });
+    expect(ami!.events.some((e) => e.event === 'AttendedTransfer' && e.result === 'Success' && e.transfereelinkedid === task.fields.CallObject), transcript(String(task.fields.CallObject))).toBe(true);
+  });
+
   it('a call picked up by another phone (Pickup()): the phone that picked up, not the one that rang', async () => {
     const s = await start();
     devices.push(await startDevice('2601', 'ring'));

@@ -9,16 +9,17 @@ import { endAfterTest } from './leftovers.js';
  * sip:260N@127.0.0.1:508N), played by a SIPp server:
  * - `answer` (test/sipp/agent_answer.xml): rings 300 ms, answers, talks 2 s, hangs up;
  * - `ring` (device_ring.xml): rings until the call is cancelled (picked up elsewhere);
- * - `transfer` (device_transfer.xml): answers, talks 1 s, then transfers the caller to 2602 (REFER).
+ * - `transfer` (device_transfer.xml): answers, talks 1 s, then transfers the caller to 2602 (REFER);
+ * - `attended` (device_atxfer.xml): answers, keys *2 2602 # (attended transfer), hangs up once 2602 answered.
  */
-export type DeviceBehaviour = 'answer' | 'ring' | 'transfer';
+export type DeviceBehaviour = 'answer' | 'ring' | 'transfer' | 'attended';
 
 export interface Device {
   readonly extension: string;
   stop(): Promise<void>;
 }
 
-const SCENARIO: Record<DeviceBehaviour, string> = { answer: 'agent_answer', ring: 'device_ring', transfer: 'device_transfer' };
+const SCENARIO: Record<DeviceBehaviour, string> = { answer: 'agent_answer', ring: 'device_ring', transfer: 'device_transfer', attended: 'device_atxfer' };
 
 export async function startDevice(extension: '2601' | '2602', behaviour: DeviceBehaviour): Promise<Device> {
   const n = Number(extension.slice(-1));
