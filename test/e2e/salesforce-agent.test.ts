@@ -161,6 +161,10 @@ describe('{agent}: the device or queue member that answered', () => {
     // the row a call centre's own tooling would write; Asterisk reads it when the caller joins sf-rt
     const db = new Database(join(readAsteriskEnv().root, 'var/lib/asterisk/realtime.sqlite3'), { timeout: 5_000 });
     try {
+      // Asterisk creates the table with only the columns app_queue writes (paused, uniqueid, reason_paused)
+      // when it finds none at start: the members' own columns come from the call centre's schema
+      const columns = db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'queue_members\')').all().map((c) => c.name);
+      if (!columns.includes('queue_name')) db.exec('DROP TABLE IF EXISTS queue_members');
       db.exec(`CREATE TABLE IF NOT EXISTS queue_members (uniqueid INTEGER PRIMARY KEY, queue_name TEXT NOT NULL, interface TEXT NOT NULL,
         membername TEXT, state_interface TEXT, penalty INTEGER, paused INTEGER, wrapuptime INTEGER, ringinuse INTEGER, reason_paused TEXT)`);
       db.prepare('DELETE FROM queue_members WHERE queue_name = ?').run('sf-rt');
