@@ -65,13 +65,19 @@ async function start(args: string[]): Promise<number> {
   if (values['exit-on-auth-error']) loaded.config.asterisk.ari.exitOnAuthError = true;
   let fatal: string | undefined;
   let stop: (signal: string) => void = () => undefined;
+  // a second signal while draining: hand the calls still there back now
+  const cut = new AbortController();
   const stopped = new Promise<void>((resolve) => {
     let stopping = false;
     stop = (signal) => {
-      if (stopping) return;
+      if (stopping) {
+        service.log.info({ signal }, 'second signal: ending the drain now');
+        cut.abort();
+        return;
+      }
       stopping = true;
-      service.log.info({ signal }, 'stopping');
-      void service.stop().then(resolve);
+      service.log.info({ signal, drainMs: loaded.config.shutdown.drain }, 'stopping: draining the calls in progress');
+      void service.stop({ cut: cut.signal }).then(resolve);
     };
   });
   const service = await startService(loaded.config, {
@@ -82,8 +88,8 @@ async function start(args: string[]): Promise<number> {
       stop('ARI credentials refused');
     },
   });
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   await stopped;
   if (fatal) {
     process.stderr.write(`${fatal}\n`);

@@ -52,6 +52,13 @@ const tts = z
   })
   .strict();
 
+const shutdown = z
+  .object({
+    // at most 10m (timeout's bound): an orchestrator kills a process that takes longer to stop
+    drain: timeout.default(30_000).describe('on SIGTERM, how long calls in progress may finish their stage before they are handed back to the dialplan'),
+  })
+  .strict();
+
 const stageName = z.string().regex(/^[A-Za-z0-9_-]+$/, 'a stage name is letters, digits, - and _');
 
 function configSchema(stepSchema: z.ZodType) {
@@ -66,6 +73,7 @@ function configSchema(stepSchema: z.ZodType) {
       console: consoleSchema,
       retention: retentionSchema,
       log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
+      shutdown: shutdown.default({ drain: 30_000 }),
       tts: tts.prefault({}),
       stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
       ...FEATURE_SECTIONS,

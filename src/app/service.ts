@@ -43,7 +43,13 @@ export interface Service {
   readonly ari: AriPort;
   readonly ami: AmiPort | undefined;
   health(): Health;
-  stop(): Promise<void>;
+  /**
+   * Drains, then stops: new calls are refused at once (the dialplan tries the peer or its
+   * fallback), calls in progress get up to `shutdown.drain` to finish their stage (less when `cut`
+   * fires or ARI is down), the rest are handed back with CALL_ACTIONS_RESULT=error; then the
+   * workers finish their in-flight requests, and the store and the log are closed.
+   */
+  stop(opts?: { cut?: AbortSignal }): Promise<void>;
 }
 
 export interface Health {
@@ -261,8 +267,14 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     ari,
     ami,
     health,
-    async stop() {
+    async stop({ cut }: { cut?: AbortSignal } = {}) {
       metrics.loopDelay.stop();
+      // with ARI down nothing can be played to a caller: waiting would only be silence
+      const ariDown = new AbortController();
+      if (!ari.ready) ariDown.abort();
+      ari.onStatus((up) => void (up || ariDown.abort()));
+      const drained = await runner.drain(config.shutdown.drain, cut ? AbortSignal.any([cut, ariDown.signal]) : ariDown.signal);
+      log.info({ ...drained, drainMs: config.shutdown.drain, ari: ari.ready ? 'up' : 'down' }, drained.left ? 'drain over: handing the calls left back to the dialplan' : 'drained');
       await runner.releaseAll();
       tracker.detach();
       retention.stop();

@@ -49,6 +49,8 @@ export interface RunObserver {
 
 /** Set on the channel when a stage failed, so the dialplan after Stasis() can take its fallback. */
 export const RESULT_VAR = 'CALL_ACTIONS_RESULT';
+/** Set (with RESULT_VAR=error) on a call the service did not take because it is stopping: the dialplan may try the peer instance. */
+export const REFUSED_VAR = 'CALL_ACTIONS_REFUSED';
 
 /**
  * `Stasis(call-actions,<stage>[,args])` runs that stage's steps in order. Whatever happens, the
@@ -58,6 +60,9 @@ export const RESULT_VAR = 'CALL_ACTIONS_RESULT';
 export class StageRunner {
   private readonly sessions = new Set<CallSession>();
   private readonly handBacks = new WeakMap<CallSession, Promise<void>>();
+  /** Set by drain(): new calls are refused, so the dialplan sends them to the peer or its fallback. */
+  private draining = false;
+  private readonly idle = new Set<() => void>();
 
   constructor(private readonly opts: RunnerOptions) {}
 
@@ -67,6 +72,33 @@ export class StageRunner {
 
   get activeCalls(): number {
     return this.sessions.size;
+  }
+
+  /**
+   * The first half of a graceful stop: from now on every new call is handed straight back to the
+   * dialplan as refused (CALL_ACTIONS_RESULT=error, CALL_ACTIONS_REFUSED=draining), so the shipped
+   * dialplan tries the peer instance or runs its fallback at once; the calls already here go on
+   * with their stage. Resolves when none is left, when `drainMs` is over, or when `cut` fires
+   * (a second signal, or ARI gone: nothing can be played then, so waiting would only be silence);
+   * whatever is left is then released by releaseAll().
+   */
+  async drain(drainMs: number, cut?: AbortSignal): Promise<{ left: number; waitedMs: number }> {
+    this.draining = true;
+    const t0 = performance.now();
+    if (this.sessions.size && drainMs > 0 && !cut?.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          cut?.removeEventListener('abort', done);
+          this.idle.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, drainMs);
+        cut?.addEventListener('abort', done, { once: true });
+        this.idle.add(done);
+      });
+    }
+    return { left: this.sessions.size, waitedMs: Math.round(performance.now() - t0) };
   }
 
   /**
@@ -97,6 +129,7 @@ export class StageRunner {
       }
     };
     const stage = ev.args[0] ?? '';
+    if (this.draining) return this.refuse(ev, stage);
     metrics?.entered(stage);
     // Whichever step moves the channel on, the moment it left is when that REST call returned;
     // watching the handle here keeps the steps (and whatever destinations they reach) unaware.
@@ -166,6 +199,7 @@ export class StageRunner {
       await this.fail(session);
     } finally {
       this.sessions.delete(session);
+      if (!this.sessions.size) for (const done of [...this.idle]) done();
       session.end();
       const outcome = !left ? 'gone' : errored ? 'fallback' : 'left';
       if (steps) observe((o) => o.stageEnded?.(session, outcome));
@@ -183,6 +217,20 @@ export class StageRunner {
       this.opts.onStepSkipped?.(session, skipped);
     } catch (e) {
       session.log.error({ err: e }, 'step.skipped call event unavailable');
+    }
+  }
+
+  /** A call that arrived while draining: straight back, untouched, so the dialplan can try elsewhere. */
+  private async refuse(ev: StasisStart, stage: string): Promise<void> {
+    const channel = this.opts.ari.channel(ev.channel.id);
+    const log = this.opts.log.child({ channel: ev.channel.id, stage });
+    try {
+      await channel.setVars({ [REFUSED_VAR]: 'draining', [RESULT_VAR]: 'error' });
+      await channel.continueInDialplan();
+      log.info('stopping: call refused, handed back to the dialplan');
+    } catch (e) {
+      // the caller hung up meanwhile, or ARI is gone (then Asterisk ends the Stasis() itself)
+      log.warn({ err: e }, 'stopping: could not hand a new call back to the dialplan');
     }
   }
 
@@ -213,7 +261,6 @@ export class StageRunner {
       }
     }
   }
-
 
   private async callIdOf(ev: StasisStart, getVar: (n: string) => Promise<string | undefined>): Promise<string> {
     const given = parseStageArgs(ev.args.slice(1)).callid;

@@ -14,7 +14,9 @@ let ami: AmiLog;
 
 beforeAll(async () => {
   ami = await AmiLog.open();
-  service = await startWithConfig(`stages:
+  // no drain: the caller is released at once, which is what this test is about (drain: graceful-drain.test.ts)
+  service = await startWithConfig(`shutdown: { drain: 0s }
+stages:
   queue-exit:
     - say: "Please hold while we prepare your text message. This sentence is long on purpose, so that the caller is still listening when the service is stopped."
 `);
