@@ -50,7 +50,17 @@ export interface Service {
    * workers finish their in-flight requests, and the store and the log are closed.
    */
   stop(opts?: { cut?: AbortSignal }): Promise<void>;
+  /**
+   * Reads the config file again (`ServiceOptions.reload`) and, when it is valid, runs new calls
+   * on it; calls in progress finish on the old one. An invalid file changes nothing.
+   */
+  reload(): ReloadResult;
 }
+
+export type ReloadResult =
+  | { ok: true; stages: string[]; restartNeeded: string[] }
+  /** `error`: the same file:line:col lines `call-actions validate` prints */
+  | { ok: false; error: string };
 
 export interface Health {
   ok: boolean;
@@ -79,7 +89,12 @@ export interface ServiceOptions {
   place?: (path: readonly PropertyKey[]) => string;
   /** Asterisk refused the ARI credentials and `asterisk.ari.exitOnAuthError` is set: the caller stops the service */
   onFatal?: (message: string) => void;
+  /** Reads and validates the config file again (throws ConfigError); without it, reload() refuses. */
+  reload?: () => { config: Config };
 }
+
+/** Kernel sections a running service cannot take over (the connections, the store, the listener, the TTS cache). */
+const RESTART_SECTIONS = ['asterisk', 'store', 'http', 'tts'] as const;
 
 /**
  * The composition root: the kernel (Asterisk ports, store, speech, stage runner, HTTP server)
@@ -132,8 +147,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     metrics: prom,
     publicUrl: listenersOf(config.http).find((l) => l.media)?.publicUrl,
   };
-  const features: Array<{ name: string; runtime: FeatureRuntime }> = [];
-  for (const f of FEATURES) features.push({ name: f.name, runtime: await f.create(context) });
+  const features: Array<{ name: string; sections: string[]; runtime: FeatureRuntime<never> }> = [];
+  for (const f of FEATURES) features.push({ name: f.name, sections: Object.keys(f.sections), runtime: (await f.create(context)) as FeatureRuntime<never> });
 
   const health = (): Health => {
     const h = {
@@ -147,7 +162,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     return { ok: h.ari.ready && h.store.ready && (!ami || h.ami.ready), ...h, ...Object.fromEntries(parts), warnings };
   };
 
-  const metrics = new CallMetrics(new Set(Object.keys(config.stages)));
+  const stageNames = new Set(Object.keys(config.stages));
+  const metrics = new CallMetrics(stageNames);
   const routes: Record<string, Route> = {
     '/health': () => {
       const h = health();
@@ -173,7 +189,13 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     }
     return { status: 200, body: { callId, timeline: timeline.of(callId), ...logs } };
   };
-  const actions: Record<string, Action> = {};
+  const actions: Record<string, Action> = {
+    // `call-actions reload` and SIGHUP: re-read the config file
+    '/admin/reload': () => {
+      const r = service.reload();
+      return { status: r.ok ? 200 : 422, body: r };
+    },
+  };
   const providerRoutes: Record<string, ProviderRoute> = {};
   for (const { runtime } of features) {
     Object.assign(routes, runtime.routes);
@@ -217,8 +239,10 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   const mediaHttp = servers.find((s) => s.listener.media)!;
   const mediaBase = (mediaHttp.listener.publicUrl ?? mediaHttp.http.url).replace(/\/+$/, '') + '/media';
 
-  const services = Object.assign({ tts: speech.speaker(mediaBase) }, ...features.map(({ runtime }) => runtime.services)) as StepServices;
-  const stages = new Map<string, Step[]>(Object.entries(config.stages).map(([name, specs]) => [name, (specs as StepSpec[]).map(createStep)]));
+  const tts = speech.speaker(mediaBase);
+  const services = Object.assign({ tts }, ...features.map(({ runtime }) => runtime.services)) as StepServices;
+  const buildStages = (c: Config) => new Map<string, Step[]>(Object.entries(c.stages).map(([name, specs]) => [name, (specs as StepSpec[]).map(createStep)]));
+  const stages = buildStages(config);
   const fieldSources = features.flatMap(({ runtime }) => (runtime.mergeFields ? [runtime.mergeFields] : []));
   const runner = new StageRunner({
     ari,
@@ -260,13 +284,55 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   ami?.start();
   log.info({ url: adminHttp.http.url, media: mediaHttp.http.url, stages: [...stages.keys()], providers: Object.keys(config.sms.providers), hooks: config.hooks.length }, 'call-actions started');
 
-  return {
+  const service: Service = {
     log,
     url: adminHttp.http.url,
     mediaUrl: mediaHttp.http.url,
     ari,
     ami,
     health,
+    reload() {
+      let next: Config;
+      try {
+        if (!opts.reload) throw new Error('this service was not started from a config file');
+        next = opts.reload().config;
+      } catch (e) {
+        const error = (e as Error).message;
+        log.warn({ error }, 'config reload refused: the running config stays');
+        return { ok: false, error };
+      }
+      const changed = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
+      const restartNeeded: string[] = RESTART_SECTIONS.filter((k) => changed(config[k], next[k]));
+      let nextServices: StepServices;
+      let nextStages: Map<string, Step[]>;
+      try {
+        const parts = features.map(({ runtime, sections }) => {
+          if (runtime.reload) {
+            const r = runtime.reload(next as never);
+            restartNeeded.push(...(r.restart ?? []));
+            return r.services;
+          }
+          restartNeeded.push(...sections.filter((k) => changed((config as Record<string, unknown>)[k], (next as Record<string, unknown>)[k])));
+          return runtime.services;
+        });
+        nextServices = Object.assign({ tts }, ...parts) as StepServices;
+        nextStages = buildStages(next);
+      } catch (e) {
+        log.error({ err: e }, 'config reload failed: the running config stays');
+        return { ok: false, error: (e as Error).message };
+      }
+      for (const name of nextStages.keys()) stageNames.add(name);
+      runner.replaceStages({ stages: nextStages, services: nextServices });
+      if (next.log.level !== config.log.level) log.level = next.log.level;
+      // the sections applied from now on (the rest wait for a restart, as listed)
+      config.stages = next.stages;
+      config.shutdown = next.shutdown;
+      config.log = next.log;
+      for (const { sections, runtime } of features) if (runtime.reload) for (const k of sections) (config as Record<string, unknown>)[k] = (next as Record<string, unknown>)[k];
+      const result = { ok: true as const, stages: [...nextStages.keys()], restartNeeded };
+      log.info(result, restartNeeded.length ? 'config reloaded; some changes wait for a restart' : 'config reloaded');
+      return result;
+    },
     async stop({ cut }: { cut?: AbortSignal } = {}) {
       metrics.loopDelay.stop();
       // with ARI down nothing can be played to a caller: waiting would only be silence
@@ -284,4 +350,5 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       log.flush?.();
     },
   };
+  return service;
 }

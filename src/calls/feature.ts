@@ -30,7 +30,7 @@ export interface Feature<C = never, S extends z.ZodRawShape = z.ZodRawShape> {
   /** `call-actions <command> …` */
   readonly commands?: readonly FeatureCommand<C>[];
   /** Builds its parts; the service starts them once every feature is built. */
-  create(ctx: FeatureContext<C>): FeatureRuntime | Promise<FeatureRuntime>;
+  create(ctx: FeatureContext<C>): FeatureRuntime<C> | Promise<FeatureRuntime<C>>;
 }
 
 export interface FeatureCommand<C> {
@@ -88,7 +88,7 @@ export interface ActionRequest {
  */
 export type Action = (req: ActionRequest) => RouteAnswer | Promise<RouteAnswer>;
 
-export interface FeatureRuntime {
+export interface FeatureRuntime<C = never> {
   /** what its steps (and other features' steps) may use; merged into the one StepServices */
   services?: Partial<StepServices>;
   routes?: Record<string, Route>;
@@ -103,6 +103,12 @@ export interface FeatureRuntime {
   /** under its name in /health; `warnings` are also listed at the top level */
   health?(): { warnings?: string[] } & object;
   start?(): void;
+  /**
+   * A reloaded config, already validated: the services calls arriving from now on get (a call in
+   * progress keeps the ones it started with), and the sections this feature can only apply at a
+   * restart, where they changed. Without it, any change to the feature's sections needs a restart.
+   */
+  reload?(config: C): { services?: Partial<StepServices>; restart?: string[] };
   /** after the stage runner has let every call go */
   stop?(): Promise<void> | void;
 }

@@ -9,10 +9,14 @@ import type { Step } from './step.js';
 import type { StepServices } from './services.js';
 import { CallSession, parseStageArgs } from './session.js';
 
-export interface RunnerOptions {
-  ari: AriPort;
+/** What a call runs with, made from one version of the config; a reload makes the next one. */
+export interface StageSet {
   stages: ReadonlyMap<string, readonly Step[]>;
   services: StepServices;
+}
+
+export interface RunnerOptions extends StageSet {
+  ari: AriPort;
   log: Logger;
   /** Ask Asterisk for the linkedid when the dialplan does not pass `callid=` (one ARI request per call). */
   lookupLinkedId?: boolean;
@@ -64,7 +68,19 @@ export class StageRunner {
   private draining = false;
   private readonly idle = new Set<() => void>();
 
-  constructor(private readonly opts: RunnerOptions) {}
+  private current: StageSet;
+
+  constructor(private readonly opts: RunnerOptions) {
+    this.current = { stages: opts.stages, services: opts.services };
+  }
+
+  /**
+   * A reloaded config: calls that arrive from now on run its stages and services; a call already
+   * in a stage finishes it with the set it started with.
+   */
+  replaceStages(next: StageSet): void {
+    this.current = next;
+  }
 
   start(): void {
     this.opts.ari.onStasisStart((ev) => void this.handle(ev));
@@ -128,6 +144,7 @@ export class StageRunner {
         }
       }
     };
+    const { stages, services } = this.current;
     const stage = ev.args[0] ?? '';
     if (this.draining) return this.refuse(ev, stage);
     metrics?.entered(stage);
@@ -156,11 +173,11 @@ export class StageRunner {
     } catch (e) {
       session.log.error({ err: e }, 'call variables or stage event unavailable');
     }
-    const steps = this.opts.stages.get(stage);
+    const steps = stages.get(stage);
     let errored = false;
     try {
       if (!steps) {
-        session.log.error({ known: [...this.opts.stages.keys()] }, `no stage "${stage}" in the config: handing the call back to the dialplan`);
+        session.log.error({ known: [...stages.keys()] }, `no stage "${stage}" in the config: handing the call back to the dialplan`);
         errored = true;
         await this.fail(session);
         return;
@@ -179,7 +196,7 @@ export class StageRunner {
         observe((o) => o.stepStarted?.(session, step));
         let result: Awaited<ReturnType<Step['run']>>;
         try {
-          result = await step.run(session, this.opts.services);
+          result = await step.run(session, services);
         } catch (e) {
           observe((o) => o.stepDone?.(session, step, 'error'));
           throw e;

@@ -32,23 +32,21 @@ export const routingFeature = defineFeature<RoutingFeatureConfig>()({
       maxRows: 500,
       onError: (err, failed) => log.error({ err, rows: failed }, 'the routing log could not be written'),
     });
-    return {
-      services: {
-        routing: {
-          routing: config.routing,
-          destinations: config.destinations,
-          defaultLanguage: config.tts.language,
-          secrets,
-          log: {
-            record(e) {
-              const id = e.id ?? randomUUID();
-              if (typeof e.latencyMs === 'number') metrics.routingLatency.observe({ outcome: e.outcome }, e.latencyMs / 1000);
-              rows.push({ ...e, id });
-              return id;
-            },
-          },
-        },
+    const routeLogSink = {
+      record(e: NewRouteLogEntry & { id?: string }) {
+        const id = e.id ?? randomUUID();
+        if (typeof e.latencyMs === 'number') metrics.routingLatency.observe({ outcome: e.outcome }, e.latencyMs / 1000);
+        rows.push({ ...e, id });
+        return id;
       },
+    };
+    const services = (c: RoutingFeatureConfig) => ({
+      routing: { routing: c.routing, destinations: c.destinations, defaultLanguage: c.tts.language, secrets, log: routeLogSink },
+    });
+    return {
+      services: services(config),
+      // routes and destinations are read per call: a reload applies to the next call
+      reload: (next) => ({ services: services(next) }),
       routes: {
         // routeLogFilter throws RangeError on a bad query, which the server answers with 400
         '/routes/log': (url) => {

@@ -3,6 +3,7 @@ import type { CallEventTracker } from '../asterisk/call-events.js';
 import { defineFeature, requireId, type ProviderRoute } from '../calls/feature.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/sqlite.js';
+import type { SmsSink } from '../calls/services.js';
 import { checkSms, SMS_SECTIONS, type SmsSection } from './config.js';
 import { SMS_USAGE, smsCommand } from './cli.js';
 import { historyFilter, querySmsHistory } from './history.js';
@@ -26,6 +27,7 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
     const providers = new Map<string, SmsProvider>(
       Object.entries(config.sms.providers).map(([name, p]) => [name, createProvider(name, p, publicUrl ? { receiptUrl: publicUrl + receiptPath(name) } : {})]),
     );
+    // replaced in place on reload: a provider changed or added applies to sends from then on
     const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
     const defaultCountry = config.sms.defaultCountry as CountryCode | undefined;
     outbox.on('settled', (m) => metrics.sms.inc({ provider: m.provider, status: m.status }));
@@ -43,15 +45,23 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
       }
       return result;
     };
+    const sink = (c: SmsSection): SmsSink => ({
+      templates: c.templates,
+      defaultCountry: c.defaultCountry as CountryCode | undefined,
+      accept: (messages, once) => accept(messages, { once }),
+      hasOnce: (callId, key) => outbox.hasOnce(callId, key),
+      recordSkipped: (entry) => void outbox.recordSkipped(entry),
+    });
+    let current = config.sms;
     return {
-      services: {
-        sms: {
-          templates: config.sms.templates,
-          defaultCountry,
-          accept: (messages, once) => accept(messages, { once }),
-          hasOnce: (callId, key) => outbox.hasOnce(callId, key),
-          recordSkipped: (entry) => void outbox.recordSkipped(entry),
-        },
+      services: { sms: sink(config.sms) },
+      reload(next) {
+        for (const [name, p] of Object.entries(next.sms.providers)) {
+          if (JSON.stringify(p) !== JSON.stringify(current.providers[name])) providers.set(name, createProvider(name, p, publicUrl ? { receiptUrl: publicUrl + receiptPath(name) } : {}));
+        }
+        const restart = (['limits', 'concurrency'] as const).filter((k) => JSON.stringify(next.sms[k]) !== JSON.stringify(current[k])).map((k) => `sms.${k}`);
+        current = next.sms;
+        return { services: { sms: sink(next.sms) }, restart };
       },
       routes: {
         // historyFilter throws RangeError on a bad query, which the server answers with 400

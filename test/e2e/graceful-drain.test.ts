@@ -21,7 +21,7 @@ beforeAll(async () => {
   ami = await AmiLog.open();
   service = await startWithConfig(`shutdown: { drain: 45s }
 stages:
-  drain:
+  held:
     - say: "${SAY}"
 `);
 });
@@ -40,7 +40,7 @@ describe('drain on SIGTERM', () => {
     const calls: Array<Promise<SippResult>> = numbers.map((from, i) =>
       runSipp({ scenario: 'call_until_bye', service: '130', from, fromName: `Drain ${i}`, localPort: 5600 + i * 4, timeoutMs: 60_000 }),
     );
-    const entered = () => service.lines.filter((l) => l.msg === 'stage entered' && l.stage === 'drain').length;
+    const entered = () => service.lines.filter((l) => l.msg === 'stage entered' && l.stage === 'held').length;
     const deadline = Date.now() + 20_000;
     while (entered() < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(entered()).toBe(5);
@@ -69,7 +69,7 @@ describe('drain on SIGTERM', () => {
     expect((await lateCall).code).toBe(0);
 
     const lines = await service.settled();
-    const played = lines.filter((l) => l.msg === 'prompt played' && l.stage === 'drain');
+    const played = lines.filter((l) => l.msg === 'prompt played' && l.stage === 'held');
     expect(played.map((l) => l.outcome)).toEqual(['done', 'done', 'done', 'done', 'done']);
     expect(lines.some((l) => l.msg === 'drained' && l.left === 0)).toBe(true);
     expect(lines.some((l) => l.msg === 'call-actions stopped')).toBe(true);

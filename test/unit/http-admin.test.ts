@@ -121,7 +121,7 @@ afterAll(async () => {
 });
 
 const ENDPOINTS = ['/sms/history', '/hooks/log', '/routes/log', '/salesforce/activities', '/metrics', '/audit/log', '/session', '/live', '/config', '/calls/timeline?callId=call-1', '/stats'];
-const ACTIONS = ['/sms/resend', '/hooks/resend'];
+const ACTIONS = ['/sms/resend', '/hooks/resend', '/admin/reload'];
 
 describe('tokens', () => {
   it('every endpoint answers 401 without a token, and with a wrong one', async () => {
@@ -133,6 +133,15 @@ describe('tokens', () => {
       const res = await admin(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: smsId }) });
       expect(res.status, path).toBe(401);
     }
+  });
+
+  it('a config reload is an admin action: a viewer is refused, an admin reloads and the audit log says who', async () => {
+    expect((await as(VIEWER, '/admin/reload', { method: 'POST' })).status).toBe(403);
+    const res = await as(ADMIN, '/admin/reload', { method: 'POST' });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true });
+    const audit = (await (await as(ADMIN, '/audit/log?action=/admin/reload')).json()) as { entries: Array<{ actor: string; detail: string }> };
+    expect(audit.entries.map((e) => [e.actor, e.detail])).toEqual([['bob', '200']]);
   });
 
   it('/health without a token says only whether the service is ready', async () => {
