@@ -86,7 +86,7 @@ export const LEASE_EXPIRED = 'lease expired';
 
 export type Claim<R> =
   | { kind: 'claimed'; row: R; interrupted: number; lost: boolean }
-  | { kind: 'gave-up'; row: R; interrupted: number; lost: boolean; reason: string }
+  | { kind: 'gave-up'; row: R; interrupted: number; lost: boolean; reason: string; status: string }
   | { kind: 'none' };
 
 export interface ClaimHandlers<R, J> {
@@ -101,8 +101,13 @@ export interface ClaimHandlers<R, J> {
   claimed(row: R, interrupted: number, now: number): J;
   /** After the commit: the attempt `row.attempts` of a row whose lease ran out was written off. */
   lost?(row: R, now: number): void;
-  /** After the commit: the row was cut off too often and is now `failed` with `reason`. */
-  gaveUp(row: R, reason: string, interrupted: number): void;
+  /**
+   * Inside the claim's transaction, for a row whose attempt was just found cut off: a final status
+   * to settle it at instead of trying again (an at-most-once SMS, whose outcome is now unknown).
+   */
+  settleLost?(row: R): { status: string; reason: string } | undefined;
+  /** After the commit: the row was settled at `status` ('failed' when cut off too often) with `reason`. */
+  gaveUp(row: R, reason: string, interrupted: number, status: string): void;
 }
 
 /** A lease on a row its caller already knows (a retry it waited for itself). */
@@ -148,8 +153,8 @@ function prepare<R extends LeasedRow>(db: SqliteDatabase, spec: LeasedTableSpec<
       `UPDATE ${spec.attempts.table} SET outcome = 'interrupted', reason = '${LEASE_EXPIRED}', finished_at = ?
         WHERE ${spec.attempts.key} = ? AND attempt = ? AND outcome = 'sending'`,
     ),
-    giveUp: db.prepare<[number, string, number, number, string]>(
-      `UPDATE ${table} SET status = 'failed', interrupted = ?, reason = ?, lease_until = NULL, next_at = NULL,
+    giveUp: db.prepare<[string, number, string, number, number, string]>(
+      `UPDATE ${table} SET status = ?, interrupted = ?, reason = ?, lease_until = NULL, next_at = NULL,
          updated_at = ?, settled_at = ? WHERE ${key} = ?`,
     ),
     take: db.prepare<[Take & { worker: string }]>(
@@ -228,17 +233,17 @@ export class LeasedTable<R extends LeasedRow> {
    * caller to run once the transaction has committed.
    */
   private claimNext<J>(now: number, busy: string, h: ClaimHandlers<R, J>, after: Array<() => void>): J | null | undefined {
-    const c = this.claim(now, busy, h.leaseMs);
+    const c = this.claim(now, busy, h);
     if (c.kind === 'none') return undefined;
     if (c.lost && h.lost) after.push(() => h.lost!(c.row, now));
     if (c.kind === 'gave-up') {
-      after.push(() => h.gaveUp(c.row, c.reason, c.interrupted));
+      after.push(() => h.gaveUp(c.row, c.reason, c.interrupted, c.status));
       return null;
     }
     return h.claimed(c.row, c.interrupted, now);
   }
 
-  private claim(now: number, busy: string, leaseMs: (row: R) => number): Claim<R> {
+  private claim(now: number, busy: string, h: Pick<ClaimHandlers<R, unknown>, 'leaseMs' | 'settleLost'>): Claim<R> {
     const pending = this.sql.duePending.get({ now, busy });
     const lost = this.sql.dueLost.get({ now, busy });
     const first = pending && lost ? (this.before(lost, pending) ? lost : pending) : (pending ?? lost);
@@ -253,13 +258,18 @@ export class LeasedTable<R extends LeasedRow> {
       // never started has no attempt under way, and nothing was cut off.
       wasLost = this.sql.markLost.run(now, id, row.attempts).changes > 0;
       if (wasLost) interrupted += 1;
+      const settled = wasLost ? h.settleLost?.(row) : undefined;
+      if (settled) {
+        this.sql.giveUp.run(settled.status, interrupted, settled.reason, now, now, id);
+        return { kind: 'gave-up', row, interrupted, lost: wasLost, ...settled };
+      }
       if (interrupted >= this.opts.maxInterruptions) {
         const reason = `interrupted ${interrupted} times`;
-        this.sql.giveUp.run(interrupted, reason, now, now, id);
-        return { kind: 'gave-up', row, interrupted, lost: wasLost, reason };
+        this.sql.giveUp.run('failed', interrupted, reason, now, now, id);
+        return { kind: 'gave-up', row, interrupted, lost: wasLost, reason, status: 'failed' };
       }
     }
-    const taken = this.take({ id, status: row.status, attempts: row.attempts, interrupted, leaseUntil: now + leaseMs(row), now });
+    const taken = this.take({ id, status: row.status, attempts: row.attempts, interrupted, leaseUntil: now + h.leaseMs(row), now });
     if (!taken) return { kind: 'none' };
     return { kind: 'claimed', row, interrupted, lost: wasLost };
   }

@@ -197,7 +197,7 @@ function withAttempts(store: Store, rows: MessageRow[]): HistoryEntry[] {
   });
 }
 
-export const SMS_STATUSES: readonly SmsStatus[] = ['pending', 'sending', 'sent', 'failed', 'skipped', 'blocked'];
+export const SMS_STATUSES: readonly SmsStatus[] = ['pending', 'sending', 'sent', 'failed', 'unknown', 'skipped', 'blocked'];
 
 /**
  * `/sms/history?description=…&recipient=…&callId=…&status=sent&status=failed&since=ISO&until=ISO&limit=&offset=`.

@@ -18,6 +18,8 @@ import { buildAndSend } from '../http/send.js';
 import { numberFields } from '../phone.js';
 import {
   DELIVERY_STATUSES,
+  deliveryFields,
+  idempotencyHeader,
   sameSecret,
   sendResultOf,
   type ReceiptParse,
@@ -111,6 +113,7 @@ export const httpProviderSchema = z
     /** Pattern whose first capture group is the provider's id for the message. */
     messageIdMatch: regex.optional(),
     receipt: receiptSchema.optional().describe('delivery receipts at POST /sms/receipts/<provider>'),
+    ...deliveryFields,
   })
   .superRefine((v, ctx) => {
     checkRequestConfig(v, ctx);
@@ -135,6 +138,7 @@ export interface HttpProviderOptions {
 
 export function createHttpProvider(name: string, config: HttpProviderConfig, opts: HttpProviderOptions = {}): SmsProvider {
   const spec: RequestSpec = toRequestSpec(config);
+  spec.headers = { ...spec.headers, ...idempotencyHeader(config.idempotencyKey, spec.headers) };
   const rules: FailureRules = {
     errorMatch: config.error?.match,
     errorStatus: config.error?.status,
@@ -161,7 +165,7 @@ export function createHttpProvider(name: string, config: HttpProviderConfig, opt
 
   const receiptConfig = config.receipt;
   const receipt = receiptConfig && ((req: ReceiptRequest) => readReceipt(receiptConfig, req));
-  return { name, retry, timeoutMs: spec.timeoutMs, send, ...(receipt ? { receipt } : {}) };
+  return { name, retry, timeoutMs: spec.timeoutMs, delivery: config.delivery, send, ...(receipt ? { receipt } : {}) };
 }
 
 type ReceiptConfig = z.output<typeof receiptSchema>;

@@ -60,7 +60,8 @@ export const limitMigrations: readonly Migration[] = [
   },
 ];
 
-const COUNTED = `status IN ('pending', 'sending', 'sent', 'failed')`;
+// `unknown` may have reached the recipient, so it counts against a cap like a sent one
+const COUNTED = `status IN ('pending', 'sending', 'sent', 'failed', 'unknown')`;
 
 /** The statements, prepared once per database handle. */
 const prepared = new WeakMap<SqliteDatabase, ReturnType<typeof prepare>>();

@@ -8,7 +8,7 @@ import { LEASE_EXPIRED, LeasedTable, retryWait } from '../queue/leased-table.js'
 import type { Store } from '../store/sqlite.js';
 import { storeWrites } from '../store/write-health.js';
 import { checkLimits, type SmsLimits } from './limits.js';
-import type { SendResult, SmsProvider } from './provider.js';
+import { provablyNotSent, type SendResult, type SmsProvider } from './provider.js';
 import { prepareStatements, smsMigrations, smsQueue, type AttemptOutcome, type DueRow, type SmsStatus, type Statements } from './store.js';
 import type { NewSms } from '../calls/services.js';
 
@@ -28,8 +28,10 @@ export { smsMigrations, type AttemptOutcome, type SmsStatus } from './store.js';
  *
  * Two windows remain in which the provider can get one message twice: an answer lost to a
  * timeout (retried, as the seed does, because giving up would lose every message whose request
- * never arrived) and a crash between the provider's answer and our commit. A provider that takes an idempotency key closes both with
- * `{messageId}`; the seed 000 provider has none.
+ * never arrived) and a crash between the provider's answer and our commit. Every attempt carries the
+ * message id as `Idempotency-Key`, which closes both at a provider that keeps keys (the seed 000
+ * provider keeps none); a provider set to `delivery: at-most-once` instead settles such a message as
+ * `unknown` and never repeats it (src/sms/provider.ts).
  *
  * The loop that claims rows, sleeps until the next is due and stops with a grace period is the
  * shared durable worker (src/queue/durable-worker.ts), the lease and the claim are the shared
@@ -70,7 +72,7 @@ export interface SettledMessage {
   description: string;
   provider: string;
   to: string;
-  status: 'sent' | 'failed';
+  status: 'sent' | 'failed' | 'unknown';
   attempts: number;
   reason: string;
   providerMessageId?: string;
@@ -273,14 +275,15 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   /**
-   * An operator's re-send of a failed message: due now, with the same id (what a provider that
+   * An operator's re-send of a failed message, or of an at-most-once one whose outcome is unknown
+   * (the operator takes the risk of a repeat): due now, with the same id (what a provider that
    * takes an idempotency key sees) and its next attempt numbered on in the same history. False
-   * when the message does not exist or has not failed.
+   * when the message does not exist or is neither failed nor unknown.
    */
   resend(id: string, reason: string): boolean {
     const now = Date.now();
     const changed = this.store.db
-      .prepare("UPDATE sms_messages SET status = 'pending', next_at = ?, settled_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND status = 'failed'")
+      .prepare("UPDATE sms_messages SET status = 'pending', next_at = ?, settled_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND status IN ('failed', 'unknown')")
       .run(now, reason, now, id).changes;
     if (changed) this.worker.kick();
     return changed === 1;
@@ -314,8 +317,14 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         return { ...row, interrupted, attempt };
       },
       lost: (row) => this.emit('attempt', { id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: LEASE_EXPIRED, latencyMs: 0 }),
-      gaveUp: (row, reason) => this.emit('settled', settledOf(row, 'failed', row.attempts, reason)),
+      // a worker died mid-request: whether the provider took the message is unknown
+      settleLost: (row) => (this.atMostOnce(row.provider) ? { status: 'unknown', reason: `${LEASE_EXPIRED}; at-most-once: not repeated` } : undefined),
+      gaveUp: (row, reason, _interrupted, status) => this.emit('settled', settledOf(row, status as SettledMessage['status'], row.attempts, reason)),
     });
+  }
+
+  private atMostOnce(provider: string): boolean {
+    return this.providers.get(provider)?.delivery === 'at-most-once';
   }
 
   private leaseMs(provider: string): number {
@@ -399,7 +408,10 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const provider = this.providers.get(row.provider);
     const outcome: AttemptEvent['outcome'] = cancelled ? 'interrupted' : result.outcome;
     let next: Written['next'];
-    if (cancelled) {
+    const unknown = this.atMostOnce(row.provider) && (cancelled || (result.outcome === 'retry' && !provablyNotSent(result)));
+    if (unknown) {
+      next = { status: 'unknown', nextAt: null, reason: `${cancelled ? 'interrupted by shutdown' : result.reason}; at-most-once: not repeated` };
+    } else if (cancelled) {
       next = { status: 'pending', nextAt: now, reason: 'interrupted by shutdown' };
     } else if (result.outcome === 'ok') {
       next = { status: 'sent', nextAt: null, reason: result.reason };
@@ -415,7 +427,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     } else {
       next = { status: 'failed', nextAt: null, reason: result.reason };
     }
-    const settles = next.status === 'sent' || next.status === 'failed';
+    const settles = next.status === 'sent' || next.status === 'failed' || next.status === 'unknown';
     // The attempt row keeps the real answer even if another worker already wrote the attempt
     // off as interrupted after our lease ran out.
     this.sql.finishAttempt.run(
@@ -459,10 +471,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     }
     const log = { smsId: row.id, callId: row.call_id, attempt: row.attempt, outcome: w.outcome, reason: result.reason, status: result.status };
     if (w.next.status === 'failed') this.log?.warn(log, 'SMS failed');
+    else if (w.next.status === 'unknown') this.log?.warn(log, 'SMS outcome unknown; at-most-once, so not repeated');
     else if (w.next.status === 'sent') this.log?.info(log, 'SMS sent');
     else this.log?.info({ ...log, retryAt: w.next.nextAt }, 'SMS attempt failed, will retry');
     if (w.settles) {
-      this.emit('settled', settledOf(row, w.next.status as 'sent' | 'failed', row.attempt, w.next.reason, result.providerMessageId));
+      this.emit('settled', settledOf(row, w.next.status as SettledMessage['status'], row.attempt, w.next.reason, result.providerMessageId));
     }
   }
 
@@ -473,7 +486,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
 
 function settledOf(
   row: DueRow,
-  status: 'sent' | 'failed',
+  status: SettledMessage['status'],
   attempts: number,
   reason: string,
   providerMessageId?: string,

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 import type { Outcome } from '../http/failure.js';
 import type { Sent } from '../http/send.js';
 
@@ -89,9 +90,45 @@ export interface DeliveryReceipt {
 /** Refused: 403 for a bad signature or secret, 400 for a request that is no receipt. */
 export type ReceiptParse = { ok: true; receipt: DeliveryReceipt } | { ok: false; status: 400 | 403; error: string };
 
+/**
+ * What a provider promises when the outcome of an attempt is unknown: the request went out and no
+ * answer came back (a timeout, a reset connection), or the process died while it was under way.
+ * - `at-least-once`: it is sent again with the same message id (and Idempotency-Key), so a provider
+ *   that keeps keys drops the repeat and one that does not may deliver twice;
+ * - `at-most-once`: the message settles as `unknown` and is never repeated. Only answers that say
+ *   the provider did not take the message (no connection, 429, 503) are retried.
+ */
+export const DELIVERY_MODES = ['at-least-once', 'at-most-once'] as const;
+export type DeliveryMode = (typeof DELIVERY_MODES)[number];
+
+/** The settings every provider kind has for it. */
+export const deliveryFields = {
+  delivery: z.enum(DELIVERY_MODES).default('at-least-once').describe('at-least-once (retry an unknown outcome with the same key) or at-most-once (mark it unknown)'),
+  idempotencyKey: z
+    .union([z.literal(false), z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name')])
+    .default('Idempotency-Key')
+    .describe('the header that carries the message id on every attempt; false sends none'),
+};
+
+/** The header (name → template) that carries the message id, unless the config's own headers set it. */
+export function idempotencyHeader(name: string | false, headers: Readonly<Record<string, string>> = {}): Record<string, string> {
+  if (name === false || Object.keys(headers).some((k) => k.toLowerCase() === name.toLowerCase())) return {};
+  return { [name]: '{messageId}' };
+}
+
+/**
+ * Under at-most-once, whether a failed attempt may be repeated: only when the provider cannot
+ * have taken the message (it was never reached, or it said it did not process it).
+ */
+export function provablyNotSent(result: Pick<SendResult, 'reason' | 'status'>): boolean {
+  return result.reason === 'connect' || result.status === 429 || result.status === 503;
+}
+
 export interface SmsProvider {
   readonly name: string;
   readonly retry: RetryPolicy;
+  /** What happens to a message whose attempt's outcome is unknown; at-least-once when not given. */
+  readonly delivery?: DeliveryMode;
   /**
    * Upper bound of one attempt. The outbox leases a message for this long (plus a margin) and
    * cancels the attempt when it passes; without it the outbox's own default applies.

@@ -11,7 +11,8 @@ import { receiptMigrations } from './receipts.js';
  * key). The outbox (src/sms/outbox.ts) runs them; the history (src/sms/history.ts) reads them.
  */
 
-export type SmsStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'skipped' | 'blocked';
+/** `unknown`: an at-most-once provider's message whose attempt may or may not have reached it; never repeated. */
+export type SmsStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'unknown' | 'skipped' | 'blocked';
 export type AttemptOutcome = 'sending' | 'ok' | 'retry' | 'final' | 'unexpected' | 'interrupted';
 
 export const smsMigrations: readonly Migration[] = [
@@ -123,6 +124,75 @@ export const smsMigrations: readonly Migration[] = [
   },
   ...limitMigrations,
   ...receiptMigrations,
+  {
+    // The status CHECK gains 'unknown' (at-most-once providers). As in 002 every table that refers
+    // to sms_messages is rebuilt with it, or dropping the old one would cascade-delete its rows.
+    id: 'sms/005-unknown-status',
+    up: `
+      CREATE TABLE sms_messages_new (
+        id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        description TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        recipient TEXT,
+        text TEXT NOT NULL,
+        sender TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped', 'blocked')),
+        ${leaseColumnsDdl(['attempts', 'interrupted'])},
+        not_before INTEGER NOT NULL,
+        ${leaseColumnsDdl(['next_at', 'lease_until', 'claimed_by'])},
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        settled_at INTEGER,
+        reason TEXT,
+        provider_message_id TEXT,
+        note TEXT,
+        delivery_status TEXT,
+        delivery_at INTEGER,
+        delivery_error TEXT
+      );
+      INSERT INTO sms_messages_new SELECT id, call_id, description, provider, recipient, text, sender, status, attempts,
+          interrupted, not_before, next_at, lease_until, claimed_by, created_at, updated_at, settled_at, reason,
+          provider_message_id, note, delivery_status, delivery_at, delivery_error FROM sms_messages;
+      CREATE TABLE sms_attempts_new (
+        message_id TEXT NOT NULL REFERENCES sms_messages_new (id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        http_status INTEGER,
+        body TEXT,
+        latency_ms INTEGER,
+        error TEXT,
+        worker TEXT,
+        PRIMARY KEY (message_id, attempt)
+      ) WITHOUT ROWID;
+      INSERT INTO sms_attempts_new SELECT message_id, attempt, started_at, finished_at, outcome, reason,
+          http_status, body, latency_ms, error, worker FROM sms_attempts;
+      CREATE TABLE sms_receipts_new (
+        message_id TEXT NOT NULL REFERENCES sms_messages_new (id) ON DELETE CASCADE,
+        received_at INTEGER NOT NULL,
+        status TEXT,
+        provider_status TEXT NOT NULL,
+        error_code TEXT
+      );
+      INSERT INTO sms_receipts_new SELECT message_id, received_at, status, provider_status, error_code FROM sms_receipts;
+      DROP TABLE sms_receipts;
+      DROP TABLE sms_attempts;
+      DROP TABLE sms_messages;
+      ALTER TABLE sms_messages_new RENAME TO sms_messages;
+      ALTER TABLE sms_attempts_new RENAME TO sms_attempts;
+      ALTER TABLE sms_receipts_new RENAME TO sms_receipts;
+      CREATE INDEX sms_messages_due ON sms_messages (status, next_at);
+      CREATE INDEX sms_messages_call ON sms_messages (call_id, created_at);
+      CREATE INDEX sms_messages_recipient ON sms_messages (recipient, created_at);
+      CREATE INDEX sms_messages_created ON sms_messages (created_at);
+      CREATE INDEX sms_messages_description ON sms_messages (description, created_at);
+      CREATE INDEX sms_messages_provider_id ON sms_messages (provider, provider_message_id) WHERE provider_message_id IS NOT NULL;
+      CREATE INDEX sms_receipts_message ON sms_receipts (message_id, received_at);
+    `,
+  },
 ];
 
 export interface DueRow {

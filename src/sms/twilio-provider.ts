@@ -6,7 +6,7 @@ import type { FailureRules } from '../http/failure.js';
 import type { RequestSpec } from '../http/request.js';
 import { buildAndSend } from '../http/send.js';
 import { retrySchema, senderSchema, toRetryPolicy } from './http-provider.js';
-import { sameSecret, sendResultOf, type DeliveryStatus, type ReceiptParse, type ReceiptRequest, type SendResult, type SmsMessage, type SmsProvider } from './provider.js';
+import { deliveryFields, idempotencyHeader, sameSecret, sendResultOf, type DeliveryStatus, type ReceiptParse, type ReceiptRequest, type SendResult, type SmsMessage, type SmsProvider } from './provider.js';
 
 /**
  * The built-in Twilio provider (S10): one form POST to the Messages resource per attempt,
@@ -46,6 +46,7 @@ export const twilioProviderSchema = z
     baseUrl: httpUrl.default(TWILIO_API),
     timeout: timeout.default(10_000),
     retry: retrySchema.default({ count: 3, interval: 1_000, backoff: 2, maxInterval: 60_000 }),
+    ...deliveryFields,
   })
   .superRefine((v, ctx) => {
     if (v.from === undefined && v.messagingServiceSid === undefined) {
@@ -95,11 +96,11 @@ export function createTwilioProvider(name: string, config: TwilioProviderConfig,
       url: `${base}/2010-04-01/Accounts/{account}/Messages.json`,
       method: 'POST',
       encoding: 'form',
-      headers: { authorization: '{auth}', accept: 'application/json' },
+      headers: { authorization: '{auth}', accept: 'application/json', ...idempotencyHeader(config.idempotencyKey) },
       body,
       timeoutMs: config.timeout,
     };
-    const vars = { to: message.to, text: message.text, from, service: config.messagingServiceSid, callback: statusCallback, account: config.accountSid, auth };
+    const vars = { to: message.to, text: message.text, messageId: message.messageId, from, service: config.messagingServiceSid, callback: statusCallback, account: config.accountSid, auth };
     const sent = await buildAndSend(spec, vars, { dispatcher: opts.dispatcher, signal, rules: RULES });
     const result = sendResultOf(sent);
     if (sent.kind !== 'response') return result;
@@ -126,7 +127,7 @@ export function createTwilioProvider(name: string, config: TwilioProviderConfig,
     return { ok: true, receipt: { messageId: sid, providerStatus, status: TWILIO_STATUSES[providerStatus], ...(errorCode ? { errorCode } : {}) } };
   }
 
-  return { name, retry: toRetryPolicy(config.retry), timeoutMs: config.timeout, send, receipt };
+  return { name, retry: toRetryPolicy(config.retry), timeoutMs: config.timeout, delivery: config.delivery, send, receipt };
 }
 
 /** Twilio's request signature: base64 HMAC-SHA1 of the URL and the sorted fields. */

@@ -339,3 +339,71 @@ describe('excerpt', () => {
     expect(cut).toBe('あ'.repeat(682));
   });
 });
+
+describe('delivery semantics', () => {
+  it('at-least-once (the default): every attempt carries the message id as Idempotency-Key, the same on a retry', async () => {
+    s.enqueue(hang());
+    const st = store();
+    const o = outbox(st);
+    o.start();
+    const { ids } = o.accept([msg()]);
+    expect((await settled([o], ids)).get(ids[0]!)).toMatchObject({ status: 'sent', attempts: 2 });
+    expect(s.requests.map((r) => r.headers['idempotency-key'])).toEqual([ids[0], ids[0]]);
+  });
+
+  it('idempotencyKey names the header, or false sends none', async () => {
+    const st = store();
+    const named = outbox(st, { providers: { aossms: provider({ idempotencyKey: 'X-Request-Id' }) } });
+    named.start();
+    const first = named.accept([msg()]).ids;
+    await settled([named], first);
+    await named.stop();
+    const none = outbox(st, { providers: { aossms: provider({ idempotencyKey: false }) } });
+    none.start();
+    await settled([none], none.accept([msg({ callId: 'call-2' })]).ids);
+    expect(s.requests[0]!.headers['x-request-id']).toBe(first[0]);
+    expect(s.requests[0]!.headers['idempotency-key']).toBeUndefined();
+    expect(Object.keys(s.requests[1]!.headers).filter((h) => /idempotency|request-id/.test(h))).toEqual([]);
+  });
+
+  it('at-most-once: a timed-out attempt settles the message as unknown and it is never repeated', async () => {
+    s.enqueue(hang());
+    const st = store();
+    const o = outbox(st, { providers: { aossms: provider({ delivery: 'at-most-once' }) } });
+    o.start();
+    const { ids } = o.accept([msg()]);
+    expect((await settled([o], ids)).get(ids[0]!)).toMatchObject({ status: 'unknown', attempts: 1 });
+    await sleep(INTERVAL * 3);
+    expect(s.requests).toHaveLength(1);
+    const row = getSmsMessage(st, ids[0]!)!;
+    expect(row.status).toBe('unknown');
+    expect(row.reason).toMatch(/timeout; at-most-once: not repeated/);
+    expect(querySmsHistory(st, { status: 'unknown' }).total).toBe(1);
+  });
+
+  it('at-most-once still retries what the provider provably did not take (429)', async () => {
+    s.enqueue(http429());
+    const st = store();
+    const o = outbox(st, { providers: { aossms: provider({ delivery: 'at-most-once' }) } });
+    o.start();
+    const { ids } = o.accept([msg()]);
+    expect((await settled([o], ids)).get(ids[0]!)).toMatchObject({ status: 'sent', attempts: 2 });
+    expect(s.delivered).toHaveLength(1);
+  });
+
+  it('at-most-once: a message a dead worker left sending is settled unknown by the next one, with no request', async () => {
+    const st = store();
+    const o = outbox(st, { providers: { aossms: provider({ delivery: 'at-most-once' }) } });
+    const { ids } = o.accept([msg()]);
+    st.db
+      .prepare("UPDATE sms_messages SET status = 'sending', attempts = 1, lease_until = ?, claimed_by = 'dead' WHERE id = ?")
+      .run(Date.now() - 1, ids[0]!);
+    st.db.prepare("INSERT INTO sms_attempts (message_id, attempt, started_at, outcome) VALUES (?, 1, 0, 'sending')").run(ids[0]!);
+    const done = settled([o], ids);
+    o.start();
+    expect((await done).get(ids[0]!)).toMatchObject({ status: 'unknown', reason: 'lease expired; at-most-once: not repeated' });
+    await sleep(INTERVAL * 2);
+    expect(s.requests).toHaveLength(0);
+    expect(getSmsMessage(st, ids[0]!)!.attemptLog.map((a) => a.outcome)).toEqual(['interrupted']);
+  });
+});

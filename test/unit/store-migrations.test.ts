@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { salesforceMigrations } from '../../src/crm/salesforce/store.js';
 import { hookMigrations } from '../../src/hooks/store.js';
 import { smsMigrations } from '../../src/sms/outbox.js';
+import { openStore } from '../../src/store/sqlite.js';
 
 /**
  * A migration runs once per database and is then remembered by id: changing its text later would
@@ -27,5 +28,34 @@ describe('shipped migrations', () => {
         .map((m) => [m.id, createHash('sha256').update(String(m.up)).digest('hex')]),
     );
     expect(texts).toEqual(SHIPPED);
+  });
+});
+
+describe('sms/005-unknown-status', () => {
+  it('rebuilds the SMS tables with their rows, attempts and receipts, and admits the unknown status', () => {
+    const store = openStore('sqlite::memory:');
+    try {
+      const before = smsMigrations.filter((m) => m.id !== 'sms/005-unknown-status');
+      store.migrate(before);
+      const db = store.db;
+      db.prepare(
+        `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, status, not_before, created_at, updated_at, delivery_status)
+         VALUES ('m1', 'c1', 'd', 'p', '+819012345678', 't', 'sent', 0, 1, 1, 'delivered')`,
+      ).run();
+      db.prepare("INSERT INTO sms_attempts (message_id, attempt, started_at, outcome) VALUES ('m1', 1, 0, 'ok')").run();
+      db.prepare("INSERT INTO sms_receipts (message_id, received_at, status, provider_status) VALUES ('m1', 2, 'delivered', 'DELIVRD')").run();
+      expect(() => db.prepare("UPDATE sms_messages SET status = 'unknown' WHERE id = 'm1'").run()).toThrow(/CHECK/);
+
+      store.migrate(smsMigrations);
+      expect(db.prepare('SELECT status, delivery_status FROM sms_messages').all()).toEqual([{ status: 'sent', delivery_status: 'delivered' }]);
+      expect(db.prepare('SELECT count(*) AS n FROM sms_attempts').get()).toEqual({ n: 1 });
+      expect(db.prepare('SELECT provider_status FROM sms_receipts').all()).toEqual([{ provider_status: 'DELIVRD' }]);
+      db.prepare("UPDATE sms_messages SET status = 'unknown' WHERE id = 'm1'").run();
+      // the references point at the rebuilt table: deleting the message still takes its attempts and receipts
+      db.prepare("DELETE FROM sms_messages WHERE id = 'm1'").run();
+      expect(db.prepare('SELECT (SELECT count(*) FROM sms_attempts) + (SELECT count(*) FROM sms_receipts) AS n').get()).toEqual({ n: 0 });
+    } finally {
+      store.close();
+    }
   });
 });
