@@ -230,7 +230,7 @@ function place(i, into = calls) {
     (r) => {
       c.end = Date.now();
       c.code = r.code;
-      if (r.code !== 0) c.tail = sippError(r.stdout + r.stderr);
+      if (r.code !== 0) c.tail = sippError(r.stderr) ?? sippError(r.stdout) ?? r.stdout.slice(-500);
     },
     (e) => {
       c.end = Date.now();
@@ -240,10 +240,10 @@ function place(i, into = calls) {
   );
 }
 
-/** sipp's first complaint (an unexpected message, a timeout), not its summary. */
+/** sipp's first complaint (an unexpected message, a timeout), not its summary's "dead call msg" counter. */
 function sippError(text) {
-  const i = text.search(/unexpected message|receive timeout|Aborting|Dead call|failed/i);
-  return (i >= 0 ? text.slice(Math.max(0, i - 100), i + 700) : text.slice(-500)).replace(/\r/g, '');
+  const i = text.search(/unexpected message|timeout|Aborting|failed/i);
+  return i >= 0 ? text.slice(Math.max(0, i - 100), i + 700).replace(/\r/g, '') : undefined;
 }
 
 async function main() {
@@ -383,7 +383,8 @@ function report({ before, after, backlog }) {
       failedOtherwise: failedOther.length,
       failedOtherwiseNearAKill: failedOther.filter(nearKill).length,
       failedOtherwiseByKind: count(failedOther.map((c) => c.kind)),
-      examples: failedOther.slice(0, 5).map((c) => ({ kind: c.kind, from: c.from, code: c.code, tail: c.tail })),
+      // when it ran, against the kills and restarts listed below (ms from the run's start)
+      examples: failedOther.slice(0, 8).map((c) => ({ kind: c.kind, from: c.from, code: c.code, startMs: c.start - runStartAbs, endMs: (c.end ?? NaN) - runStartAbs, tail: c.tail })),
     },
     kills,
     asteriskRestarts: asteriskDown.map(([from, to]) => ({ at: from - runStartAbs, ms: to - from })),
