@@ -27,6 +27,7 @@
 //   npm run chaos                          10 minutes at 20 calls/s (the issue's run)
 //   npm run chaos -- --minutes 2 --rate 5  the short form (test/e2e/chaos.test.ts runs it)
 import { execFile, spawn } from 'node:child_process';
+import net from 'node:net';
 import { createServer } from 'node:http';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,6 +68,7 @@ const KILL_MAX = Number(opt['kill-max']) * 1000;
 const AST_RESTARTS = Number(opt['asterisk-restarts']);
 const SERVICE_PORT = 24_000 + (process.pid % 1000);
 const SIPP_TIMEOUT_MS = 45_000;
+const IDLE_BEFORE_MEASURE_MS = 10_000;
 const HOOK_EVENTS = ['call.start', 'call.answer', 'call.end', 'queue.join', 'queue.key-exit', 'queue.abandon', 'stage.entered'];
 
 const log = (...a) => process.stderr.write(`[chaos ${((Date.now() - t0) / 1000).toFixed(1)}s] ${a.join(' ')}\n`);
@@ -113,9 +115,53 @@ const hookServer = createServer((req, res) => {
 await new Promise((r) => hookServer.listen(0, '127.0.0.1', r));
 const hookUrl = `http://127.0.0.1:${hookServer.address().port}`;
 
+// ---- what Asterisk says of each caller --------------------------------------------------------------
+
+/**
+ * The dialplan's CallActionsFallback user events, by caller number, read over a bare AMI socket that
+ * logs in again after each Asterisk restart: a caller whose # reached no service (killed, not yet
+ * back) is put back in its queue by the fallback, a sensible place where the run's SIPp caller then
+ * waits until its own timeout. Those calls are counted as the fallback's, not as lost.
+ */
+function watchFallbacks(env) {
+  const byCaller = new Map();
+  let socket;
+  let closed = false;
+  const connect = () => {
+    if (closed) return;
+    let buf = '';
+    socket = net.connect({ host: env.amiHost, port: env.amiPort });
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(`Action: Login\r\nUsername: ${env.amiUser}\r\nSecret: ${env.amiPass}\r\nEvents: user\r\n\r\n`));
+    socket.on('data', (chunk) => {
+      buf += chunk;
+      let end;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        const m = Object.fromEntries(block.split('\r\n').map((l) => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+        if (m.event === 'UserEvent' && m.userevent === 'CallActionsFallback' && m.calleridnum) {
+          byCaller.set(m.calleridnum, [...(byCaller.get(m.calleridnum) ?? []), { at: Date.now(), stage: m.stage }]);
+        }
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => setTimeout(connect, 500));
+  };
+  connect();
+  return {
+    byCaller,
+    close() {
+      closed = true;
+      socket?.destroy();
+    },
+  };
+}
+
 // ---- the service ---------------------------------------------------------------------------------
 
 const env = readAsteriskEnv();
+let fallbacks;
 const config = `asterisk:
   ari: { url: "${env.ariUrl}", user: "\${ARI_USER}", password: "\${ARI_PASSWORD}", app: call-actions, timeout: 3s }
   ami: { host: ${env.amiHost}, port: ${env.amiPort}, user: "\${AMI_USER}", secret: "\${AMI_SECRET}" }
@@ -249,6 +295,7 @@ function sippError(text) {
 async function main() {
   log(`dir ${dir}; ${MINUTES} min at ${RATE} calls/s, kills every ${KILL_MIN / 1000}-${KILL_MAX / 1000} s, ${AST_RESTARTS} Asterisk restarts`);
   await script('up.sh');
+  fallbacks = watchFallbacks(readAsteriskEnv());
   await startService();
   // warm-up: 15 s of the same load with nothing breaking, so "before" is a process that has served calls
   const warm = [];
@@ -257,7 +304,9 @@ async function main() {
     await sleep(1000 / RATE);
   }
   await Promise.all(warm.map((c) => c.done));
-  await sleep(3000);
+  // both measured idle for the same time: longer than undici's keep-alive (4 s), so no pooled socket
+  // to a stand-in is counted on one side only, and long enough for V8's idle-time GC to run
+  await sleep(IDLE_BEFORE_MEASURE_MS);
   const before = resources(current.pid);
   log(`before: ${JSON.stringify(before)}`);
 
@@ -310,7 +359,7 @@ async function main() {
     if ((backlog.sms === 0 && backlog.hooks === 0) || Date.now() > drainEnd) break;
     await sleep(500);
   }
-  await sleep(3000);
+  await sleep(IDLE_BEFORE_MEASURE_MS);
   const after = resources(current.pid);
   log(`after: ${JSON.stringify(after)}`);
   current.child.kill('SIGTERM');
@@ -338,7 +387,10 @@ function report({ before, after, backlog }) {
   const cutBy = (c) => asteriskDown.some(([from, to]) => c.start <= to + 2000 && (c.end ?? Infinity) >= from);
   const failed = calls.filter((c) => c.code !== 0);
   const failedCut = failed.filter(cutBy);
-  const failedOther = failed.filter((c) => !cutBy(c));
+  // put back in the queue by the dialplan's fallback (no service took the #): waiting there, not lost
+  const toFallback = (c) => (fallbacks.byCaller.get(c.from) ?? []).length > 0;
+  const inFallback = failed.filter((c) => !cutBy(c) && toFallback(c));
+  const failedOther = failed.filter((c) => !cutBy(c) && !toFallback(c));
   const killWindows = kills.map((k) => runStartAbs + k.at);
   const nearKill = (c) => killWindows.some((at) => c.start <= at && (c.end ?? Infinity) >= at);
 
@@ -380,6 +432,10 @@ function report({ before, after, backlog }) {
       byKind: count(calls.map((c) => c.kind)),
       endedNormally: calls.length - failed.length,
       cutByAsteriskRestart: failedCut.length,
+      // callers the fallback took (back into the queue): their SIPp caller waits there until its timeout
+      sentToFallback: calls.filter(toFallback).length,
+      waitingInFallbackAtTimeout: inFallback.length,
+      fallbackByKind: count(calls.filter(toFallback).map((c) => c.kind)),
       failedOtherwise: failedOther.length,
       failedOtherwiseNearAKill: failedOther.filter(nearKill).length,
       failedOtherwiseByKind: count(failedOther.map((c) => c.kind)),
@@ -433,7 +489,7 @@ function markdown(r) {
     '|---|---|',
     ...Object.entries(r.checks).map(([k, v]) => `| ${k} | ${v ? 'pass' : '**FAIL**'} |`),
     '',
-    `- calls: ${r.calls.placed} placed (${JSON.stringify(r.calls.byKind)}), ${r.calls.endedNormally} ended normally, ${r.calls.cutByAsteriskRestart} cut by an Asterisk restart, ${r.calls.failedOtherwise} failed otherwise (${r.calls.failedOtherwiseNearAKill} of them spanning a kill)`,
+    `- calls: ${r.calls.placed} placed (${JSON.stringify(r.calls.byKind)}), ${r.calls.endedNormally} ended normally, ${r.calls.cutByAsteriskRestart} cut by an Asterisk restart, ${r.calls.sentToFallback} sent to the dialplan's fallback (${JSON.stringify(r.calls.fallbackByKind)}; ${r.calls.waitingInFallbackAtTimeout} of them back in the queue until SIPp's timeout), ${r.calls.failedOtherwise} failed otherwise (${r.calls.failedOtherwiseNearAKill} of them spanning a kill)`,
     `- route API answers: ${JSON.stringify(r.routeAnswers)}`,
     `- SMS: ${r.sms.accepted} accepted (${JSON.stringify(r.sms.status)}), ${r.sms.standInRequests} requests to the stand-in, ${r.sms.delivered} delivered, ${r.sms.duplicates} delivered twice or more (the at-least-once window), ${r.sms.sentButNotDelivered} sent but not delivered, ${r.sms.strayDeliveries} stray`,
     `- hook runs: ${r.hooks.runs} (${JSON.stringify(r.hooks.status)}), ${r.hooks.unfinished} unfinished, ${r.hooks.receivedTwiceOrMore} received twice or more`,
@@ -463,6 +519,7 @@ try {
   stopLoad = true;
   clearInterval(topUpTimer);
   current?.child.kill('SIGKILL');
+  fallbacks?.close();
   sms.release();
   await sms.close();
   await routeApi.close();
