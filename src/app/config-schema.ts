@@ -3,6 +3,7 @@ import type { CountryCode } from 'libphonenumber-js';
 import type { StepSpec } from '../calls/step.js';
 import { byteSize, countryCode, httpUrl, timeout } from '../config/types.js';
 import { retentionSchema } from '../store/retention.js';
+import { pairSchema } from './pair.js';
 import { consoleSchema, httpSchema } from './http-config.js';
 import { fieldPath } from '../config/load.js';
 import { FEATURES, FEATURE_SECTIONS } from './features.js';
@@ -74,6 +75,7 @@ function configSchema(stepSchema: z.ZodType) {
       retention: retentionSchema,
       log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
       shutdown: shutdown.default({ drain: 30_000 }),
+      pair: pairSchema.prefault({}),
       tts: tts.prefault({}),
       stages: z.record(stageName, z.array(stepSchema).min(1)).default({}),
       ...FEATURE_SECTIONS,

@@ -25,6 +25,7 @@ import type { Config } from './config-schema.js';
 import { FEATURES } from './features.js';
 import { listenersOf } from './http-config.js';
 import { startHttpServer, type HttpListener } from './http-server.js';
+import { PairWatch } from './pair.js';
 import { createStep, type StepSpec } from './steps.js';
 
 /** API routes whose answers hold phone numbers: an admin token reading them is audited as `reveal`. */
@@ -94,7 +95,7 @@ export interface ServiceOptions {
 }
 
 /** Kernel sections a running service cannot take over (the connections, the store, the listener, the TTS cache). */
-const RESTART_SECTIONS = ['asterisk', 'store', 'http', 'tts'] as const;
+const RESTART_SECTIONS = ['asterisk', 'store', 'http', 'tts', 'pair'] as const;
 
 /**
  * The composition root: the kernel (Asterisk ports, store, speech, stage runner, HTTP server)
@@ -156,6 +157,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       ami: { ready: ami?.ready ?? false, configured: ami !== undefined },
       store: storeHealth(store),
       calls: runner.activeCalls,
+      ...(config.pair.peers.length ? { pair: { app: config.asterisk.ari.app, peers: pair.peers() } } : {}),
     };
     const parts = features.flatMap(({ name, runtime }) => (runtime.health ? [[name, runtime.health()] as const] : []));
     const warnings = parts.flatMap(([, p]) => p.warnings ?? []);
@@ -278,10 +280,31 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     prom.asteriskUp.set({ connection: 'ari' }, ari.ready ? 1 : 0);
     if (ami) prom.asteriskUp.set({ connection: 'ami' }, ami.ready ? 1 : 0);
   });
+  const pair = new PairWatch({
+    config: config.pair,
+    app: config.asterisk.ari.app,
+    store,
+    ari: {
+      get ready() {
+        return ari.ready;
+      },
+      listChannels: () => ari.listChannels(),
+      async handBack(id, vars) {
+        // no release(): that would drop the handlers our own runner registers when the call,
+        // offered to us next by the dialplan, arrives before this request has returned
+        const channel = ari.channel(id);
+        await channel.setVars(vars);
+        await channel.continueInDialplan();
+      },
+    },
+    wake: () => features.forEach(({ runtime }) => runtime.wake?.()),
+    log: log.child({ component: 'pair' }),
+  });
   runner.start();
   for (const { runtime } of features) runtime.start?.();
   ari.start();
   ami?.start();
+  pair.start();
   log.info({ url: adminHttp.http.url, media: mediaHttp.http.url, stages: [...stages.keys()], providers: Object.keys(config.sms.providers), hooks: config.hooks.length }, 'call-actions started');
 
   const service: Service = {
@@ -345,6 +368,9 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       tracker.detach();
       retention.stop();
       await Promise.allSettled([ari.stop(), ami?.stop(), ...servers.map((s) => s.http.close()), ...features.map(({ runtime }) => runtime.stop?.())]);
+      // only now, with no caller left in our application: a peer that saw us stopped during the
+      // drain would take our callers back mid-stage. From here it takes over our queued work at once.
+      pair.stop();
       store.close();
       log.info('call-actions stopped');
       log.flush?.();

@@ -103,6 +103,8 @@ export interface FeatureRuntime<C = never> {
   /** under its name in /health; `warnings` are also listed at the top level */
   health?(): { warnings?: string[] } & object;
   start?(): void;
+  /** Another instance on this store has gone: read the store again, its queued rows may be ours to deliver now. */
+  wake?(): void;
   /**
    * A reloaded config, already validated: the services calls arriving from now on get (a call in
    * progress keeps the ones it started with), and the sections this feature can only apply at a

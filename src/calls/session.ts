@@ -94,6 +94,8 @@ export class CallSession {
 export function parseStageArgs(args: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   args.forEach((arg, i) => {
+    // the shipped [call-actions-stasis] Gosub passes every argument slot, the unused ones empty
+    if (arg === '') return;
     const eq = arg.indexOf('=');
     if (eq > 0) out[arg.slice(0, eq).trim()] = arg.slice(eq + 1);
     else out[`arg${i + 1}`] = arg;

@@ -126,6 +126,7 @@ export const hooksFeature = defineFeature<HooksCliConfig>()({
       retention: [hooksRetention],
       health: () => hooks.health(),
       start: () => hooks.start(),
+      wake: () => hooks.worker.wake(),
       stop: () => hooks.stop(),
     };
   },

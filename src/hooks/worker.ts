@@ -187,6 +187,11 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
     this.worker.start();
   }
 
+  /** Reads the store again for due rows (another instance on it has gone). */
+  wake(): void {
+    this.worker.kick();
+  }
+
   /** Inline runs whose process died: their caller went with it, nobody will finish them. */
   private abandonInline(): void {
     const now = Date.now();

@@ -80,6 +80,7 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
       // its provider's signature or shared secret), so these belong on the listener they reach
       providerRoutes: receiptRoutes(providers, store, log.child({ component: 'receipts' }), tracker),
       start: () => outbox.start(),
+      wake: () => outbox.wake(),
       stop: () => outbox.stop({ graceMs: 2000 }),
     };
   },

@@ -274,6 +274,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.worker.start();
   }
 
+  /** Reads the store again for due rows (another instance on it has gone). */
+  wake(): void {
+    this.worker.kick();
+  }
+
   /**
    * An operator's re-send of a failed message, or of an at-most-once one whose outcome is unknown
    * (the operator takes the risk of a repeat): due now, with the same id (what a provider that

@@ -4,6 +4,7 @@ import type { AriPort } from '../../src/asterisk/ari.js';
 import type { StasisStart } from '../../src/asterisk/ari-events.js';
 import { CallMetrics } from '../../src/calls/metrics.js';
 import { RESULT_VAR, StageRunner } from '../../src/calls/runner.js';
+import { parseStageArgs } from '../../src/calls/session.js';
 import type { StepServices } from '../../src/calls/services.js';
 import { Step, type StepResult } from '../../src/calls/step.js';
 import { fakeChannel, type FakeChannel } from '../helpers/fake-call.js';
@@ -100,5 +101,11 @@ describe('a shutdown with a caller in a prompt', () => {
     // the step's own failure after the stop asks for the same hand-back, not a second one
     expect(channel.ops).toEqual([{ op: 'setVar', name: RESULT_VAR, value: 'error' }, { op: 'continue', target: {} }]);
     expect(runner.activeCalls).toBe(0);
+  });
+});
+
+describe('stage arguments', () => {
+  it('skips the empty slots the shipped [call-actions-stasis] Gosub passes, and numbers positional ones by their place', () => {
+    expect(parseStageArgs(['queue=support', '', 'did=0120', '', 'x', ''])).toEqual({ queue: 'support', did: '0120', arg5: 'x' });
   });
 });

@@ -32,6 +32,7 @@ export const salesforceFeature = defineFeature<SalesforceFeatureConfig>()({
       retention: [salesforceRetention],
       health: () => salesforce.health(),
       start: () => salesforce.start(),
+      wake: () => salesforce.wake(),
       stop: () => salesforce.stop(),
     };
   },

@@ -57,6 +57,8 @@ export interface SalesforceLogging {
   /** Logs calls idle past the stale limit (runs every 10 minutes by itself). */
   sweep(now?: number): void;
   start(): void;
+  /** Another instance on this store has gone: its activities may be ours to log now. */
+  wake(): void;
   stop(): Promise<void>;
   health(): SalesforceHealth;
   /** GET /salesforce/activities?callId=&status=&limit= */
@@ -244,6 +246,7 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       sweeper.unref();
       worker.start();
     },
+    wake: () => worker.wake(),
     async stop() {
       for (const u of unsubscribe.splice(0)) u();
       clearInterval(sweeper);

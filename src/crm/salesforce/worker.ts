@@ -168,6 +168,11 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     this.worker.start();
   }
 
+  /** Reads the store again for due rows (another instance on it has gone). */
+  wake(): void {
+    this.worker.kick();
+  }
+
   /** Stops claiming; attempts in flight get `graceMs`, then are cancelled and go back to pending. */
   stop(opts: { graceMs?: number } = {}): Promise<void> {
     return this.worker.stop(opts);
