@@ -11,7 +11,10 @@ import { reconnectForever, TimeoutError } from './backoff.js';
  * - list actions (QueueStatus, CoreShowChannels) answer with events: we collect them by ActionID
  *   until the "…Complete" event;
  * - no heartbeat: a Ping on a timer, and a dead link is dropped;
- * - login failures are silent when it logs in by itself: we log in explicitly.
+ * - login failures are silent when it logs in by itself: we log in explicitly;
+ * - its manager is not an EventEmitter but an object with some of one's methods bound to a hidden
+ *   one (on, once, removeListener…; no `off`): `Manager` below declares only those, so that calling
+ *   a missing one does not compile (a list action's `off` crashed the service when AMI came back).
  */
 const require = createRequire(import.meta.url);
 const AsteriskManager = require('asterisk-manager') as ManagerFactory;
@@ -19,7 +22,13 @@ const AsteriskManager = require('asterisk-manager') as ManagerFactory;
 /** AMI events and responses as asterisk-manager gives them: keys lower-cased, values strings. */
 export type AmiMessage = Record<string, string | undefined>;
 
-interface Manager extends EventEmitter {
+type Listener = (...args: never[]) => void;
+
+interface Manager {
+  on(event: string, fn: Listener): void;
+  once(event: string, fn: Listener): void;
+  removeListener(event: string, fn: Listener): void;
+  removeAllListeners(event?: string): void;
   connect(port: number, host: string, cb: (err?: Error) => void): void;
   login(cb: (err?: AmiMessage) => void): void;
   action(action: Record<string, string>, cb: (err: AmiMessage | undefined, res: AmiMessage) => void): string;
@@ -108,7 +117,7 @@ export class AmiPort {
       };
       const finish = (err: Error | null) => {
         clearTimeout(timer);
-        manager.off('managerevent', onEvent);
+        manager.removeListener('managerevent', onEvent);
         if (err) reject(err);
         else resolve(collected);
       };
