@@ -160,6 +160,8 @@ function watchFallbacks(env) {
 
 // ---- the service ---------------------------------------------------------------------------------
 
+// the PBX first: its env file (ports, credentials) is what the service's config is written from
+await script('up.sh');
 const env = readAsteriskEnv();
 let fallbacks;
 const config = `asterisk:
@@ -240,10 +242,44 @@ async function waitHealthy(timeoutMs) {
   throw new Error(`service not healthy within ${timeoutMs} ms: ${last}; pid ${p?.pid} exit ${JSON.stringify(p?.exit)}; stderr: ${p?.stderr.slice(-1500)}; bad lines: ${p?.badLines.slice(-5).join('\n')}`);
 }
 
-function resources(pid) {
+/**
+ * Asks the service's V8 for a full, memory-reducing collection over the inspector, which SIGUSR1
+ * opens on 127.0.0.1:9229. Without it the figures compare two processes' GC timing, not what they
+ * keep: a process that has just worked off a backlog (a restart after a kill) holds garbage and a
+ * young generation grown for the burst, 40 MB more RSS in one run, that the next collection frees.
+ */
+async function collectGarbage(pid) {
+  process.kill(pid, 'SIGUSR1');
+  const end = Date.now() + 5000;
+  let target;
+  while (!target && Date.now() < end) {
+    target = await fetch('http://127.0.0.1:9229/json/list').then((r) => r.json()).then((l) => l[0]?.webSocketDebuggerUrl, () => undefined);
+    if (!target) await sleep(100);
+  }
+  if (!target) throw new Error(`the inspector of pid ${pid} did not open on 127.0.0.1:9229`);
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(target);
+  await new Promise((resolve, reject) => {
+    ws.once('error', reject);
+    ws.once('open', () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })));
+    ws.on('message', (m) => JSON.parse(String(m)).id === 1 && resolve());
+  });
+  ws.close();
+}
+
+/** RSS and fds from /proc, after a full collection; V8's share of the RSS from the service's own /stats, to say where a change went. */
+async function resources(pid) {
+  await collectGarbage(pid);
+  await sleep(500);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return { rssMb: Math.round(rssKb / 102.4) / 10, fds: readdirSync(`/proc/${pid}/fd`).length };
+  const mb = (bytes) => Math.round(bytes / 104857.6) / 10;
+  const p = await fetch(`http://127.0.0.1:${SERVICE_PORT}/stats`).then((r) => r.json()).then((s) => s.process, () => undefined);
+  return {
+    rssMb: Math.round(rssKb / 102.4) / 10,
+    fds: readdirSync(`/proc/${pid}/fd`).length,
+    ...(p ? { heapTotalMb: mb(p.heapTotalBytes), heapUsedMb: mb(p.heapUsedBytes), externalMb: mb(p.externalBytes) } : {}),
+  };
 }
 
 async function killService() {
@@ -294,20 +330,21 @@ function sippError(text) {
 
 async function main() {
   log(`dir ${dir}; ${MINUTES} min at ${RATE} calls/s, kills every ${KILL_MIN / 1000}-${KILL_MAX / 1000} s, ${AST_RESTARTS} Asterisk restarts`);
-  await script('up.sh');
   fallbacks = watchFallbacks(readAsteriskEnv());
   await startService();
-  // warm-up: 15 s of the same load with nothing breaking, so "before" is a process that has served calls
-  const warm = [];
-  for (let w = 0; w < 15 * RATE; w++) {
-    place(-1 - w, warm);
-    await sleep(1000 / RATE);
-  }
-  await Promise.all(warm.map((c) => c.done));
+  // The process measured before is the second one, after the same warm-up as the one measured
+  // after: the first also pays for what outlives it (the TTS cache on disk), which would make any
+  // later process look smaller.
+  await warmUp(0);
+  current.killedByUs = true;
+  current.child.kill('SIGTERM');
+  await new Promise((r) => (current.exit ? r() : current.child.once('exit', r)));
+  await startService();
+  await warmUp(1);
   // both measured idle for the same time: longer than undici's keep-alive (4 s), so no pooled socket
   // to a stand-in is counted on one side only, and long enough for V8's idle-time GC to run
   await sleep(IDLE_BEFORE_MEASURE_MS);
-  const before = resources(current.pid);
+  const before = await resources(current.pid);
   log(`before: ${JSON.stringify(before)}`);
 
   const runStart = Date.now();
@@ -350,21 +387,39 @@ async function main() {
   await killer;
   await waitHealthy(60_000);
 
-  // drain: the outbox and the hook queue empty (a hung request ends at its 2 s timeout)
   sms.release();
-  const drainEnd = Date.now() + 120_000;
-  let backlog;
-  for (;;) {
-    backlog = await pending();
-    if ((backlog.sms === 0 && backlog.hooks === 0) || Date.now() > drainEnd) break;
-    await sleep(500);
-  }
+  await drainQueues();
+  // The last process has lived only since the last kill: it gets the same warm-up as the one
+  // measured before, on top of the run's calls it took, so the two are compared like for like.
+  await warmUp(2);
+  const backlog = await drainQueues();
   await sleep(IDLE_BEFORE_MEASURE_MS);
-  const after = resources(current.pid);
+  const after = await resources(current.pid);
   log(`after: ${JSON.stringify(after)}`);
   current.child.kill('SIGTERM');
   await new Promise((r) => (current.exit ? r() : current.child.once('exit', r)));
   return { before, after, backlog };
+}
+
+/** 15 s of the run's load with nothing breaking; `round` keeps each warm-up's callers apart. */
+async function warmUp(round) {
+  const warm = [];
+  const n = 15 * RATE;
+  for (let w = 0; w < n; w++) {
+    place(-1 - round * n - w, warm);
+    await sleep(1000 / RATE);
+  }
+  await Promise.all(warm.map((c) => c.done));
+}
+
+/** Until the outbox and the hook queue are empty (a hung request ends at its 2 s timeout), at most 2 min. */
+async function drainQueues() {
+  const end = Date.now() + 120_000;
+  for (;;) {
+    const backlog = await pending();
+    if ((backlog.sms === 0 && backlog.hooks === 0) || Date.now() > end) return backlog;
+    await sleep(500);
+  }
 }
 
 async function pending() {
@@ -493,7 +548,7 @@ function markdown(r) {
     `- route API answers: ${JSON.stringify(r.routeAnswers)}`,
     `- SMS: ${r.sms.accepted} accepted (${JSON.stringify(r.sms.status)}), ${r.sms.standInRequests} requests to the stand-in, ${r.sms.delivered} delivered, ${r.sms.duplicates} delivered twice or more (the at-least-once window), ${r.sms.sentButNotDelivered} sent but not delivered, ${r.sms.strayDeliveries} stray`,
     `- hook runs: ${r.hooks.runs} (${JSON.stringify(r.hooks.status)}), ${r.hooks.unfinished} unfinished, ${r.hooks.receivedTwiceOrMore} received twice or more`,
-    `- service: ${r.service.processes} processes; RSS ${r.service.before.rssMb} → ${r.service.after.rssMb} MB (${r.service.rssGrowthPercent} %), fds ${r.service.before.fds} → ${r.service.after.fds} (${r.service.fdGrowthPercent} %)`,
+    `- service: ${r.service.processes} processes; RSS ${r.service.before.rssMb} → ${r.service.after.rssMb} MB (${r.service.rssGrowthPercent} %), fds ${r.service.before.fds} → ${r.service.after.fds} (${r.service.fdGrowthPercent} %); V8 heap total ${r.service.before.heapTotalMb} → ${r.service.after.heapTotalMb} MB, used ${r.service.before.heapUsedMb} → ${r.service.after.heapUsedMb} MB, external ${r.service.before.externalMb} → ${r.service.after.externalMb} MB`,
     '',
   ];
   return lines.join('\n');
