@@ -93,6 +93,12 @@ export interface AriDown {
 export class AriPort {
   private readonly events = new EventEmitter();
   private readonly channels = new Map<string, Map<ChannelEventType, Set<Handler>>>();
+  /**
+   * Channels whose StasisStart was handed out and whose StasisEnd was not yet seen. A call that
+   * enters while we connect arrives twice, as its own StasisStart and in reconcile()'s list (whose
+   * runner has not yet subscribed to it): this set hands it out once.
+   */
+  private readonly started = new Set<string>();
   private readonly pool: Pool;
   private readonly prefix: string;
   private readonly wsUrl: string;
@@ -243,7 +249,7 @@ export class AriPort {
 
   private dispatch(ev: AriEvent): void {
     if (ev.type === 'StasisStart') {
-      this.events.emit('StasisStart', ev);
+      this.handOut(ev);
       return;
     }
     const id = channelIdOf(ev);
@@ -251,7 +257,17 @@ export class AriPort {
     const handlers = this.channels.get(id)?.get(ev.type);
     if (handlers) for (const fn of [...handlers]) safely(this.opts.log, () => (fn as (e: AriEvent) => void)(ev));
     // Leaving Stasis ends the scope: a later StasisStart for the same channel starts a new one.
-    if (ev.type === 'StasisEnd' || ev.type === 'ChannelDestroyed') this.channels.delete(id);
+    if (ev.type === 'StasisEnd' || ev.type === 'ChannelDestroyed') {
+      this.channels.delete(id);
+      this.started.delete(id);
+    }
+  }
+
+  /** Hands a call out to onStasisStart once, whether it came as an event or from reconcile(). */
+  private handOut(ev: StasisStart): void {
+    if (this.started.has(ev.channel.id)) return;
+    this.started.add(ev.channel.id);
+    this.events.emit('StasisStart', ev);
   }
 
   /** Asks Asterisk for only the events we read; an Asterisk without event filters (before 16.?) sends them all. */
@@ -280,7 +296,7 @@ export class AriPort {
     }
     const live = new Map(list.map((c) => [c.id, c]));
     const now = new Date().toISOString();
-    for (const id of [...this.channels.keys()]) {
+    for (const id of new Set([...this.channels.keys(), ...this.started])) {
       const channel = live.get(id);
       if (!channel || !inApp(channel, this.opts.app)) {
         this.opts.log.info({ channel: id }, 'reconcile: channel left while ARI was disconnected');
@@ -289,10 +305,10 @@ export class AriPort {
       }
     }
     for (const channel of list) {
-      if (inApp(channel, this.opts.app) && !this.channels.has(channel.id)) {
+      if (inApp(channel, this.opts.app) && !this.channels.has(channel.id) && !this.started.has(channel.id)) {
         const args = (channel.dialplan.app_data ?? '').split(',').slice(1);
         this.opts.log.info({ channel: channel.id }, 'reconcile: adopting a channel waiting in Stasis');
-        this.events.emit('StasisStart', { type: 'StasisStart', application: this.opts.app, timestamp: now, channel, args });
+        this.handOut({ type: 'StasisStart', application: this.opts.app, timestamp: now, channel, args });
       }
     }
     this.events.emit('reconciled');
