@@ -140,6 +140,10 @@ export function runSipp(opts: SippOptions): Promise<SippResult> {
     '-set', 'name', opts.fromName,
     ...Object.entries(opts.vars ?? {}).flatMap(([k, v]) => ['-set', k, v]),
     '-i', '127.0.0.1', '-p', String(localPort),
+    // sipp's control socket, which otherwise takes 8888 and, when that is busy, the next free port
+    // up: with many callers at once it lands on another caller's SIP port (5200 + 4n in the chaos
+    // run), and that caller's sipp exits 254 before its INVITE ("Unable to bind main socket")
+    '-cp', String(localPort + 2),
     '-mi', '127.0.0.1', '-mp', String(mediaPort),
     '-m', '1', '-l', '1',
     // sipp's own watchdog, in case the kill below never comes
