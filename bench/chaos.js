@@ -324,7 +324,7 @@ function place(i, into = calls) {
 
 /** sipp's first complaint (an unexpected message, a timeout), not its summary's "dead call msg" counter. */
 function sippError(text) {
-  const i = text.search(/unexpected message|timeout|Aborting|failed/i);
+  const i = text.search(/Unable to|unexpected message|timeout|Aborting|failed/i);
   return i >= 0 ? text.slice(Math.max(0, i - 100), i + 700).replace(/\r/g, '') : undefined;
 }
 
@@ -446,8 +446,10 @@ function report({ before, after, backlog }) {
   const toFallback = (c) => (fallbacks.byCaller.get(c.from) ?? []).length > 0;
   const inFallback = failed.filter((c) => !cutBy(c) && toFallback(c));
   const failedOther = failed.filter((c) => !cutBy(c) && !toFallback(c));
-  const killWindows = kills.map((k) => runStartAbs + k.at);
-  const nearKill = (c) => killWindows.some((at) => c.start <= at && (c.end ?? Infinity) >= at);
+  // from the kill until a second after the new process was healthy: a call that arrived while no
+  // service was up (or while the new one was connecting) overlaps it as much as one that was cut
+  const killWindows = kills.map((k) => [runStartAbs + k.at, runStartAbs + k.at + k.healthyAfterMs + 1000]);
+  const nearKill = (c) => killWindows.some(([from, to]) => c.start <= to && (c.end ?? Infinity) >= from);
 
   const deliveredBy = new Map();
   for (const d of sms.delivered) deliveredBy.set(d.message, (deliveredBy.get(d.message) ?? 0) + 1);
