@@ -251,7 +251,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     stages,
     services,
     log,
-    callVars: fieldSources.length ? (callId) => Object.assign({}, ...fieldSources.map((f) => f(callId))) : undefined,
+    callVars: fieldSources.length ? async (callId) => Object.assign({}, ...(await Promise.all(fieldSources.map((f) => f(callId))))) : undefined,
     metrics,
     defaultCountry: config.sms.defaultCountry as CountryCode | undefined,
     onStepSkipped: followCalls

@@ -37,8 +37,8 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
       metrics.outboxDepth.set(d.n);
       metrics.outboxOldestAge.set(d.oldest === null ? 0 : Math.max(0, (Date.now() - d.oldest) / 1000));
     });
-    const accept: typeof outbox.accept = (messages, opts) => {
-      const result = outbox.accept(messages, opts);
+    const accept: typeof outbox.accept = async (messages, opts) => {
+      const result = await outbox.accept(messages, opts);
       if (!result.duplicate) {
         const blocked = new Set(result.blocked.map((b) => b.id));
         result.ids.forEach((id, i) => metrics.sms.inc({ provider: messages[i]?.provider ?? 'unknown', status: blocked.has(id) ? 'blocked' : 'accepted' }));
@@ -50,7 +50,7 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
       defaultCountry: c.defaultCountry as CountryCode | undefined,
       accept: (messages, once) => accept(messages, { once }),
       hasOnce: (callId, key) => outbox.hasOnce(callId, key),
-      recordSkipped: (entry) => void outbox.recordSkipped(entry),
+      recordSkipped: async (entry) => void (await outbox.recordSkipped(entry)),
     });
     let current = config.sms;
     return {
@@ -68,9 +68,9 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
         '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams, defaultCountry)) }),
       },
       actions: {
-        '/sms/resend': ({ body, actor }) => {
+        '/sms/resend': async ({ body, actor }) => {
           const id = requireId(body);
-          return outbox.resend(id, `re-sent by ${actor}`)
+          return (await outbox.resend(id, `re-sent by ${actor}`))
             ? { status: 202, body: { id, status: 'pending' } }
             : { status: 409, body: { error: `no failed SMS with id ${id}` } };
         },

@@ -141,3 +141,31 @@ function closing(sql: string, start: number, quote: string): number {
 export function maskUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@/?#]*@/i, '$1:***@');
 }
+
+/**
+ * A feature's statement, declared once with its parameter and row types (as better-sqlite3's
+ * `prepare<P, R>` declared them) and run on the store or on an open transaction. Parameters are
+ * given as better-sqlite3 took them: one object for `@name`, or the values for `?` in order.
+ */
+export interface Statement<P extends unknown[], R> {
+  readonly sql: Sql;
+  run(q: Queryable, ...params: P): Promise<RunResult>;
+  get(q: Queryable, ...params: P): Promise<R | undefined>;
+  all(q: Queryable, ...params: P): Promise<R[]>;
+}
+
+export function statement<P extends unknown[] = [], R = Record<string, unknown>>(sql: Sql): Statement<P, R> {
+  const bound = (params: unknown[]): Params | undefined => {
+    if (params.length === 0) return undefined;
+    const [first] = params;
+    return params.length === 1 && first !== null && typeof first === 'object' && !Array.isArray(first) && !Buffer.isBuffer(first)
+      ? (first as Record<string, unknown>)
+      : params;
+  };
+  return {
+    sql,
+    run: (q, ...params) => q.run(sql, bound(params)),
+    get: (q, ...params) => q.one<R>(sql, bound(params)),
+    all: (q, ...params) => q.query<R>(sql, bound(params)),
+  };
+}

@@ -20,15 +20,15 @@ describe('retention', () => {
     expect(retentionSchema.parse({ sms: '30d', audit: '1h' })).toMatchObject({ sms: 30 * DAY, audit: 3_600_000 });
   });
 
-  it('purges settled rows older than their log age, and never a message still queued', () => {
+  it('purges settled rows older than their log age, and never a message still queued', async () => {
     const store = openStore('sqlite::memory:');
     const never: SmsProvider = { name: 'p', send: () => new Promise(() => {}) } as unknown as SmsProvider;
     const outbox = new Outbox({ store, providers: { p: never } });
-    const ids = outbox.accept([
+    const ids = (await outbox.accept([
       { callId: 'old', description: 'd', provider: 'p', to: '+48601234567', text: 'a' },
       { callId: 'new', description: 'd', provider: 'p', to: '+48601234567', text: 'b' },
       { callId: 'queued', description: 'd', provider: 'p', to: '+48601234567', text: 'c' },
-    ]).ids;
+    ])).ids;
     const now = Date.now();
     const set = store.db.prepare("UPDATE sms_messages SET status = ?, created_at = ? WHERE id = ?");
     set.run('sent', now - 40 * DAY, ids[0]);

@@ -15,7 +15,7 @@ import { fakeCall } from '../helpers/fake-call.js';
 
 const services: StepServices = {
   tts: { speak: async (text) => `sound:tts/${encodeURIComponent(text)}` },
-  sms: { templates: {}, accept: () => ({ duplicate: false, ids: [], blocked: [] }), hasOnce: () => false, recordSkipped() {} },
+  sms: { templates: {}, accept: async () => ({ duplicate: false, ids: [], blocked: [] }), hasOnce: async () => false, recordSkipped: async () => {} },
 };
 const later = (ms: number, fn: () => void) => setTimeout(fn, ms);
 

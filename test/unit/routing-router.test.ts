@@ -70,12 +70,12 @@ function services(): StepServices {
     },
     sms: {
       templates: {},
-      accept(messages) {
+      async accept(messages) {
         sent.push(...messages);
         return { duplicate: false, ids: messages.map((_, i) => `id${i}`), blocked: [] };
       },
-      hasOnce: () => false,
-      recordSkipped() {},
+      hasOnce: async () => false,
+      recordSkipped: async () => {},
     },
     routing: { routing, destinations, defaultLanguage: 'tr', secrets: ['s3cr3t-token'], log },
   };

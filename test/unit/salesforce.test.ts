@@ -355,8 +355,8 @@ describe('a memo after the call', () => {
     h.sf.enqueue({ kind: 'ok' }, { kind: 'slow', ms: 400 });
     events.forEach(h.logging.onEvent);
     await h.sf.waitFor(() => h.sf.dataRequests().some((r, i) => i >= before && r.kind === 'create'), 5_000, 'the create');
-    expect(h.logging.memo(callId, 'Wants a quote', 'api')).toBe('changed');
-    expect(h.logging.memo(callId, 'Wants a quote', 'api')).toBe('unchanged');
+    expect(await h.logging.memo(callId, 'Wants a quote', 'api')).toBe('changed');
+    expect(await h.logging.memo(callId, 'Wants a quote', 'api')).toBe('unchanged');
     await until(() => taskOf(h, callId)[0]?.updates.length === 1 && row(h, callId)?.status === 'done', 'the memo written after the create');
     const [task] = taskOf(h, callId);
     expect(task!.updates[0]!.fields).toMatchObject({ Call_Memo__c: 'Wants a quote' });
@@ -372,14 +372,14 @@ describe('a memo during the call', () => {
     const end = events.pop()!;
     events.forEach(h.logging.onEvent);
     await until(() => row(h, callId)?.status === 'waiting', 'the Task made at the answer');
-    expect(h.logging.memo(callId, 'Call back Friday', 'api')).toBe('changed');
+    expect(await h.logging.memo(callId, 'Call back Friday', 'api')).toBe('changed');
     h.logging.onEvent(end);
     await logged(h, callId);
     const [task] = taskOf(h, callId);
     expect(task!.updates).toHaveLength(1);
     expect(task!.updates[0]!.fields).toMatchObject({ Call_Memo__c: 'Call back Friday' });
-    expect(h.logging.memoRoute({ callId, memo: 'Call back Friday' })).toEqual({ status: 200, body: { callId, changed: false } });
-    expect(h.logging.memoRoute({ callId: 'nope', memo: 'x' })).toMatchObject({ status: 404 });
+    expect(await h.logging.memoRoute({ callId, memo: 'Call back Friday' })).toEqual({ status: 200, body: { callId, changed: false } });
+    expect(await h.logging.memoRoute({ callId: 'nope', memo: 'x' })).toMatchObject({ status: 404 });
   });
 });
 

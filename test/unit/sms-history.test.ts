@@ -45,12 +45,12 @@ beforeAll(async () => {
   // The first message alone, so the one quota answer is certainly its first attempt.
   s.enqueue(quota300);
   let waiting = until(1);
-  ids.a = o.accept([{ callId: 'c1', description: 'Queue # SMS', provider: 'aossms', to: '+819011110000', text: 'A' }]).ids[0]!;
+  ids.a = (await o.accept([{ callId: 'c1', description: 'Queue # SMS', provider: 'aossms', to: '+819011110000', text: 'A' }])).ids[0]!;
   await waiting;
   waiting = until(3);
-  ids.b = o.accept([{ callId: 'c1', description: 'VIP line reached', provider: 'aossms', to: '+48221131415', text: 'B' }]).ids[0]!;
-  ids.c = o.accept([{ callId: 'c2', description: 'Queue # SMS', provider: 'broken', to: '+819011110000', text: 'C' }]).ids[0]!;
-  ids.d = o.recordSkipped({ callId: 'c3', description: 'Queue # SMS', provider: 'aossms', reason: 'withheld caller ID' });
+  ids.b = (await o.accept([{ callId: 'c1', description: 'VIP line reached', provider: 'aossms', to: '+48221131415', text: 'B' }])).ids[0]!;
+  ids.c = (await o.accept([{ callId: 'c2', description: 'Queue # SMS', provider: 'broken', to: '+819011110000', text: 'C' }])).ids[0]!;
+  ids.d = await o.recordSkipped({ callId: 'c3', description: 'Queue # SMS', provider: 'aossms', reason: 'withheld caller ID' });
   await waiting;
   await o.stop();
 

@@ -96,7 +96,7 @@ describe('the Twilio provider through the outbox', () => {
   it('success: form POST with basic auth; the message sid is kept', async () => {
     const o = outbox();
     const done = settled(o);
-    send(o, TO, 'ACME');
+    await send(o, TO, 'ACME');
     const m = await done;
     expect(m).toMatchObject({ status: 'sent', attempts: 1 });
     expect(tw.delivered).toHaveLength(1);
@@ -114,7 +114,7 @@ describe('the Twilio provider through the outbox', () => {
     const mg = 'MG' + 'a'.repeat(32);
     const o = outbox({ messagingServiceSid: mg });
     const done = settled(o);
-    send(o);
+    await send(o);
     await done;
     expect(tw.delivered[0]!.request.fields).toMatchObject({ From: FROM, MessagingServiceSid: mg });
   });
@@ -123,7 +123,7 @@ describe('the Twilio provider through the outbox', () => {
     tw.enqueue(twilio429(), twilio429(1), twilio500);
     const o = outbox();
     const done = settled(o);
-    send(o);
+    await send(o);
     const m = await done;
     expect(m).toMatchObject({ status: 'sent', attempts: 4 });
     const at = tw.requests.map((r) => r.at);
@@ -140,14 +140,14 @@ describe('the Twilio provider through the outbox', () => {
     tw.enqueue(twilioError(403, 20429, 'Too Many Requests'));
     const o = outbox();
     const done = settled(o);
-    send(o);
+    await send(o);
     expect(await done).toMatchObject({ status: 'sent', attempts: 2 });
   });
 
   it('400 is final: an invalid To is tried once and failed with the code', async () => {
     const o = outbox();
     const done = settled(o);
-    send(o, '+4860');
+    await send(o, '+4860');
     const m = await done;
     expect(m).toMatchObject({ status: 'failed', attempts: 1, reason: 'http-400 code 21211' });
     await new Promise((r) => setTimeout(r, 300));
@@ -159,7 +159,7 @@ describe('the Twilio provider through the outbox', () => {
   it('wrong credentials are final too (401, 20003)', async () => {
     const o = outbox({ authToken: 'wrong' });
     const done = settled(o);
-    send(o);
+    await send(o);
     expect(await done).toMatchObject({ status: 'failed', attempts: 1, reason: 'http-401 code 20003' });
   });
 
@@ -167,7 +167,7 @@ describe('the Twilio provider through the outbox', () => {
     tw.enqueue(twilioHang());
     const o = outbox({ timeout: '300ms' });
     const done = settled(o);
-    send(o);
+    await send(o);
     expect(await done).toMatchObject({ status: 'sent', attempts: 2 });
     expect(querySmsHistory(st, {}).entries[0]!.attemptLog[0]!.reason).toBe('timeout');
   });

@@ -96,9 +96,9 @@ describe.skipIf(!root)('a full disk under the store', () => {
 
     // accepted before the disk fills; the workers have not started, so all of it is still pending
     const accepted: string[] = [];
-    for (let i = 0; i < 20; i++) accepted.push(...outbox.accept([{ callId: `c${i}`, description: 'd', provider: 'aossms', to: '+819012345678', text: `msg ${i}` }]).ids);
+    for (let i = 0; i < 20; i++) accepted.push(...(await outbox.accept([{ callId: `c${i}`, description: 'd', provider: 'aossms', to: '+819012345678', text: `msg ${i}` }])).ids);
     const runs: string[] = [];
-    for (let i = 0; i < 10; i++) runs.push(...hooks.enqueue(event()));
+    for (let i = 0; i < 10; i++) runs.push(...(await hooks.enqueue(event())));
     expect(runs).toHaveLength(10);
     const writes = storeWrites(store);
     expect(writes.problem()).toBeUndefined();
@@ -108,7 +108,7 @@ describe.skipIf(!root)('a full disk under the store', () => {
     let refused = 0;
     for (let i = 0; i < 20; i++) {
       try {
-        outbox.accept([{ callId: `late${i}`, description: 'd', provider: 'aossms', to: '+819012345678', text: 'x'.repeat(4000) }]);
+        await outbox.accept([{ callId: `late${i}`, description: 'd', provider: 'aossms', to: '+819012345678', text: 'x'.repeat(4000) }]);
       } catch (e) {
         expect((e as { code?: string }).code).toMatch(/^SQLITE_(FULL|IOERR)/);
         refused++;

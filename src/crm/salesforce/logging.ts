@@ -64,9 +64,9 @@ export interface SalesforceLogging {
   /** GET /salesforce/activities?callId=&status=&limit= */
   activitiesRoute(url: URL): { status: number; body: unknown };
   /** A memo after the call (POST /salesforce/memo, the AMI UserEvent): the call's Task is written again once. */
-  memo(callId: string, memo: string, via: string): 'unknown' | 'unchanged' | 'changed';
+  memo(callId: string, memo: string, via: string): Promise<'unknown' | 'unchanged' | 'changed'>;
   /** POST /salesforce/memo {"callId": "…", "memo": "…"} */
-  memoRoute(body: unknown): { status: number; body: unknown };
+  memoRoute(body: unknown): Promise<{ status: number; body: unknown }>;
 }
 
 /** Salesforce's own cap on a Task's Description; a memo longer than that is refused. */
@@ -147,11 +147,13 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       }
       if (ev.kind === cfg.when && ev.kind !== 'call.end' && !c.startQueued) {
         c.startQueued = true;
-        worker.enqueueStart(snapshot(c), ev.kind === 'call.start' ? cfg.startDelay : 0);
+        const start = snapshot(c);
+        inOrder(() => worker.enqueueStart(start, ev.kind === 'call.start' ? cfg.startDelay : 0), ev.callId, ev.kind);
       }
       if (ev.kind === 'call.end') {
         c.callEnd = ev.at;
-        worker.enqueueEnd(snapshot(c), c.sawStart);
+        const end = snapshot(c);
+        inOrder(() => worker.enqueueEnd(end, c.sawStart), ev.callId, ev.kind);
         live.delete(ev.callId);
       }
     } catch (e) {
@@ -168,23 +170,28 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       const c = callFor(callId, Date.now());
       c.variables[name] = ev.value;
       log.debug({ callId, variable: name }, 'salesforce: channel variable seen');
-      if (c.startQueued) worker.refresh(snapshot(c));
+      if (c.startQueued) {
+        const now = snapshot(c);
+        inOrder(() => worker.refresh(now), c.callId, 'refresh');
+      }
     } catch (e) {
       log.error({ err: e }, 'salesforce: a channel variable could not be read');
     }
   };
 
-  const memo = (callId: string, text: string, via: string): 'unknown' | 'unchanged' | 'changed' => {
+  const memo = async (callId: string, text: string, via: string): Promise<'unknown' | 'unchanged' | 'changed'> => {
     const c = live.get(callId);
     let result: 'unknown' | 'unchanged' | 'changed';
     if (c) {
       // The call is still on: its end carries the memo; a Task made at its start keeps it too, so
-      // the same memo after the end changes nothing.
-      const stored = worker.memo(callId, text);
-      result = c.variables.memo === text && stored !== 'changed' ? 'unchanged' : 'changed';
+      // the same memo after the end changes nothing. Set before the store is asked, so an end
+      // that arrives meanwhile carries it.
+      const before = c.variables.memo;
       c.variables.memo = text;
+      const stored = await worker.memo(callId, text);
+      result = before === text && stored !== 'changed' ? 'unchanged' : 'changed';
     } else {
-      result = worker.memo(callId, text);
+      result = await worker.memo(callId, text);
     }
     const line = { callId, via, result, chars: text.length };
     if (result === 'unknown') log.warn(line, 'salesforce memo for a call with no activity');
@@ -201,10 +208,23 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
         log.warn({ userEvent: ev.userevent, hasCallId: Boolean(callId), hasMemo: Boolean(text) }, `salesforce: UserEvent ${cfg.memoEvent} needs CallId and Memo`);
         return;
       }
-      memo(callId, text.slice(0, MEMO_MAX), 'ami');
+      memo(callId, text.slice(0, MEMO_MAX), 'ami').catch((e: unknown) => log.error({ err: e }, 'salesforce: a memo UserEvent could not be stored'));
     } catch (e) {
       log.error({ err: e }, 'salesforce: a memo UserEvent could not be stored');
     }
+  };
+
+  /**
+   * The store's writes for calls, one after another in the order the events came: on PostgreSQL
+   * two writes may otherwise take two connections and land the other way round (an end before
+   * its start). A write that fails is logged; the next one still runs.
+   */
+  let writes: Promise<void> = Promise.resolve();
+  const inOrder = (write: () => Promise<void>, callId: string, event: string): void => {
+    writes = writes.then(write).catch((e: unknown) => {
+      // The store refused the write (disk full, locked past busy_timeout): say so loudly.
+      log.error({ err: e, callId, event }, 'salesforce activity could not be queued');
+    });
   };
 
   /** Logs calls whose end will never be reported, with what is known. */
@@ -216,7 +236,8 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       if (!c.hadEvent) continue;
       try {
         c.vars.causeText ||= 'the end of the call was never seen';
-        worker.enqueueEnd(snapshot(c), c.sawStart);
+        const end = snapshot(c);
+        inOrder(() => worker.enqueueEnd(end, c.sawStart), c.callId, 'call.end');
         log.warn({ callId: c.callId, lastSeen: new Date(c.lastSeen).toISOString() }, 'salesforce: the end of a call was never seen; logging what is known');
       } catch (e) {
         log.error({ err: e, callId: c.callId }, 'salesforce activity could not be queued');
@@ -251,6 +272,7 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       for (const u of unsubscribe.splice(0)) u();
       clearInterval(sweeper);
       sweeper = undefined;
+      await writes;
       await worker.stop({ graceMs: 2_000 });
     },
     health() {
@@ -279,13 +301,13 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       };
     },
     memo,
-    memoRoute(body) {
+    async memoRoute(body) {
       const b = body as { callId?: unknown; memo?: unknown } | null;
       if (!b || typeof b !== 'object' || typeof b.callId !== 'string' || !b.callId.trim()) return { status: 400, body: { error: 'callId: the call id (Asterisk linkedid, the Task\'s CallObject) is required' } };
       if (typeof b.memo !== 'string' || !b.memo.trim()) return { status: 400, body: { error: 'memo: a non-empty string is required' } };
       if (b.memo.length > MEMO_MAX) return { status: 400, body: { error: `memo: at most ${MEMO_MAX} characters` } };
       const callId = b.callId.trim();
-      const result = memo(callId, b.memo.trim(), 'api');
+      const result = await memo(callId, b.memo.trim(), 'api');
       if (result === 'unknown') return { status: 404, body: { error: `no Salesforce activity for call ${callId}` } };
       return { status: 200, body: { callId, changed: result === 'changed' } };
     },
