@@ -44,9 +44,9 @@ export interface Hooks {
   stageEntered(entry: StageEntry): void;
   runInline(name: string, ctx: InlineContext): Promise<InlineResult>;
   callVars(callId: string): Promise<Record<string, string>>;
-  health(): HooksHealth;
+  health(): Promise<HooksHealth>;
   /** GET /hooks/log */
-  logRoute(url: URL): { status: number; body: unknown };
+  logRoute(url: URL): Promise<{ status: number; body: unknown }>;
 }
 
 export function createHooks(opts: HooksOptions): Hooks {
@@ -74,8 +74,8 @@ export function createHooks(opts: HooksOptions): Hooks {
     stageEntered: (entry) => tracker.stageEntered(entry),
     runInline: (name, ctx) => worker.runInline(name, ctx),
     callVars: (callId) => worker.callVars(callId),
-    health() {
-      const h = hookHealth(opts.store);
+    async health() {
+      const h = await hookHealth(opts.store);
       const warnings: string[] = [];
       for (const f of h.failing) {
         if (f.consecutiveFailures >= WARN_AFTER_FAILURES) {
@@ -87,9 +87,9 @@ export function createHooks(opts: HooksOptions): Hooks {
       }
       return { ...h, warnings };
     },
-    logRoute(url) {
+    async logRoute(url) {
       try {
-        return { status: 200, body: queryHookLog(opts.store, hookLogFilter(url.searchParams)) };
+        return { status: 200, body: await queryHookLog(opts.store, hookLogFilter(url.searchParams)) };
       } catch (e) {
         if (e instanceof RangeError) return { status: 400, body: { error: e.message } };
         throw e;

@@ -42,6 +42,11 @@ export interface TransactionOptions {
    * an advisory lock).
    */
   immediate?: boolean;
+  /**
+   * SQLite only: commit without waiting for the disk (synchronous=NORMAL for this commit, FULL
+   * again after). For logs written in groups (src/store/group-commit.ts); PostgreSQL ignores it.
+   */
+  relaxed?: boolean;
 }
 
 /** A migration for both backends: SQLite's shipped text, and PostgreSQL's beside it. */

@@ -210,6 +210,15 @@ function sqlitePort(db: SqliteDatabase): Pick<StorePort, 'query' | 'one' | 'run'
     run: (sql, params) => statement(() => direct.run(sql, params)),
     transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
       return serialized(async () => {
+        // Transactions run one at a time here, so no other commit happens at the relaxed level.
+        if (opts.relaxed) db.pragma('synchronous = NORMAL');
+        try {
+          return await body();
+        } finally {
+          if (opts.relaxed && db.open) db.pragma('synchronous = FULL');
+        }
+      });
+      async function body(): Promise<T> {
         db.exec(opts.immediate ? 'BEGIN IMMEDIATE' : 'BEGIN');
         let open = true;
         const live = <R>(work: () => Promise<R>): Promise<R> => {
@@ -237,7 +246,7 @@ function sqlitePort(db: SqliteDatabase): Pick<StorePort, 'query' | 'one' | 'run'
           if (db.open && db.inTransaction) db.exec('ROLLBACK');
           throw e;
         }
-      });
+      }
     },
   };
 }

@@ -105,7 +105,7 @@ describe('hook worker', () => {
     expect(third.parsed).toEqual({ kind: 'form', fields: { crm: 'C-42', ticket: '777' } });
     expect(await w.callVars(ev.callId)).toEqual({ crmId: 'C-42', ticket: '777' });
 
-    const log = queryHookLog(store, { callId: ev.callId });
+    const log = await queryHookLog(store, { callId: ev.callId });
     expect(log.entries.map((e) => [e.hook, e.order, e.status])).toEqual([['first', 0, 'ok'], ['second', 1, 'ok'], ['third', 2, 'ok']]);
     expect(log.entries[1]!.extracted).toEqual({ crmId: 'C-42', ticket: '777' });
     expect(log.entries[1]!.attemptLog[0]!.extracted).toEqual({ crmId: 'C-42', ticket: '777' });
@@ -160,7 +160,7 @@ describe('hook worker', () => {
     expect(settled.map((s) => [s.hook, s.status])).toEqual([['lookup', 'ok'], ['sales-only', 'skipped'], ['vip-only', 'ok']]);
     expect(rx.to('/cond/sales')).toHaveLength(0);
     expect(rx.to('/cond/vip')).toHaveLength(1);
-    const skipped = queryHookLog(store, { callId: ev.callId, hook: 'sales-only' }).entries[0]!;
+    const skipped = (await queryHookLog(store, { callId: ev.callId, hook: 'sales-only' })).entries[0]!;
     expect(skipped).toMatchObject({ status: 'skipped', attempts: 0, reason: 'condition not met: "support" does not match /^sales$/' });
     expect(skipped.attemptLog).toEqual([]);
   });
@@ -202,7 +202,7 @@ describe('hook worker', () => {
     expect(new Set(reqs.map((r) => r.headers['idempotency-key'])).size).toBe(1);
     expect(reqs[0]!.parsed).toEqual({ kind: 'form', fields: { token: 'tok-secret-1', message: 'hi', phoneNumber: '+819012345678' } });
 
-    const entry = queryHookLog(store, { hook: 'sms', callId: ev.callId }).entries[0]!;
+    const entry = (await queryHookLog(store, { hook: 'sms', callId: ev.callId })).entries[0]!;
     expect(entry.attemptLog.map((a) => [a.attempt, a.outcome, a.reason])).toEqual([
       [1, 'retry', 'error-match'],
       [2, 'retry', 'error-match'],
@@ -241,11 +241,11 @@ describe('hook worker', () => {
         ['once', 'failed', 1, 'timeout'],
       ]);
     }
-    const health = hookHealth(store);
+    const health = await hookHealth(store);
     expect(health.failing.map((f) => [f.hook, f.consecutiveFailures])).toEqual(
       expect.arrayContaining([['auth', 3], ['down', 3], ['slow', 3], ['once', 3]]),
     );
-    const warned = createHooks({ hooks, store, log: quiet }).health();
+    const warned = await createHooks({ hooks, store, log: quiet }).health();
     expect(warned.warnings).toHaveLength(4);
     expect(warned.warnings[0]).toMatch(/^hook "\w+" failed 3 times in a row \(last: /);
   });
@@ -270,7 +270,7 @@ describe('hook worker', () => {
     const reqs = rx.to('/restart');
     expect(reqs).toHaveLength(3);
     expect(reqs[1]!.at - reqs[0]!.at).toBeGreaterThanOrEqual(690);
-    expect(queryHookLog(store, { hook: 'quota' }).entries[0]!.attemptLog.map((x) => x.outcome)).toEqual(['retry', 'retry', 'ok']);
+    expect((await queryHookLog(store, { hook: 'quota' })).entries[0]!.attemptLog.map((x) => x.outcome)).toEqual(['retry', 'retry', 'ok']);
   });
 
   it('a run whose worker died mid-request is taken back after its lease, marked interrupted, and sent again with the same key', async () => {
@@ -288,7 +288,7 @@ describe('hook worker', () => {
     const done = settledOnce(w, 1);
     w.start();
     expect((await done)[0]).toMatchObject({ status: 'ok', attempts: 2 });
-    const entry = queryHookLog(store, { callId: ev.callId }).entries[0]!;
+    const entry = (await queryHookLog(store, { callId: ev.callId })).entries[0]!;
     expect(entry.attemptLog.map((a) => [a.attempt, a.outcome])).toEqual([[1, 'interrupted'], [2, 'ok']]);
     expect(rx.to('/crash').at(-1)!.headers['idempotency-key']).toBe(id);
   });
@@ -317,7 +317,7 @@ describe('hook worker', () => {
     expect(req.parsed).toEqual({ kind: 'json', value: { caller: '+819012345678', duration: '61' } });
     expect(verifySignature('whsec-0123456789abcdef', req.headers['call-actions-signature']!, req.raw)).toBe(true);
     expect(verifySignature('whsec-0123456789abcdef', req.headers['call-actions-signature']!, req.raw.replace('61', '62'))).toBe(false);
-    const logged = JSON.stringify(queryHookLog(store, { callId: ev.callId }));
+    const logged = JSON.stringify(await queryHookLog(store, { callId: ev.callId }));
     for (const secret of ['whsec-0123456789abcdef', 'tkn-abcdef', 'key-12345678']) expect(logged).not.toContain(secret);
     expect(logged).toContain('[redacted]');
   });
@@ -367,7 +367,7 @@ describe('hook worker', () => {
     const g = await w.runInline('gated', { callId: 'inline-1', vars: { caller: '+819012345678' } });
     expect(g).toMatchObject({ status: 'skipped', attempts: 0 });
     expect(g.reason).toMatch(/condition not met/);
-    const log = queryHookLog(store, { callId: 'inline-1' }).entries;
+    const log = (await queryHookLog(store, { callId: 'inline-1' })).entries;
     expect(log.map((e) => [e.hook, e.mode, e.status, e.attempts])).toEqual([['route', 'inline', 'ok', 2], ['gated', 'inline', 'skipped', 0]]);
   });
 
@@ -387,7 +387,7 @@ describe('hook worker', () => {
     const w = worker(store, hooks);
     w.start();
     await new Promise((r) => setTimeout(r, 100));
-    const e = queryHookLog(store, { callId: 'c1' }).entries[0]!;
+    const e = (await queryHookLog(store, { callId: 'c1' })).entries[0]!;
     expect(e.status).toBe('failed');
     expect(e.reason).toMatch(/interrupted/);
     expect(e.attemptLog[0]!.outcome).toBe('interrupted');

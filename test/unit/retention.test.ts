@@ -35,15 +35,15 @@ describe('retention', () => {
     set.run('failed', now - 10 * DAY, ids[1]);
     set.run('pending', now - 400 * DAY, ids[2]);
     const audit = openAuditLog(store);
-    audit.record({ actor: 'a', role: 'admin', action: 'reveal' });
+    await audit.record({ actor: 'a', role: 'admin', action: 'reveal' });
     store.db.prepare('UPDATE audit_log SET at = ?').run(now - 2 * DAY);
-    audit.record({ actor: 'b', role: 'admin', action: 'reveal' });
+    await audit.record({ actor: 'b', role: 'admin', action: 'reveal' });
 
     const ages = retentionSchema.parse({ sms: '30d', audit: '1d' });
-    expect(purgeOnce(store, [smsRetention, auditRetention], ages, now)).toEqual({ sms: 1, audit: 1 });
+    expect(await purgeOnce(store, [smsRetention, auditRetention], ages, now)).toEqual({ sms: 1, audit: 1 });
     const left = (store.db.prepare('SELECT call_id FROM sms_messages ORDER BY call_id').all() as Array<{ call_id: string }>).map((r) => r.call_id);
     expect(left).toEqual(['new', 'queued']);
-    expect(audit.list().map((e) => e.actor)).toEqual(['b']);
+    expect((await audit.list()).map((e) => e.actor)).toEqual(['b']);
     store.close();
   });
 });

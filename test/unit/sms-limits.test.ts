@@ -51,7 +51,7 @@ describe('SMS limits', () => {
     const reason = await blockedOf(o, msg('+48601234567', { callId: 'c3' }));
     expect(reason).toBe('blocked by sms.limits.perRecipient: 3 SMS to this number within 1h (max 3)');
 
-    const h = querySmsHistory(stores[0]!, { recipient: '+48601234567' });
+    const h = await querySmsHistory(stores[0]!, { recipient: '+48601234567' });
     expect(h.entries.map((e) => e.status)).toEqual(['blocked', 'pending', 'pending', 'pending']);
     expect(h.entries[0]).toMatchObject({ callId: 'c3', reason, text: 't' });
 
@@ -112,7 +112,7 @@ describe('migration sms/002', () => {
 
     const st = openStore(file, { migrations: smsMigrations });
     stores.push(st);
-    const h = querySmsHistory(st, {});
+    const h = await querySmsHistory(st, {});
     expect(h.total).toBe(1);
     expect(h.entries[0]).toMatchObject({ id: 'm1', status: 'sent', text: 'hello', note: null });
     expect(h.entries[0]!.attemptLog).toMatchObject([{ attempt: 1, outcome: 'ok', httpStatus: 200 }]);
@@ -122,6 +122,6 @@ describe('migration sms/002', () => {
     expect(st.db.prepare('SELECT COUNT(*) AS n FROM sms_attempts').get()).toEqual({ n: 0 });
     const o = new Outbox({ store: st, providers: { p: provider }, limits: smsLimitsSchema.parse({ allowCountries: ['PL'] }) });
     expect((await o.accept([msg('+819012345678', { note: 'n' })])).blocked).toHaveLength(1);
-    expect(querySmsHistory(st, { status: 'blocked' }).entries[0]).toMatchObject({ note: 'n', status: 'blocked' });
+    expect((await querySmsHistory(st, { status: 'blocked' })).entries[0]).toMatchObject({ note: 'n', status: 'blocked' });
   });
 });

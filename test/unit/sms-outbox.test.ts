@@ -97,7 +97,7 @@ describe('Outbox', () => {
     o.start();
     const { duplicate, ids } = await o.accept([msg()]);
     expect(duplicate).toBe(false);
-    expect(getSmsMessage(st, ids[0]!)?.status).toMatch(/pending|sending/);
+    expect((await getSmsMessage(st, ids[0]!))?.status).toMatch(/pending|sending/);
 
     const done = await settled([o], ids);
     expect(done.get(ids[0]!)).toMatchObject({ status: 'sent', attempts: 1, to: '+819012345678' });
@@ -105,7 +105,7 @@ describe('Outbox', () => {
     expect(s.requests).toHaveLength(1);
     expect(s.delivered.map((d) => [d.phoneNumber, d.message])).toEqual([['+819012345678', 'Book a call-back']]);
 
-    const row = getSmsMessage(st, ids[0]!)!;
+    const row = (await getSmsMessage(st, ids[0]!))!;
     expect(row).toMatchObject({ status: 'sent', attempts: 1, callId: 'call-1', description: 'Queue # SMS' });
     expect(row.attemptLog).toHaveLength(1);
     expect(row.attemptLog[0]).toMatchObject({ attempt: 1, outcome: 'ok', httpStatus: 200 });
@@ -123,7 +123,7 @@ describe('Outbox', () => {
     expect(s.requests).toHaveLength(3);
     expect(s.delivered).toHaveLength(1);
 
-    const log = getSmsMessage(st, ids[0]!)!.attemptLog;
+    const log = (await getSmsMessage(st, ids[0]!))!.attemptLog;
     expect(log.map((a) => a.outcome)).toEqual(['retry', 'retry', 'ok']);
     const gaps = [s.requests[1]!.at - s.requests[0]!.at, s.requests[2]!.at - s.requests[1]!.at];
     for (const gap of gaps) {
@@ -144,7 +144,7 @@ describe('Outbox', () => {
     expect(s.requests).toHaveLength(3);
     expect(s.delivered).toHaveLength(0);
 
-    const row = getSmsMessage(st, ids[0]!)!;
+    const row = (await getSmsMessage(st, ids[0]!))!;
     expect(row.status).toBe('failed');
     expect(row.reason).toMatch(/no retries left/);
     expect(row.attemptLog.map((a) => [a.attempt, a.outcome, a.httpStatus])).toEqual([
@@ -193,7 +193,7 @@ describe('Outbox', () => {
     const st = store();
     const o = outbox(st);
     await expect(o.accept([msg(), msg({ provider: 'nosuch' })])).rejects.toThrow(/unknown SMS provider "nosuch"/);
-    expect(querySmsHistory(st).total).toBe(0);
+    expect((await querySmsHistory(st)).total).toBe(0);
   });
 
   it('accepts only once per (call, key), also after the store is reopened', async () => {
@@ -212,7 +212,7 @@ describe('Outbox', () => {
     // Another step in the same call, and the same step in another call, are separate.
     expect((await b.accept([msg({ callId: 'call-7' })], { once: { ...once, key: 'queue-exit[3]' } })).duplicate).toBe(false);
     expect((await b.accept([msg({ callId: 'call-8' })], { once: { ...once, callId: 'call-8' } })).duplicate).toBe(false);
-    expect(querySmsHistory(second, { callId: 'call-7' }).total).toBe(3);
+    expect((await querySmsHistory(second, { callId: 'call-7' })).total).toBe(3);
   });
 
   it('recovers a message left sending by a crash: sent exactly once, the lost attempt marked interrupted', async () => {
@@ -226,14 +226,14 @@ describe('Outbox', () => {
     const { ids } = await a.accept([msg()]);
     const id = ids[0]!;
     await s.waitForRequests(1);
-    expect(getSmsMessage(storeA, id)?.status).toBe('sending');
+    expect((await getSmsMessage(storeA, id))?.status).toBe('sending');
     storeA.close();
     await agentA.destroy();
     await a.stop({ graceMs: 0 });
     expect(s.delivered).toHaveLength(0);
 
     const storeB = store();
-    expect(getSmsMessage(storeB, id)?.status).toBe('sending');
+    expect((await getSmsMessage(storeB, id))?.status).toBe('sending');
     const b = outbox(storeB);
     const done = settled([b], ids);
     b.start();
@@ -242,7 +242,7 @@ describe('Outbox', () => {
 
     expect(s.requests).toHaveLength(2);
     expect(s.delivered).toHaveLength(1);
-    const row = getSmsMessage(storeB, id)!;
+    const row = (await getSmsMessage(storeB, id))!;
     expect(row.status).toBe('sent');
     expect(row.attemptLog.map((x) => x.outcome)).toEqual(['interrupted', 'ok']);
   });
@@ -256,7 +256,7 @@ describe('Outbox', () => {
     const { ids } = await a.accept([msg()]);
     await s.waitForRequests(1);
     await a.stop({ graceMs: 50 });
-    const row = getSmsMessage(st, ids[0]!)!;
+    const row = (await getSmsMessage(st, ids[0]!))!;
     expect(row.status).toBe('pending');
     expect(row.attemptLog.map((x) => x.outcome)).toEqual(['interrupted']);
 
@@ -284,7 +284,7 @@ describe('Outbox', () => {
     o.start();
     expect((await done).get(ids[0]!)).toMatchObject({ status: 'failed', reason: 'interrupted 2 times' });
     expect(s.requests).toHaveLength(0);
-    expect(getSmsMessage(st, ids[0]!)!.attemptLog.map((a) => a.outcome)).toEqual(['interrupted', 'interrupted']);
+    expect((await getSmsMessage(st, ids[0]!))!.attemptLog.map((a) => a.outcome)).toEqual(['interrupted', 'interrupted']);
   });
 
   it('never sends a message twice when two outboxes share one database', async () => {
@@ -325,7 +325,7 @@ describe('Outbox', () => {
     const st = store();
     const o = outbox(st);
     await o.recordSkipped({ callId: 'call-9', description: 'Queue # SMS', provider: 'aossms', to: 'anonymous', reason: 'withheld caller ID' });
-    const { entries } = querySmsHistory(st, { callId: 'call-9' });
+    const { entries } = await querySmsHistory(st, { callId: 'call-9' });
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ status: 'skipped', recipient: 'anonymous', reason: 'withheld caller ID', attempts: 0 });
   });
@@ -375,10 +375,10 @@ describe('delivery semantics', () => {
     expect((await settled([o], ids)).get(ids[0]!)).toMatchObject({ status: 'unknown', attempts: 1 });
     await sleep(INTERVAL * 3);
     expect(s.requests).toHaveLength(1);
-    const row = getSmsMessage(st, ids[0]!)!;
+    const row = (await getSmsMessage(st, ids[0]!))!;
     expect(row.status).toBe('unknown');
     expect(row.reason).toMatch(/timeout; at-most-once: not repeated/);
-    expect(querySmsHistory(st, { status: 'unknown' }).total).toBe(1);
+    expect((await querySmsHistory(st, { status: 'unknown' })).total).toBe(1);
   });
 
   it('at-most-once still retries what the provider provably did not take (429)', async () => {
@@ -404,6 +404,6 @@ describe('delivery semantics', () => {
     expect((await done).get(ids[0]!)).toMatchObject({ status: 'unknown', reason: 'lease expired; at-most-once: not repeated' });
     await sleep(INTERVAL * 2);
     expect(s.requests).toHaveLength(0);
-    expect(getSmsMessage(st, ids[0]!)!.attemptLog.map((a) => a.outcome)).toEqual(['interrupted']);
+    expect((await getSmsMessage(st, ids[0]!))!.attemptLog.map((a) => a.outcome)).toEqual(['interrupted']);
   });
 });

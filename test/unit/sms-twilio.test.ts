@@ -106,7 +106,7 @@ describe('the Twilio provider through the outbox', () => {
     expect(d.request.fields).toEqual({ To: TO, From: 'ACME', Body: 'Hello {not a field} ż' });
     expect(d.request.user).toBe(tw.accountSid);
     expect(d.request.headers['content-type']).toMatch(/^application\/x-www-form-urlencoded/);
-    const h = querySmsHistory(st, {});
+    const h = await querySmsHistory(st, {});
     expect(h.entries[0]).toMatchObject({ status: 'sent', providerMessageId: d.sid });
   });
 
@@ -130,7 +130,7 @@ describe('the Twilio provider through the outbox', () => {
     expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(90); // interval 100 ms
     expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(950); // Retry-After: 1 outranks the 200 ms backoff
     expect(at[3]! - at[2]!).toBeGreaterThanOrEqual(390); // 100 ms × 2²
-    const log = querySmsHistory(st, {}).entries[0]!.attemptLog;
+    const log = (await querySmsHistory(st, {})).entries[0]!.attemptLog;
     expect(log.map((a) => [a.outcome, a.httpStatus])).toEqual([['retry', 429], ['retry', 429], ['retry', 500], ['ok', 201]]);
     expect(log[0]!.reason).toBe('http-429 code 20429');
     expect(tw.delivered).toHaveLength(1);
@@ -152,7 +152,7 @@ describe('the Twilio provider through the outbox', () => {
     expect(m).toMatchObject({ status: 'failed', attempts: 1, reason: 'http-400 code 21211' });
     await new Promise((r) => setTimeout(r, 300));
     expect(tw.requests).toHaveLength(1);
-    const e = querySmsHistory(st, { status: 'failed' }).entries[0]!;
+    const e = (await querySmsHistory(st, { status: 'failed' })).entries[0]!;
     expect(e.lastAnswer!.body).toContain('21211');
   });
 
@@ -169,7 +169,7 @@ describe('the Twilio provider through the outbox', () => {
     const done = settled(o);
     await send(o);
     expect(await done).toMatchObject({ status: 'sent', attempts: 2 });
-    expect(querySmsHistory(st, {}).entries[0]!.attemptLog[0]!.reason).toBe('timeout');
+    expect((await querySmsHistory(st, {})).entries[0]!.attemptLog[0]!.reason).toBe('timeout');
   });
 });
 

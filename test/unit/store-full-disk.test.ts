@@ -51,10 +51,10 @@ function fillDisk(): void {
 }
 const freeDisk = () => rmSync(join(mnt, 'filler'), { force: true });
 
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
+async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = f();
+    const v = await f();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -101,7 +101,7 @@ describe.skipIf(!root)('a full disk under the store', () => {
     for (let i = 0; i < 10; i++) runs.push(...(await hooks.enqueue(event())));
     expect(runs).toHaveLength(10);
     const writes = storeWrites(store);
-    expect(writes.problem()).toBeUndefined();
+    expect(await writes.problem()).toBeUndefined();
 
     fillDisk();
     // an accept now fails loudly (the step falls back): it was never accepted, so it is not owed
@@ -121,12 +121,12 @@ describe.skipIf(!root)('a full disk under the store', () => {
     expect(problem.code).toMatch(/^SQLITE_(FULL|IOERR)/);
     await new Promise((r) => setTimeout(r, 1500));
     // nothing could be claimed, so nothing went out twice or half-recorded
-    expect(writes.problem()).toBeDefined();
+    expect(await writes.problem()).toBeDefined();
 
     freeDisk();
     await until('every accepted SMS delivered', () => sms.delivered.length >= accepted.length);
     await until('every hook run delivered', () => rx.to('/end').length >= runs.length);
-    expect(writes.problem()).toBeUndefined();
+    expect(await writes.problem()).toBeUndefined();
     // exactly once each: the stand-in counts every message by its text
     const texts = sms.delivered.map((d) => d.message).filter((m) => m.startsWith('msg '));
     expect(texts.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `msg ${i}`).sort());

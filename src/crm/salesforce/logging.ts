@@ -4,6 +4,7 @@ import type { CallEvent } from '../../asterisk/call-event-types.js';
 import type { Logger } from '../../log.js';
 import type { AmiMessage } from '../../asterisk/ami.js';
 import { readQuery } from '../../history/query.js';
+import { statement, type StorePort } from '../../store/port.js';
 import type { Store } from '../../store/sqlite.js';
 import { TokenProvider } from './auth.js';
 import { SalesforceClient } from './client.js';
@@ -60,9 +61,9 @@ export interface SalesforceLogging {
   /** Another instance on this store has gone: its activities may be ours to log now. */
   wake(): void;
   stop(): Promise<void>;
-  health(): SalesforceHealth;
+  health(): Promise<SalesforceHealth>;
   /** GET /salesforce/activities?callId=&status=&limit= */
-  activitiesRoute(url: URL): { status: number; body: unknown };
+  activitiesRoute(url: URL): Promise<{ status: number; body: unknown }>;
   /** A memo after the call (POST /salesforce/memo, the AMI UserEvent): the call's Task is written again once. */
   memo(callId: string, memo: string, via: string): Promise<'unknown' | 'unchanged' | 'changed'>;
   /** POST /salesforce/memo {"callId": "…", "memo": "…"} */
@@ -246,13 +247,12 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
   };
   let sweeper: NodeJS.Timeout | undefined;
 
-  const db = opts.store.db;
-  const statusCounts = db.prepare<[], { status: ActivityStatus; n: number; oldest: number | null }>(
+  const statusCounts = statement<[], { status: ActivityStatus; n: number; oldest: number | null }>(
     `SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM sf_activities WHERE status IN ('pending', 'sending', 'waiting') GROUP BY status`,
   );
-  const lastDay = db.prepare<[number], { status: ActivityStatus; n: number; calls: number; refused: number; lastReason: string | null }>(
-    `SELECT status, COUNT(*) AS n, SUM(api_calls) AS calls, SUM(refused_calls) AS refused, MAX(reason) AS lastReason FROM sf_activities
-      WHERE settled_at >= ? AND status IN ('done', 'failed') AND match_rule IS NOT 'internal' GROUP BY status`,
+  const lastDay = statement<[number], { status: ActivityStatus; n: number; calls: number; refused: number; lastReason: string | null }>(
+    `SELECT status, COUNT(*) AS n, SUM(api_calls) AS calls, SUM(refused_calls) AS refused, MAX(reason) AS "lastReason" FROM sf_activities
+      WHERE settled_at >= ? AND status IN ('done', 'failed') AND match_rule IS DISTINCT FROM 'internal' GROUP BY status`,
   );
 
   return {
@@ -275,10 +275,10 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       await writes;
       await worker.stop({ graceMs: 2_000 });
     },
-    health() {
+    async health() {
       const now = Date.now();
-      const counts = statusCounts.all();
-      const day = lastDay.all(now - 86_400_000);
+      const counts = await statusCounts.all(opts.store);
+      const day = await lastDay.all(opts.store, now - 86_400_000);
       const n = (s: ActivityStatus) => counts.find((c) => c.status === s)?.n ?? 0;
       const done = day.find((d) => d.status === 'done');
       const failed = day.find((d) => d.status === 'failed');
@@ -311,9 +311,9 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       if (result === 'unknown') return { status: 404, body: { error: `no Salesforce activity for call ${callId}` } };
       return { status: 200, body: { callId, changed: result === 'changed' } };
     },
-    activitiesRoute(url) {
+    async activitiesRoute(url) {
       try {
-        return { status: 200, body: queryActivities(opts.store, url.searchParams) };
+        return { status: 200, body: await queryActivities(opts.store, url.searchParams) };
       } catch (e) {
         if (e instanceof RangeError) return { status: 400, body: { error: e.message } };
         throw e;
@@ -333,7 +333,7 @@ export function variableName(raw: unknown): string | undefined {
 }
 
 /** The per-call log: each call's Task, record, API calls, and every attempt with its requests. */
-export function queryActivities(store: Store, q: URLSearchParams): { entries: unknown[] } {
+export async function queryActivities(store: StorePort, q: URLSearchParams): Promise<{ entries: unknown[] }> {
   const r = readQuery(q, ['callId', 'status', 'limit']);
   const callId = r.text('callId');
   const statuses = r.oneOf('status', ACTIVITY_STATUSES);
@@ -348,17 +348,18 @@ export function queryActivities(store: Store, q: URLSearchParams): { entries: un
     where.push(`status IN (${statuses.map(() => '?').join(', ')})`);
     args.push(...statuses);
   }
-  const rows = store.db
-    .prepare<Array<string | number>, Record<string, unknown>>(
-      `SELECT call_id, phase, status, synced, task_id, record_id, record_type, match_rule, api_calls, refused_calls, memo, attempts, reason, created_at, settled_at
-         FROM sf_activities ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`,
-    )
-    .all(...args, Math.min(500, limit));
-  const attempts = store.db.prepare<[string], Record<string, unknown>>(
-    'SELECT attempt, phase, started_at, finished_at, outcome, reason, requests FROM sf_attempts WHERE call_id = ? ORDER BY attempt',
+  const rows = await store.query(
+    `SELECT call_id, phase, status, synced, task_id, record_id, record_type, match_rule, api_calls, refused_calls, memo, attempts, reason, created_at, settled_at
+       FROM sf_activities ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`,
+    [...args, Math.min(500, limit)],
   );
+  const attemptsOf = async (callId: string) =>
+    (await store.query('SELECT attempt, phase, started_at, finished_at, outcome, reason, requests FROM sf_attempts WHERE call_id = ? ORDER BY attempt', [callId])).map(
+      (a) => ({ ...a, requests: a.requests ? (JSON.parse(String(a.requests)) as unknown) : [] }),
+    );
+  const logs = await Promise.all(rows.map((r) => attemptsOf(String(r.call_id))));
   return {
-    entries: rows.map((r) => ({
+    entries: rows.map((r, i) => ({
       callId: r.call_id,
       status: r.status,
       phase: r.phase,
@@ -374,7 +375,7 @@ export function queryActivities(store: Store, q: URLSearchParams): { entries: un
       reason: r.reason,
       createdAt: r.created_at,
       settledAt: r.settled_at,
-      attemptLog: attempts.all(String(r.call_id)).map((a) => ({ ...a, requests: a.requests ? (JSON.parse(String(a.requests)) as unknown) : [] })),
+      attemptLog: logs[i],
     })),
   };
 }
