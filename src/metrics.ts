@@ -30,7 +30,8 @@ export interface Metrics {
   /** 1 while connected */
   asteriskUp: Gauge<'connection'>;
   /** Runs before every scrape: gauges read from the store or the ports. */
-  onScrape(fn: () => void): void;
+  /** Runs before each scrape; a promise is awaited (a gauge read from the store). */
+  onScrape(fn: () => void | Promise<void>): void;
   text(): Promise<string>;
   readonly contentType: string;
 }
@@ -38,7 +39,7 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
-  const scrapers: Array<() => void> = [];
+  const scrapers: Array<() => void | Promise<void>> = [];
   const registers = [registry];
   return {
     registry,
@@ -60,7 +61,7 @@ export function createMetrics(): Metrics {
     asteriskUp: new Gauge({ name: 'call_actions_asterisk_connected', help: '1 while the connection to Asterisk is up', labelNames: ['connection'], registers }),
     onScrape: (fn) => scrapers.push(fn),
     async text() {
-      for (const s of scrapers) s();
+      for (const s of scrapers) await s();
       return registry.metrics();
     },
     contentType: registry.contentType,

@@ -37,7 +37,7 @@ export interface HttpServerOptions {
   /** GET paths (not API routes) anyone may load, e.g. the console's HTML, JS and CSS */
   publicFile?: PublicFile;
   /** `/health` without a token: only whether the service is ready, for probes */
-  liveness?: () => boolean;
+  liveness?: () => boolean | Promise<boolean>;
   /** Routes only an admin token may read (the config view) */
   adminOnly?: (path: string) => boolean;
   /** Routes whose answers hold phone numbers: an admin reading them is audited as `reveal`. */
@@ -99,7 +99,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpList
       return json(res, 200, { ok: true });
     }
     if (path === '/health' && !caller && opts.liveness) {
-      const ok = opts.liveness();
+      const ok = await opts.liveness();
       return json(res, ok ? 200 : 503, { ok });
     }
 
@@ -127,10 +127,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpList
       try {
         answer = await action({ body, actor: caller.name });
       } catch (e) {
-        if (e instanceof RangeError) opts.audit.record({ actor: caller.name, role: caller.role, action: path, target, detail: `refused: ${e.message}`, remote: req.socket.remoteAddress });
+        if (e instanceof RangeError) await opts.audit.record({ actor: caller.name, role: caller.role, action: path, target, detail: `refused: ${e.message}`, remote: req.socket.remoteAddress });
         throw e;
       }
-      opts.audit.record({ actor: caller.name, role: caller.role, action: path, target, detail: String(answer.status), remote: req.socket.remoteAddress });
+      await opts.audit.record({ actor: caller.name, role: caller.role, action: path, target, detail: String(answer.status), remote: req.socket.remoteAddress });
       opts.log.info({ actor: caller.name, action: path, target, status: answer.status }, 'admin action');
       return json(res, answer.status, answer.body);
     }
@@ -141,7 +141,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpList
     if (answer.contentType) return send(res, answer.status, answer.contentType, String(answer.body));
     if (caller.role === 'viewer') return json(res, answer.status, maskForViewer(answer.body));
     if (!auth.open && opts.reveals?.(path) && answer.status === 200) {
-      opts.audit.record({ actor: caller.name, role: caller.role, action: 'reveal', target: path + url.search, remote: req.socket.remoteAddress });
+      await opts.audit.record({ actor: caller.name, role: caller.role, action: 'reveal', target: path + url.search, remote: req.socket.remoteAddress });
     }
     return json(res, answer.status, answer.body);
   }

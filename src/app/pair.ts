@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { AriChannel } from '../asterisk/ari-events.js';
 import type { Logger } from '../log.js';
+import { statement } from '../store/port.js';
 import type { Migration, Store } from '../store/sqlite.js';
 import { timeout } from '../config/types.js';
 
@@ -90,49 +91,48 @@ export class PairWatch {
 
   constructor(private readonly opts: PairOptions) {
     this.now = opts.now ?? Date.now;
-    opts.store.migrate(pairMigrations);
-    const db = opts.store.db;
+    void opts.store.migrate(pairMigrations);
     this.sql = {
-      beat: db.prepare<[string, string, number, number, number]>(
+      beat: statement<[string, string, number, number, number]>(
         `INSERT INTO instances (app, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (app) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = excluded.started_at,
            seen_at = excluded.seen_at, stopped_at = NULL`,
       ),
-      seen: db.prepare<[number, string]>('UPDATE instances SET seen_at = ? WHERE app = ?'),
-      stopped: db.prepare<[number, string]>('UPDATE instances SET stopped_at = ? WHERE app = ?'),
-      peer: db.prepare<[string], { seen_at: number; stopped_at: number | null }>('SELECT seen_at, stopped_at FROM instances WHERE app = ?'),
+      seen: statement<[number, string]>('UPDATE instances SET seen_at = ? WHERE app = ?'),
+      stopped: statement<[number, string]>('UPDATE instances SET stopped_at = ? WHERE app = ?'),
+      peer: statement<[string], { seen_at: number; stopped_at: number | null }>('SELECT seen_at, stopped_at FROM instances WHERE app = ?'),
     };
   }
 
-  start(): void {
+  async start(): Promise<void> {
     if (this.opts.config.peers.length === 0) return;
     const now = this.now();
-    this.sql.beat.run(this.opts.app, hostname(), process.pid, now, now);
-    this.timer = setInterval(() => this.tick(), this.opts.config.heartbeat);
+    await this.sql.beat.run(this.opts.store, this.opts.app, hostname(), process.pid, now, now);
+    this.timer = setInterval(() => void this.tick(), this.opts.config.heartbeat);
     this.timer.unref();
-    this.tick();
+    await this.tick();
   }
 
   /** Says this instance has stopped, so its peers take over at once rather than after deadAfter. */
-  stop(): void {
+  async stop(): Promise<void> {
     if (!this.timer) return;
     clearInterval(this.timer);
     this.timer = undefined;
     try {
-      this.sql.stopped.run(this.now(), this.opts.app);
+      await this.sql.stopped.run(this.opts.store, this.now(), this.opts.app);
     } catch (e) {
       this.opts.log.warn({ err: e }, 'pair: could not record this instance as stopped; its peers take over after deadAfter');
     }
   }
 
-  peers(): Record<string, PeerState> {
+  async peers(): Promise<Record<string, PeerState>> {
     const out: Record<string, PeerState> = {};
-    for (const app of this.opts.config.peers) out[app] = this.state(app);
+    for (const app of this.opts.config.peers) out[app] = await this.state(app);
     return out;
   }
 
-  private state(app: string): PeerState {
-    const row = this.sql.peer.get(app);
+  private async state(app: string): Promise<PeerState> {
+    const row = await this.sql.peer.get(this.opts.store, app);
     if (!row) return { alive: false, stopped: false };
     const silentMs = this.now() - row.seen_at;
     const stopped = row.stopped_at !== null;
@@ -140,16 +140,22 @@ export class PairWatch {
   }
 
   /** Every heartbeat: says this instance is alive, and takes over a peer that is not. */
-  tick(): void {
+  async tick(): Promise<void> {
     try {
-      this.sql.seen.run(this.now(), this.opts.app);
+      await this.sql.seen.run(this.opts.store, this.now(), this.opts.app);
     } catch (e) {
       this.opts.log.warn({ err: e }, 'pair: heartbeat not written');
       return;
     }
     const lost: string[] = [];
     for (const app of this.opts.config.peers) {
-      const s = this.state(app);
+      let s: PeerState;
+      try {
+        s = await this.state(app);
+      } catch (e) {
+        this.opts.log.warn({ err: e, peer: app }, 'pair: peer state not read');
+        return;
+      }
       const was = this.alive.get(app);
       this.alive.set(app, s.alive);
       if (s.alive) continue;

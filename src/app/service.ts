@@ -43,7 +43,7 @@ export interface Service {
   readonly mediaUrl: string;
   readonly ari: AriPort;
   readonly ami: AmiPort | undefined;
-  health(): Health;
+  health(): Promise<Health>;
   /**
    * Drains, then stops: new calls are refused at once (the dialplan tries the peer or its
    * fallback), calls in progress get up to `shutdown.drain` to finish their stage (less when `cut`
@@ -77,8 +77,8 @@ export interface Health {
   warnings: string[];
 }
 
-function storeHealth(store: Store): Health['store'] {
-  const problem = storeWrites(store).problem();
+async function storeHealth(store: Store): Promise<Health['store']> {
+  const problem = await storeWrites(store).problem();
   if (!problem) return { ready: store.ready() };
   return { ready: false, error: `the store cannot be written (${problem.code}: ${problem.message}); accepted SMS, hook runs and CRM activities wait until it can`, since: problem.since };
 }
@@ -151,15 +151,15 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   const features: Array<{ name: string; sections: string[]; runtime: FeatureRuntime<never> }> = [];
   for (const f of FEATURES) features.push({ name: f.name, sections: Object.keys(f.sections), runtime: (await f.create(context)) as FeatureRuntime<never> });
 
-  const health = (): Health => {
+  const health = async (): Promise<Health> => {
     const h = {
       ari: { ready: ari.ready, ...ari.problem },
       ami: { ready: ami?.ready ?? false, configured: ami !== undefined },
-      store: storeHealth(store),
+      store: await storeHealth(store),
       calls: runner.activeCalls,
-      ...(config.pair.peers.length ? { pair: { app: config.asterisk.ari.app, peers: pair.peers() } } : {}),
+      ...(config.pair.peers.length ? { pair: { app: config.asterisk.ari.app, peers: await pair.peers() } } : {}),
     };
-    const parts = features.flatMap(({ name, runtime }) => (runtime.health ? [[name, runtime.health()] as const] : []));
+    const parts = await Promise.all(features.flatMap(({ name, runtime }) => (runtime.health ? [(async () => [name, await runtime.health!()] as const)()] : [])));
     const warnings = parts.flatMap(([, p]) => p.warnings ?? []);
     return { ok: h.ari.ready && h.store.ready && (!ami || h.ami.ready), ...h, ...Object.fromEntries(parts), warnings };
   };
@@ -167,17 +167,17 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   const stageNames = new Set(Object.keys(config.stages));
   const metrics = new CallMetrics(stageNames);
   const routes: Record<string, Route> = {
-    '/health': () => {
-      const h = health();
+    '/health': async () => {
+      const h = await health();
       return { status: h.ok ? 200 : 503, body: h };
     },
     '/metrics': async () => ({ status: 200, body: await prom.text(), contentType: prom.contentType }),
     // the benchmark's histograms (finer buckets, read as deltas; bench/run.js)
     '/stats': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics(metrics.loopDelay) } }),
   };
-  routes['/audit/log'] = (url) => {
+  routes['/audit/log'] = async (url) => {
     const q = readQuery(url.searchParams, ['action', 'limit', 'offset']);
-    return { status: 200, body: { entries: audit.list({ action: q.text('action'), limit: q.count('limit'), offset: q.count('offset') }) } };
+    return { status: 200, body: { entries: await audit.list({ action: q.text('action'), limit: q.count('limit'), offset: q.count('offset') }) } };
   };
   routes['/config'] = () => ({ status: 200, body: redactConfig(config, opts.secrets ?? []) });
   routes['/calls/timeline'] = async (url) => {
@@ -223,7 +223,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
         routes,
         actions,
         providerRoutes,
-        liveness: () => health().ok,
+        liveness: async () => (await health()).ok,
         reveals: (path) => REVEALING.has(path),
         adminOnly: (path) => ADMIN_ONLY.has(path),
         streams: { '/live': liveStream(live) },
@@ -251,7 +251,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     stages,
     services,
     log,
-    callVars: fieldSources.length ? (callId) => Object.assign({}, ...fieldSources.map((f) => f(callId))) : undefined,
+    callVars: fieldSources.length ? async (callId) => Object.assign({}, ...(await Promise.all(fieldSources.map((f) => f(callId))))) : undefined,
     metrics,
     defaultCountry: config.sms.defaultCountry as CountryCode | undefined,
     onStepSkipped: followCalls
@@ -304,7 +304,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   for (const { runtime } of features) runtime.start?.();
   ari.start();
   ami?.start();
-  pair.start();
+  await pair.start();
   log.info({ url: adminHttp.http.url, media: mediaHttp.http.url, stages: [...stages.keys()], providers: Object.keys(config.sms.providers), hooks: config.hooks.length }, 'call-actions started');
 
   const service: Service = {
@@ -370,8 +370,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       await Promise.allSettled([ari.stop(), ami?.stop(), ...servers.map((s) => s.http.close()), ...features.map(({ runtime }) => runtime.stop?.())]);
       // only now, with no caller left in our application: a peer that saw us stopped during the
       // drain would take our callers back mid-stage. From here it takes over our queued work at once.
-      pair.stop();
-      store.close();
+      await pair.stop();
+      await store.close();
       log.info('call-actions stopped');
       log.flush?.();
     },

@@ -99,7 +99,7 @@ export interface FeatureRuntime<C = never> {
   /** PUBLIC provider-facing endpoints (any method), e.g. SMS delivery receipts; see ProviderRoute. */
   providerRoutes?: Record<string, ProviderRoute>;
   /** Merge fields it holds for a call (e.g. what a hook extracted), added to every stage the call enters. */
-  mergeFields?(callId: string): Record<string, string>;
+  mergeFields?(callId: string): Promise<Record<string, string>>;
   /** under its name in /health; `warnings` are also listed at the top level */
   health?(): { warnings?: string[] } & object;
   start?(): void;

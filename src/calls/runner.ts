@@ -21,7 +21,7 @@ export interface RunnerOptions extends StageSet {
   /** Ask Asterisk for the linkedid when the dialplan does not pass `callid=` (one ARI request per call). */
   lookupLinkedId?: boolean;
   /** Variables earlier hooks extracted for this call, merged into the stage's merge fields (CA4). */
-  callVars?: (callId: string) => Record<string, string>;
+  callVars?: (callId: string) => Promise<Record<string, string>>;
   /** Told of every stage a call enters (the `stage.entered` call event). */
   onStageEntered?: (session: CallSession, ev: StasisStart) => void;
   /** Told of every step its `when:` skipped (the `step.skipped` call event). */
@@ -168,7 +168,7 @@ export class StageRunner {
     this.sessions.add(session);
     try {
       // The stage's own fields win: a hook may not redefine the caller or a Stasis() argument.
-      for (const [k, v] of Object.entries(this.opts.callVars?.(callId) ?? {})) if (!(k in session.vars)) session.vars[k] = v;
+      for (const [k, v] of Object.entries((await this.opts.callVars?.(callId)) ?? {})) if (!(k in session.vars)) session.vars[k] = v;
       this.opts.onStageEntered?.(session, ev);
     } catch (e) {
       session.log.error({ err: e }, 'call variables or stage event unavailable');

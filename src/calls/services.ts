@@ -37,14 +37,14 @@ export interface SmsSink {
   readonly templates: Readonly<Record<string, string>>;
   readonly defaultCountry?: CountryCode;
   /**
-   * Durable once this returns. With `once`, a second accept for the same key in the same call
+   * Durable once this resolves. With `once`, a second accept for the same key in the same call
    * writes nothing. Messages the limits refuse are recorded as blocked and listed in `blocked`.
    */
   accept(
     messages: NewSms[],
     once?: { callId: string; key: string },
-  ): { duplicate: boolean; ids: string[]; blocked: Array<{ to: string; reason: string }> };
+  ): Promise<{ duplicate: boolean; ids: string[]; blocked: Array<{ to: string; reason: string }> }>;
   /** Whether an accept with this once-key already succeeded. */
-  hasOnce(callId: string, key: string): boolean;
-  recordSkipped(entry: { callId: string; description: string; provider: string; to?: string; reason: string; sender?: string }): void;
+  hasOnce(callId: string, key: string): Promise<boolean>;
+  recordSkipped(entry: { callId: string; description: string; provider: string; to?: string; reason: string; sender?: string }): Promise<void>;
 }

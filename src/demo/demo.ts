@@ -59,7 +59,7 @@ export async function runDemo(opts: { config?: string; caller?: string } = {}): 
   });
   ami.start();
   try {
-    await until(() => service.health().ok && ami.ready, 15_000, 'the service and AMI to be ready');
+    await until(async () => (await service.health()).ok && ami.ready, 15_000, 'the service and AMI to be ready');
     say(`caller ${caller} dials 100, waits in queue "support" and presses # ...`);
     const call = await runSipp({ scenario: 'queue_pound_2833', service: '100', from: caller, fromName: 'Demo Caller', timeoutMs: 40_000 });
     await until(() => provider.requests.length > 0, 10_000, 'the SMS request');
@@ -68,8 +68,8 @@ export async function runDemo(opts: { config?: string; caller?: string } = {}): 
     for (const [k, v] of Object.entries(req.fields)) say(`    ${k} = ${k === 'token' ? '(the token)' : k === 'phoneNumber' ? maskNumber(v, 'info') : v}`);
     if (poundAt !== undefined) say(`latency from # (DTMFEnd) to the provider's request: ${req.at - poundAt} ms`);
     const store = openStore(config.store);
-    const history = querySmsHistory(store, {});
-    store.close();
+    const history = await querySmsHistory(store, {});
+    await store.close();
     for (const e of history.entries) say(`SMS history: ${e.description} -> ${maskNumber(e.recipient ?? '', 'info')}: ${e.status} after ${e.attempts} attempt(s)`);
     say(call.code === 0 ? 'the caller heard the confirmation and the service hung up' : `sipp ended with code ${call.code}`);
     return call.code === 0 && history.entries[0]?.status === 'sent' ? 0 : 1;
@@ -80,9 +80,9 @@ export async function runDemo(opts: { config?: string; caller?: string } = {}): 
   }
 }
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }

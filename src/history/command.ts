@@ -20,7 +20,7 @@ export interface LogCommand<F, E, C extends { store: string }> {
   /** The HTTP endpoint's parser; a RangeError that starts with the parameter's name for a bad value. */
   filter(q: URLSearchParams, config: C): F;
   migrations: readonly Migration[];
-  query(store: Store, filter: F): { total: number; entries: E[] };
+  query(store: Store, filter: F): Promise<{ total: number; entries: E[] }>;
   /** One entry of the table, ending in a newline. */
   format(entry: E): string;
   /** The table's last line; "N of TOTAL" by default. */
@@ -31,7 +31,7 @@ export interface LogCommand<F, E, C extends { store: string }> {
  * A log or history read from the command line. The flags become the endpoint's query and go
  * through the endpoint's parser, so the CLI and HTTP accept and refuse the same filters.
  */
-export function runLogCommand<F, E, C extends { store: string }>(args: string[], ctx: CliContext<C>, cmd: LogCommand<F, E, C>): number {
+export async function runLogCommand<F, E, C extends { store: string }>(args: string[], ctx: CliContext<C>, cmd: LogCommand<F, E, C>): Promise<number> {
   const params: Record<string, string> = { 'call-id': 'callId', since: 'since', until: 'until', limit: 'limit', offset: 'offset' };
   const options: NonNullable<ParseArgsConfig['options']> = { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } };
   for (const flag of Object.keys(params)) options[flag] = { type: 'string' };
@@ -54,7 +54,7 @@ export function runLogCommand<F, E, C extends { store: string }>(args: string[],
   }
   const store = openStore(loaded.config.store, { migrations: cmd.migrations });
   try {
-    const page = cmd.query(store, filter);
+    const page = await cmd.query(store, filter);
     if (values.json) {
       ctx.out(JSON.stringify(page, null, 2) + '\n');
       return 0;
@@ -63,6 +63,6 @@ export function runLogCommand<F, E, C extends { store: string }>(args: string[],
     ctx.out(`${cmd.footer ? cmd.footer(page, filter) : `${page.entries.length} of ${page.total}`}\n`);
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }

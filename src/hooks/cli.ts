@@ -26,7 +26,7 @@ export async function hooksCommand(args: string[], ctx: CliContext<HooksCliConfi
   return 2;
 }
 
-function hooksLog(args: string[], ctx: CliContext<HooksCliConfig>): number {
+function hooksLog(args: string[], ctx: CliContext<HooksCliConfig>): Promise<number> {
   return runLogCommand(args, ctx, {
     name: 'call-actions hooks log',
     flags: { hook: 'one', event: 'one', status: 'many' },

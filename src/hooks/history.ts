@@ -90,25 +90,24 @@ interface AttemptRow {
   extracted: string | null;
 }
 
-export function queryHookLog(store: Store, f: HookLogFilter): { total: number; entries: HookLogEntry[] } {
+export async function queryHookLog(store: Store, f: HookLogFilter): Promise<{ total: number; entries: HookLogEntry[] }> {
   const { clause, args } = whereClause({ call_id: f.callId, hook: f.hook, event: f.event }, { status: f.status }, f);
   const limit = Math.min(Math.max(1, f.limit ?? 50), MAX_LOG_LIMIT);
   const offset = Math.max(0, f.offset ?? 0);
-  const db = store.db;
-  const total = (db.prepare(`SELECT COUNT(*) AS n FROM hook_runs ${clause}`).get(...args) as { n: number }).n;
+  const total = (await store.one<{ n: number }>(`SELECT COUNT(*) AS n FROM hook_runs ${clause}`, args))!.n;
   // Oldest first within a call reads as the call went; the newest calls come first.
-  const rows = db
-    .prepare(
-      `SELECT id, created_at, call_id, event, hook, seq, mode, status, reason, attempts, settled_at, vars, extracted
-         FROM hook_runs ${clause} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?`,
-    )
-    .all(...args, limit, offset) as RunRow[];
+  const rows = await store.query<RunRow>(
+    `SELECT id, created_at, call_id, event, hook, seq, mode, status, reason, attempts, settled_at, vars, extracted
+       FROM hook_runs ${clause} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?`,
+    [...args, limit, offset],
+  );
   rows.reverse();
   const attempts = new Map<string, HookLogAttempt[]>();
   if (rows.length) {
-    const list = db
-      .prepare(`SELECT * FROM hook_attempts WHERE run_id IN (${rows.map(() => '?').join(', ')}) ORDER BY run_id, attempt`)
-      .all(...rows.map((r) => r.id)) as AttemptRow[];
+    const list = await store.query<AttemptRow>(
+      `SELECT * FROM hook_attempts WHERE run_id IN (${rows.map(() => '?').join(', ')}) ORDER BY run_id, attempt`,
+      rows.map((r) => r.id),
+    );
     for (const a of list) {
       let l = attempts.get(a.run_id);
       if (!l) attempts.set(a.run_id, (l = []));
@@ -182,17 +181,15 @@ export interface HookHealth {
 }
 
 /** Consecutive failures (newest runs first) of each hook whose latest run failed. */
-export function hookHealth(store: Store, window = 500): HookHealth {
-  const db = store.db;
-  const backlog = db
-    .prepare(`SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM hook_runs WHERE mode = 'queued' AND status IN ('pending', 'sending')`)
-    .get() as { n: number; oldest: number | null };
-  const recent = db
-    .prepare(
-      `SELECT hook, status, reason, settled_at FROM hook_runs
-        WHERE status IN ('ok', 'failed') AND settled_at IS NOT NULL ORDER BY settled_at DESC LIMIT ?`,
-    )
-    .all(window) as Array<{ hook: string; status: 'ok' | 'failed'; reason: string | null; settled_at: number }>;
+export async function hookHealth(store: Store, window = 500): Promise<HookHealth> {
+  const backlog = (await store.one<{ n: number; oldest: number | null }>(
+    `SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM hook_runs WHERE mode = 'queued' AND status IN ('pending', 'sending')`,
+  ))!;
+  const recent = await store.query<{ hook: string; status: 'ok' | 'failed'; reason: string | null; settled_at: number }>(
+    `SELECT hook, status, reason, settled_at FROM hook_runs
+      WHERE status IN ('ok', 'failed') AND settled_at IS NOT NULL ORDER BY settled_at DESC LIMIT ?`,
+    [window],
+  );
   const streak = new Map<string, { n: number; reason: string | null; at: number; open: boolean }>();
   for (const r of recent) {
     let s = streak.get(r.hook);

@@ -43,10 +43,10 @@ export interface Hooks {
   /** From the stage runner. */
   stageEntered(entry: StageEntry): void;
   runInline(name: string, ctx: InlineContext): Promise<InlineResult>;
-  callVars(callId: string): Record<string, string>;
-  health(): HooksHealth;
+  callVars(callId: string): Promise<Record<string, string>>;
+  health(): Promise<HooksHealth>;
   /** GET /hooks/log */
-  logRoute(url: URL): { status: number; body: unknown };
+  logRoute(url: URL): Promise<{ status: number; body: unknown }>;
 }
 
 export function createHooks(opts: HooksOptions): Hooks {
@@ -61,12 +61,10 @@ export function createHooks(opts: HooksOptions): Hooks {
     logger: log,
   });
   tracker.on('event', (ev) => {
-    try {
-      worker.enqueue(ev);
-    } catch (e) {
+    worker.enqueue(ev).catch((e: unknown) => {
       // The store refused the write (disk full, locked past busy_timeout): say so loudly.
       log.error({ err: e, callId: ev.callId, event: ev.kind }, 'hooks for this event could not be queued');
-    }
+    });
   });
 
   return {
@@ -76,8 +74,8 @@ export function createHooks(opts: HooksOptions): Hooks {
     stageEntered: (entry) => tracker.stageEntered(entry),
     runInline: (name, ctx) => worker.runInline(name, ctx),
     callVars: (callId) => worker.callVars(callId),
-    health() {
-      const h = hookHealth(opts.store);
+    async health() {
+      const h = await hookHealth(opts.store);
       const warnings: string[] = [];
       for (const f of h.failing) {
         if (f.consecutiveFailures >= WARN_AFTER_FAILURES) {
@@ -89,9 +87,9 @@ export function createHooks(opts: HooksOptions): Hooks {
       }
       return { ...h, warnings };
     },
-    logRoute(url) {
+    async logRoute(url) {
       try {
-        return { status: 200, body: queryHookLog(opts.store, hookLogFilter(url.searchParams)) };
+        return { status: 200, body: await queryHookLog(opts.store, hookLogFilter(url.searchParams)) };
       } catch (e) {
         if (e instanceof RangeError) return { status: 400, body: { error: e.message } };
         throw e;
@@ -116,9 +114,9 @@ export const hooksFeature = defineFeature<HooksCliConfig>()({
       ...(config.hooks.some((h) => h.extract.length > 0) ? { mergeFields: (callId: string) => hooks.callVars(callId) } : {}),
       routes: { '/hooks/log': (url) => hooks.logRoute(url) },
       actions: {
-        '/hooks/resend': ({ body, actor }) => {
+        '/hooks/resend': async ({ body, actor }) => {
           const id = requireId(body);
-          return hooks.worker.resend(id, `re-sent by ${actor}`)
+          return (await hooks.worker.resend(id, `re-sent by ${actor}`))
             ? { status: 202, body: { id, status: 'pending' } }
             : { status: 409, body: { error: `no failed queued hook run with id ${id}` } };
         },

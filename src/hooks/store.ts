@@ -1,5 +1,6 @@
 import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
-import type { Migration, SqliteDatabase } from '../store/sqlite.js';
+import { statement } from '../store/port.js';
+import type { Migration } from '../store/sqlite.js';
 
 /**
  * The hook tables. One row in `hook_runs` is one hook for one event occurrence of one call; it is
@@ -114,46 +115,47 @@ export const hookQueue: LeasedTableSpec<RunRow> = {
   countsAttemptOnClaim: false,
 };
 
-/** Every statement the worker runs besides the lease's, prepared once per store. */
-export function prepareStatements(db: SqliteDatabase) {
+/** Every statement the worker runs besides the lease's. */
+export function prepareStatements() {
   return {
-    insertRun: db.prepare<[Record<string, string | number | null>]>(
-      `INSERT OR IGNORE INTO hook_runs (id, call_id, event, event_key, hook, seq, mode, vars, status, next_at,
+    insertRun: statement<[Record<string, string | number | null>]>(
+      `INSERT INTO hook_runs (id, call_id, event, event_key, hook, seq, mode, vars, status, next_at,
          lease_until, claimed_by, created_at, updated_at)
        VALUES (@id, @callId, @event, @eventKey, @hook, @seq, @mode, @vars, @status, @nextAt, @leaseUntil, @claimedBy,
-         @now, @now)`,
+         @now, @now)
+       ON CONFLICT DO NOTHING`,
     ),
-    bumpAttempt: db.prepare<[number, number, string, string, number]>(
+    bumpAttempt: statement<[number, number, string, string, number]>(
       `UPDATE hook_runs SET attempts = attempts + 1, updated_at = ?, lease_until = ?
         WHERE id = ? AND claimed_by = ? AND status = 'sending' AND attempts = ?`,
     ),
-    startAttempt: db.prepare<[string, number, number, string, string]>(
+    startAttempt: statement<[string, number, number, string, string]>(
       `INSERT INTO hook_attempts (run_id, attempt, started_at, outcome, request, worker) VALUES (?, ?, ?, 'sending', ?, ?)`,
     ),
-    finishAttempt: db.prepare<[Record<string, string | number | null>]>(
+    finishAttempt: statement<[Record<string, string | number | null>]>(
       `UPDATE hook_attempts SET finished_at = @now, outcome = @outcome, reason = @reason, http_status = @status,
          response_headers = @headers, body = @body, truncated = @truncated, latency_ms = @latency, error = @error,
          extracted = @extracted
         WHERE run_id = @id AND attempt = @attempt`,
     ),
-    settle: db.prepare<[Record<string, string | number | null>]>(
+    settle: statement<[Record<string, string | number | null>]>(
       `UPDATE hook_runs
           SET status = @status, next_at = @nextAt, reason = @reason, interrupted = interrupted + @interrupted,
               extracted = COALESCE(@extracted, extracted), lease_until = NULL, updated_at = @now, settled_at = @settledAt
         WHERE id = @id AND status = 'sending' AND claimed_by = @worker AND attempts = @attempts`,
     ),
-    putVar: db.prepare<[string, string, string, string, number]>(
+    putVar: statement<[string, string, string, string, number]>(
       `INSERT INTO call_vars (call_id, name, value, run_id, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (call_id, name) DO UPDATE SET value = excluded.value, run_id = excluded.run_id, updated_at = excluded.updated_at`,
     ),
-    lastSeq: db.prepare<[string], { seq: number | null }>(`SELECT MAX(seq) AS seq FROM hook_runs WHERE call_id = ? AND mode = 'queued'`),
-    callVars: db.prepare<[string], { name: string; value: string }>('SELECT name, value FROM call_vars WHERE call_id = ?'),
-    abandonInlineAttempts: db.prepare<[number, number]>(
+    lastSeq: statement<[string], { seq: number | null }>(`SELECT MAX(seq) AS seq FROM hook_runs WHERE call_id = ? AND mode = 'queued'`),
+    callVars: statement<[string], { name: string; value: string }>('SELECT name, value FROM call_vars WHERE call_id = ?'),
+    abandonInlineAttempts: statement<[number, number]>(
       `UPDATE hook_attempts SET outcome = 'interrupted', reason = 'the service stopped during the attempt', finished_at = ?
         WHERE outcome = 'sending' AND run_id IN
           (SELECT id FROM hook_runs WHERE mode = 'inline' AND status IN ('pending', 'sending') AND lease_until <= ?)`,
     ),
-    abandonInline: db.prepare<[number, number, number]>(
+    abandonInline: statement<[number, number, number]>(
       `UPDATE hook_runs SET status = 'failed', reason = 'interrupted: the service stopped while the call waited for it',
          lease_until = NULL, next_at = NULL, updated_at = ?, settled_at = ?
         WHERE mode = 'inline' AND status IN ('pending', 'sending') AND lease_until <= ?`,

@@ -112,8 +112,8 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
     this.dispatcher = opts.dispatcher;
     this.log = opts.logger;
     this.store.migrate(hookMigrations);
-    this.sql = prepareStatements(this.store.db);
-    this.runs = new LeasedTable(this.store.db, hookQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
+    this.sql = prepareStatements();
+    this.runs = new LeasedTable(this.store, hookQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<RunRow>(
       {
         id: (row) => row.id,
@@ -127,20 +127,17 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
     );
   }
 
-  private get db() {
-    return this.store.db;
-  }
-
   /**
    * An operator's re-send of a failed queued run: the same run (so the same Idempotency-Key), due
    * now, its next attempt numbered on in the same history. Inline runs belonged to a call that has
    * moved on, so they are not re-sent. False when there is no such failed queued run.
    */
-  resend(id: string, reason: string): boolean {
+  async resend(id: string, reason: string): Promise<boolean> {
     const now = Date.now();
-    const changed = this.db
-      .prepare("UPDATE hook_runs SET status = 'pending', next_at = ?, settled_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND status = 'failed' AND mode = 'queued'")
-      .run(now, reason, now, id).changes;
+    const { changes: changed } = await this.store.run(
+      "UPDATE hook_runs SET status = 'pending', next_at = ?, settled_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND status = 'failed' AND mode = 'queued'",
+      [now, reason, now, id],
+    );
     if (changed) this.worker.kick();
     return changed === 1;
   }
@@ -150,23 +147,24 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
    * `numbers` do not include the call's DID are not queued at all (CA1). Returns the run ids; an
    * event seen before queues nothing again.
    */
-  enqueue(ev: CallEvent): string[] {
+  async enqueue(ev: CallEvent): Promise<string[]> {
     const hooks = hooksFor(this.hooks, ev.kind).filter((h) => this.targets(h, ev.vars.called));
     if (!hooks.length) return [];
     const now = Date.now();
     const vars = JSON.stringify(ev.vars);
-    const ids = this.db
-      .transaction(() => {
+    const ids = await this.store.transaction(
+      async (tx) => {
         const out: string[] = [];
-        const base = (this.sql.lastSeq.get(ev.callId)?.seq ?? -1) + 1;
-        hooks.forEach((h, i) => {
+        const base = ((await this.sql.lastSeq.get(tx, ev.callId))?.seq ?? -1) + 1;
+        for (const [i, h] of hooks.entries()) {
           const id = randomUUID();
           const row = { id, callId: ev.callId, event: ev.kind, eventKey: ev.key, hook: h.name, seq: base + i, mode: 'queued', vars, status: 'pending', nextAt: now, leaseUntil: null, claimedBy: null, now };
-          if (this.sql.insertRun.run(row).changes === 1) out.push(id);
-        });
+          if ((await this.sql.insertRun.run(tx, row)).changes === 1) out.push(id);
+        }
         return out;
-      })
-      .immediate();
+      },
+      { immediate: true },
+    );
     if (ids.length) {
       this.log?.info({ callId: ev.callId, event: ev.kind, hooks: hooks.map((h) => h.name), queued: ids.length }, 'hooks queued');
       this.worker.kick();
@@ -179,8 +177,8 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
   }
 
   /** Variables hooks extracted for this call so far. */
-  callVars(callId: string): Record<string, string> {
-    return Object.fromEntries(this.sql.callVars.all(callId).map((r) => [r.name, r.value]));
+  async callVars(callId: string): Promise<Record<string, string>> {
+    return Object.fromEntries((await this.sql.callVars.all(this.store, callId)).map((r) => [r.name, r.value]));
   }
 
   start(): void {
@@ -193,14 +191,15 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
   }
 
   /** Inline runs whose process died: their caller went with it, nobody will finish them. */
-  private abandonInline(): void {
+  private async abandonInline(): Promise<void> {
     const now = Date.now();
-    const abandoned = this.db
-      .transaction(() => {
-        this.sql.abandonInlineAttempts.run(now, now);
-        return this.sql.abandonInline.run(now, now, now).changes;
-      })
-      .immediate();
+    const abandoned = await this.store.transaction(
+      async (tx) => {
+        await this.sql.abandonInlineAttempts.run(tx, now, now);
+        return (await this.sql.abandonInline.run(tx, now, now, now)).changes;
+      },
+      { immediate: true },
+    );
     if (abandoned) this.log?.warn({ runs: abandoned }, 'inline hooks cut off by a restart marked failed');
   }
 
@@ -218,7 +217,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
    * claimed, so a run that settles at once (skipped by its condition) frees the next run of its
    * call's chain for the same pass.
    */
-  private claimRuns(busy: ReadonlySet<string>): Iterable<RunRow> {
+  private claimRuns(busy: ReadonlySet<string>): AsyncIterable<RunRow> {
     return this.runs.claimEach(busy, {
       now: Date.now,
       leaseMs: (row) => this.leaseMs(this.byName.get(row.hook)),
@@ -235,25 +234,25 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
   private async deliver(row: RunRow, stopping: AbortSignal): Promise<void> {
     const hook = this.byName.get(row.hook);
     if (!hook) {
-      this.settleWithout(row, 'failed', `hook "${row.hook}" is no longer in the config`);
+      await this.settleWithout(row, 'failed', `hook "${row.hook}" is no longer in the config`);
       return;
     }
-    const vars = { ...this.callVars(row.call_id), ...(JSON.parse(row.vars) as Record<string, string>) };
-    if (row.attempts === 0 && this.skippedByCondition(row, hook, vars)) return;
+    const vars = { ...(await this.callVars(row.call_id)), ...(JSON.parse(row.vars) as Record<string, string>) };
+    if (row.attempts === 0 && (await this.skippedByCondition(row, hook, vars))) return;
 
     const { signal, stopped } = attemptSignal(hook.request.timeout + Math.min(250, this.leaseMarginMs / 4), stopping);
     const report = await this.attemptOnce(row, hook, vars, signal);
     if (!report) return;
     const cancelled = stopped() && report.outcome === 'retry';
-    this.record(row, hook, row.attempts + 1, report, cancelled);
+    await this.record(row, hook, row.attempts + 1, report, cancelled);
   }
 
   /** Records the run as skipped when its condition does not hold (CA2); the reason, if so. */
-  private skippedByCondition(row: RunRow, hook: Hook, vars: Record<string, string>): string | undefined {
+  private async skippedByCondition(row: RunRow, hook: Hook, vars: Record<string, string>): Promise<string | undefined> {
     const cond = conditionHolds(hook, vars);
     if (cond.ok) return undefined;
     const reason = `condition not met: "${cond.value}" does not match ${String(hook.when!.match)}`;
-    this.settleWithout(row, 'skipped', reason);
+    await this.settleWithout(row, 'skipped', reason);
     return reason;
   }
 
@@ -264,17 +263,18 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
     try {
       prepared = prepare(hook, vars, row.id, this.secrets);
     } catch (e) {
-      this.settleWithout(row, 'failed', `cannot build the request: ${(e as Error).message}`);
+      await this.settleWithout(row, 'failed', `cannot build the request: ${(e as Error).message}`);
       return undefined;
     }
     const now = Date.now();
-    const started = this.db
-      .transaction(() => {
-        if (this.sql.bumpAttempt.run(now, now + this.leaseMs(hook), row.id, this.workerId, row.attempts).changes !== 1) return false;
-        this.sql.startAttempt.run(row.id, attempt, now, JSON.stringify(prepared.logged), this.workerId);
+    const started = await this.store.transaction(
+      async (tx) => {
+        if ((await this.sql.bumpAttempt.run(tx, now, now + this.leaseMs(hook), row.id, this.workerId, row.attempts)).changes !== 1) return false;
+        await this.sql.startAttempt.run(tx, row.id, attempt, now, JSON.stringify(prepared.logged), this.workerId);
         return true;
-      })
-      .immediate();
+      },
+      { immediate: true },
+    );
     if (!started) {
       this.log?.warn({ runId: row.id, hook: row.hook }, 'hook run was taken over by another worker');
       return undefined;
@@ -300,15 +300,15 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
     return { status: 'failed', nextAt: null, reason: report.reason };
   }
 
-  private record(row: RunRow, hook: Hook, attempt: number, report: AttemptReport, cancelled: boolean): Next {
+  private async record(row: RunRow, hook: Hook, attempt: number, report: AttemptReport, cancelled: boolean): Promise<Next> {
     const now = Date.now();
     const next = this.next(row, hook, attempt, report, cancelled, now);
     const settles = next.status !== 'pending';
     this.emit('attempt', { runId: row.id, hook: row.hook, outcome: cancelled ? 'interrupted' : report.outcome });
     const extracted = report.outcome === 'ok' && Object.keys(report.extracted).length ? report.extracted : undefined;
-    const changed = this.db
-      .transaction((): number => {
-        this.sql.finishAttempt.run({
+    const changed = await this.store.transaction(
+      async (tx): Promise<number> => {
+        await this.sql.finishAttempt.run(tx, {
           now,
           outcome: cancelled ? 'interrupted' : report.outcome,
           reason: cancelled ? 'interrupted by shutdown' : report.reason,
@@ -322,7 +322,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
           id: row.id,
           attempt,
         });
-        const n = this.sql.settle.run({
+        const { changes: n } = await this.sql.settle.run(tx, {
           status: next.status,
           nextAt: next.nextAt,
           reason: next.reason,
@@ -333,11 +333,12 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
           id: row.id,
           worker: this.workerId,
           attempts: attempt,
-        }).changes;
-        if (n === 1 && extracted) for (const [k, v] of Object.entries(extracted)) this.sql.putVar.run(row.call_id, k, v, row.id, now);
+        });
+        if (n === 1 && extracted) for (const [k, v] of Object.entries(extracted)) await this.sql.putVar.run(tx, row.call_id, k, v, row.id, now);
         return n;
-      })
-      .immediate();
+      },
+      { immediate: true },
+    );
     if (changed !== 1) {
       this.log?.warn({ runId: row.id, attempt }, 'hook lease ran out before the attempt finished; another worker owns it now');
       return next;
@@ -373,9 +374,9 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
   }
 
   /** Settles a run that sent nothing this time (skipped by its condition, or unrunnable). */
-  private settleWithout(row: RunRow, status: 'skipped' | 'failed', reason: string): void {
+  private async settleWithout(row: RunRow, status: 'skipped' | 'failed', reason: string): Promise<void> {
     const now = Date.now();
-    const changed = this.sql.settle.run({
+    const { changes: changed } = await this.sql.settle.run(this.store, {
       status,
       nextAt: null,
       reason,
@@ -386,7 +387,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
       id: row.id,
       worker: this.workerId,
       attempts: row.attempts,
-    }).changes;
+    });
     if (changed !== 1) return;
     const log = { runId: row.id, callId: row.call_id, hook: row.hook, event: row.event, reason };
     if (status === 'skipped') this.log?.info(log, 'hook skipped');
@@ -414,7 +415,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
 
     const id = randomUUID();
     const budget = (hook.request.timeout + this.leaseMarginMs) * (hook.retry.count + 1) + hook.retry.intervalMs * hook.retry.count;
-    this.sql.insertRun.run({
+    await this.sql.insertRun.run(this.store, {
       id,
       callId: ctx.callId,
       event: 'inline',
@@ -430,25 +431,25 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
       now: started,
     });
     let row: RunRow = { id, call_id: ctx.callId, event: 'inline', event_key: `${ctx.callId}/inline/${id}`, hook: hook.name, seq: 0, mode: 'inline', vars: '', status: 'sending', attempts: 0, interrupted: 0 };
-    const vars = { ...this.callVars(ctx.callId), ...ctx.vars };
-    const skipped = this.skippedByCondition(row, hook, vars);
+    const vars = { ...(await this.callVars(ctx.callId)), ...ctx.vars };
+    const skipped = await this.skippedByCondition(row, hook, vars);
     if (skipped) return done('skipped', skipped, 0);
 
     for (;;) {
       const report = await this.attemptOnce(row, hook, vars, AbortSignal.timeout(hook.request.timeout + 250));
       if (!report) return done('failed', 'run taken over', row.attempts);
       const attempt = row.attempts + 1;
-      const next = this.record(row, hook, attempt, report, false);
+      const next = await this.record(row, hook, attempt, report, false);
       row = { ...row, attempts: attempt };
       if (next.status !== 'pending') return done(next.status as InlineResult['status'], next.reason, attempt, report.extracted);
       const waitMs = Math.max(0, (next.nextAt ?? Date.now()) - Date.now());
       const gone = await sleep(waitMs, ctx.signal);
       if (gone) {
-        this.runs.take({ id: row.id, status: 'pending', attempts: row.attempts, interrupted: 0, leaseUntil: Date.now() + 1000, now: Date.now() });
-        this.settleWithout(row, 'failed', `${next.reason}; the call ended before the retry`);
+        await this.runs.take({ id: row.id, status: 'pending', attempts: row.attempts, interrupted: 0, leaseUntil: Date.now() + 1000, now: Date.now() });
+        await this.settleWithout(row, 'failed', `${next.reason}; the call ended before the retry`);
         return done('failed', 'the call ended before the retry', attempt);
       }
-      this.runs.take({ id: row.id, status: 'pending', attempts: row.attempts, interrupted: 0, leaseUntil: Date.now() + this.leaseMs(hook), now: Date.now() });
+      await this.runs.take({ id: row.id, status: 'pending', attempts: row.attempts, interrupted: 0, leaseUntil: Date.now() + this.leaseMs(hook), now: Date.now() });
     }
   }
 

@@ -35,19 +35,19 @@ export interface DurableQueue<J> {
   id(job: J): string;
   /**
    * Claims up to `room` due jobs, none of them in `busy`, each under a lease. Pulled lazily: an
-   * array claimed in one transaction (one commit for the batch), or a generator that claims one
-   * job per pull. The worker starts each job before pulling the next, keeps `busy` up to date as
-   * it does, and stops pulling when it has no room left.
+   * array claimed in one transaction (one commit for the batch), or an async generator that claims
+   * one job per pull. The worker starts each job before pulling the next, keeps `busy` up to date
+   * as it does, and stops pulling when it has no room left.
    */
-  claim(room: number, busy: ReadonlySet<string>): Iterable<J>;
+  claim(room: number, busy: ReadonlySet<string>): Promise<Iterable<J>> | AsyncIterable<J>;
   /** Epoch ms at which a job may next be due (a pending row, a lease not in `busy` running out); null when none. */
-  nextWakeAt(busy: ReadonlySet<string>): number | null | undefined;
+  nextWakeAt(busy: ReadonlySet<string>): Promise<number | null | undefined>;
   /** Runs one claimed job and records its result. `stopping` fires when stop()'s grace is over. */
   deliver(job: J, stopping: AbortSignal): Promise<void>;
   /** `deliver` rejected: its result could not be recorded. The job's lease brings it back later. */
   deliverFailed(job: J, err: unknown): void;
   /** Called by start() before the first claim, for work a previous process left that no lease brings back. */
-  recover?(): void;
+  recover?(): Promise<void>;
 }
 
 export interface DurableWorkerOptions {
@@ -76,6 +76,11 @@ export class DurableWorker<J> {
   private readonly now: () => number;
   private running = false;
   private pumpQueued = false;
+  /** A pump is claiming (its statements are awaited): a kick meanwhile pumps again after it. */
+  private pumping: Promise<void> | undefined;
+  private pumpAgain = false;
+  /** start()'s recovery, which the first claim waits for. */
+  private recovered: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopSignal = new AbortController();
   /** The ids claimed and not yet finished: what claim and nextWakeAt skip. */
@@ -95,7 +100,10 @@ export class DurableWorker<J> {
     if (this.running) return;
     this.running = true;
     this.stopSignal = new AbortController();
-    this.queue.recover?.();
+    this.recovered = (this.queue.recover?.() ?? Promise.resolve()).catch((e: unknown) => {
+      this.opts.writes?.failed(e);
+      this.opts.logger?.error({ err: e }, `${this.opts.name} could not recover work left by a previous process`);
+    });
     this.kick();
   }
 
@@ -107,6 +115,8 @@ export class DurableWorker<J> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    // a claim under way finishes (its jobs are then in `deliveries`)
+    await this.pumping;
     if (this.deliveries.size === 0) return;
     const all = () => Promise.all([...this.deliveries]).then(() => undefined);
     let graceTimer: NodeJS.Timeout | undefined;
@@ -135,13 +145,29 @@ export class DurableWorker<J> {
   }
 
   private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = this.pumpOnce().finally(() => {
+      this.pumping = undefined;
+      if (this.pumpAgain) {
+        this.pumpAgain = false;
+        this.pump();
+      }
+    });
+  }
+
+  private async pumpOnce(): Promise<void> {
+    await this.recovered;
     if (!this.running || !this.opts.ready()) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     try {
       if (this.inFlight.size < this.concurrency) {
         let claimed = 0;
-        for (const job of this.queue.claim(this.concurrency - this.inFlight.size, this.inFlight)) {
+        const source = await this.queue.claim(this.concurrency - this.inFlight.size, this.inFlight);
+        for await (const job of source) {
           claimed++;
           this.launch(job);
           if (this.inFlight.size >= this.concurrency) break;
@@ -150,11 +176,11 @@ export class DurableWorker<J> {
         if (claimed) this.opts.writes?.succeeded();
       }
       // When full, the next finished job kicks; there is nothing to wait for until then.
-      if (this.inFlight.size < this.concurrency) this.arm();
+      if (this.inFlight.size < this.concurrency) await this.arm();
     } catch (e) {
       this.opts.writes?.failed(e);
       this.opts.logger?.error({ err: e }, `${this.opts.name} could not claim work`);
-      this.arm(CLAIM_RETRY_MS);
+      void this.arm(CLAIM_RETRY_MS);
     }
   }
 
@@ -179,13 +205,15 @@ export class DurableWorker<J> {
   }
 
   /** Sleeps until the queue's next job may be due, or for `fixedDelayMs`. */
-  private arm(fixedDelayMs?: number): void {
+  private async arm(fixedDelayMs?: number): Promise<void> {
     let delay = fixedDelayMs;
     if (delay === undefined) {
-      const at = this.queue.nextWakeAt(this.inFlight);
-      if (at == null) return;
+      const at = await this.queue.nextWakeAt(this.inFlight);
+      if (at == null || !this.running) return;
       delay = Math.max(MIN_SLEEP_MS, at - this.now());
     }
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => this.pump(), Math.min(delay, MAX_SLEEP_MS));
     // A sleeping queue must not keep the process alive.
     this.timer.unref();

@@ -1,4 +1,4 @@
-import type { SqliteDatabase } from '../store/sqlite.js';
+import { statement, type Queryable, type StorePort } from '../store/port.js';
 
 /**
  * The table side of a durable queue: the lease columns, and the SQL that claims a due row under a
@@ -16,8 +16,11 @@ import type { SqliteDatabase } from '../store/sqlite.js';
  *   `finished_at`, whose rows point at the queue row.
  *
  * A claim runs inside an IMMEDIATE transaction: SQLite admits one writer, so between the SELECT and
- * the guarded UPDATE nobody else can take the same row. The guard (same status, same attempts) is
- * what still holds if a row is taken by a caller that read it earlier (`take`).
+ * the guarded UPDATE nobody else can take the same row. PostgreSQL lets writers run side by side,
+ * so there the SELECT locks the row it picks (`FOR UPDATE SKIP LOCKED`): a second worker claiming
+ * at the same moment passes over it to the next due row instead of waiting for it or taking it
+ * too. The guard (same status, same attempts) is what still holds if a row is taken by a caller
+ * that read it earlier (`take`).
  *
  * Nothing is re-queued when a worker starts: a `sending` row whose lease has run out is due again,
  * so a second worker on the same database never takes a row the first is still sending.
@@ -95,10 +98,10 @@ export interface ClaimHandlers<R, J> {
   /** How long the row may stay `sending` before another worker takes it back. */
   leaseMs(row: R): number;
   /**
-   * Inside the claim's transaction: the feature's own writes for the claimed row (its attempt
-   * record) and the job the worker runs. `row` is as read, before the claim.
+   * Inside the claim's transaction (`tx`): the feature's own writes for the claimed row (its
+   * attempt record) and the job the worker runs. `row` is as read, before the claim.
    */
-  claimed(row: R, interrupted: number, now: number): J;
+  claimed(row: R, interrupted: number, now: number, tx: Queryable): J | Promise<J>;
   /** After the commit: the attempt `row.attempts` of a row whose lease ran out was written off. */
   lost?(row: R, now: number): void;
   /**
@@ -125,39 +128,48 @@ const ORDER_KEY = 'leased_order_';
 
 type Ordered = Record<string, unknown>;
 
-function prepare<R extends LeasedRow>(db: SqliteDatabase, spec: LeasedTableSpec<R>) {
+function prepare<R extends LeasedRow>(spec: LeasedTableSpec<R>) {
   const { table, key } = spec;
   const queued = spec.queued ? `${spec.queued} AND ` : '';
   const ready = spec.ready ? ` AND ${spec.ready}` : '';
-  const notBusy = `r.${key} NOT IN (SELECT value FROM json_each(@busy))`;
+  // @busy is a JSON array on SQLite, a text[] on PostgreSQL (see `busyParam`)
+  const notBusy = {
+    sqlite: `r.${key} NOT IN (SELECT value FROM json_each(@busy))`,
+    postgres: `r.${key} <> ALL(@busy::text[])`,
+  };
   const orderKeys = spec.order.map((c, i) => `${c} AS ${ORDER_KEY}${i}`).join(', ');
   // Two lookups rather than one OR: each walks the (status, next_at) index in order and stops at
   // the first row, where the OR made SQLite gather and sort every due row on every claim, which
-  // costs O(backlog) per row once a burst or an outage has built one up.
+  // costs O(backlog) per row once a burst or an outage has built one up. PostgreSQL sorts NULL
+  // last unless told, and `before()` compares as SQLite sorts; it locks the row it returns.
   const due = (when: string) =>
-    db.prepare<{ now: number; busy: string }, R & Ordered>(
-      `SELECT ${spec.columns}, ${orderKeys} FROM ${table} r
-        WHERE ${queued}${when} AND ${notBusy}${ready}
+    statement<[{ now: number; busy: unknown }], R & Ordered>({
+      sqlite: `SELECT ${spec.columns}, ${orderKeys} FROM ${table} r
+        WHERE ${queued}${when} AND ${notBusy.sqlite}${ready}
         ORDER BY ${spec.order.join(', ')} LIMIT 1`,
-    );
+      postgres: `SELECT ${spec.columns}, ${orderKeys} FROM ${table} r
+        WHERE ${queued}${when} AND ${notBusy.postgres}${ready}
+        ORDER BY ${spec.order.map((c) => `${c} NULLS FIRST`).join(', ')} LIMIT 1
+        FOR UPDATE OF r SKIP LOCKED`,
+    });
+  const nextWake = (notBusy: string) =>
+    `SELECT MIN(at) AS at FROM (
+         SELECT MIN(r.next_at) AS at FROM ${table} r WHERE ${queued}r.status = 'pending'${ready}
+         UNION ALL
+         SELECT MIN(r.lease_until) FROM ${table} r WHERE ${queued}r.status = 'sending' AND ${notBusy}) w`;
   return {
     duePending: due(`r.status = 'pending' AND r.next_at <= @now`),
     dueLost: due(`r.status = 'sending' AND r.lease_until <= @now`),
-    nextWake: db.prepare<{ busy: string }, { at: number | null }>(
-      `SELECT MIN(at) AS at FROM (
-         SELECT MIN(r.next_at) AS at FROM ${table} r WHERE ${queued}r.status = 'pending'${ready}
-         UNION ALL
-         SELECT MIN(r.lease_until) FROM ${table} r WHERE ${queued}r.status = 'sending' AND ${notBusy})`,
-    ),
-    markLost: db.prepare<[number, string, number]>(
+    nextWake: statement<[{ busy: unknown }], { at: number | null }>({ sqlite: nextWake(notBusy.sqlite), postgres: nextWake(notBusy.postgres) }),
+    markLost: statement<[number, string, number]>(
       `UPDATE ${spec.attempts.table} SET outcome = 'interrupted', reason = '${LEASE_EXPIRED}', finished_at = ?
         WHERE ${spec.attempts.key} = ? AND attempt = ? AND outcome = 'sending'`,
     ),
-    giveUp: db.prepare<[string, number, string, number, number, string]>(
+    giveUp: statement<[string, number, string, number, number, string]>(
       `UPDATE ${table} SET status = ?, interrupted = ?, reason = ?, lease_until = NULL, next_at = NULL,
          updated_at = ?, settled_at = ? WHERE ${key} = ?`,
     ),
-    take: db.prepare<[Take & { worker: string }]>(
+    take: statement<[Take & { worker: string }]>(
       `UPDATE ${table} SET status = 'sending',${spec.countsAttemptOnClaim ? ' attempts = attempts + 1,' : ''}
          interrupted = @interrupted, lease_until = @leaseUntil, claimed_by = @worker, updated_at = @now
         WHERE ${key} = @id AND status = @status AND attempts = @attempts`,
@@ -165,40 +177,46 @@ function prepare<R extends LeasedRow>(db: SqliteDatabase, spec: LeasedTableSpec<
   };
 }
 
+/** The ids in flight as each backend binds them: a JSON array for json_each, a text[] for ALL(). */
+function busyParam(q: Queryable, busy: ReadonlySet<string>): unknown {
+  return q.kind === 'sqlite' ? JSON.stringify([...busy]) : [...busy];
+}
+
 export class LeasedTable<R extends LeasedRow> {
   private readonly sql: ReturnType<typeof prepare<R>>;
 
   constructor(
-    private readonly db: SqliteDatabase,
+    private readonly store: StorePort,
     private readonly spec: LeasedTableSpec<R>,
     private readonly opts: LeasedTableOptions,
   ) {
-    this.sql = prepare(db, spec);
+    this.sql = prepare(spec);
   }
 
   /** Epoch ms at which a row may next be due: the earliest pending row, or a lease not in `busy` running out. */
-  nextWakeAt(busy: ReadonlySet<string>): number | null | undefined {
-    return this.sql.nextWake.get({ busy: JSON.stringify([...busy]) })?.at;
+  async nextWakeAt(busy: ReadonlySet<string>): Promise<number | null | undefined> {
+    return (await this.sql.nextWake.get(this.store, { busy: busyParam(this.store, busy) }))?.at;
   }
 
   /**
    * Claims up to `room` rows in one IMMEDIATE transaction: one durable commit for the batch
    * instead of one per row, for a queue whose jobs need nothing from each other.
    */
-  claimBatch<J>(room: number, busy: ReadonlySet<string>, h: ClaimHandlers<R, J>): J[] {
+  async claimBatch<J>(room: number, busy: ReadonlySet<string>, h: ClaimHandlers<R, J>): Promise<J[]> {
     const now = h.now();
     const jobs: J[] = [];
     const after: Array<() => void> = [];
-    this.db
-      .transaction(() => {
-        const inFlight = JSON.stringify([...busy]);
+    await this.store.transaction(
+      async (tx) => {
+        const inFlight = busyParam(tx, busy);
         while (jobs.length < room) {
-          const c = this.claimNext(now, inFlight, h, after);
+          const c = await this.claimNext(tx, now, inFlight, h, after);
           if (c === undefined) break;
           if (c !== null) jobs.push(c);
         }
-      })
-      .immediate();
+      },
+      { immediate: true },
+    );
     for (const f of after) f();
     return jobs;
   }
@@ -208,11 +226,11 @@ export class LeasedTable<R extends LeasedRow> {
    * before the next is claimed, so a job that settles at once can free the next row of its chain
    * for the same pass.
    */
-  *claimEach<J>(busy: ReadonlySet<string>, h: ClaimHandlers<R, J>): Generator<J> {
+  async *claimEach<J>(busy: ReadonlySet<string>, h: ClaimHandlers<R, J>): AsyncGenerator<J> {
     for (;;) {
       const now = h.now();
       const after: Array<() => void> = [];
-      const c = this.db.transaction(() => this.claimNext(now, JSON.stringify([...busy]), h, after)).immediate();
+      const c = await this.store.transaction((tx) => this.claimNext(tx, now, busyParam(tx, busy), h, after), { immediate: true });
       for (const f of after) f();
       if (c === undefined) return;
       if (c !== null) yield c;
@@ -223,8 +241,8 @@ export class LeasedTable<R extends LeasedRow> {
    * Puts a row the caller already knows under this worker's lease; false when its status or
    * attempts changed since it was read, i.e. another worker has it.
    */
-  take(t: Take): boolean {
-    return this.sql.take.run({ ...t, worker: this.opts.worker }).changes === 1;
+  async take(t: Take, q: Queryable = this.store): Promise<boolean> {
+    return (await this.sql.take.run(q, { ...t, worker: this.opts.worker })).changes === 1;
   }
 
   /**
@@ -232,20 +250,20 @@ export class LeasedTable<R extends LeasedRow> {
    * the row was given up instead, undefined when nothing is due. Events go to `after`, for the
    * caller to run once the transaction has committed.
    */
-  private claimNext<J>(now: number, busy: string, h: ClaimHandlers<R, J>, after: Array<() => void>): J | null | undefined {
-    const c = this.claim(now, busy, h);
+  private async claimNext<J>(tx: Queryable, now: number, busy: unknown, h: ClaimHandlers<R, J>, after: Array<() => void>): Promise<J | null | undefined> {
+    const c = await this.claim(tx, now, busy, h);
     if (c.kind === 'none') return undefined;
     if (c.lost && h.lost) after.push(() => h.lost!(c.row, now));
     if (c.kind === 'gave-up') {
       after.push(() => h.gaveUp(c.row, c.reason, c.interrupted, c.status));
       return null;
     }
-    return h.claimed(c.row, c.interrupted, now);
+    return h.claimed(c.row, c.interrupted, now, tx);
   }
 
-  private claim(now: number, busy: string, h: Pick<ClaimHandlers<R, unknown>, 'leaseMs' | 'settleLost'>): Claim<R> {
-    const pending = this.sql.duePending.get({ now, busy });
-    const lost = this.sql.dueLost.get({ now, busy });
+  private async claim(tx: Queryable, now: number, busy: unknown, h: Pick<ClaimHandlers<R, unknown>, 'leaseMs' | 'settleLost'>): Promise<Claim<R>> {
+    const pending = await this.sql.duePending.get(tx, { now, busy });
+    const lost = await this.sql.dueLost.get(tx, { now, busy });
     const first = pending && lost ? (this.before(lost, pending) ? lost : pending) : (pending ?? lost);
     if (!first) return { kind: 'none' };
     const row = this.withoutOrderKeys(first);
@@ -256,20 +274,20 @@ export class LeasedTable<R extends LeasedRow> {
     if (row.status === 'sending') {
       // Its worker died (or hung) mid-attempt: what that attempt did is unknown. A row claimed but
       // never started has no attempt under way, and nothing was cut off.
-      wasLost = this.sql.markLost.run(now, id, row.attempts).changes > 0;
+      wasLost = (await this.sql.markLost.run(tx, now, id, row.attempts)).changes > 0;
       if (wasLost) interrupted += 1;
       const settled = wasLost ? h.settleLost?.(row) : undefined;
       if (settled) {
-        this.sql.giveUp.run(settled.status, interrupted, settled.reason, now, now, id);
+        await this.sql.giveUp.run(tx, settled.status, interrupted, settled.reason, now, now, id);
         return { kind: 'gave-up', row, interrupted, lost: wasLost, ...settled };
       }
       if (interrupted >= this.opts.maxInterruptions) {
         const reason = `interrupted ${interrupted} times`;
-        this.sql.giveUp.run('failed', interrupted, reason, now, now, id);
+        await this.sql.giveUp.run(tx, 'failed', interrupted, reason, now, now, id);
         return { kind: 'gave-up', row, interrupted, lost: wasLost, reason, status: 'failed' };
       }
     }
-    const taken = this.take({ id, status: row.status, attempts: row.attempts, interrupted, leaseUntil: now + h.leaseMs(row), now });
+    const taken = await this.take({ id, status: row.status, attempts: row.attempts, interrupted, leaseUntil: now + h.leaseMs(row), now }, tx);
     if (!taken) return { kind: 'none' };
     return { kind: 'claimed', row, interrupted, lost: wasLost };
   }

@@ -9,7 +9,7 @@ export const ROUTES_USAGE = `  call-actions routes log [--config FILE] [--call-i
                                      unknown-result, unknown-destination, outside-schedule, loop-guard
 `;
 
-export function routesCommand(args: string[], ctx: CliContext<{ store: string }>): number {
+export async function routesCommand(args: string[], ctx: CliContext<{ store: string }>): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'log') {
     ctx.err(`unknown command: routes ${sub ?? ''}\n\nusage:\n${ROUTES_USAGE}`);

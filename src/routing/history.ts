@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readLogQuery } from '../history/query.js';
+import { statement, type Queryable, type StorePort } from '../store/port.js';
 import type { Migration, Store } from '../store/sqlite.js';
 import { whereClause } from '../store/where.js';
 
@@ -98,8 +99,9 @@ export function excerpt(text: string | undefined | null): string | null {
 }
 
 export interface RouteLog {
-  record(entry: NewRouteLogEntry): string;
-  query(filter: RouteLogFilter): { total: number; entries: RouteLogEntry[] };
+  /** Writes the entry on `q` (a group commit's transaction), or on the store. */
+  record(entry: NewRouteLogEntry, q?: Queryable): Promise<string>;
+  query(filter: RouteLogFilter): Promise<{ total: number; entries: RouteLogEntry[] }>;
 }
 
 /** Each field of an entry and its column; the INSERT and the SELECT are made from this one list. */
@@ -126,17 +128,17 @@ const COLUMNS: Readonly<Record<keyof RouteLogEntry, string>> = {
   digits: 'digits',
 };
 const FIELDS = Object.keys(COLUMNS) as Array<keyof RouteLogEntry>;
-const SELECTED = FIELDS.map((f) => `${COLUMNS[f]} AS ${f}`).join(', ');
+const SELECTED = FIELDS.map((f) => `${COLUMNS[f]} AS "${f}"`).join(', ');
 
 export function createRouteLog(store: Store): RouteLog {
   store.migrate(routeMigrations);
-  const insert = store.db.prepare<[Record<string, string | number | null>]>(
+  const insert = statement<[Record<string, unknown>]>(
     `INSERT INTO route_log (${FIELDS.map((f) => COLUMNS[f]).join(', ')}) VALUES (${FIELDS.map((f) => `@${f}`).join(', ')})`,
   );
   return {
-    record(e) {
+    async record(e, q = store) {
       const id = e.id ?? randomUUID();
-      insert.run({ ...e, id, requestBody: excerpt(e.requestBody), responseBody: excerpt(e.responseBody), filler: e.filler ? 1 : 0 });
+      await insert.run(q, { ...e, id, requestBody: excerpt(e.requestBody), responseBody: excerpt(e.responseBody), filler: e.filler ? 1 : 0 });
       return id;
     },
     query: (f) => queryRouteLog(store, f),
@@ -158,14 +160,19 @@ export interface RouteLogFilter {
 export const MAX_ROUTE_LOG_LIMIT = 500;
 
 /** Newest calls first; within a page, the rows in the order they happened. */
-export function queryRouteLog(store: Store, f: RouteLogFilter): { total: number; entries: RouteLogEntry[] } {
+export async function queryRouteLog(store: StorePort, f: RouteLogFilter): Promise<{ total: number; entries: RouteLogEntry[] }> {
   const { clause, args } = whereClause({ call_id: f.callId, caller: f.caller, step: f.step }, { outcome: f.outcome }, f);
   const limit = Math.min(Math.max(1, f.limit ?? 50), MAX_ROUTE_LOG_LIMIT);
   const offset = Math.max(0, f.offset ?? 0);
-  const total = (store.db.prepare(`SELECT COUNT(*) AS n FROM route_log ${clause}`).get(...args) as { n: number }).n;
-  const rows = store.db
-    .prepare(`SELECT ${SELECTED} FROM route_log ${clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`)
-    .all(...args, limit, offset) as Array<Omit<RouteLogEntry, 'filler'> & { filler: number }>;
+  const total = (await store.one<{ n: number }>(`SELECT COUNT(*) AS n FROM route_log ${clause}`, args))!.n;
+  // the same millisecond: SQLite's insertion order; PostgreSQL's table numbers its rows (seq)
+  const rows = await store.query<Omit<RouteLogEntry, 'filler'> & { filler: number }>(
+    {
+      sqlite: `SELECT ${SELECTED} FROM route_log ${clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
+      postgres: `SELECT ${SELECTED} FROM route_log ${clause} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?`,
+    },
+    [...args, limit, offset],
+  );
   rows.reverse();
   return {
     total,

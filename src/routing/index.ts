@@ -27,7 +27,7 @@ export const routingFeature = defineFeature<RoutingFeatureConfig>()({
   create({ config, store, log, secrets, metrics }) {
     const routeLog = createRouteLog(store);
     // one row per routed call: written in groups, so that no call waits for another call's fsync
-    const rows = groupCommit<NewRouteLogEntry & { id: string }>(store, (e) => void routeLog.record(e), {
+    const rows = groupCommit<NewRouteLogEntry & { id: string }>(store, (tx, e) => routeLog.record(e, tx), {
       maxDelayMs: 100,
       maxRows: 500,
       onError: (err, failed) => log.error({ err, rows: failed }, 'the routing log could not be written'),
@@ -49,9 +49,10 @@ export const routingFeature = defineFeature<RoutingFeatureConfig>()({
       reload: (next) => ({ services: services(next) }),
       routes: {
         // routeLogFilter throws RangeError on a bad query, which the server answers with 400
-        '/routes/log': (url) => {
-          rows.flush();
-          return { status: 200, body: routeLog.query(routeLogFilter(url.searchParams)) };
+        '/routes/log': async (url) => {
+          const filter = routeLogFilter(url.searchParams);
+          await rows.flush();
+          return { status: 200, body: await routeLog.query(filter) };
         },
       },
       retention: [routingRetention],

@@ -3,5 +3,5 @@ import type { RetentionRule } from '../store/retention.js';
 /** The routing log. */
 export const routingRetention: RetentionRule = {
   log: 'routing',
-  purge: (db, before) => db.prepare('DELETE FROM route_log WHERE created_at < ?').run(before).changes,
+  purge: async (tx, before) => (await tx.run('DELETE FROM route_log WHERE created_at < ?', [before])).changes,
 };

@@ -281,10 +281,12 @@ export class RouteRun implements Run {
   flush(): void {
     while (this.pending.length) {
       const e = this.pending.shift()!;
+      const failed = (err: unknown) => this.call.log.error({ err }, 'the routing log could not be written');
       try {
-        this.rs.log.record(e);
+        const written = this.rs.log.record(e);
+        if (typeof written !== 'string') written.catch(failed);
       } catch (err) {
-        this.call.log.error({ err }, 'the routing log could not be written');
+        failed(err);
       }
     }
   }

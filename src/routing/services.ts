@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { DestinationsConfig, RoutingConfig } from './config.js';
-import type { RouteLog } from './history.js';
+import type { NewRouteLogEntry } from './history.js';
 
 /** What the route and gather steps (and the destinations they reach) use, beside speech and SMS. */
 export interface RoutingServices {
@@ -10,7 +10,8 @@ export interface RoutingServices {
   readonly defaultLanguage: string;
   /** Values (from the environment) that must not reach the routing log. */
   readonly secrets: readonly string[];
-  readonly log: Pick<RouteLog, 'record'>;
+  /** Where entries go: the app's group commit (which never throws into a call), or a RouteLog. */
+  readonly log: { record(entry: NewRouteLogEntry): string | Promise<string> };
   /** Connection pool for the customer's API; defaults to the shared one. */
   readonly dispatcher?: Dispatcher;
 }

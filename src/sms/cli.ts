@@ -13,7 +13,7 @@ export const SMS_USAGE = `  call-actions sms history [--config FILE] [--call-id 
 
 type SmsCliConfig = { store: string; sms: SmsSection };
 
-export function smsCommand(args: string[], ctx: CliContext<SmsCliConfig>): number {
+export async function smsCommand(args: string[], ctx: CliContext<SmsCliConfig>): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'history') {
     ctx.err(`unknown command: sms ${sub ?? ''}\n\nusage:\n${SMS_USAGE}`);

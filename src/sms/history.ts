@@ -1,7 +1,7 @@
 import type { CountryCode } from 'libphonenumber-js';
 import { readLogQuery } from '../history/query.js';
 import { normaliseNumber } from '../phone.js';
-import type { Store } from '../store/sqlite.js';
+import type { StorePort } from '../store/port.js';
 import { whereClause } from '../store/where.js';
 import type { AttemptOutcome, SmsStatus } from './outbox.js';
 import type { DeliveryStatus } from './provider.js';
@@ -112,49 +112,50 @@ interface AttemptRow {
 }
 
 /** Newest first. */
-export function querySmsHistory(store: Store, filter: HistoryFilter = {}): HistoryPage {
+export async function querySmsHistory(store: StorePort, filter: HistoryFilter = {}): Promise<HistoryPage> {
   const statuses = typeof filter.status === 'string' ? [filter.status] : filter.status;
   if (statuses?.length === 0) return { total: 0, entries: [] };
   const { clause, args } = whereClause({ call_id: filter.callId, description: filter.description, recipient: filter.recipient }, { status: statuses }, filter);
   const limit = Math.min(Math.max(0, Math.floor(filter.limit ?? 50)), MAX_HISTORY_LIMIT);
   const offset = Math.max(0, Math.floor(filter.offset ?? 0));
 
-  const db = store.db;
-  const { total } = db.prepare(`SELECT COUNT(*) AS total FROM sms_messages ${clause}`).get(...args) as { total: number };
-  const rows = db
-    .prepare(
-      `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
-              reason, settled_at, provider_message_id, note, delivery_status, delivery_at, delivery_error
-         FROM sms_messages ${clause}
-        ORDER BY created_at DESC, rowid DESC
-        LIMIT ? OFFSET ?`,
-    )
-    .all(...args, limit, offset) as MessageRow[];
-  return { total, entries: withAttempts(store, rows) };
+  const { total } = (await store.one<{ total: number }>(`SELECT COUNT(*) AS total FROM sms_messages ${clause}`, args))!;
+  // the same millisecond: SQLite's insertion order; PostgreSQL has none to offer, the id decides
+  const columns = `id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
+              reason, settled_at, provider_message_id, note, delivery_status, delivery_at, delivery_error`;
+  const rows = await store.query<MessageRow>(
+    {
+      sqlite: `SELECT ${columns} FROM sms_messages ${clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
+      postgres: `SELECT ${columns} FROM sms_messages ${clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+    },
+    [...args, limit, offset],
+  );
+  return { total, entries: await withAttempts(store, rows) };
 }
 
-export function getSmsMessage(store: Store, id: string): HistoryEntry | undefined {
-  const row = store.db
-    .prepare(
-      `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
-              reason, settled_at, provider_message_id, note, delivery_status, delivery_at, delivery_error
-         FROM sms_messages WHERE id = ?`,
-    )
-    .get(id) as MessageRow | undefined;
-  return row ? withAttempts(store, [row])[0] : undefined;
+export async function getSmsMessage(store: StorePort, id: string): Promise<HistoryEntry | undefined> {
+  const row = await store.one<MessageRow>(
+    `SELECT id, created_at, call_id, description, provider, recipient, sender, text, status, attempts,
+            reason, settled_at, provider_message_id, note, delivery_status, delivery_at, delivery_error
+       FROM sms_messages WHERE id = ?`,
+    [id],
+  );
+  return row ? (await withAttempts(store, [row]))[0] : undefined;
 }
 
-function withAttempts(store: Store, rows: MessageRow[]): HistoryEntry[] {
+async function withAttempts(store: StorePort, rows: MessageRow[]): Promise<HistoryEntry[]> {
   if (rows.length === 0) return [];
-  const attempts = store.db
-    .prepare(
-      `SELECT message_id, attempt, started_at, finished_at, outcome, reason, http_status, body, latency_ms, error
-         FROM sms_attempts
-        WHERE message_id IN (SELECT value FROM json_each(?))
-        ORDER BY message_id, attempt`,
-    )
-    .all(JSON.stringify(rows.map((r) => r.id))) as AttemptRow[];
-  const receipts = receiptsOf(store, rows.map((r) => r.id));
+  const ids = rows.map((r) => r.id);
+  const attempts = await store.query<AttemptRow>(
+    {
+      sqlite: `SELECT message_id, attempt, started_at, finished_at, outcome, reason, http_status, body, latency_ms, error
+         FROM sms_attempts WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY message_id, attempt`,
+      postgres: `SELECT message_id, attempt, started_at, finished_at, outcome, reason, http_status, body, latency_ms, error
+         FROM sms_attempts WHERE message_id = ANY(?::text[]) ORDER BY message_id, attempt`,
+    },
+    [store.kind === 'sqlite' ? JSON.stringify(ids) : ids],
+  );
+  const receipts = await receiptsOf(store, ids);
   const byMessage = new Map<string, HistoryAttempt[]>();
   for (const a of attempts) {
     let list = byMessage.get(a.message_id);

@@ -31,14 +31,13 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
     const outbox = new Outbox({ store, providers, limits: config.sms.limits, concurrency: config.sms.concurrency, logger: log.child({ component: 'outbox' }) });
     const defaultCountry = config.sms.defaultCountry as CountryCode | undefined;
     outbox.on('settled', (m) => metrics.sms.inc({ provider: m.provider, status: m.status }));
-    const depth = store.db.prepare<[], { n: number; oldest: number | null }>("SELECT count(*) AS n, min(created_at) AS oldest FROM sms_messages WHERE status IN ('pending', 'sending')");
-    metrics.onScrape(() => {
-      const d = depth.get()!;
+    metrics.onScrape(async () => {
+      const d = (await store.one<{ n: number; oldest: number | null }>("SELECT count(*) AS n, min(created_at) AS oldest FROM sms_messages WHERE status IN ('pending', 'sending')"))!;
       metrics.outboxDepth.set(d.n);
       metrics.outboxOldestAge.set(d.oldest === null ? 0 : Math.max(0, (Date.now() - d.oldest) / 1000));
     });
-    const accept: typeof outbox.accept = (messages, opts) => {
-      const result = outbox.accept(messages, opts);
+    const accept: typeof outbox.accept = async (messages, opts) => {
+      const result = await outbox.accept(messages, opts);
       if (!result.duplicate) {
         const blocked = new Set(result.blocked.map((b) => b.id));
         result.ids.forEach((id, i) => metrics.sms.inc({ provider: messages[i]?.provider ?? 'unknown', status: blocked.has(id) ? 'blocked' : 'accepted' }));
@@ -50,7 +49,7 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
       defaultCountry: c.defaultCountry as CountryCode | undefined,
       accept: (messages, once) => accept(messages, { once }),
       hasOnce: (callId, key) => outbox.hasOnce(callId, key),
-      recordSkipped: (entry) => void outbox.recordSkipped(entry),
+      recordSkipped: async (entry) => void (await outbox.recordSkipped(entry)),
     });
     let current = config.sms;
     return {
@@ -65,12 +64,12 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
       },
       routes: {
         // historyFilter throws RangeError on a bad query, which the server answers with 400
-        '/sms/history': (url) => ({ status: 200, body: querySmsHistory(store, historyFilter(url.searchParams, defaultCountry)) }),
+        '/sms/history': async (url) => ({ status: 200, body: await querySmsHistory(store, historyFilter(url.searchParams, defaultCountry)) }),
       },
       actions: {
-        '/sms/resend': ({ body, actor }) => {
+        '/sms/resend': async ({ body, actor }) => {
           const id = requireId(body);
-          return outbox.resend(id, `re-sent by ${actor}`)
+          return (await outbox.resend(id, `re-sent by ${actor}`))
             ? { status: 202, body: { id, status: 'pending' } }
             : { status: 409, body: { error: `no failed SMS with id ${id}` } };
         },
@@ -98,7 +97,7 @@ function receiptRoutes(providers: ReadonlyMap<string, SmsProvider>, store: Store
   for (const [name, provider] of providers) {
     const read = provider.receipt?.bind(provider);
     if (!read) continue;
-    routes[receiptPath(name)] = (req) => {
+    routes[receiptPath(name)] = async (req) => {
       if (req.method !== 'POST' && req.method !== 'GET') return { status: 405, body: { error: 'POST (or GET) only' } };
       const parsed = read(req);
       if (!parsed.ok) {
@@ -106,7 +105,7 @@ function receiptRoutes(providers: ReadonlyMap<string, SmsProvider>, store: Store
         return { status: parsed.status, body: { error: parsed.error } };
       }
       const r = parsed.receipt;
-      const outcome = recordReceipt(store, name, r);
+      const outcome = await recordReceipt(store, name, r);
       if (outcome.kind === 'unknown') {
         log.warn({ provider: name, providerMessageId: r.messageId, providerStatus: r.providerStatus }, 'delivery receipt for a message this service did not send');
         return { status: 404, body: { error: `no message ${r.messageId} of provider ${name}` } };

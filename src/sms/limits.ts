@@ -1,7 +1,8 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { z } from 'zod';
 import { countryCode, durationUpTo, MAX_COUNT } from '../config/types.js';
-import type { Migration, SqliteDatabase } from '../store/sqlite.js';
+import { statement, type Queryable } from '../store/port.js';
+import type { Migration } from '../store/sqlite.js';
 
 /**
  * Fraud and cost limits (S11, beyond the seed). SMS pumping works by making a service text
@@ -63,37 +64,29 @@ export const limitMigrations: readonly Migration[] = [
 // `unknown` may have reached the recipient, so it counts against a cap like a sent one
 const COUNTED = `status IN ('pending', 'sending', 'sent', 'failed', 'unknown')`;
 
-/** The statements, prepared once per database handle. */
-const prepared = new WeakMap<SqliteDatabase, ReturnType<typeof prepare>>();
-
-function prepare(db: SqliteDatabase) {
-  return {
-    recipient: db.prepare<[string, number], { n: number }>(
+const sql = {
+    recipient: statement<[string, number], { n: number }>(
       `SELECT COUNT(*) AS n FROM sms_messages WHERE recipient = ? AND created_at > ? AND ${COUNTED}`,
     ),
     // A range on the recipient index instead of LIKE, which SQLite would not serve from it.
-    prefix: db.prepare<[string, string, number], { n: number }>(
+    prefix: statement<[string, string, number], { n: number }>(
       `SELECT COUNT(*) AS n FROM sms_messages WHERE recipient >= ? AND recipient < ? AND created_at > ? AND ${COUNTED}`,
     ),
-    description: db.prepare<[string, number], { n: number }>(
+    description: statement<[string, number], { n: number }>(
       `SELECT COUNT(*) AS n FROM sms_messages WHERE description = ? AND created_at > ? AND ${COUNTED}`,
     ),
-  };
-}
+};
 
 /**
  * Why this message must not be sent, naming the rule as it is written in the config, or
  * undefined when every limit allows it. Call inside the transaction that inserts the message.
  */
-export function checkLimits(
-  db: SqliteDatabase,
+export async function checkLimits(
+  tx: Queryable,
   limits: SmsLimits,
   message: { to: string; description: string },
   now: number,
-): string | undefined {
-  let sql = prepared.get(db);
-  if (!sql) prepared.set(db, (sql = prepare(db)));
-
+): Promise<string | undefined> {
   if (limits.allowCountries) {
     const country = parsePhoneNumberFromString(message.to)?.country;
     if (!country || !limits.allowCountries.includes(country)) {
@@ -102,18 +95,18 @@ export function checkLimits(
   }
   if (limits.perRecipient) {
     const { max, window: w } = limits.perRecipient;
-    const n = sql.recipient.get(message.to, now - w)!.n;
+    const n = (await sql.recipient.get(tx, message.to, now - w))!.n;
     if (n >= max) return `blocked by sms.limits.perRecipient: ${n} SMS to this number within ${human(w)} (max ${max})`;
   }
   for (const [i, rule] of limits.perPrefix.entries()) {
     if (!message.to.startsWith(rule.prefix)) continue;
-    const n = sql.prefix.get(rule.prefix, upperBound(rule.prefix), now - rule.window)!.n;
+    const n = (await sql.prefix.get(tx, rule.prefix, upperBound(rule.prefix), now - rule.window))!.n;
     if (n >= rule.max) {
       return `blocked by sms.limits.perPrefix[${i}] (${rule.prefix}): ${n} SMS to ${rule.prefix}… within ${human(rule.window)} (max ${rule.max})`;
     }
   }
   if (limits.dailyCapPerStep !== undefined) {
-    const n = sql.description.get(message.description, now - DAY_MS)!.n;
+    const n = (await sql.description.get(tx, message.description, now - DAY_MS))!.n;
     if (n >= limits.dailyCapPerStep) {
       return `blocked by sms.limits.dailyCapPerStep: ${n} SMS from step "${message.description}" in the last 24 hours (max ${limits.dailyCapPerStep})`;
     }

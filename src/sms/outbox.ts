@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import { LEASE_EXPIRED, LeasedTable, retryWait } from '../queue/leased-table.js';
+import type { Queryable } from '../store/port.js';
 import type { Store } from '../store/sqlite.js';
 import { storeWrites } from '../store/write-health.js';
 import { checkLimits, type SmsLimits } from './limits.js';
@@ -135,6 +136,9 @@ interface QueuedRecord {
   reject: (e: unknown) => void;
 }
 
+/** One lock for every accept with limits on a PostgreSQL store, held to the end of its transaction. */
+const ACCEPT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('call-actions/sms-accept'))";
+
 export class Outbox extends EventEmitter<OutboxEvents> {
   readonly workerId: string;
   private readonly store: Store;
@@ -160,8 +164,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.log = opts.logger;
     this.limits = opts.limits;
     this.store.migrate(smsMigrations);
-    this.sql = prepareStatements(this.store.db);
-    this.messages = new LeasedTable(this.store.db, smsQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
+    this.sql = prepareStatements();
+    this.messages = new LeasedTable(this.store, smsQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<Claimed>(
       {
         id: (row) => row.id,
@@ -175,58 +179,59 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     );
   }
 
-  private get db() {
-    return this.store.db;
-  }
-
   /**
    * Commits every message (or none) before returning: that commit is the moment they are
    * accepted. Unknown providers are a programming error and throw before anything is written.
    */
-  accept(messages: readonly OutboxMessage[], opts: AcceptOptions = {}): AcceptResult {
+  async accept(messages: readonly OutboxMessage[], opts: AcceptOptions = {}): Promise<AcceptResult> {
     for (const m of messages) {
       if (!this.providers.has(m.provider)) throw new Error(`unknown SMS provider "${m.provider}"`);
       if (!m.to) throw new Error('an SMS needs a recipient');
     }
     const now = Date.now();
     const writes = storeWrites(this.store);
-    const result = this.db
-      .transaction((): AcceptResult => {
-        if (opts.once && this.sql.insertOnce.run(opts.once.callId, opts.once.key, now).changes === 0) {
-          return { duplicate: true, ids: [], blocked: [] };
-        }
-        const ids: string[] = [];
-        const blocked: AcceptResult['blocked'] = [];
-        for (const m of messages) {
-          const id = randomUUID();
-          // Counted inside this IMMEDIATE transaction, so two calls (or two processes) accepting
-          // at once cannot both slip under a limit, and rows of this same accept count too.
-          const refusal = this.limits ? checkLimits(this.db, this.limits, m, now) : undefined;
-          const row = {
-            id,
-            callId: m.callId,
-            description: m.description,
-            provider: m.provider,
-            to: m.to,
-            text: m.text,
-            sender: m.sender ?? null,
-            notBefore: m.notBefore ?? now,
-            note: m.note ?? null,
-            now,
-          };
-          if (refusal) {
-            this.sql.insertSkipped.run({ ...row, status: 'blocked', reason: refusal });
-            blocked.push({ id, to: m.to, reason: refusal });
-          } else {
-            this.sql.insert.run(row);
-          }
-          ids.push(id);
-        }
-        return { duplicate: false, ids, blocked };
-      });
     let accepted: AcceptResult;
     try {
-      accepted = result.immediate();
+      accepted = await this.store.transaction(
+        async (tx): Promise<AcceptResult> => {
+          // SQLite's IMMEDIATE admits one accept at a time; PostgreSQL would let two count the
+          // same rows side by side and both slip under a limit, so there accepts with limits
+          // take one lock for the rest of their transaction.
+          if (this.limits && tx.kind === 'postgres') await tx.query(ACCEPT_LOCK);
+          if (opts.once && (await this.sql.insertOnce.run(tx, opts.once.callId, opts.once.key, now)).changes === 0) {
+            return { duplicate: true, ids: [], blocked: [] };
+          }
+          const ids: string[] = [];
+          const blocked: AcceptResult['blocked'] = [];
+          for (const m of messages) {
+            const id = randomUUID();
+            // Counted inside this transaction, so two calls (or two processes) accepting at once
+            // cannot both slip under a limit, and rows of this same accept count too.
+            const refusal = this.limits ? await checkLimits(tx, this.limits, m, now) : undefined;
+            const row = {
+              id,
+              callId: m.callId,
+              description: m.description,
+              provider: m.provider,
+              to: m.to,
+              text: m.text,
+              sender: m.sender ?? null,
+              notBefore: m.notBefore ?? now,
+              note: m.note ?? null,
+              now,
+            };
+            if (refusal) {
+              await this.sql.insertSkipped.run(tx, { ...row, status: 'blocked', reason: refusal });
+              blocked.push({ id, to: m.to, reason: refusal });
+            } else {
+              await this.sql.insert.run(tx, row);
+            }
+            ids.push(id);
+          }
+          return { duplicate: false, ids, blocked };
+        },
+        { immediate: true },
+      );
     } catch (e) {
       // a full disk or read-only store: nothing was accepted (the step reports it); /health shows why
       writes.failed(e);
@@ -245,15 +250,15 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   /** True once an accept with this (callId, key) has succeeded; lets a step skip costly work. */
-  hasOnce(callId: string, key: string): boolean {
-    return this.sql.hasOnce.get(callId, key) !== undefined;
+  async hasOnce(callId: string, key: string): Promise<boolean> {
+    return (await this.sql.hasOnce.get(this.store, callId, key)) !== undefined;
   }
 
   /** A history row for an SMS the step decided not to send (withheld caller ID, …). */
-  recordSkipped(entry: SkippedEntry): string {
+  async recordSkipped(entry: SkippedEntry): Promise<string> {
     const id = randomUUID();
     const now = Date.now();
-    this.sql.insertSkipped.run({
+    await this.sql.insertSkipped.run(this.store, {
       id,
       callId: entry.callId,
       description: entry.description,
@@ -285,11 +290,12 @@ export class Outbox extends EventEmitter<OutboxEvents> {
    * takes an idempotency key sees) and its next attempt numbered on in the same history. False
    * when the message does not exist or is neither failed nor unknown.
    */
-  resend(id: string, reason: string): boolean {
+  async resend(id: string, reason: string): Promise<boolean> {
     const now = Date.now();
-    const changed = this.store.db
-      .prepare("UPDATE sms_messages SET status = 'pending', next_at = ?, settled_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND status IN ('failed', 'unknown')")
-      .run(now, reason, now, id).changes;
+    const { changes: changed } = await this.store.run(
+      "UPDATE sms_messages SET status = 'pending', next_at = ?, settled_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND status IN ('failed', 'unknown')",
+      [now, reason, now, id],
+    );
     if (changed) this.worker.kick();
     return changed === 1;
   }
@@ -312,13 +318,13 @@ export class Outbox extends EventEmitter<OutboxEvents> {
    * message, which is most of what an SMS costs here (see bench/outbox.js). Events of rows taken
    * back from a dead worker are emitted once it has committed.
    */
-  private claimBatch(room: number, busy: ReadonlySet<string>): Claimed[] {
+  private claimBatch(room: number, busy: ReadonlySet<string>): Promise<Claimed[]> {
     return this.messages.claimBatch(room, busy, {
       now: Date.now,
       leaseMs: (row) => this.leaseMs(row.provider),
-      claimed: (row, interrupted, now) => {
+      claimed: async (row, interrupted, now, tx) => {
         const attempt = row.attempts + 1;
-        this.sql.startAttempt.run(row.id, attempt, now, this.workerId);
+        await this.sql.startAttempt.run(tx, row.id, attempt, now, this.workerId);
         return { ...row, interrupted, attempt };
       },
       lost: (row) => this.emit('attempt', { id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: LEASE_EXPIRED, latencyMs: 0 }),
@@ -388,17 +394,24 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private record(row: Claimed, result: SendResult, cancelled: boolean): Promise<void> {
     return new Promise((resolve, reject) => {
       this.toRecord.push({ row, result, cancelled, resolve, reject });
-      if (this.toRecord.length === 1) setImmediate(() => this.flushRecords());
+      if (this.toRecord.length === 1) setImmediate(() => void this.flushRecords());
     });
   }
 
-  private flushRecords(): void {
+  private async flushRecords(): Promise<void> {
     const batch = this.toRecord.splice(0);
     if (batch.length === 0) return;
     const now = Date.now();
     let written: Written[];
     try {
-      written = this.db.transaction(() => batch.map((b) => this.write(b.row, b.result, b.cancelled, now))).immediate();
+      written = await this.store.transaction(
+        async (tx) => {
+          const out: Written[] = [];
+          for (const b of batch) out.push(await this.write(tx, b.row, b.result, b.cancelled, now));
+          return out;
+        },
+        { immediate: true },
+      );
     } catch (e) {
       for (const b of batch) b.reject(e);
       return;
@@ -409,7 +422,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     });
   }
 
-  private write(row: Claimed, result: SendResult, cancelled: boolean, now: number): Written {
+  private async write(tx: Queryable, row: Claimed, result: SendResult, cancelled: boolean, now: number): Promise<Written> {
     const provider = this.providers.get(row.provider);
     const outcome: AttemptEvent['outcome'] = cancelled ? 'interrupted' : result.outcome;
     let next: Written['next'];
@@ -435,7 +448,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const settles = next.status === 'sent' || next.status === 'failed' || next.status === 'unknown';
     // The attempt row keeps the real answer even if another worker already wrote the attempt
     // off as interrupted after our lease ran out.
-    this.sql.finishAttempt.run(
+    await this.sql.finishAttempt.run(
+      tx,
       now,
       outcome,
       cancelled ? 'interrupted by shutdown' : result.reason,
@@ -446,7 +460,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       row.id,
       row.attempt,
     );
-    const changed = this.sql.settle.run(
+    const { changes: changed } = await this.sql.settle.run(
+      tx,
       next.status,
       next.nextAt,
       next.reason,
@@ -457,7 +472,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       row.id,
       this.workerId,
       row.attempt,
-    ).changes;
+    );
     return { next, outcome, settles, owned: changed === 1 };
   }
 

@@ -1,4 +1,5 @@
-import type { Migration, Store } from '../store/sqlite.js';
+import type { StorePort } from '../store/port.js';
+import type { Migration } from '../store/sqlite.js';
 import type { DeliveryReceipt, DeliveryStatus } from './provider.js';
 
 /**
@@ -47,33 +48,36 @@ export type ReceiptOutcome =
  * Records one receipt of `provider`'s. The id is the provider's (what its send answer carried),
  * or the outbox's own when the provider echoes that back.
  */
-export function recordReceipt(store: Store, provider: string, r: DeliveryReceipt, now = Date.now()): ReceiptOutcome {
-  const db = store.db;
-  return db.transaction((): ReceiptOutcome => {
-    const row = (db
-      .prepare(
-        `SELECT id, call_id AS callId, description, recipient, delivery_status AS current FROM sms_messages
-          WHERE provider = ? AND provider_message_id = ?`,
-      )
-      .get(provider, r.messageId) ??
-      db
-        .prepare(`SELECT id, call_id AS callId, description, recipient, delivery_status AS current FROM sms_messages WHERE provider = ? AND id = ?`)
-        .get(provider, r.messageId)) as (ReceiptMessage & { current: DeliveryStatus | null }) | undefined;
+export function recordReceipt(store: StorePort, provider: string, r: DeliveryReceipt, now = Date.now()): Promise<ReceiptOutcome> {
+  type Found = ReceiptMessage & { current: DeliveryStatus | null };
+  return store.transaction(async (tx): Promise<ReceiptOutcome> => {
+    // FOR UPDATE on PostgreSQL: two receipts of one message at once must not both read the old status
+    const lock = tx.kind === 'postgres' ? ' FOR UPDATE' : '';
+    const row =
+      (await tx.one<Found>(
+        `SELECT id, call_id AS "callId", description, recipient, delivery_status AS current FROM sms_messages
+          WHERE provider = ? AND provider_message_id = ?${lock}`,
+        [provider, r.messageId],
+      )) ??
+      (await tx.one<Found>(`SELECT id, call_id AS "callId", description, recipient, delivery_status AS current FROM sms_messages WHERE provider = ? AND id = ?${lock}`, [
+        provider,
+        r.messageId,
+      ]));
     if (!row) return { kind: 'unknown' };
     const { current, ...message } = row;
-    db.prepare('INSERT INTO sms_receipts (message_id, received_at, status, provider_status, error_code) VALUES (?, ?, ?, ?, ?)').run(
+    await tx.run('INSERT INTO sms_receipts (message_id, received_at, status, provider_status, error_code) VALUES (?, ?, ?, ?, ?)', [
       row.id,
       now,
       r.status ?? null,
       r.providerStatus,
       r.errorCode ?? null,
-    );
+    ]);
     const changed = r.status !== undefined && r.status !== current && (current === null || RANK[r.status] >= RANK[current]);
     if (changed) {
-      db.prepare('UPDATE sms_messages SET delivery_status = ?, delivery_at = ?, delivery_error = ? WHERE id = ?').run(r.status!, now, r.errorCode ?? null, row.id);
+      await tx.run('UPDATE sms_messages SET delivery_status = ?, delivery_at = ?, delivery_error = ? WHERE id = ?', [r.status!, now, r.errorCode ?? null, row.id]);
     }
     return { kind: 'recorded', message, changed, status: changed ? r.status! : current, previous: current };
-  })();
+  }, { immediate: true });
 }
 
 export interface ReceiptEntry {
@@ -86,15 +90,18 @@ export interface ReceiptEntry {
 }
 
 /** Every receipt of these messages, oldest first. */
-export function receiptsOf(store: Store, ids: readonly string[]): Map<string, ReceiptEntry[]> {
+export async function receiptsOf(store: StorePort, ids: readonly string[]): Promise<Map<string, ReceiptEntry[]>> {
   const out = new Map<string, ReceiptEntry[]>();
   if (ids.length === 0) return out;
-  const rows = store.db
-    .prepare(
-      `SELECT message_id AS id, received_at AS at, status, provider_status AS providerStatus, error_code AS errorCode
-         FROM sms_receipts WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY message_id, received_at, rowid`,
-    )
-    .all(JSON.stringify(ids)) as Array<ReceiptEntry & { id: string }>;
+  const columns = 'message_id AS id, received_at AS at, status, provider_status AS "providerStatus", error_code AS "errorCode"';
+  const rows = await store.query<ReceiptEntry & { id: string }>(
+    {
+      sqlite: `SELECT ${columns} FROM sms_receipts WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY message_id, received_at, rowid`,
+      // the PostgreSQL table numbers its rows (seq) for this order
+      postgres: `SELECT ${columns} FROM sms_receipts WHERE message_id = ANY(?::text[]) ORDER BY message_id, received_at, seq`,
+    },
+    [store.kind === 'sqlite' ? JSON.stringify(ids) : [...ids]],
+  );
   for (const { id, ...entry } of rows) {
     let list = out.get(id);
     if (!list) out.set(id, (list = []));

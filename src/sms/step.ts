@@ -60,7 +60,7 @@ class Sms extends Step<SmsConfig> {
     const once = c.oncePerCall ? { callId: call.callId, key: this.where } : undefined;
     // Checked before the API request so a second visit costs the customer's API nothing; the
     // accept below is what actually guarantees "once".
-    if (once && sms.hasOnce(once.callId, once.key)) {
+    if (once && (await sms.hasOnce(once.callId, once.key))) {
       call.log.info({ step: this.where }, 'SMS already sent in this call');
       return 'next';
     }
@@ -72,7 +72,7 @@ class Sms extends Step<SmsConfig> {
         const caller = callerAsRecipient(call.vars.caller, sms.defaultCountry);
         if (!caller.ok) {
           if (!targets.includes('caller')) {
-            sms.recordSkipped({ ...base, to: call.vars.caller, reason: caller.reason, sender: c.sender });
+            await sms.recordSkipped({ ...base, to: call.vars.caller, reason: caller.reason, sender: c.sender });
             call.log.info({ step: this.where, reason: caller.reason }, 'SMS to caller skipped');
           }
           targets.push('caller');
@@ -94,7 +94,7 @@ class Sms extends Step<SmsConfig> {
         text = got.text;
       } else if (api.onError === 'skip') {
         const reason = `text API failed (${got.reason}): skipped as configured`;
-        for (const to of numbers) sms.recordSkipped({ ...base, to, reason, sender: c.sender });
+        for (const to of numbers) await sms.recordSkipped({ ...base, to, reason, sender: c.sender });
         call.log.warn({ step: this.where, reason: got.reason, latencyMs: got.latencyMs }, 'SMS skipped: the text API failed');
         return 'next';
       } else {
@@ -108,7 +108,7 @@ class Sms extends Step<SmsConfig> {
 
     const notBefore = reached + c.delay;
     const messages: NewSms[] = numbers.map((to) => ({ ...base, to, text, sender: c.sender, notBefore, ...(note ? { note } : {}) }));
-    const { duplicate, ids, blocked } = sms.accept(messages, once);
+    const { duplicate, ids, blocked } = await sms.accept(messages, once);
     call.log.info(
       { step: this.where, accepted: duplicate ? 0 : ids.length - blocked.length, blocked: blocked.length, duplicate, delayMs: c.delay },
       duplicate ? 'SMS already sent in this call' : 'SMS accepted',

@@ -1,5 +1,6 @@
 import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
-import type { Migration, SqliteDatabase } from '../store/sqlite.js';
+import { statement } from '../store/port.js';
+import type { Migration } from '../store/sqlite.js';
 import { limitMigrations } from './limits.js';
 import { receiptMigrations } from './receipts.js';
 
@@ -217,36 +218,36 @@ export const smsQueue: LeasedTableSpec<DueRow> = {
   countsAttemptOnClaim: true,
 };
 
-/** Every statement the outbox runs besides the lease's, prepared once per store. */
-export function prepareStatements(db: SqliteDatabase) {
+/** Every statement the outbox runs besides the lease's. */
+export function prepareStatements() {
   return {
-    hasOnce: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM sms_once WHERE call_id = ? AND key = ?'),
-    insertOnce: db.prepare<[string, string, number]>(
-      'INSERT OR IGNORE INTO sms_once (call_id, key, created_at) VALUES (?, ?, ?)',
+    hasOnce: statement<[string, string], { one: number }>('SELECT 1 AS one FROM sms_once WHERE call_id = ? AND key = ?'),
+    insertOnce: statement<[string, string, number]>(
+      'INSERT INTO sms_once (call_id, key, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
     ),
-    insert: db.prepare<[Record<string, string | number | null>]>(
+    insert: statement<[Record<string, string | number | null>]>(
       `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, sender, status,
          not_before, next_at, created_at, updated_at, note)
        VALUES (@id, @callId, @description, @provider, @to, @text, @sender, 'pending',
          @notBefore, @notBefore, @now, @now, @note)`,
     ),
-    insertSkipped: db.prepare<[Record<string, string | number | null>]>(
+    insertSkipped: statement<[Record<string, string | number | null>]>(
       `INSERT INTO sms_messages (id, call_id, description, provider, recipient, text, sender, status,
          not_before, created_at, updated_at, settled_at, reason, note)
        VALUES (@id, @callId, @description, @provider, @to, @text, @sender, @status, @notBefore, @now, @now, @now,
          @reason, @note)`,
     ),
-    startAttempt: db.prepare<[string, number, number, string]>(
+    startAttempt: statement<[string, number, number, string]>(
       `INSERT INTO sms_attempts (message_id, attempt, started_at, outcome, worker)
        VALUES (?, ?, ?, 'sending', ?)`,
     ),
-    finishAttempt: db.prepare<
+    finishAttempt: statement<
       [number, string, string, number | null, string | null, number, string | null, string, number]
     >(
       `UPDATE sms_attempts SET finished_at = ?, outcome = ?, reason = ?, http_status = ?, body = ?,
          latency_ms = ?, error = ? WHERE message_id = ? AND attempt = ?`,
     ),
-    settle: db.prepare<
+    settle: statement<
       [string, number | null, string, number, string | null, number, number | null, string, string, number]
     >(
       `UPDATE sms_messages

@@ -1,3 +1,4 @@
+import { statement } from './port.js';
 import type { Migration, Store } from './sqlite.js';
 
 /**
@@ -38,24 +39,28 @@ export interface AuditEntry {
 }
 
 export interface AuditLog {
-  record(e: Omit<AuditEntry, 'id' | 'at'>): void;
-  list(opts?: { limit?: number; offset?: number; action?: string }): AuditEntry[];
+  /** Resolves once the entry is written: the action's answer waits for it. */
+  record(e: Omit<AuditEntry, 'id' | 'at'>): Promise<void>;
+  list(opts?: { limit?: number; offset?: number; action?: string }): Promise<AuditEntry[]>;
 }
 
 export function openAuditLog(store: Store): AuditLog {
-  store.migrate(auditMigrations);
-  const insert = store.db.prepare('INSERT INTO audit_log (at, actor, role, action, target, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  const select = store.db.prepare<[string | null, string | null, number, number], AuditEntry>(
+  void store.migrate(auditMigrations);
+  const insert = statement<[number, string, string, string, string | null, string | null, string | null]>(
+    'INSERT INTO audit_log (at, actor, role, action, target, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  // ?::text: PostgreSQL must know the type of a parameter that is only compared with NULL
+  const select = statement<[string | null, string | null, number, number], AuditEntry>(
     `SELECT id, at, actor, role, action, target, detail, remote FROM audit_log
-     WHERE (? IS NULL OR action = ?) ORDER BY id DESC LIMIT ? OFFSET ?`,
+     WHERE (CAST(? AS TEXT) IS NULL OR action = ?) ORDER BY id DESC LIMIT ? OFFSET ?`,
   );
   return {
-    record(e) {
-      insert.run(Date.now(), e.actor, e.role, e.action, e.target ?? null, e.detail ?? null, e.remote ?? null);
+    async record(e) {
+      await insert.run(store, Date.now(), e.actor, e.role, e.action, e.target ?? null, e.detail ?? null, e.remote ?? null);
     },
     list(opts = {}) {
       const a = opts.action ?? null;
-      return select.all(a, a, opts.limit ?? 100, opts.offset ?? 0);
+      return select.all(store, a, a, opts.limit ?? 100, opts.offset ?? 0);
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { Store } from './sqlite.js';
+import type { Queryable, StorePort } from './port.js';
 
 /**
  * Rows written together, one transaction per `maxDelayMs`, instead of one transaction each.
@@ -10,43 +10,43 @@ import type { Store } from './sqlite.js';
 export interface GroupCommit<T> {
   push(row: T): void;
   /** Writes what is pending now (before a query of the same table, and on shutdown). */
-  flush(): void;
+  flush(): Promise<void>;
 }
 
 export function groupCommit<T>(
-  store: Store,
-  write: (row: T) => void,
+  store: StorePort,
+  write: (tx: Queryable, row: T) => Promise<unknown>,
   opts: { maxDelayMs: number; maxRows: number; onError: (err: unknown, rows: number) => void },
 ): GroupCommit<T> {
   let pending: T[] = [];
   let timer: NodeJS.Timeout | undefined;
-  const flush = () => {
+  const flush = async (): Promise<void> => {
     clearTimeout(timer);
     timer = undefined;
     if (!pending.length) return;
     const rows = pending;
     pending = [];
-    // synchronous=NORMAL for this commit only: in WAL mode it skips the fsync (the rows are in
-    // the OS's cache at once, and on disk with the next FULL commit or checkpoint), so the loop
-    // is not blocked for the disk; a process crash still loses nothing committed, only the
-    // machine losing power can. The outbox's own commits keep FULL.
+    // relaxed: on SQLite synchronous=NORMAL for this commit only. In WAL mode it skips the fsync
+    // (the rows are in the OS's cache at once, and on disk with the next FULL commit or
+    // checkpoint), so the loop is not blocked for the disk; a process crash still loses nothing
+    // committed, only the machine losing power can. The outbox's own commits keep FULL.
     try {
-      store.db.pragma('synchronous = NORMAL');
-      store.db.transaction(() => {
-        for (const r of rows) write(r);
-      })();
+      await store.transaction(
+        async (tx) => {
+          for (const r of rows) await write(tx, r);
+        },
+        { relaxed: true },
+      );
     } catch (e) {
       opts.onError(e, rows.length);
-    } finally {
-      if (store.db.open) store.db.pragma('synchronous = FULL');
     }
   };
   return {
     push(row) {
       pending.push(row);
-      if (pending.length >= opts.maxRows) flush();
+      if (pending.length >= opts.maxRows) void flush();
       else if (!timer) {
-        timer = setTimeout(flush, opts.maxDelayMs);
+        timer = setTimeout(() => void flush(), opts.maxDelayMs);
         timer.unref();
       }
     },

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { durationUpTo } from '../config/types.js';
 import type { Logger } from '../log.js';
-import type { SqliteDatabase, Store } from './sqlite.js';
+import type { Queryable, StorePort } from './port.js';
 
 /**
  * Retention: every log keeps its rows for a configurable age (90 days by default) and is purged
@@ -32,22 +32,22 @@ export type RetentionConfig = z.output<typeof retentionSchema>;
 
 export interface RetentionRule {
   log: RetentionLog;
-  /** Deletes the rows settled before `before` (epoch ms); returns how many went. */
-  purge(db: SqliteDatabase, before: number): number;
+  /** Deletes the rows settled before `before` (epoch ms), in the transaction `tx`; resolves to how many went. */
+  purge(tx: Queryable, before: number): Promise<number>;
 }
 
 export const PURGE_EVERY_MS = 86_400_000;
 
 export const auditRetention: RetentionRule = {
   log: 'audit',
-  purge: (db, before) => db.prepare('DELETE FROM audit_log WHERE at < ?').run(before).changes,
+  purge: async (tx, before) => (await tx.run('DELETE FROM audit_log WHERE at < ?', [before])).changes,
 };
 
 /** One pass over every rule; what a daily timer calls. */
-export function purgeOnce(store: Store, rules: readonly RetentionRule[], ages: RetentionConfig, now = Date.now(), log?: Logger): Record<string, number> {
+export async function purgeOnce(store: StorePort, rules: readonly RetentionRule[], ages: RetentionConfig, now = Date.now(), log?: Logger): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const r of rules) {
-    const n = store.db.transaction(() => r.purge(store.db, now - ages[r.log]))();
+    const n = await store.transaction((tx) => r.purge(tx, now - ages[r.log]));
     out[r.log] = (out[r.log] ?? 0) + n;
   }
   if (Object.values(out).some((n) => n > 0)) log?.info({ purged: out }, 'retention: old log rows purged');
@@ -55,13 +55,9 @@ export function purgeOnce(store: Store, rules: readonly RetentionRule[], ages: R
 }
 
 /** Purges a minute after start, then daily; stop() ends the timer. */
-export function startRetention(store: Store, rules: readonly RetentionRule[], ages: RetentionConfig, log?: Logger): { stop(): void } {
+export function startRetention(store: StorePort, rules: readonly RetentionRule[], ages: RetentionConfig, log?: Logger): { stop(): void } {
   const run = () => {
-    try {
-      purgeOnce(store, rules, ages, Date.now(), log);
-    } catch (e) {
-      log?.error({ err: e }, 'retention: purge failed');
-    }
+    purgeOnce(store, rules, ages, Date.now(), log).catch((e: unknown) => log?.error({ err: e }, 'retention: purge failed'));
   };
   const first = setTimeout(run, 60_000);
   const daily = setInterval(run, PURGE_EVERY_MS);

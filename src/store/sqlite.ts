@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { restrictDatabaseFiles } from './file-mode.js';
+import { sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StorePort, type TransactionOptions } from './port.js';
 import { createScrub, scrubbingDatabase } from './scrub.js';
 
 /**
@@ -9,18 +10,19 @@ import { createScrub, scrubbingDatabase } from './scrub.js';
  * tables and ships them as an ordered migration list; the store applies each migration once and
  * remembers it by id, so feature modules stay independent of one another.
  *
- * The surface is deliberately small (migrate, ready, close, and the raw handle) because a
- * PostgreSQL store for several nodes will be a second variant of `Store` later: code that needs
- * more than this should live in the feature module, where the SQL for each backend sits together.
+ * Features reach it through the async port (src/store/port.ts), which a PostgreSQL store
+ * implements too. better-sqlite3 itself is synchronous and has one connection, so the port's
+ * transactions are serialized here: while one transaction's body awaits, every other statement
+ * and transaction on this store waits for it to end, instead of running inside it.
+ *
+ * `db`, the raw synchronous handle, is what the features not yet on the port still use; it goes
+ * once they are. Code on the raw handle must not run while a port transaction is open (better-
+ * sqlite3 would nest its own transaction in ours as a savepoint).
  */
 
 export type SqliteDatabase = Database.Database;
 
-export interface Migration {
-  /** Stable, globally unique id, e.g. "sms/001-outbox". Never rename one that has shipped. */
-  readonly id: string;
-  readonly up: string | ((db: SqliteDatabase) => void);
-}
+export type Migration = PortMigration;
 
 export interface StoreOptions {
   /** Applied in order on open; more can be applied later with `migrate()`. */
@@ -31,16 +33,19 @@ export interface StoreOptions {
   secrets?: readonly string[];
 }
 
-export interface SqliteStore {
+export interface SqliteStore extends StorePort {
   readonly kind: 'sqlite';
-  /** The URL it was opened from, for logs. */
-  readonly url: string;
   readonly db: SqliteDatabase;
-  /** Applies the migrations not applied yet, each in its own transaction; idempotent. */
-  migrate(migrations: readonly Migration[]): void;
+  /**
+   * Applies the migrations not applied yet, each in its own transaction; idempotent. On SQLite
+   * they are applied before it returns, and a failure throws at once, so code not yet on the port
+   * may call it without awaiting.
+   */
+  migrate(migrations: readonly Migration[]): Promise<void>;
   /** True while the database is open and answers a query. */
   ready(): boolean;
-  close(): void;
+  /** Closes at once (the returned promise is already settled). */
+  close(): Promise<void>;
 }
 
 export type Store = SqliteStore;
@@ -80,11 +85,19 @@ export function openStore(url: string, opts: StoreOptions = {}): Store {
     throw e;
   }
 
+  const port = sqlitePort(db);
   const store: SqliteStore = {
     kind: 'sqlite',
     url,
     db,
-    migrate: (migrations) => migrate(db, migrations),
+    query: port.query,
+    one: port.one,
+    run: port.run,
+    transaction: port.transaction,
+    migrate(migrations) {
+      migrate(db, migrations);
+      return Promise.resolve();
+    },
     ready() {
       if (!db.open) return false;
       try {
@@ -96,11 +109,12 @@ export function openStore(url: string, opts: StoreOptions = {}): Store {
     },
     close() {
       if (db.open) db.close();
+      return Promise.resolve();
     },
   };
   if (opts.migrations) {
     try {
-      store.migrate(opts.migrations);
+      migrate(db, opts.migrations);
     } catch (e) {
       db.close();
       throw e;
@@ -127,4 +141,112 @@ function migrate(db: SqliteDatabase, migrations: readonly Migration[]): void {
       record.run(m.id, Date.now());
     }).immediate();
   }
+}
+
+/** The statements a port call runs: bound as better-sqlite3 takes them (an object, or spread). */
+function bind(params: Params | undefined): unknown[] {
+  if (params === undefined) return [];
+  return Array.isArray(params) ? [...(params as readonly unknown[])] : [params];
+}
+
+/** Prepared statements by text; a feature's statements are few and fixed, so this stays small. */
+const CACHE_LIMIT = 500;
+
+/**
+ * The port over one better-sqlite3 handle. Statements run synchronously when the store is idle
+ * (so their order is the order they were issued); while a transaction is open they, and further
+ * transactions, queue behind it.
+ */
+function sqlitePort(db: SqliteDatabase): Pick<StorePort, 'query' | 'one' | 'run' | 'transaction'> {
+  const cache = new Map<string, Database.Statement>();
+  const prepare = (sql: Sql): Database.Statement => {
+    const text = sqlFor(sql, 'sqlite');
+    let st = cache.get(text);
+    if (!st) {
+      if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+      st = db.prepare(text);
+      cache.set(text, st);
+    }
+    return st;
+  };
+  const direct: Omit<Queryable, 'kind'> = {
+    query: <T>(sql: Sql, params?: Params) => Promise.resolve(prepare(sql).all(...bind(params)) as T[]),
+    one: <T>(sql: Sql, params?: Params) => Promise.resolve(prepare(sql).get(...bind(params)) as T | undefined),
+    run: (sql: Sql, params?: Params) => Promise.resolve({ changes: prepare(sql).run(...bind(params)).changes } as RunResult),
+  };
+
+  // The work queued behind the transaction now open (undefined when none is).
+  let tail: Promise<unknown> | undefined;
+  let queued = 0;
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
+    const prev = tail ?? Promise.resolve();
+    const run = prev.then(work, work);
+    queued++;
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    tail = settled;
+    void settled.then(() => {
+      if (--queued === 0) tail = undefined;
+    });
+    return run;
+  };
+  /** Runs now when nothing is open (a thrown error becomes a rejection), else after what is queued. */
+  const statement = <T>(work: () => Promise<T>): Promise<T> => {
+    if (tail === undefined) {
+      try {
+        return work();
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return serialized(work);
+  };
+
+  return {
+    query: (sql, params) => statement(() => direct.query(sql, params)),
+    one: (sql, params) => statement(() => direct.one(sql, params)),
+    run: (sql, params) => statement(() => direct.run(sql, params)),
+    transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+      return serialized(async () => {
+        // Transactions run one at a time here, so no other commit happens at the relaxed level.
+        if (opts.relaxed) db.pragma('synchronous = NORMAL');
+        try {
+          return await body();
+        } finally {
+          if (opts.relaxed && db.open) db.pragma('synchronous = FULL');
+        }
+      });
+      async function body(): Promise<T> {
+        db.exec(opts.immediate ? 'BEGIN IMMEDIATE' : 'BEGIN');
+        let open = true;
+        const live = <R>(work: () => Promise<R>): Promise<R> => {
+          if (!open) return Promise.reject(new Error('statement on a transaction that has ended'));
+          try {
+            return work();
+          } catch (e) {
+            return Promise.reject(e);
+          }
+        };
+        const tx: Queryable = {
+          kind: 'sqlite',
+          query: (sql, params) => live(() => direct.query(sql, params)),
+          one: (sql, params) => live(() => direct.one(sql, params)),
+          run: (sql, params) => live(() => direct.run(sql, params)),
+        };
+        try {
+          const result = await fn(tx);
+          open = false;
+          db.exec('COMMIT');
+          return result;
+        } catch (e) {
+          open = false;
+          // a failed COMMIT (SQLITE_FULL) may already have ended it
+          if (db.open && db.inTransaction) db.exec('ROLLBACK');
+          throw e;
+        }
+      }
+    },
+  };
 }

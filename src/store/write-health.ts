@@ -1,3 +1,5 @@
+import type { StorePort } from './port.js';
+
 /**
  * Whether the store can be written. `ready()` (SELECT 1) stays true on a full disk or a store
  * remounted read-only, while every accept, claim and settle fails with SQLITE_FULL,
@@ -21,9 +23,7 @@ export interface WriteProblem {
   failures: number;
 }
 
-interface Probeable {
-  db: { pragma(source: string, options?: { simple: boolean }): unknown; transaction(fn: () => void): () => unknown };
-}
+type Probeable = Pick<StorePort, 'kind' | 'transaction'>;
 
 export class WriteHealth {
   private current: WriteProblem | undefined;
@@ -50,22 +50,29 @@ export class WriteHealth {
    * while there is a problem, and otherwise when nothing was written for 10 s (an idle service
    * learns of a full disk before the next caller's SMS does).
    */
-  problem(now: number = Date.now()): WriteProblem | undefined {
+  async problem(now: number = Date.now()): Promise<WriteProblem | undefined> {
     const idle = now - Math.max(this.lastProbe, this.lastSuccess) >= 10_000;
     if ((this.current && now - this.lastProbe >= 1000) || (!this.current && idle)) {
       this.lastProbe = now;
-      this.probe();
+      await this.probe();
     }
     return this.current;
   }
 
-  /** Rewrites the header's user_version (unused here) in a transaction: a real write and commit. */
-  private probe(): void {
+  /**
+   * A real write and commit. SQLite: rewrites the header's user_version (unused here). PostgreSQL:
+   * a transaction that takes a transaction id, so its commit is written to the WAL.
+   */
+  private async probe(): Promise<void> {
     try {
-      this.store.db.transaction(() => {
-        const v = this.store.db.pragma('user_version', { simple: true }) as number;
-        this.store.db.pragma(`user_version = ${Number(v) | 0}`);
-      })();
+      await this.store.transaction(async (tx) => {
+        if (tx.kind === 'sqlite') {
+          const v = (await tx.one<{ user_version: number }>('PRAGMA user_version'))?.user_version ?? 0;
+          await tx.run(`PRAGMA user_version = ${Number(v) | 0}`);
+        } else {
+          await tx.query('SELECT txid_current()');
+        }
+      });
       this.succeeded();
     } catch (e) {
       this.failed(e);
@@ -82,7 +89,8 @@ export function storeWrites(store: Probeable): WriteHealth {
   return t;
 }
 
-const STORAGE_CODES = /^(SQLITE_(FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL)|ENOSPC|EROFS|EIO|EDQUOT)/;
+/** SQLite's and the OS's codes, and PostgreSQL's SQLSTATEs for a full disk (53100), a read-only server (25006) and an I/O error (58030). */
+const STORAGE_CODES = /^(SQLITE_(FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL)|ENOSPC|EROFS|EIO|EDQUOT|53100$|25006$|58030$)/;
 
 /** A failure of the storage itself, not of the statement. */
 export function isStorageError(err: unknown): boolean {

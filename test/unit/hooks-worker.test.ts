@@ -95,7 +95,7 @@ describe('hook worker', () => {
     w.start();
     const done = settledOnce(w, 3);
     const ev = event('call.end');
-    expect(w.enqueue(ev)).toHaveLength(3);
+    expect(await w.enqueue(ev)).toHaveLength(3);
     const settled = await done;
     expect(settled.map((s) => [s.hook, s.status])).toEqual([['first', 'ok'], ['second', 'ok'], ['third', 'ok']]);
 
@@ -103,14 +103,14 @@ describe('hook worker', () => {
     expect(order).toEqual(['/order/1', '/order/2', '/order/3']);
     const third = rx.to('/order/3')[0]!;
     expect(third.parsed).toEqual({ kind: 'form', fields: { crm: 'C-42', ticket: '777' } });
-    expect(w.callVars(ev.callId)).toEqual({ crmId: 'C-42', ticket: '777' });
+    expect(await w.callVars(ev.callId)).toEqual({ crmId: 'C-42', ticket: '777' });
 
-    const log = queryHookLog(store, { callId: ev.callId });
+    const log = await queryHookLog(store, { callId: ev.callId });
     expect(log.entries.map((e) => [e.hook, e.order, e.status])).toEqual([['first', 0, 'ok'], ['second', 1, 'ok'], ['third', 2, 'ok']]);
     expect(log.entries[1]!.extracted).toEqual({ crmId: 'C-42', ticket: '777' });
     expect(log.entries[1]!.attemptLog[0]!.extracted).toEqual({ crmId: 'C-42', ticket: '777' });
     // the same event seen again (AMI and ARI, or after a restart) queues nothing
-    expect(w.enqueue(ev)).toEqual([]);
+    expect(await w.enqueue(ev)).toEqual([]);
   });
 
   it('a call\'s events reach the receiver in order, so call.end can send what call.start got back; other calls do not wait', async () => {
@@ -128,10 +128,10 @@ describe('hook worker', () => {
     w.start();
     const done = settledOnce(w, 3);
     const slow = event('call.start');
-    w.enqueue(slow);
-    w.enqueue({ ...event('call.end'), callId: slow.callId, key: `${slow.callId}/call.end`, vars: { ...slow.vars, duration: '30' } });
+    await w.enqueue(slow);
+    await w.enqueue({ ...event('call.end'), callId: slow.callId, key: `${slow.callId}/call.end`, vars: { ...slow.vars, duration: '30' } });
     const fast = event('call.start');
-    w.enqueue(fast);
+    await w.enqueue(fast);
     const settled = await done;
     // the second call's start did not wait for the first call's slow answer
     expect(settled[0]).toMatchObject({ callId: fast.callId, hook: 'create' });
@@ -155,26 +155,26 @@ describe('hook worker', () => {
     w.start();
     const done = settledOnce(w, 3);
     const ev = event('queue.key-exit', { queue: 'support', key: '#', position: '1', wait: '9' });
-    w.enqueue(ev);
+    await w.enqueue(ev);
     const settled = await done;
     expect(settled.map((s) => [s.hook, s.status])).toEqual([['lookup', 'ok'], ['sales-only', 'skipped'], ['vip-only', 'ok']]);
     expect(rx.to('/cond/sales')).toHaveLength(0);
     expect(rx.to('/cond/vip')).toHaveLength(1);
-    const skipped = queryHookLog(store, { callId: ev.callId, hook: 'sales-only' }).entries[0]!;
+    const skipped = (await queryHookLog(store, { callId: ev.callId, hook: 'sales-only' })).entries[0]!;
     expect(skipped).toMatchObject({ status: 'skipped', attempts: 0, reason: 'condition not met: "support" does not match /^sales$/' });
     expect(skipped.attemptLog).toEqual([]);
   });
 
-  it('a call to a DID not in `numbers` queues nothing', () => {
+  it('a call to a DID not in `numbers` queues nothing', async () => {
     const { hooks } = hooksOf(`
   - { name: tokyo, on: call.start, numbers: ["+81501234567", "0312345678"], request: { url: "RX/did" } }
 `);
     const w = worker(newStore(), hooks, { defaultCountry: 'JP' });
-    expect(w.enqueue(event('call.start', { called: '+81509999999', did: '+81509999999' }))).toEqual([]);
-    expect(w.enqueue(event('call.start', { called: '', did: '' }))).toEqual([]);
+    expect(await w.enqueue(event('call.start', { called: '+81509999999', did: '+81509999999' }))).toEqual([]);
+    expect(await w.enqueue(event('call.start', { called: '', did: '' }))).toEqual([]);
     // the same number written nationally still matches
-    expect(w.enqueue(event('call.start', { called: '+81312345678', did: '+81312345678' }))).toHaveLength(1);
-    expect(w.enqueue(event('call.start'))).toHaveLength(1);
+    expect(await w.enqueue(event('call.start', { called: '+81312345678', did: '+81312345678' }))).toHaveLength(1);
+    expect(await w.enqueue(event('call.start'))).toHaveLength(1);
   });
 
   it('the seed rule: /300/ is retried at the interval, with one Idempotency-Key, every attempt logged', async () => {
@@ -193,7 +193,7 @@ describe('hook worker', () => {
     w.start();
     const done = settledOnce(w, 1);
     const ev = event('queue.key-exit', { queue: 'support', key: '#', position: '1', wait: '3' });
-    w.enqueue(ev);
+    await w.enqueue(ev);
     expect((await done)[0]).toMatchObject({ status: 'ok', attempts: 3 });
     const reqs = rx.to('/seed');
     expect(reqs).toHaveLength(3);
@@ -202,7 +202,7 @@ describe('hook worker', () => {
     expect(new Set(reqs.map((r) => r.headers['idempotency-key'])).size).toBe(1);
     expect(reqs[0]!.parsed).toEqual({ kind: 'form', fields: { token: 'tok-secret-1', message: 'hi', phoneNumber: '+819012345678' } });
 
-    const entry = queryHookLog(store, { hook: 'sms', callId: ev.callId }).entries[0]!;
+    const entry = (await queryHookLog(store, { hook: 'sms', callId: ev.callId })).entries[0]!;
     expect(entry.attemptLog.map((a) => [a.attempt, a.outcome, a.reason])).toEqual([
       [1, 'retry', 'error-match'],
       [2, 'retry', 'error-match'],
@@ -232,7 +232,7 @@ describe('hook worker', () => {
     w.start();
     for (let i = 0; i < 3; i++) {
       const done = settledOnce(w, 4);
-      w.enqueue(event('call.answer', { answeredBy: 'PJSIP/agent', answerSeconds: '3' }));
+      await w.enqueue(event('call.answer', { answeredBy: 'PJSIP/agent', answerSeconds: '3' }));
       const s = await done;
       expect(s.map((x) => [x.hook, x.status, x.attempts, x.reason])).toEqual([
         ['auth', 'failed', 1, 'http-401'],
@@ -241,11 +241,11 @@ describe('hook worker', () => {
         ['once', 'failed', 1, 'timeout'],
       ]);
     }
-    const health = hookHealth(store);
+    const health = await hookHealth(store);
     expect(health.failing.map((f) => [f.hook, f.consecutiveFailures])).toEqual(
       expect.arrayContaining([['auth', 3], ['down', 3], ['slow', 3], ['once', 3]]),
     );
-    const warned = createHooks({ hooks, store, log: quiet }).health();
+    const warned = await createHooks({ hooks, store, log: quiet }).health();
     expect(warned.warnings).toHaveLength(4);
     expect(warned.warnings[0]).toMatch(/^hook "\w+" failed 3 times in a row \(last: /);
   });
@@ -259,7 +259,7 @@ describe('hook worker', () => {
     const store = newStore();
     const a = worker(store, hooks);
     a.start();
-    a.enqueue(event('queue.key-exit', { queue: 'support', key: '#', position: '1', wait: '1' }));
+    await a.enqueue(event('queue.key-exit', { queue: 'support', key: '#', position: '1', wait: '1' }));
     await rx.waitFor('/restart', 1);
     await new Promise((r) => setTimeout(r, 100));
     await a.stop();
@@ -270,7 +270,7 @@ describe('hook worker', () => {
     const reqs = rx.to('/restart');
     expect(reqs).toHaveLength(3);
     expect(reqs[1]!.at - reqs[0]!.at).toBeGreaterThanOrEqual(690);
-    expect(queryHookLog(store, { hook: 'quota' }).entries[0]!.attemptLog.map((x) => x.outcome)).toEqual(['retry', 'retry', 'ok']);
+    expect((await queryHookLog(store, { hook: 'quota' })).entries[0]!.attemptLog.map((x) => x.outcome)).toEqual(['retry', 'retry', 'ok']);
   });
 
   it('a run whose worker died mid-request is taken back after its lease, marked interrupted, and sent again with the same key', async () => {
@@ -281,14 +281,14 @@ describe('hook worker', () => {
     const store = newStore();
     const w = worker(store, hooks, { leaseMarginMs: 100 });
     const ev = event('call.start');
-    const [id] = w.enqueue(ev);
+    const [id] = await w.enqueue(ev);
     // what a worker that crashed after recording its attempt leaves behind
     store.db.prepare(`UPDATE hook_runs SET status = 'sending', attempts = 1, lease_until = ?, claimed_by = 'dead' WHERE id = ?`).run(Date.now() + 300, id);
     store.db.prepare(`INSERT INTO hook_attempts (run_id, attempt, started_at, outcome, worker) VALUES (?, 1, ?, 'sending', 'dead')`).run(id, Date.now());
     const done = settledOnce(w, 1);
     w.start();
     expect((await done)[0]).toMatchObject({ status: 'ok', attempts: 2 });
-    const entry = queryHookLog(store, { callId: ev.callId }).entries[0]!;
+    const entry = (await queryHookLog(store, { callId: ev.callId })).entries[0]!;
     expect(entry.attemptLog.map((a) => [a.attempt, a.outcome])).toEqual([[1, 'interrupted'], [2, 'ok']]);
     expect(rx.to('/crash').at(-1)!.headers['idempotency-key']).toBe(id);
   });
@@ -309,7 +309,7 @@ describe('hook worker', () => {
     w.start();
     const done = settledOnce(w, 1);
     const ev = event('call.end', { duration: '61', talkSeconds: '50', answered: 'yes', cause: '16', causeText: 'Normal Clearing' });
-    w.enqueue(ev);
+    await w.enqueue(ev);
     await done;
     const req = rx.to('/signed')[0]!;
     expect(req.query.get('key')).toBe('key-12345678');
@@ -317,7 +317,7 @@ describe('hook worker', () => {
     expect(req.parsed).toEqual({ kind: 'json', value: { caller: '+819012345678', duration: '61' } });
     expect(verifySignature('whsec-0123456789abcdef', req.headers['call-actions-signature']!, req.raw)).toBe(true);
     expect(verifySignature('whsec-0123456789abcdef', req.headers['call-actions-signature']!, req.raw.replace('61', '62'))).toBe(false);
-    const logged = JSON.stringify(queryHookLog(store, { callId: ev.callId }));
+    const logged = JSON.stringify(await queryHookLog(store, { callId: ev.callId }));
     for (const secret of ['whsec-0123456789abcdef', 'tkn-abcdef', 'key-12345678']) expect(logged).not.toContain(secret);
     expect(logged).toContain('[redacted]');
   });
@@ -336,7 +336,7 @@ describe('hook worker', () => {
     const w = worker(newStore(), hooks);
     w.start();
     const done = settledOnce(w, 5);
-    w.enqueue(event('call.start', { caller: nasty, TEL: nasty, callerName: name }));
+    await w.enqueue(event('call.start', { caller: nasty, TEL: nasty, callerName: name }));
     expect((await done).map((s) => s.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
     expect(rx.to('/esc/form')[0]!.parsed).toEqual({ kind: 'form', fields: { caller: nasty, name, x: '1' } });
     expect(rx.to('/esc/json')[0]!.parsed).toEqual({ kind: 'json', value: { caller: nasty, name } });
@@ -363,11 +363,11 @@ describe('hook worker', () => {
     const r = await w.runInline('route', { callId: 'inline-1', vars: { caller: '+819012345678', called: '200' } });
     expect(r).toMatchObject({ status: 'ok', attempts: 2, extracted: { target: 'queue-vip' } });
     expect(r.durationMs).toBeGreaterThanOrEqual(50);
-    expect(w.callVars('inline-1')).toEqual({ target: 'queue-vip' });
+    expect(await w.callVars('inline-1')).toEqual({ target: 'queue-vip' });
     const g = await w.runInline('gated', { callId: 'inline-1', vars: { caller: '+819012345678' } });
     expect(g).toMatchObject({ status: 'skipped', attempts: 0 });
     expect(g.reason).toMatch(/condition not met/);
-    const log = queryHookLog(store, { callId: 'inline-1' }).entries;
+    const log = (await queryHookLog(store, { callId: 'inline-1' })).entries;
     expect(log.map((e) => [e.hook, e.mode, e.status, e.attempts])).toEqual([['route', 'inline', 'ok', 2], ['gated', 'inline', 'skipped', 0]]);
   });
 
@@ -387,7 +387,7 @@ describe('hook worker', () => {
     const w = worker(store, hooks);
     w.start();
     await new Promise((r) => setTimeout(r, 100));
-    const e = queryHookLog(store, { callId: 'c1' }).entries[0]!;
+    const e = (await queryHookLog(store, { callId: 'c1' })).entries[0]!;
     expect(e.status).toBe('failed');
     expect(e.reason).toMatch(/interrupted/);
     expect(e.attemptLog[0]!.outcome).toBe('interrupted');

@@ -81,7 +81,7 @@ beforeAll(async () => {
   const outbox = new Outbox({ store, providers: { echo: createProvider('echo', smsProviderSchema.parse(providerSection(provider.url))) } });
   outbox.start();
   const settled = new Promise<SettledMessage>((r) => outbox.once('settled', r));
-  const accepted = outbox.accept([{ callId: 'call-1', description: 'VIP line reached', provider: 'echo', to: TO, text: 'Call us back' }]);
+  const accepted = await outbox.accept([{ callId: 'call-1', description: 'VIP line reached', provider: 'echo', to: TO, text: 'Call us back' }]);
   smsId = accepted.ids[0]!;
   expect((await settled).status).toBe('failed');
   await outbox.stop({ graceMs: 0 });

@@ -11,8 +11,8 @@ const log = pino({ level: 'silent' });
 const dirs: string[] = [];
 const stores: Store[] = [];
 const watches: PairWatch[] = [];
-afterEach(() => {
-  for (const w of watches.splice(0)) w.stop();
+afterEach(async () => {
+  for (const w of watches.splice(0)) await w.stop();
   for (const s of stores.splice(0)) s.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -62,29 +62,29 @@ describe('PairWatch', () => {
     let wokeB = 0;
     const a = open('call-actions-a', ['call-actions-b'], () => {}, fakeAri([]));
     const b = open('call-actions-b', ['call-actions-a'], () => wokeB++, ari);
-    a.start();
-    b.start();
-    expect(b.peers()['call-actions-a']).toMatchObject({ alive: true, stopped: false });
+    await a.start();
+    await b.start();
+    expect((await b.peers())['call-actions-a']).toMatchObject({ alive: true, stopped: false });
     expect(wokeB).toBe(0);
 
     // A dies: its heartbeat (every real second) never comes within this test, whose clock is moved by hand.
     // Still alive within deadAfter, lost after it
     clock.advance(2_000);
-    b.tick();
+    await b.tick();
     expect(wokeB).toBe(0);
     expect(ari.handedBack).toEqual([]);
     clock.advance(1_500);
-    b.tick();
+    await b.tick();
     await flush();
     expect(wokeB).toBe(1);
-    expect(b.peers()['call-actions-a']).toMatchObject({ alive: false, stopped: false, silentMs: 3_500 });
+    expect((await b.peers())['call-actions-a']).toMatchObject({ alive: false, stopped: false, silentMs: 3_500 });
     expect(ari.handedBack).toEqual([
       ['a1', { CALL_ACTIONS_REFUSED: PEER_LOST }],
       ['a2', { CALL_ACTIONS_REFUSED: PEER_LOST }],
     ]);
     // still lost on the next tick: no second wake
     clock.advance(1_000);
-    b.tick();
+    await b.tick();
     await flush();
     expect(wokeB).toBe(1);
   });
@@ -96,24 +96,24 @@ describe('PairWatch', () => {
     let wokeB = 0;
     const a = open('call-actions-a', ['call-actions-b'], () => {}, fakeAri([]));
     const b = open('call-actions-b', ['call-actions-a'], () => wokeB++, ari);
-    a.start();
-    b.start();
-    a.stop();
+    await a.start();
+    await b.start();
+    await a.stop();
     clock.advance(100);
-    b.tick();
+    await b.tick();
     expect(wokeB).toBe(1);
-    expect(b.peers()['call-actions-a']).toMatchObject({ alive: false, stopped: true });
-    a.start();
-    b.tick();
-    expect(b.peers()['call-actions-a']).toMatchObject({ alive: true, stopped: false });
+    expect((await b.peers())['call-actions-a']).toMatchObject({ alive: false, stopped: true });
+    await a.start();
+    await b.tick();
+    expect((await b.peers())['call-actions-a']).toMatchObject({ alive: true, stopped: false });
   });
 
-  it('without peers writes nothing', () => {
+  it('without peers writes nothing', async () => {
     const store = openStore(sharedFile());
     stores.push(store);
     const w = new PairWatch({ config: pairSchema.parse({}), app: 'call-actions', store, ari: fakeAri([]), wake: () => {}, log });
     watches.push(w);
-    w.start();
+    await w.start();
     expect(store.db.prepare('SELECT count(*) AS n FROM instances').get()).toEqual({ n: 0 });
   });
 

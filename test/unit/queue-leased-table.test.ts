@@ -69,8 +69,8 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'call-actions-leased-'));
   file = `sqlite:${join(dir, 'queue.db')}`;
 });
-afterEach(() => {
-  for (const s of stores.splice(0)) s.close();
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -82,18 +82,15 @@ function open(): Store {
 
 /** A worker's view of the table: its handlers record what they were told, at a clock the test moves. */
 function worker(store: Store, name: string, opts: { maxInterruptions?: number; spec?: LeasedTableSpec<Job> } = {}) {
-  const table = new LeasedTable<Job>(store.db, opts.spec ?? spec, { worker: name, maxInterruptions: opts.maxInterruptions ?? 3 });
+  const table = new LeasedTable<Job>(store, opts.spec ?? spec, { worker: name, maxInterruptions: opts.maxInterruptions ?? 3 });
   const clock = { now: T0 };
   const lost: Array<[string, number]> = [];
   const gaveUp: Array<[string, string, number]> = [];
-  const attempt = store.db.prepare<[string, number, string]>(
-    "INSERT INTO job_attempts (job_id, attempt, outcome, worker) VALUES (?, ?, 'sending', ?)",
-  );
   const h: ClaimHandlers<Job, string> = {
     now: () => clock.now,
     leaseMs: () => LEASE_MS,
-    claimed: (row) => {
-      attempt.run(row.id, row.attempts + 1, name);
+    claimed: async (row, _interrupted, _now, tx) => {
+      await tx.run("INSERT INTO job_attempts (job_id, attempt, outcome, worker) VALUES (?, ?, 'sending', ?)", [row.id, row.attempts + 1, name]);
       return row.id;
     },
     lost: (row) => lost.push([row.id, row.attempts]),
@@ -105,9 +102,9 @@ function worker(store: Store, name: string, opts: { maxInterruptions?: number; s
     lost,
     gaveUp,
     batch: (room: number, busy: ReadonlySet<string> = new Set()) => table.claimBatch(room, busy, h),
-    each: (busy: Set<string> = new Set()) => {
+    each: async (busy: Set<string> = new Set()) => {
       const got: string[] = [];
-      for (const id of table.claimEach(busy, h)) {
+      for await (const id of table.claimEach(busy, h)) {
         got.push(id);
         busy.add(id);
       }
@@ -116,22 +113,26 @@ function worker(store: Store, name: string, opts: { maxInterruptions?: number; s
   };
 }
 
-function insert(store: Store, id: string, nextAt = T0, over: { grp?: string; createdAt?: number } = {}): void {
-  store.db
-    .prepare("INSERT INTO jobs (id, grp, status, next_at, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)")
-    .run(id, over.grp ?? '', nextAt, over.createdAt ?? T0, over.createdAt ?? T0);
+async function insert(store: Store, id: string, nextAt = T0, over: { grp?: string; createdAt?: number } = {}): Promise<void> {
+  await store.run("INSERT INTO jobs (id, grp, status, next_at, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)", [
+    id,
+    over.grp ?? '',
+    nextAt,
+    over.createdAt ?? T0,
+    over.createdAt ?? T0,
+  ]);
 }
 
-function row(store: Store, id: string) {
-  return store.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, unknown>;
+async function row(store: Store, id: string) {
+  return (await store.one('SELECT * FROM jobs WHERE id = ?', [id]))!;
 }
 
 function attempts(store: Store, id: string) {
-  return store.db.prepare('SELECT attempt, outcome, reason, worker FROM job_attempts WHERE job_id = ? ORDER BY attempt').all(id);
+  return store.query('SELECT attempt, outcome, reason, worker FROM job_attempts WHERE job_id = ? ORDER BY attempt', [id]);
 }
 
 describe('leaseColumnsDdl', () => {
-  it('gives the lease columns in the order asked, one a line', () => {
+  it('gives the lease columns in the order asked, one a line', async () => {
     expect(leaseColumnsDdl(['next_at', 'claimed_by'], '  ')).toBe('next_at INTEGER,\n  claimed_by TEXT');
     expect(leaseColumnsDdl().split(',\n        ').map((d) => d.split(' ')[0])).toEqual([
       'attempts',
@@ -144,93 +145,93 @@ describe('leaseColumnsDdl', () => {
 });
 
 describe('LeasedTable', () => {
-  it('two workers on one database file never hold the same row', () => {
+  it('two workers on one database file never hold the same row', async () => {
     const a = worker(open(), 'A');
     const b = worker(open(), 'B');
-    for (let i = 0; i < 10; i++) insert(stores[0]!, `job-${i}`);
+    for (let i = 0; i < 10; i++) await insert(stores[0]!, `job-${i}`);
 
     // Turn by turn, each claiming with nothing of its own in flight: only the lease keeps them apart.
     const got = { A: [] as string[], B: [] as string[] };
     for (let turn = 0; turn < 2; turn++) {
-      got.A.push(...a.batch(2));
-      got.B.push(...b.batch(2));
+      got.A.push(...(await a.batch(2)));
+      got.B.push(...(await b.batch(2)));
     }
     const all = [...got.A, ...got.B];
     expect(all).toHaveLength(8);
     expect(new Set(all).size).toBe(8);
-    got.A.push(...a.each());
-    expect(b.each()).toEqual([]);
+    got.A.push(...(await a.each()));
+    expect(await b.each()).toEqual([]);
     expect(new Set([...got.A, ...got.B]).size).toBe(10);
     for (const [name, ids] of Object.entries(got)) {
-      for (const id of ids) expect(row(stores[0]!, id)).toMatchObject({ status: 'sending', claimed_by: name, attempts: 1, lease_until: T0 + LEASE_MS });
+      for (const id of ids) expect(await row(stores[0]!, id)).toMatchObject({ status: 'sending', claimed_by: name, attempts: 1, lease_until: T0 + LEASE_MS });
     }
   });
 
-  it('does not take a row whose status or attempts changed since it was read', () => {
+  it('does not take a row whose status or attempts changed since it was read', async () => {
     const a = worker(open(), 'A');
     const b = worker(open(), 'B');
-    insert(stores[0]!, 'job-1');
-    const seenByB = row(stores[1]!, 'job-1');
-    expect(a.batch(1)).toEqual(['job-1']);
+    await insert(stores[0]!, 'job-1');
+    const seenByB = await row(stores[1]!, 'job-1');
+    expect(await a.batch(1)).toEqual(['job-1']);
     const stale = { id: 'job-1', status: seenByB.status as string, attempts: seenByB.attempts as number, interrupted: 0, leaseUntil: T0 + 5, now: T0 };
-    expect(b.table.take(stale)).toBe(false);
-    expect(row(stores[0]!, 'job-1')).toMatchObject({ claimed_by: 'A', attempts: 1 });
+    expect(await b.table.take(stale)).toBe(false);
+    expect(await row(stores[0]!, 'job-1')).toMatchObject({ claimed_by: 'A', attempts: 1 });
   });
 
-  it("takes a row back once its worker's lease has run out, and writes the lost attempt off", () => {
+  it("takes a row back once its worker's lease has run out, and writes the lost attempt off", async () => {
     const a = worker(open(), 'A');
     const b = worker(open(), 'B');
-    insert(stores[0]!, 'job-1');
-    expect(a.batch(1)).toEqual(['job-1']);
+    await insert(stores[0]!, 'job-1');
+    expect(await a.batch(1)).toEqual(['job-1']);
     // A dies here. Until its lease runs out the row is A's.
     b.clock.now = T0 + LEASE_MS - 1;
-    expect(b.batch(1)).toEqual([]);
-    expect(b.table.nextWakeAt(new Set())).toBe(T0 + LEASE_MS);
+    expect(await b.batch(1)).toEqual([]);
+    expect(await b.table.nextWakeAt(new Set())).toBe(T0 + LEASE_MS);
 
     b.clock.now = T0 + LEASE_MS;
-    expect(b.batch(1)).toEqual(['job-1']);
+    expect(await b.batch(1)).toEqual(['job-1']);
     expect(b.lost).toEqual([['job-1', 1]]);
-    expect(row(stores[1]!, 'job-1')).toMatchObject({ status: 'sending', claimed_by: 'B', attempts: 2, interrupted: 1 });
-    expect(attempts(stores[1]!, 'job-1')).toEqual([
+    expect(await row(stores[1]!, 'job-1')).toMatchObject({ status: 'sending', claimed_by: 'B', attempts: 2, interrupted: 1 });
+    expect(await attempts(stores[1]!, 'job-1')).toEqual([
       { attempt: 1, outcome: 'interrupted', reason: LEASE_EXPIRED, worker: 'A' },
       { attempt: 2, outcome: 'sending', reason: null, worker: 'B' },
     ]);
   });
 
-  it('does not count a row claimed but never started as interrupted', () => {
+  it('does not count a row claimed but never started as interrupted', async () => {
     const store = open();
     const a = worker(store, 'A', { spec: { ...spec, countsAttemptOnClaim: false } });
-    insert(store, 'job-1');
+    await insert(store, 'job-1');
     // A feature that counts and records the attempt itself when it starts, and died before it did.
     const claimed = a.table.claimEach(new Set(), { now: () => T0, leaseMs: () => LEASE_MS, claimed: (r) => r.id, gaveUp: () => {} });
-    expect(claimed.next().value).toBe('job-1');
-    expect(row(store, 'job-1')).toMatchObject({ status: 'sending', attempts: 0 });
+    expect((await claimed.next()).value).toBe('job-1');
+    expect(await row(store, 'job-1')).toMatchObject({ status: 'sending', attempts: 0 });
 
     const b = worker(store, 'B', { spec: { ...spec, countsAttemptOnClaim: false } });
     b.clock.now = T0 + LEASE_MS;
-    expect(b.each()).toEqual(['job-1']);
+    expect(await b.each()).toEqual(['job-1']);
     expect(b.lost).toEqual([]);
-    expect(row(store, 'job-1')).toMatchObject({ claimed_by: 'B', attempts: 0, interrupted: 0 });
+    expect(await row(store, 'job-1')).toMatchObject({ claimed_by: 'B', attempts: 0, interrupted: 0 });
   });
 
-  it('gives a row up once its attempts were cut off maxInterruptions times', () => {
+  it('gives a row up once its attempts were cut off maxInterruptions times', async () => {
     const store = open();
-    insert(store, 'job-1');
+    await insert(store, 'job-1');
     const holders = ['A', 'B', 'C', 'D'].map((name, i) => {
       const w = worker(store, name, { maxInterruptions: 3 });
       w.clock.now = T0 + i * LEASE_MS;
       return w;
     });
-    expect(holders[0]!.batch(1)).toEqual(['job-1']);
-    expect(holders[1]!.batch(1)).toEqual(['job-1']);
-    expect(holders[2]!.batch(1)).toEqual(['job-1']);
-    expect(row(store, 'job-1')).toMatchObject({ status: 'sending', attempts: 3, interrupted: 2 });
+    expect(await holders[0]!.batch(1)).toEqual(['job-1']);
+    expect(await holders[1]!.batch(1)).toEqual(['job-1']);
+    expect(await holders[2]!.batch(1)).toEqual(['job-1']);
+    expect(await row(store, 'job-1')).toMatchObject({ status: 'sending', attempts: 3, interrupted: 2 });
 
     const last = holders[3]!;
-    expect(last.batch(1)).toEqual([]);
+    expect(await last.batch(1)).toEqual([]);
     expect(last.lost).toEqual([['job-1', 3]]);
     expect(last.gaveUp).toEqual([['job-1', 'interrupted 3 times', 3]]);
-    expect(row(store, 'job-1')).toMatchObject({
+    expect(await row(store, 'job-1')).toMatchObject({
       status: 'failed',
       reason: 'interrupted 3 times',
       interrupted: 3,
@@ -238,45 +239,45 @@ describe('LeasedTable', () => {
       next_at: null,
       settled_at: T0 + 3 * LEASE_MS,
     });
-    expect(attempts(store, 'job-1').map((x) => (x as { outcome: string }).outcome)).toEqual(['interrupted', 'interrupted', 'interrupted']);
+    expect((await attempts(store, 'job-1')).map((x) => (x as { outcome: string }).outcome)).toEqual(['interrupted', 'interrupted', 'interrupted']);
     last.clock.now += 10 * LEASE_MS;
-    expect(last.batch(1)).toEqual([]);
-    expect(last.table.nextWakeAt(new Set())).toBeNull();
+    expect(await last.batch(1)).toEqual([]);
+    expect(await last.table.nextWakeAt(new Set())).toBeNull();
   });
 
-  it('takes due rows earliest first, a lost one first on a tie, and skips busy, future and unready rows', () => {
+  it('takes due rows earliest first, a lost one first on a tie, and skips busy, future and unready rows', async () => {
     const store = open();
     const readySpec = { ...spec, ready: "r.grp <> 'blocked'" };
     const a = worker(store, 'A', { spec: readySpec });
-    insert(store, 'late', T0 + 500);
-    insert(store, 'a2', T0 - 10, { createdAt: T0 - 1 });
-    insert(store, 'a1', T0 - 10, { createdAt: T0 - 2 });
-    insert(store, 'blocked', T0 - 100, { grp: 'blocked' });
-    expect(a.batch(10)).toEqual(['a1', 'a2']);
-    expect(a.table.nextWakeAt(new Set(['a1', 'a2']))).toBe(T0 + 500);
-    expect(a.table.nextWakeAt(new Set(['a1']))).toBe(T0 + 500);
-    expect(a.table.nextWakeAt(new Set())).toBe(T0 + 500);
+    await insert(store, 'late', T0 + 500);
+    await insert(store, 'a2', T0 - 10, { createdAt: T0 - 1 });
+    await insert(store, 'a1', T0 - 10, { createdAt: T0 - 2 });
+    await insert(store, 'blocked', T0 - 100, { grp: 'blocked' });
+    expect(await a.batch(10)).toEqual(['a1', 'a2']);
+    expect(await a.table.nextWakeAt(new Set(['a1', 'a2']))).toBe(T0 + 500);
+    expect(await a.table.nextWakeAt(new Set(['a1']))).toBe(T0 + 500);
+    expect(await a.table.nextWakeAt(new Set())).toBe(T0 + 500);
 
     // A dies; a1 and a2 are due again at their old next_at. p0 was created before a1, p ties with it.
-    insert(store, 'p', T0 - 10, { createdAt: T0 - 2 });
-    insert(store, 'p0', T0 - 10, { createdAt: T0 - 3 });
+    await insert(store, 'p', T0 - 10, { createdAt: T0 - 2 });
+    await insert(store, 'p0', T0 - 10, { createdAt: T0 - 3 });
     const b = worker(store, 'B', { spec: readySpec });
     b.clock.now = T0 + LEASE_MS;
-    expect(b.table.nextWakeAt(new Set())).toBe(T0 - 10);
-    expect(b.each(new Set(['a2']))).toEqual(['p0', 'a1', 'p', 'late']);
+    expect(await b.table.nextWakeAt(new Set())).toBe(T0 - 10);
+    expect(await b.each(new Set(['a2']))).toEqual(['p0', 'a1', 'p', 'late']);
     expect(b.lost).toEqual([['a1', 1]]);
   });
 });
 
 describe('retry delay', () => {
-  it('grows the interval by the backoff, up to the cap', () => {
+  it('grows the interval by the backoff, up to the cap', async () => {
     const policy = { intervalMs: 1000, backoff: 2, maxIntervalMs: 60_000 };
     expect([1, 2, 3, 10].map((n) => retryDelay(policy, n))).toEqual([1000, 2000, 4000, 60_000]);
     expect([1, 5].map((n) => retryDelay({ intervalMs: 300 }, n))).toEqual([300, 300]);
     expect(retryDelay({ intervalMs: 0, backoff: 2 }, 5000)).toBe(0);
   });
 
-  it("waits at least the other side's Retry-After, but no longer than its own limit", () => {
+  it("waits at least the other side's Retry-After, but no longer than its own limit", async () => {
     const policy = { intervalMs: 1000, backoff: 2 };
     expect(retryWait(policy, 2, undefined, 10_000)).toBe(2000);
     expect(retryWait(policy, 2, 1500, 10_000)).toBe(2000);

@@ -20,30 +20,30 @@ describe('retention', () => {
     expect(retentionSchema.parse({ sms: '30d', audit: '1h' })).toMatchObject({ sms: 30 * DAY, audit: 3_600_000 });
   });
 
-  it('purges settled rows older than their log age, and never a message still queued', () => {
+  it('purges settled rows older than their log age, and never a message still queued', async () => {
     const store = openStore('sqlite::memory:');
     const never: SmsProvider = { name: 'p', send: () => new Promise(() => {}) } as unknown as SmsProvider;
     const outbox = new Outbox({ store, providers: { p: never } });
-    const ids = outbox.accept([
+    const ids = (await outbox.accept([
       { callId: 'old', description: 'd', provider: 'p', to: '+48601234567', text: 'a' },
       { callId: 'new', description: 'd', provider: 'p', to: '+48601234567', text: 'b' },
       { callId: 'queued', description: 'd', provider: 'p', to: '+48601234567', text: 'c' },
-    ]).ids;
+    ])).ids;
     const now = Date.now();
     const set = store.db.prepare("UPDATE sms_messages SET status = ?, created_at = ? WHERE id = ?");
     set.run('sent', now - 40 * DAY, ids[0]);
     set.run('failed', now - 10 * DAY, ids[1]);
     set.run('pending', now - 400 * DAY, ids[2]);
     const audit = openAuditLog(store);
-    audit.record({ actor: 'a', role: 'admin', action: 'reveal' });
+    await audit.record({ actor: 'a', role: 'admin', action: 'reveal' });
     store.db.prepare('UPDATE audit_log SET at = ?').run(now - 2 * DAY);
-    audit.record({ actor: 'b', role: 'admin', action: 'reveal' });
+    await audit.record({ actor: 'b', role: 'admin', action: 'reveal' });
 
     const ages = retentionSchema.parse({ sms: '30d', audit: '1d' });
-    expect(purgeOnce(store, [smsRetention, auditRetention], ages, now)).toEqual({ sms: 1, audit: 1 });
+    expect(await purgeOnce(store, [smsRetention, auditRetention], ages, now)).toEqual({ sms: 1, audit: 1 });
     const left = (store.db.prepare('SELECT call_id FROM sms_messages ORDER BY call_id').all() as Array<{ call_id: string }>).map((r) => r.call_id);
     expect(left).toEqual(['new', 'queued']);
-    expect(audit.list().map((e) => e.actor)).toEqual(['b']);
+    expect((await audit.list()).map((e) => e.actor)).toEqual(['b']);
     store.close();
   });
 });

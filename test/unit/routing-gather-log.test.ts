@@ -15,7 +15,7 @@ import { fakeCall } from '../helpers/fake-call.js';
 
 const services: StepServices = {
   tts: { speak: async (text) => `sound:tts/${encodeURIComponent(text)}` },
-  sms: { templates: {}, accept: () => ({ duplicate: false, ids: [], blocked: [] }), hasOnce: () => false, recordSkipped() {} },
+  sms: { templates: {}, accept: async () => ({ duplicate: false, ids: [], blocked: [] }), hasOnce: async () => false, recordSkipped: async () => {} },
 };
 const later = (ms: number, fn: () => void) => setTimeout(fn, ms);
 
@@ -96,17 +96,17 @@ describe('the routing log', () => {
     ...over,
   });
 
-  it('filters by call, caller, outcome and time; keeps a bounded excerpt of the bodies', () => {
+  it('filters by call, caller, outcome and time; keeps a bounded excerpt of the bodies', async () => {
     const log = createRouteLog(openStore('sqlite::memory:'));
-    log.record(entry({ time: 1000 }));
-    log.record(entry({ time: 2000, callId: 'c2', outcome: 'timeout', decision: 'fallback → queue:support', responseBody: 'x'.repeat(10_000) }));
-    log.record(entry({ time: 3000, callId: 'c3', caller: '+48601555000', outcome: 'malformed' }));
-    expect(log.query({ callId: 'c2' }).entries.map((e) => e.outcome)).toEqual(['timeout']);
-    expect(log.query({ caller: '+48601555000' }).total).toBe(1);
-    expect(log.query({ outcome: ['timeout', 'malformed'] }).entries.map((e) => e.callId)).toEqual(['c2', 'c3']);
-    expect(log.query({ since: 1500, until: 2500 }).entries.map((e) => e.callId)).toEqual(['c2']);
-    expect(log.query({ callId: 'c2' }).entries[0]!.responseBody!.length).toBe(2049);
-    expect(log.query({ limit: 1 })).toMatchObject({ total: 3, entries: [{ callId: 'c3' }] });
+    await log.record(entry({ time: 1000 }));
+    await log.record(entry({ time: 2000, callId: 'c2', outcome: 'timeout', decision: 'fallback → queue:support', responseBody: 'x'.repeat(10_000) }));
+    await log.record(entry({ time: 3000, callId: 'c3', caller: '+48601555000', outcome: 'malformed' }));
+    expect((await log.query({ callId: 'c2' })).entries.map((e) => e.outcome)).toEqual(['timeout']);
+    expect((await log.query({ caller: '+48601555000' })).total).toBe(1);
+    expect((await log.query({ outcome: ['timeout', 'malformed'] })).entries.map((e) => e.callId)).toEqual(['c2', 'c3']);
+    expect((await log.query({ since: 1500, until: 2500 })).entries.map((e) => e.callId)).toEqual(['c2']);
+    expect((await log.query({ callId: 'c2' })).entries[0]!.responseBody!.length).toBe(2049);
+    expect(await log.query({ limit: 1 })).toMatchObject({ total: 3, entries: [{ callId: 'c3' }] });
   });
 
   it('refuses unknown parameters and outcomes instead of widening the query', () => {
@@ -120,8 +120,8 @@ describe('the routing log', () => {
     const dir = mkdtempSync(join(tmpdir(), 'routes-cli-'));
     const store = openStore(`sqlite:${join(dir, 'store.db')}`);
     const log = createRouteLog(store);
-    log.record(entry({ callId: 'call-a' }));
-    log.record(entry({ callId: 'call-b', outcome: 'timeout', decision: 'fallback → queue:support', httpStatus: null, responseBody: '(timeout) no complete answer' }));
+    await log.record(entry({ callId: 'call-a' }));
+    await log.record(entry({ callId: 'call-b', outcome: 'timeout', decision: 'fallback → queue:support', httpStatus: null, responseBody: '(timeout) no complete answer' }));
     store.close();
     const cfg = join(dir, 'cfg.yaml');
     writeFileSync(cfg, `asterisk:\n  ari: { user: u, password: p }\nstore: sqlite:${join(dir, 'store.db')}\n`);

@@ -70,12 +70,12 @@ function services(): StepServices {
     },
     sms: {
       templates: {},
-      accept(messages) {
+      async accept(messages) {
         sent.push(...messages);
         return { duplicate: false, ids: messages.map((_, i) => `id${i}`), blocked: [] };
       },
-      hasOnce: () => false,
-      recordSkipped() {},
+      hasOnce: async () => false,
+      recordSkipped: async () => {},
     },
     routing: { routing, destinations, defaultLanguage: 'tr', secrets: ['s3cr3t-token'], log },
   };
@@ -225,7 +225,7 @@ describe('never strand a caller', () => {
       const { channel, session } = await run(cfg());
       expect(spoken).toEqual([]);
       expect(continued(channel.ops)).toEqual([{ context: 'call-actions-dest', extension: 'queue-support', priority: 1 }]);
-      const page = log.query({ callId: session.callId });
+      const page = await log.query({ callId: session.callId });
       expect(page.entries).toMatchObject([{ outcome, decision: 'fallback → queue:support' }]);
     });
   }
@@ -233,7 +233,7 @@ describe('never strand a caller', () => {
   it('a connection refused → fallback', async () => {
     const { channel } = await run(cfg({ url: 'http://127.0.0.1:9/route' }));
     expect(continued(channel.ops)).toEqual([{ context: 'call-actions-dest', extension: 'queue-support', priority: 1 }]);
-    expect(log.query({}).entries[0]).toMatchObject({ outcome: 'connect' });
+    expect((await log.query({})).entries[0]).toMatchObject({ outcome: 'connect' });
   });
 
   it('slower than the timeout: the filler plays while waiting, then the fallback', async () => {
@@ -247,7 +247,7 @@ describe('never strand a caller', () => {
     expect(spoken[0]).toEqual({ text: 'Lütfen bekleyin', language: 'tr' });
     expect(lines.filter((l) => l.msg === 'filler played').length).toBe(plays.length);
     expect(continued(channel.ops)).toEqual([{ context: 'call-actions-dest', extension: 'queue-support', priority: 1 }]);
-    expect(log.query({}).entries[0]).toMatchObject({ outcome: 'timeout', filler: true });
+    expect((await log.query({})).entries[0]).toMatchObject({ outcome: 'timeout', filler: true });
   });
 
   it('faster than the filler threshold: no filler at all', async () => {
@@ -269,7 +269,7 @@ describe('never strand a caller', () => {
     const { channel } = await run(cfg({ schedule: 'never' }));
     expect(api.requests.length).toBe(before);
     expect(continued(channel.ops)).toEqual([{ context: 'call-actions-dest', extension: 'queue-support', priority: 1 }]);
-    expect(log.query({}).entries[0]).toMatchObject({ outcome: 'outside-schedule', url: null });
+    expect((await log.query({})).entries[0]).toMatchObject({ outcome: 'outside-schedule', url: null });
   });
 
   it('loop guard: an API that always answers interactivemenu is asked at most maxHops+1 times', async () => {
@@ -281,7 +281,7 @@ describe('never strand a caller', () => {
     });
     expect(api.requests.length - before).toBe(routing.maxHops + 1);
     expect(continued(channel.ops)).toEqual([{ context: 'call-actions-dest', extension: 'queue-support', priority: 1 }]);
-    expect(log.query({ outcome: ['loop-guard'] }).total).toBe(1);
+    expect((await log.query({ outcome: ['loop-guard'] })).total).toBe(1);
   });
 
   it('loop guard: a menu that leads to itself ends in the dialplan fallback when the route\'s fallback is that menu', async () => {
@@ -313,7 +313,7 @@ describe('never strand a caller', () => {
       const { channel } = await run(route);
       expect(continued(channel.ops), corpus[i]!.name).toEqual([{ context: 'call-actions-dest', extension: 'queue-support', priority: 1 }]);
     }
-    const all = log.query({ limit: 500 });
+    const all = await log.query({ limit: 500 });
     expect(all.total).toBe(corpus.length);
     expect(all.entries.every((e) => e.outcome !== 'routed' && e.decision === 'fallback → queue:support')).toBe(true);
     expect(JSON.stringify(all)).not.toContain('s3cr3t-token');

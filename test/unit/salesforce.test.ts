@@ -282,7 +282,7 @@ describe('which record (SF6)', () => {
     expect(row(h, fromUser.callId)).toMatchObject({ match_rule: 'internal', task_id: null });
     expect(h.sf.requests).toHaveLength(0);
     // not calls logged, nor part of the cost per call
-    expect(h.logging.health()).toMatchObject({ loggedLastDay: 0, apiCallsPerCall: null });
+    expect(await h.logging.health()).toMatchObject({ loggedLastDay: 0, apiCallsPerCall: null });
     expect(isInternal('+81312345678')).toBe(false);
     expect(isInternal('anonymous')).toBe(false);
     expect(isInternal('12345')).toBe(true);
@@ -355,8 +355,8 @@ describe('a memo after the call', () => {
     h.sf.enqueue({ kind: 'ok' }, { kind: 'slow', ms: 400 });
     events.forEach(h.logging.onEvent);
     await h.sf.waitFor(() => h.sf.dataRequests().some((r, i) => i >= before && r.kind === 'create'), 5_000, 'the create');
-    expect(h.logging.memo(callId, 'Wants a quote', 'api')).toBe('changed');
-    expect(h.logging.memo(callId, 'Wants a quote', 'api')).toBe('unchanged');
+    expect(await h.logging.memo(callId, 'Wants a quote', 'api')).toBe('changed');
+    expect(await h.logging.memo(callId, 'Wants a quote', 'api')).toBe('unchanged');
     await until(() => taskOf(h, callId)[0]?.updates.length === 1 && row(h, callId)?.status === 'done', 'the memo written after the create');
     const [task] = taskOf(h, callId);
     expect(task!.updates[0]!.fields).toMatchObject({ Call_Memo__c: 'Wants a quote' });
@@ -372,14 +372,14 @@ describe('a memo during the call', () => {
     const end = events.pop()!;
     events.forEach(h.logging.onEvent);
     await until(() => row(h, callId)?.status === 'waiting', 'the Task made at the answer');
-    expect(h.logging.memo(callId, 'Call back Friday', 'api')).toBe('changed');
+    expect(await h.logging.memo(callId, 'Call back Friday', 'api')).toBe('changed');
     h.logging.onEvent(end);
     await logged(h, callId);
     const [task] = taskOf(h, callId);
     expect(task!.updates).toHaveLength(1);
     expect(task!.updates[0]!.fields).toMatchObject({ Call_Memo__c: 'Call back Friday' });
-    expect(h.logging.memoRoute({ callId, memo: 'Call back Friday' })).toEqual({ status: 200, body: { callId, changed: false } });
-    expect(h.logging.memoRoute({ callId: 'nope', memo: 'x' })).toMatchObject({ status: 404 });
+    expect(await h.logging.memoRoute({ callId, memo: 'Call back Friday' })).toEqual({ status: 200, body: { callId, changed: false } });
+    expect(await h.logging.memoRoute({ callId: 'nope', memo: 'x' })).toMatchObject({ status: 404 });
   });
 });
 
@@ -488,7 +488,7 @@ describe('when (SF2), and what it costs (SF7)', () => {
       expect(used.map((q) => q.kind)).toEqual(['search', 'create']);
       expect(r.api_calls).toBe(2);
     }
-    const health = h.logging.health();
+    const health = await h.logging.health();
     expect(health.apiCallsPerCall).toBe(2);
     expect(health.loggedLastDay).toBe(3);
     // every answer's limit header is read
@@ -569,7 +569,7 @@ describe('failures go through the durable queue (no activity lost)', () => {
     const pending = row(h, callId);
     expect(pending.reason).toMatch(/http-403 REQUEST_LIMIT_EXCEEDED/);
     expect(pending.next_at).toBeGreaterThan(Date.now() - 50);
-    expect(h.logging.health().warnings.join('\n')).toMatch(/REQUEST_LIMIT_EXCEEDED/);
+    expect((await h.logging.health()).warnings.join('\n')).toMatch(/REQUEST_LIMIT_EXCEEDED/);
     const r = await logged(h, callId);
     expect(r.attempts).toBe(3);
     expect(taskOf(h, callId)).toHaveLength(1);
@@ -578,7 +578,7 @@ describe('failures go through the durable queue (no activity lost)', () => {
     const b = callEvents({ caller: '+819099990000' });
     b.events.forEach(h.logging.onEvent);
     await logged(h, b.callId);
-    const health = h.logging.health();
+    const health = await h.logging.health();
     expect(health.usage).toMatchObject({ remaining: 48, limit: 15_000 });
     expect(health.warnings.join('\n')).toMatch(/48 of 15000 daily requests left/);
   });
@@ -663,9 +663,9 @@ describe('failures go through the durable queue (no activity lost)', () => {
     b.events.forEach(bad.logging.onEvent);
     await until(() => row(bad, b.callId)?.status === 'failed', 'a final failure');
     expect(row(bad, b.callId).reason).toMatch(/http-400 INVALID_FIELD/);
-    expect(bad.logging.health()).toMatchObject({ failedLastDay: 1 });
-    expect(bad.logging.health().warnings.join('\n')).toMatch(/1 Salesforce activity failed/);
-    const log = bad.logging.activitiesRoute(new URL('http://x/salesforce/activities?status=failed'));
+    expect(await bad.logging.health()).toMatchObject({ failedLastDay: 1 });
+    expect((await bad.logging.health()).warnings.join('\n')).toMatch(/1 Salesforce activity failed/);
+    const log = await bad.logging.activitiesRoute(new URL('http://x/salesforce/activities?status=failed'));
     expect(log.body).toMatchObject({ entries: [{ callId: b.callId, status: 'failed', attemptLog: [{ outcome: 'final', requests: [{ method: 'GET' }, { method: 'POST', status: 400, errorCode: 'INVALID_FIELD' }] }] }] });
   });
 });
@@ -706,7 +706,7 @@ describe('connection (SF1)', () => {
     await until(() => row(h, callId)?.attempts >= 2 && row(h, callId)?.status === 'pending', 'two failed attempts');
     expect(row(h, callId)).toMatchObject({ status: 'pending', task_id: null });
     expect(row(h, callId).reason).toMatch(/token request: http-400 invalid_grant \(invalid assertion\)/);
-    expect(h.logging.health().warnings.join('\n')).toMatch(/Salesforce authentication failing/);
+    expect((await h.logging.health()).warnings.join('\n')).toMatch(/Salesforce authentication failing/);
     expect(sf.dataRequests()).toHaveLength(0);
   });
 

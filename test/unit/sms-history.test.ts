@@ -45,12 +45,12 @@ beforeAll(async () => {
   // The first message alone, so the one quota answer is certainly its first attempt.
   s.enqueue(quota300);
   let waiting = until(1);
-  ids.a = o.accept([{ callId: 'c1', description: 'Queue # SMS', provider: 'aossms', to: '+819011110000', text: 'A' }]).ids[0]!;
+  ids.a = (await o.accept([{ callId: 'c1', description: 'Queue # SMS', provider: 'aossms', to: '+819011110000', text: 'A' }])).ids[0]!;
   await waiting;
   waiting = until(3);
-  ids.b = o.accept([{ callId: 'c1', description: 'VIP line reached', provider: 'aossms', to: '+48221131415', text: 'B' }]).ids[0]!;
-  ids.c = o.accept([{ callId: 'c2', description: 'Queue # SMS', provider: 'broken', to: '+819011110000', text: 'C' }]).ids[0]!;
-  ids.d = o.recordSkipped({ callId: 'c3', description: 'Queue # SMS', provider: 'aossms', reason: 'withheld caller ID' });
+  ids.b = (await o.accept([{ callId: 'c1', description: 'VIP line reached', provider: 'aossms', to: '+48221131415', text: 'B' }])).ids[0]!;
+  ids.c = (await o.accept([{ callId: 'c2', description: 'Queue # SMS', provider: 'broken', to: '+819011110000', text: 'C' }])).ids[0]!;
+  ids.d = await o.recordSkipped({ callId: 'c3', description: 'Queue # SMS', provider: 'aossms', reason: 'withheld caller ID' });
   await waiting;
   await o.stop();
 
@@ -67,11 +67,11 @@ afterAll(async () => {
   await s.close();
 });
 
-const idsOf = (f: Parameters<typeof querySmsHistory>[1]) => querySmsHistory(st, f).entries.map((e) => e.id);
+const idsOf = async (f: Parameters<typeof querySmsHistory>[1]) => (await querySmsHistory(st, f)).entries.map((e) => e.id);
 
 describe('querySmsHistory', () => {
-  it('lists everything newest first with the total', () => {
-    const page = querySmsHistory(st);
+  it('lists everything newest first with the total', async () => {
+    const page = await querySmsHistory(st);
     expect(page.total).toBe(4);
     expect(page.entries.map((e) => e.id)).toEqual([ids.d, ids.c, ids.b, ids.a]);
   });
@@ -87,19 +87,19 @@ describe('querySmsHistory', () => {
     ['until (exclusive)', { until: T0 + 120_000 }, ['b', 'a']],
     ['a window', { since: T0 + 30_000, until: T0 + 150_000 }, ['c', 'b']],
     ['combined', { description: 'Queue # SMS', status: 'sent' as const }, ['a']],
-  ])('filters by %s', (_name, filter, expected) => {
-    expect(idsOf(filter)).toEqual(expected.map((k) => ids[k]));
+  ])('filters by %s', async (_name, filter, expected) => {
+    expect(await idsOf(filter)).toEqual(expected.map((k) => ids[k]));
   });
 
-  it('pages with limit and offset', () => {
-    const page = querySmsHistory(st, { limit: 2, offset: 1 });
+  it('pages with limit and offset', async () => {
+    const page = await querySmsHistory(st, { limit: 2, offset: 1 });
     expect(page.total).toBe(4);
     expect(page.entries.map((e) => e.id)).toEqual([ids.c, ids.b]);
-    expect(querySmsHistory(st, { limit: 10_000 }).entries).toHaveLength(4);
+    expect((await querySmsHistory(st, { limit: 10_000 })).entries).toHaveLength(4);
   });
 
-  it("carries each message's attempts and the provider's last answer", () => {
-    const a = getSmsMessage(st, ids.a!)!;
+  it("carries each message's attempts and the provider's last answer", async () => {
+    const a = (await getSmsMessage(st, ids.a!))!;
     expect(a).toMatchObject({
       callId: 'c1',
       description: 'Queue # SMS',
@@ -117,16 +117,16 @@ describe('querySmsHistory', () => {
     expect(a.lastAnswer).toMatchObject({ attempt: 2, outcome: 'ok', httpStatus: 200 });
     expect(a.attemptLog[1]!.startedAt).toBeGreaterThanOrEqual(a.attemptLog[0]!.finishedAt!);
 
-    const c = querySmsHistory(st, { status: 'failed' }).entries[0]!;
+    const c = (await querySmsHistory(st, { status: 'failed' })).entries[0]!;
     expect(c).toMatchObject({ provider: 'broken', attempts: 1, reason: 'http-401' });
     expect(c.lastAnswer).toMatchObject({ outcome: 'final', httpStatus: 401 });
     expect(c.lastAnswer?.body).toMatch(/Authentication failed/);
 
-    const d = getSmsMessage(st, ids.d!)!;
+    const d = (await getSmsMessage(st, ids.d!))!;
     expect(d).toMatchObject({ status: 'skipped', recipient: null, attempts: 0, lastAnswer: null, attemptLog: [] });
   });
 
-  it('returns undefined for an unknown id', () => {
-    expect(getSmsMessage(st, 'nope')).toBeUndefined();
+  it('returns undefined for an unknown id', async () => {
+    expect(await getSmsMessage(st, 'nope')).toBeUndefined();
   });
 });

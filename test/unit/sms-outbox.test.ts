@@ -95,9 +95,9 @@ describe('Outbox', () => {
     const st = store();
     const o = outbox(st);
     o.start();
-    const { duplicate, ids } = o.accept([msg()]);
+    const { duplicate, ids } = await o.accept([msg()]);
     expect(duplicate).toBe(false);
-    expect(getSmsMessage(st, ids[0]!)?.status).toMatch(/pending|sending/);
+    expect((await getSmsMessage(st, ids[0]!))?.status).toMatch(/pending|sending/);
 
     const done = await settled([o], ids);
     expect(done.get(ids[0]!)).toMatchObject({ status: 'sent', attempts: 1, to: '+819012345678' });
@@ -105,7 +105,7 @@ describe('Outbox', () => {
     expect(s.requests).toHaveLength(1);
     expect(s.delivered.map((d) => [d.phoneNumber, d.message])).toEqual([['+819012345678', 'Book a call-back']]);
 
-    const row = getSmsMessage(st, ids[0]!)!;
+    const row = (await getSmsMessage(st, ids[0]!))!;
     expect(row).toMatchObject({ status: 'sent', attempts: 1, callId: 'call-1', description: 'Queue # SMS' });
     expect(row.attemptLog).toHaveLength(1);
     expect(row.attemptLog[0]).toMatchObject({ attempt: 1, outcome: 'ok', httpStatus: 200 });
@@ -117,13 +117,13 @@ describe('Outbox', () => {
     const st = store();
     const o = outbox(st);
     o.start();
-    const { ids } = o.accept([msg()]);
+    const { ids } = await o.accept([msg()]);
     const done = await settled([o], ids);
     expect(done.get(ids[0]!)).toMatchObject({ status: 'sent', attempts: 3 });
     expect(s.requests).toHaveLength(3);
     expect(s.delivered).toHaveLength(1);
 
-    const log = getSmsMessage(st, ids[0]!)!.attemptLog;
+    const log = (await getSmsMessage(st, ids[0]!))!.attemptLog;
     expect(log.map((a) => a.outcome)).toEqual(['retry', 'retry', 'ok']);
     const gaps = [s.requests[1]!.at - s.requests[0]!.at, s.requests[2]!.at - s.requests[1]!.at];
     for (const gap of gaps) {
@@ -137,14 +137,14 @@ describe('Outbox', () => {
     const st = store();
     const o = outbox(st);
     o.start();
-    const { ids } = o.accept([msg()]);
+    const { ids } = await o.accept([msg()]);
     const done = await settled([o], ids);
     expect(done.get(ids[0]!)).toMatchObject({ status: 'failed', attempts: 3 });
     await sleep(INTERVAL * 2);
     expect(s.requests).toHaveLength(3);
     expect(s.delivered).toHaveLength(0);
 
-    const row = getSmsMessage(st, ids[0]!)!;
+    const row = (await getSmsMessage(st, ids[0]!))!;
     expect(row.status).toBe('failed');
     expect(row.reason).toMatch(/no retries left/);
     expect(row.attemptLog.map((a) => [a.attempt, a.outcome, a.httpStatus])).toEqual([
@@ -160,7 +160,7 @@ describe('Outbox', () => {
     const bad = provider({ body: { ...DEFAULT_CREDENTIALS, token: 'nope', message: '{message}', phoneNumber: '{to}' } });
     const o = outbox(st, { providers: { aossms: bad } });
     o.start();
-    const { ids } = o.accept([msg()]);
+    const { ids } = await o.accept([msg()]);
     const done = await settled([o], ids);
     expect(done.get(ids[0]!)).toMatchObject({ status: 'failed', attempts: 1, reason: 'http-401' });
     await sleep(INTERVAL * 2);
@@ -172,7 +172,7 @@ describe('Outbox', () => {
     const st = store();
     const o = outbox(st);
     o.start();
-    const { ids } = o.accept([msg()]);
+    const { ids } = await o.accept([msg()]);
     await settled([o], ids);
     expect(s.requests[1]!.at - s.requests[0]!.at).toBeGreaterThanOrEqual(1000 - 5);
   });
@@ -182,37 +182,37 @@ describe('Outbox', () => {
     const o = outbox(st);
     o.start();
     const accepted = Date.now();
-    const { ids } = o.accept([msg({ notBefore: accepted + 400 })]);
+    const { ids } = await o.accept([msg({ notBefore: accepted + 400 })]);
     await sleep(200);
     expect(s.requests).toHaveLength(0);
     await settled([o], ids);
     expect(s.requests[0]!.at - accepted).toBeGreaterThanOrEqual(400 - 5);
   });
 
-  it('writes all messages of one accept or none', () => {
+  it('writes all messages of one accept or none', async () => {
     const st = store();
     const o = outbox(st);
-    expect(() => o.accept([msg(), msg({ provider: 'nosuch' })])).toThrow(/unknown SMS provider "nosuch"/);
-    expect(querySmsHistory(st).total).toBe(0);
+    await expect(o.accept([msg(), msg({ provider: 'nosuch' })])).rejects.toThrow(/unknown SMS provider "nosuch"/);
+    expect((await querySmsHistory(st)).total).toBe(0);
   });
 
-  it('accepts only once per (call, key), also after the store is reopened', () => {
+  it('accepts only once per (call, key), also after the store is reopened', async () => {
     const once = { callId: 'call-7', key: 'queue-exit[0]' };
     const first = store();
     const a = outbox(first);
-    const r1 = a.accept([msg({ callId: 'call-7' }), msg({ callId: 'call-7', to: '+819087654321' })], { once });
+    const r1 = await a.accept([msg({ callId: 'call-7' }), msg({ callId: 'call-7', to: '+819087654321' })], { once });
     expect(r1).toMatchObject({ duplicate: false });
     expect(r1.ids).toHaveLength(2);
-    expect(a.accept([msg({ callId: 'call-7' })], { once })).toEqual({ duplicate: true, ids: [], blocked: [] });
+    expect(await a.accept([msg({ callId: 'call-7' })], { once })).toEqual({ duplicate: true, ids: [], blocked: [] });
     first.close();
 
     const second = store();
     const b = outbox(second);
-    expect(b.accept([msg({ callId: 'call-7' })], { once })).toEqual({ duplicate: true, ids: [], blocked: [] });
+    expect(await b.accept([msg({ callId: 'call-7' })], { once })).toEqual({ duplicate: true, ids: [], blocked: [] });
     // Another step in the same call, and the same step in another call, are separate.
-    expect(b.accept([msg({ callId: 'call-7' })], { once: { ...once, key: 'queue-exit[3]' } }).duplicate).toBe(false);
-    expect(b.accept([msg({ callId: 'call-8' })], { once: { ...once, callId: 'call-8' } }).duplicate).toBe(false);
-    expect(querySmsHistory(second, { callId: 'call-7' }).total).toBe(3);
+    expect((await b.accept([msg({ callId: 'call-7' })], { once: { ...once, key: 'queue-exit[3]' } })).duplicate).toBe(false);
+    expect((await b.accept([msg({ callId: 'call-8' })], { once: { ...once, callId: 'call-8' } })).duplicate).toBe(false);
+    expect((await querySmsHistory(second, { callId: 'call-7' })).total).toBe(3);
   });
 
   it('recovers a message left sending by a crash: sent exactly once, the lost attempt marked interrupted', async () => {
@@ -223,17 +223,17 @@ describe('Outbox', () => {
     const storeA = openStore(file);
     const a = new Outbox({ store: storeA, providers: { aossms: provider({}, agentA) }, leaseMarginMs: 200 });
     a.start();
-    const { ids } = a.accept([msg()]);
+    const { ids } = await a.accept([msg()]);
     const id = ids[0]!;
     await s.waitForRequests(1);
-    expect(getSmsMessage(storeA, id)?.status).toBe('sending');
+    expect((await getSmsMessage(storeA, id))?.status).toBe('sending');
     storeA.close();
     await agentA.destroy();
     await a.stop({ graceMs: 0 });
     expect(s.delivered).toHaveLength(0);
 
     const storeB = store();
-    expect(getSmsMessage(storeB, id)?.status).toBe('sending');
+    expect((await getSmsMessage(storeB, id))?.status).toBe('sending');
     const b = outbox(storeB);
     const done = settled([b], ids);
     b.start();
@@ -242,7 +242,7 @@ describe('Outbox', () => {
 
     expect(s.requests).toHaveLength(2);
     expect(s.delivered).toHaveLength(1);
-    const row = getSmsMessage(storeB, id)!;
+    const row = (await getSmsMessage(storeB, id))!;
     expect(row.status).toBe('sent');
     expect(row.attemptLog.map((x) => x.outcome)).toEqual(['interrupted', 'ok']);
   });
@@ -253,10 +253,10 @@ describe('Outbox', () => {
     const noRetry = provider({ retry: { count: 0 } });
     const a = new Outbox({ store: st, providers: { aossms: noRetry }, leaseMarginMs: 200 });
     a.start();
-    const { ids } = a.accept([msg()]);
+    const { ids } = await a.accept([msg()]);
     await s.waitForRequests(1);
     await a.stop({ graceMs: 50 });
-    const row = getSmsMessage(st, ids[0]!)!;
+    const row = (await getSmsMessage(st, ids[0]!))!;
     expect(row.status).toBe('pending');
     expect(row.attemptLog.map((x) => x.outcome)).toEqual(['interrupted']);
 
@@ -270,7 +270,7 @@ describe('Outbox', () => {
   it('gives up on a message whose attempts keep being cut off, instead of crash-looping on it', async () => {
     const st = store();
     const o = outbox(st, { maxInterruptions: 2 });
-    const { ids } = o.accept([msg()]);
+    const { ids } = await o.accept([msg()]);
     // As a worker that died twice mid-attempt would leave it: sending, lease run out.
     st.db
       .prepare(
@@ -284,7 +284,7 @@ describe('Outbox', () => {
     o.start();
     expect((await done).get(ids[0]!)).toMatchObject({ status: 'failed', reason: 'interrupted 2 times' });
     expect(s.requests).toHaveLength(0);
-    expect(getSmsMessage(st, ids[0]!)!.attemptLog.map((a) => a.outcome)).toEqual(['interrupted', 'interrupted']);
+    expect((await getSmsMessage(st, ids[0]!))!.attemptLog.map((a) => a.outcome)).toEqual(['interrupted', 'interrupted']);
   });
 
   it('never sends a message twice when two outboxes share one database', async () => {
@@ -293,7 +293,7 @@ describe('Outbox', () => {
     const storeB = store();
     const a = outbox(storeA, { concurrency: 3, workerId: 'A' });
     const b = outbox(storeB, { concurrency: 3, workerId: 'B' });
-    const { ids } = a.accept(Array.from({ length: 24 }, (_, i) => msg({ text: `message ${i}` })));
+    const { ids } = await a.accept(Array.from({ length: 24 }, (_, i) => msg({ text: `message ${i}` })));
     const done = settled([a, b], ids, 10_000);
     a.start();
     b.start();
@@ -312,7 +312,7 @@ describe('Outbox', () => {
     const st = store();
     const o = outbox(st, { concurrency: 2 });
     let peak = 0;
-    const { ids } = o.accept(Array.from({ length: 6 }, (_, i) => msg({ text: `m${i}` })));
+    const { ids } = await o.accept(Array.from({ length: 6 }, (_, i) => msg({ text: `m${i}` })));
     const done = settled([o], ids);
     const probe = setInterval(() => (peak = Math.max(peak, o.busy)), 5);
     o.start();
@@ -321,11 +321,11 @@ describe('Outbox', () => {
     expect(peak).toBe(2);
   });
 
-  it('records a skipped SMS in the history', () => {
+  it('records a skipped SMS in the history', async () => {
     const st = store();
     const o = outbox(st);
-    o.recordSkipped({ callId: 'call-9', description: 'Queue # SMS', provider: 'aossms', to: 'anonymous', reason: 'withheld caller ID' });
-    const { entries } = querySmsHistory(st, { callId: 'call-9' });
+    await o.recordSkipped({ callId: 'call-9', description: 'Queue # SMS', provider: 'aossms', to: 'anonymous', reason: 'withheld caller ID' });
+    const { entries } = await querySmsHistory(st, { callId: 'call-9' });
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ status: 'skipped', recipient: 'anonymous', reason: 'withheld caller ID', attempts: 0 });
   });
@@ -346,7 +346,7 @@ describe('delivery semantics', () => {
     const st = store();
     const o = outbox(st);
     o.start();
-    const { ids } = o.accept([msg()]);
+    const { ids } = await o.accept([msg()]);
     expect((await settled([o], ids)).get(ids[0]!)).toMatchObject({ status: 'sent', attempts: 2 });
     expect(s.requests.map((r) => r.headers['idempotency-key'])).toEqual([ids[0], ids[0]]);
   });
@@ -355,12 +355,12 @@ describe('delivery semantics', () => {
     const st = store();
     const named = outbox(st, { providers: { aossms: provider({ idempotencyKey: 'X-Request-Id' }) } });
     named.start();
-    const first = named.accept([msg()]).ids;
+    const first = (await named.accept([msg()])).ids;
     await settled([named], first);
     await named.stop();
     const none = outbox(st, { providers: { aossms: provider({ idempotencyKey: false }) } });
     none.start();
-    await settled([none], none.accept([msg({ callId: 'call-2' })]).ids);
+    await settled([none], (await none.accept([msg({ callId: 'call-2' })])).ids);
     expect(s.requests[0]!.headers['x-request-id']).toBe(first[0]);
     expect(s.requests[0]!.headers['idempotency-key']).toBeUndefined();
     expect(Object.keys(s.requests[1]!.headers).filter((h) => /idempotency|request-id/.test(h))).toEqual([]);
@@ -371,14 +371,14 @@ describe('delivery semantics', () => {
     const st = store();
     const o = outbox(st, { providers: { aossms: provider({ delivery: 'at-most-once' }) } });
     o.start();
-    const { ids } = o.accept([msg()]);
+    const { ids } = await o.accept([msg()]);
     expect((await settled([o], ids)).get(ids[0]!)).toMatchObject({ status: 'unknown', attempts: 1 });
     await sleep(INTERVAL * 3);
     expect(s.requests).toHaveLength(1);
-    const row = getSmsMessage(st, ids[0]!)!;
+    const row = (await getSmsMessage(st, ids[0]!))!;
     expect(row.status).toBe('unknown');
     expect(row.reason).toMatch(/timeout; at-most-once: not repeated/);
-    expect(querySmsHistory(st, { status: 'unknown' }).total).toBe(1);
+    expect((await querySmsHistory(st, { status: 'unknown' })).total).toBe(1);
   });
 
   it('at-most-once still retries what the provider provably did not take (429)', async () => {
@@ -386,7 +386,7 @@ describe('delivery semantics', () => {
     const st = store();
     const o = outbox(st, { providers: { aossms: provider({ delivery: 'at-most-once' }) } });
     o.start();
-    const { ids } = o.accept([msg()]);
+    const { ids } = await o.accept([msg()]);
     expect((await settled([o], ids)).get(ids[0]!)).toMatchObject({ status: 'sent', attempts: 2 });
     expect(s.delivered).toHaveLength(1);
   });
@@ -394,7 +394,7 @@ describe('delivery semantics', () => {
   it('at-most-once: a message a dead worker left sending is settled unknown by the next one, with no request', async () => {
     const st = store();
     const o = outbox(st, { providers: { aossms: provider({ delivery: 'at-most-once' }) } });
-    const { ids } = o.accept([msg()]);
+    const { ids } = await o.accept([msg()]);
     st.db
       .prepare("UPDATE sms_messages SET status = 'sending', attempts = 1, lease_until = ?, claimed_by = 'dead' WHERE id = ?")
       .run(Date.now() - 1, ids[0]!);
@@ -404,6 +404,6 @@ describe('delivery semantics', () => {
     expect((await done).get(ids[0]!)).toMatchObject({ status: 'unknown', reason: 'lease expired; at-most-once: not repeated' });
     await sleep(INTERVAL * 2);
     expect(s.requests).toHaveLength(0);
-    expect(getSmsMessage(st, ids[0]!)!.attemptLog.map((a) => a.outcome)).toEqual(['interrupted']);
+    expect((await getSmsMessage(st, ids[0]!))!.attemptLog.map((a) => a.outcome)).toEqual(['interrupted']);
   });
 });

@@ -109,7 +109,7 @@ afterEach(async () => {
 const sms = () => (runtime.services as Partial<StepServices>).sms!;
 
 async function sendOne(provider: string): Promise<string> {
-  const { ids: [id] } = sms().accept([{ callId: 'call-7', description: 'Queue # SMS', provider, to: TO, text: 'hello' }]);
+  const { ids: [id] } = await sms().accept([{ callId: 'call-7', description: 'Queue # SMS', provider, to: TO, text: 'hello' }]);
   return id!;
 }
 

@@ -96,7 +96,7 @@ describe('the Twilio provider through the outbox', () => {
   it('success: form POST with basic auth; the message sid is kept', async () => {
     const o = outbox();
     const done = settled(o);
-    send(o, TO, 'ACME');
+    await send(o, TO, 'ACME');
     const m = await done;
     expect(m).toMatchObject({ status: 'sent', attempts: 1 });
     expect(tw.delivered).toHaveLength(1);
@@ -106,7 +106,7 @@ describe('the Twilio provider through the outbox', () => {
     expect(d.request.fields).toEqual({ To: TO, From: 'ACME', Body: 'Hello {not a field} ż' });
     expect(d.request.user).toBe(tw.accountSid);
     expect(d.request.headers['content-type']).toMatch(/^application\/x-www-form-urlencoded/);
-    const h = querySmsHistory(st, {});
+    const h = await querySmsHistory(st, {});
     expect(h.entries[0]).toMatchObject({ status: 'sent', providerMessageId: d.sid });
   });
 
@@ -114,7 +114,7 @@ describe('the Twilio provider through the outbox', () => {
     const mg = 'MG' + 'a'.repeat(32);
     const o = outbox({ messagingServiceSid: mg });
     const done = settled(o);
-    send(o);
+    await send(o);
     await done;
     expect(tw.delivered[0]!.request.fields).toMatchObject({ From: FROM, MessagingServiceSid: mg });
   });
@@ -123,14 +123,14 @@ describe('the Twilio provider through the outbox', () => {
     tw.enqueue(twilio429(), twilio429(1), twilio500);
     const o = outbox();
     const done = settled(o);
-    send(o);
+    await send(o);
     const m = await done;
     expect(m).toMatchObject({ status: 'sent', attempts: 4 });
     const at = tw.requests.map((r) => r.at);
     expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(90); // interval 100 ms
     expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(950); // Retry-After: 1 outranks the 200 ms backoff
     expect(at[3]! - at[2]!).toBeGreaterThanOrEqual(390); // 100 ms × 2²
-    const log = querySmsHistory(st, {}).entries[0]!.attemptLog;
+    const log = (await querySmsHistory(st, {})).entries[0]!.attemptLog;
     expect(log.map((a) => [a.outcome, a.httpStatus])).toEqual([['retry', 429], ['retry', 429], ['retry', 500], ['ok', 201]]);
     expect(log[0]!.reason).toBe('http-429 code 20429');
     expect(tw.delivered).toHaveLength(1);
@@ -140,26 +140,26 @@ describe('the Twilio provider through the outbox', () => {
     tw.enqueue(twilioError(403, 20429, 'Too Many Requests'));
     const o = outbox();
     const done = settled(o);
-    send(o);
+    await send(o);
     expect(await done).toMatchObject({ status: 'sent', attempts: 2 });
   });
 
   it('400 is final: an invalid To is tried once and failed with the code', async () => {
     const o = outbox();
     const done = settled(o);
-    send(o, '+4860');
+    await send(o, '+4860');
     const m = await done;
     expect(m).toMatchObject({ status: 'failed', attempts: 1, reason: 'http-400 code 21211' });
     await new Promise((r) => setTimeout(r, 300));
     expect(tw.requests).toHaveLength(1);
-    const e = querySmsHistory(st, { status: 'failed' }).entries[0]!;
+    const e = (await querySmsHistory(st, { status: 'failed' })).entries[0]!;
     expect(e.lastAnswer!.body).toContain('21211');
   });
 
   it('wrong credentials are final too (401, 20003)', async () => {
     const o = outbox({ authToken: 'wrong' });
     const done = settled(o);
-    send(o);
+    await send(o);
     expect(await done).toMatchObject({ status: 'failed', attempts: 1, reason: 'http-401 code 20003' });
   });
 
@@ -167,9 +167,9 @@ describe('the Twilio provider through the outbox', () => {
     tw.enqueue(twilioHang());
     const o = outbox({ timeout: '300ms' });
     const done = settled(o);
-    send(o);
+    await send(o);
     expect(await done).toMatchObject({ status: 'sent', attempts: 2 });
-    expect(querySmsHistory(st, {}).entries[0]!.attemptLog[0]!.reason).toBe('timeout');
+    expect((await querySmsHistory(st, {})).entries[0]!.attemptLog[0]!.reason).toBe('timeout');
   });
 });
 

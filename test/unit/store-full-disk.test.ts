@@ -51,10 +51,10 @@ function fillDisk(): void {
 }
 const freeDisk = () => rmSync(join(mnt, 'filler'), { force: true });
 
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
+async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = f();
+    const v = await f();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -96,19 +96,19 @@ describe.skipIf(!root)('a full disk under the store', () => {
 
     // accepted before the disk fills; the workers have not started, so all of it is still pending
     const accepted: string[] = [];
-    for (let i = 0; i < 20; i++) accepted.push(...outbox.accept([{ callId: `c${i}`, description: 'd', provider: 'aossms', to: '+819012345678', text: `msg ${i}` }]).ids);
+    for (let i = 0; i < 20; i++) accepted.push(...(await outbox.accept([{ callId: `c${i}`, description: 'd', provider: 'aossms', to: '+819012345678', text: `msg ${i}` }])).ids);
     const runs: string[] = [];
-    for (let i = 0; i < 10; i++) runs.push(...hooks.enqueue(event()));
+    for (let i = 0; i < 10; i++) runs.push(...(await hooks.enqueue(event())));
     expect(runs).toHaveLength(10);
     const writes = storeWrites(store);
-    expect(writes.problem()).toBeUndefined();
+    expect(await writes.problem()).toBeUndefined();
 
     fillDisk();
     // an accept now fails loudly (the step falls back): it was never accepted, so it is not owed
     let refused = 0;
     for (let i = 0; i < 20; i++) {
       try {
-        outbox.accept([{ callId: `late${i}`, description: 'd', provider: 'aossms', to: '+819012345678', text: 'x'.repeat(4000) }]);
+        await outbox.accept([{ callId: `late${i}`, description: 'd', provider: 'aossms', to: '+819012345678', text: 'x'.repeat(4000) }]);
       } catch (e) {
         expect((e as { code?: string }).code).toMatch(/^SQLITE_(FULL|IOERR)/);
         refused++;
@@ -121,12 +121,12 @@ describe.skipIf(!root)('a full disk under the store', () => {
     expect(problem.code).toMatch(/^SQLITE_(FULL|IOERR)/);
     await new Promise((r) => setTimeout(r, 1500));
     // nothing could be claimed, so nothing went out twice or half-recorded
-    expect(writes.problem()).toBeDefined();
+    expect(await writes.problem()).toBeDefined();
 
     freeDisk();
     await until('every accepted SMS delivered', () => sms.delivered.length >= accepted.length);
     await until('every hook run delivered', () => rx.to('/end').length >= runs.length);
-    expect(writes.problem()).toBeUndefined();
+    expect(await writes.problem()).toBeUndefined();
     // exactly once each: the stand-in counts every message by its text
     const texts = sms.delivered.map((d) => d.message).filter((m) => m.startsWith('msg '));
     expect(texts.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `msg ${i}`).sort());

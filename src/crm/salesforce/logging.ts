@@ -4,6 +4,7 @@ import type { CallEvent } from '../../asterisk/call-event-types.js';
 import type { Logger } from '../../log.js';
 import type { AmiMessage } from '../../asterisk/ami.js';
 import { readQuery } from '../../history/query.js';
+import { statement, type StorePort } from '../../store/port.js';
 import type { Store } from '../../store/sqlite.js';
 import { TokenProvider } from './auth.js';
 import { SalesforceClient } from './client.js';
@@ -60,13 +61,13 @@ export interface SalesforceLogging {
   /** Another instance on this store has gone: its activities may be ours to log now. */
   wake(): void;
   stop(): Promise<void>;
-  health(): SalesforceHealth;
+  health(): Promise<SalesforceHealth>;
   /** GET /salesforce/activities?callId=&status=&limit= */
-  activitiesRoute(url: URL): { status: number; body: unknown };
+  activitiesRoute(url: URL): Promise<{ status: number; body: unknown }>;
   /** A memo after the call (POST /salesforce/memo, the AMI UserEvent): the call's Task is written again once. */
-  memo(callId: string, memo: string, via: string): 'unknown' | 'unchanged' | 'changed';
+  memo(callId: string, memo: string, via: string): Promise<'unknown' | 'unchanged' | 'changed'>;
   /** POST /salesforce/memo {"callId": "…", "memo": "…"} */
-  memoRoute(body: unknown): { status: number; body: unknown };
+  memoRoute(body: unknown): Promise<{ status: number; body: unknown }>;
 }
 
 /** Salesforce's own cap on a Task's Description; a memo longer than that is refused. */
@@ -147,11 +148,13 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       }
       if (ev.kind === cfg.when && ev.kind !== 'call.end' && !c.startQueued) {
         c.startQueued = true;
-        worker.enqueueStart(snapshot(c), ev.kind === 'call.start' ? cfg.startDelay : 0);
+        const start = snapshot(c);
+        inOrder(() => worker.enqueueStart(start, ev.kind === 'call.start' ? cfg.startDelay : 0), ev.callId, ev.kind);
       }
       if (ev.kind === 'call.end') {
         c.callEnd = ev.at;
-        worker.enqueueEnd(snapshot(c), c.sawStart);
+        const end = snapshot(c);
+        inOrder(() => worker.enqueueEnd(end, c.sawStart), ev.callId, ev.kind);
         live.delete(ev.callId);
       }
     } catch (e) {
@@ -168,23 +171,28 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       const c = callFor(callId, Date.now());
       c.variables[name] = ev.value;
       log.debug({ callId, variable: name }, 'salesforce: channel variable seen');
-      if (c.startQueued) worker.refresh(snapshot(c));
+      if (c.startQueued) {
+        const now = snapshot(c);
+        inOrder(() => worker.refresh(now), c.callId, 'refresh');
+      }
     } catch (e) {
       log.error({ err: e }, 'salesforce: a channel variable could not be read');
     }
   };
 
-  const memo = (callId: string, text: string, via: string): 'unknown' | 'unchanged' | 'changed' => {
+  const memo = async (callId: string, text: string, via: string): Promise<'unknown' | 'unchanged' | 'changed'> => {
     const c = live.get(callId);
     let result: 'unknown' | 'unchanged' | 'changed';
     if (c) {
       // The call is still on: its end carries the memo; a Task made at its start keeps it too, so
-      // the same memo after the end changes nothing.
-      const stored = worker.memo(callId, text);
-      result = c.variables.memo === text && stored !== 'changed' ? 'unchanged' : 'changed';
+      // the same memo after the end changes nothing. Set before the store is asked, so an end
+      // that arrives meanwhile carries it.
+      const before = c.variables.memo;
       c.variables.memo = text;
+      const stored = await worker.memo(callId, text);
+      result = before === text && stored !== 'changed' ? 'unchanged' : 'changed';
     } else {
-      result = worker.memo(callId, text);
+      result = await worker.memo(callId, text);
     }
     const line = { callId, via, result, chars: text.length };
     if (result === 'unknown') log.warn(line, 'salesforce memo for a call with no activity');
@@ -201,10 +209,23 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
         log.warn({ userEvent: ev.userevent, hasCallId: Boolean(callId), hasMemo: Boolean(text) }, `salesforce: UserEvent ${cfg.memoEvent} needs CallId and Memo`);
         return;
       }
-      memo(callId, text.slice(0, MEMO_MAX), 'ami');
+      memo(callId, text.slice(0, MEMO_MAX), 'ami').catch((e: unknown) => log.error({ err: e }, 'salesforce: a memo UserEvent could not be stored'));
     } catch (e) {
       log.error({ err: e }, 'salesforce: a memo UserEvent could not be stored');
     }
+  };
+
+  /**
+   * The store's writes for calls, one after another in the order the events came: on PostgreSQL
+   * two writes may otherwise take two connections and land the other way round (an end before
+   * its start). A write that fails is logged; the next one still runs.
+   */
+  let writes: Promise<void> = Promise.resolve();
+  const inOrder = (write: () => Promise<void>, callId: string, event: string): void => {
+    writes = writes.then(write).catch((e: unknown) => {
+      // The store refused the write (disk full, locked past busy_timeout): say so loudly.
+      log.error({ err: e, callId, event }, 'salesforce activity could not be queued');
+    });
   };
 
   /** Logs calls whose end will never be reported, with what is known. */
@@ -216,7 +237,8 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       if (!c.hadEvent) continue;
       try {
         c.vars.causeText ||= 'the end of the call was never seen';
-        worker.enqueueEnd(snapshot(c), c.sawStart);
+        const end = snapshot(c);
+        inOrder(() => worker.enqueueEnd(end, c.sawStart), c.callId, 'call.end');
         log.warn({ callId: c.callId, lastSeen: new Date(c.lastSeen).toISOString() }, 'salesforce: the end of a call was never seen; logging what is known');
       } catch (e) {
         log.error({ err: e, callId: c.callId }, 'salesforce activity could not be queued');
@@ -225,13 +247,12 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
   };
   let sweeper: NodeJS.Timeout | undefined;
 
-  const db = opts.store.db;
-  const statusCounts = db.prepare<[], { status: ActivityStatus; n: number; oldest: number | null }>(
+  const statusCounts = statement<[], { status: ActivityStatus; n: number; oldest: number | null }>(
     `SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM sf_activities WHERE status IN ('pending', 'sending', 'waiting') GROUP BY status`,
   );
-  const lastDay = db.prepare<[number], { status: ActivityStatus; n: number; calls: number; refused: number; lastReason: string | null }>(
-    `SELECT status, COUNT(*) AS n, SUM(api_calls) AS calls, SUM(refused_calls) AS refused, MAX(reason) AS lastReason FROM sf_activities
-      WHERE settled_at >= ? AND status IN ('done', 'failed') AND match_rule IS NOT 'internal' GROUP BY status`,
+  const lastDay = statement<[number], { status: ActivityStatus; n: number; calls: number; refused: number; lastReason: string | null }>(
+    `SELECT status, COUNT(*) AS n, SUM(api_calls) AS calls, SUM(refused_calls) AS refused, MAX(reason) AS "lastReason" FROM sf_activities
+      WHERE settled_at >= ? AND status IN ('done', 'failed') AND match_rule IS DISTINCT FROM 'internal' GROUP BY status`,
   );
 
   return {
@@ -251,12 +272,13 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       for (const u of unsubscribe.splice(0)) u();
       clearInterval(sweeper);
       sweeper = undefined;
+      await writes;
       await worker.stop({ graceMs: 2_000 });
     },
-    health() {
+    async health() {
       const now = Date.now();
-      const counts = statusCounts.all();
-      const day = lastDay.all(now - 86_400_000);
+      const counts = await statusCounts.all(opts.store);
+      const day = await lastDay.all(opts.store, now - 86_400_000);
       const n = (s: ActivityStatus) => counts.find((c) => c.status === s)?.n ?? 0;
       const done = day.find((d) => d.status === 'done');
       const failed = day.find((d) => d.status === 'failed');
@@ -279,19 +301,19 @@ export function createSalesforceLogging(opts: SalesforceLoggingOptions): Salesfo
       };
     },
     memo,
-    memoRoute(body) {
+    async memoRoute(body) {
       const b = body as { callId?: unknown; memo?: unknown } | null;
       if (!b || typeof b !== 'object' || typeof b.callId !== 'string' || !b.callId.trim()) return { status: 400, body: { error: 'callId: the call id (Asterisk linkedid, the Task\'s CallObject) is required' } };
       if (typeof b.memo !== 'string' || !b.memo.trim()) return { status: 400, body: { error: 'memo: a non-empty string is required' } };
       if (b.memo.length > MEMO_MAX) return { status: 400, body: { error: `memo: at most ${MEMO_MAX} characters` } };
       const callId = b.callId.trim();
-      const result = memo(callId, b.memo.trim(), 'api');
+      const result = await memo(callId, b.memo.trim(), 'api');
       if (result === 'unknown') return { status: 404, body: { error: `no Salesforce activity for call ${callId}` } };
       return { status: 200, body: { callId, changed: result === 'changed' } };
     },
-    activitiesRoute(url) {
+    async activitiesRoute(url) {
       try {
-        return { status: 200, body: queryActivities(opts.store, url.searchParams) };
+        return { status: 200, body: await queryActivities(opts.store, url.searchParams) };
       } catch (e) {
         if (e instanceof RangeError) return { status: 400, body: { error: e.message } };
         throw e;
@@ -311,7 +333,7 @@ export function variableName(raw: unknown): string | undefined {
 }
 
 /** The per-call log: each call's Task, record, API calls, and every attempt with its requests. */
-export function queryActivities(store: Store, q: URLSearchParams): { entries: unknown[] } {
+export async function queryActivities(store: StorePort, q: URLSearchParams): Promise<{ entries: unknown[] }> {
   const r = readQuery(q, ['callId', 'status', 'limit']);
   const callId = r.text('callId');
   const statuses = r.oneOf('status', ACTIVITY_STATUSES);
@@ -326,17 +348,18 @@ export function queryActivities(store: Store, q: URLSearchParams): { entries: un
     where.push(`status IN (${statuses.map(() => '?').join(', ')})`);
     args.push(...statuses);
   }
-  const rows = store.db
-    .prepare<Array<string | number>, Record<string, unknown>>(
-      `SELECT call_id, phase, status, synced, task_id, record_id, record_type, match_rule, api_calls, refused_calls, memo, attempts, reason, created_at, settled_at
-         FROM sf_activities ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`,
-    )
-    .all(...args, Math.min(500, limit));
-  const attempts = store.db.prepare<[string], Record<string, unknown>>(
-    'SELECT attempt, phase, started_at, finished_at, outcome, reason, requests FROM sf_attempts WHERE call_id = ? ORDER BY attempt',
+  const rows = await store.query(
+    `SELECT call_id, phase, status, synced, task_id, record_id, record_type, match_rule, api_calls, refused_calls, memo, attempts, reason, created_at, settled_at
+       FROM sf_activities ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`,
+    [...args, Math.min(500, limit)],
   );
+  const attemptsOf = async (callId: string) =>
+    (await store.query('SELECT attempt, phase, started_at, finished_at, outcome, reason, requests FROM sf_attempts WHERE call_id = ? ORDER BY attempt', [callId])).map(
+      (a) => ({ ...a, requests: a.requests ? (JSON.parse(String(a.requests)) as unknown) : [] }),
+    );
+  const logs = await Promise.all(rows.map((r) => attemptsOf(String(r.call_id))));
   return {
-    entries: rows.map((r) => ({
+    entries: rows.map((r, i) => ({
       callId: r.call_id,
       status: r.status,
       phase: r.phase,
@@ -352,7 +375,7 @@ export function queryActivities(store: Store, q: URLSearchParams): { entries: un
       reason: r.reason,
       createdAt: r.created_at,
       settledAt: r.settled_at,
-      attemptLog: attempts.all(String(r.call_id)).map((a) => ({ ...a, requests: a.requests ? (JSON.parse(String(a.requests)) as unknown) : [] })),
+      attemptLog: logs[i],
     })),
   };
 }

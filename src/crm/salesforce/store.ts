@@ -1,5 +1,6 @@
 import { leaseColumnsDdl, type LeasedTableSpec } from '../../queue/leased-table.js';
-import type { Migration, SqliteDatabase } from '../../store/sqlite.js';
+import { statement } from '../../store/port.js';
+import type { Migration } from '../../store/sqlite.js';
 
 /**
  * The Salesforce activity tables. One row of `sf_activities` per call is at once the call id →
@@ -110,16 +111,16 @@ export const activityQueue: LeasedTableSpec<ActivityRow> = {
   countsAttemptOnClaim: true,
 };
 
-/** Every statement the worker runs besides the lease's, prepared once per store. */
-export function prepareStatements(db: SqliteDatabase) {
+/** Every statement the worker runs besides the lease's. */
+export function prepareStatements() {
   return {
-    insertStart: db.prepare<[Record<string, string | number>]>(
+    insertStart: statement<[Record<string, string | number>]>(
       `INSERT INTO sf_activities (call_id, phase, call, status, next_at, created_at, updated_at)
        VALUES (@id, 'start', @call, 'pending', @nextAt, @now, @now)
        ON CONFLICT (call_id) DO NOTHING`,
     ),
     // The call ended: a waiting (or failed) row has work again; a pending one is due now.
-    upsertEnd: db.prepare<[Record<string, string | number>]>(
+    upsertEnd: statement<[Record<string, string | number>]>(
       `INSERT INTO sf_activities (call_id, phase, call, status, next_at, created_at, updated_at)
        VALUES (@id, 'end', @call, 'pending', @now, @now, @now)
        ON CONFLICT (call_id) DO UPDATE SET
@@ -132,30 +133,30 @@ export function prepareStatements(db: SqliteDatabase) {
        WHERE sf_activities.phase = 'start'`,
     ),
     // A click-to-call variable seen after the start was queued, before its record was looked up.
-    refreshCall: db.prepare<[string, number, string]>(
+    refreshCall: statement<[string, number, string]>(
       `UPDATE sf_activities SET call = ?, updated_at = ? WHERE call_id = ? AND match_rule IS NULL AND status = 'pending'`,
     ),
-    startAttempt: db.prepare<[string, number, string, number, string]>(
+    startAttempt: statement<[string, number, string, number, string]>(
       `INSERT INTO sf_attempts (call_id, attempt, phase, started_at, outcome, worker) VALUES (?, ?, ?, ?, 'sending', ?)`,
     ),
-    finishAttempt: db.prepare<[Record<string, string | number | null>]>(
+    finishAttempt: statement<[Record<string, string | number | null>]>(
       `UPDATE sf_attempts SET finished_at = @now, outcome = @outcome, reason = @reason, requests = @requests
         WHERE call_id = @id AND attempt = @attempt`,
     ),
-    saveMatch: db.prepare<[Record<string, string | number | null>]>(
+    saveMatch: statement<[Record<string, string | number | null>]>(
       `UPDATE sf_activities SET record_id = @recordId, record_type = @recordType, match_rule = @rule,
          api_calls = api_calls + @calls, updated_at = @now WHERE ${MINE}`,
     ),
-    markCreating: db.prepare<[Record<string, string | number>]>(
+    markCreating: statement<[Record<string, string | number>]>(
       `UPDATE sf_activities SET create_unknown = 1, api_calls = api_calls + @calls, updated_at = @now WHERE ${MINE}`,
     ),
-    saveTask: db.prepare<[Record<string, string | number>]>(
+    saveTask: statement<[Record<string, string | number>]>(
       `UPDATE sf_activities SET task_id = @taskId, create_unknown = 0, api_calls = api_calls + @calls, updated_at = @now WHERE ${MINE}`,
     ),
     // The attempt wrote `synced`: done when that is the call's current phase, waiting for the
     // call's end when it was the start, due again at once when the call ended meanwhile — or when
     // a memo came during the attempt (@memo is the one the attempt read), which it did not carry.
-    settleOk: db.prepare<[Record<string, string | number | null>]>(
+    settleOk: statement<[Record<string, string | number | null>]>(
       `UPDATE sf_activities SET
          synced = CASE WHEN memo IS @memo THEN @synced ELSE NULL END,
          api_calls = api_calls + @calls, failures = 0, first_failed_at = NULL,
@@ -165,24 +166,24 @@ export function prepareStatements(db: SqliteDatabase) {
          lease_until = NULL, reason = @reason, updated_at = @now
         WHERE ${MINE}`,
     ),
-    settleRetry: db.prepare<[Record<string, string | number | null>]>(
+    settleRetry: statement<[Record<string, string | number | null>]>(
       `UPDATE sf_activities SET status = 'pending', next_at = @nextAt, api_calls = api_calls + @calls,
          failures = failures + @failed, first_failed_at = CASE WHEN @failed = 1 THEN COALESCE(first_failed_at, @now) ELSE first_failed_at END,
          create_unknown = CASE WHEN @unknown = 1 THEN 1 ELSE create_unknown END,
          lease_until = NULL, reason = @reason, updated_at = @now
         WHERE ${MINE}`,
     ),
-    settleFailed: db.prepare<[Record<string, string | number | null>]>(
+    settleFailed: statement<[Record<string, string | number | null>]>(
       `UPDATE sf_activities SET status = 'failed', next_at = NULL, api_calls = api_calls + @calls,
          create_unknown = CASE WHEN @unknown = 1 THEN 1 ELSE create_unknown END,
          lease_until = NULL, reason = @reason, updated_at = @now, settled_at = @now
         WHERE ${MINE}`,
     ),
-    addRefused: db.prepare<[number, string]>(`UPDATE sf_activities SET refused_calls = refused_calls + ? WHERE call_id = ?`),
-    getMemo: db.prepare<[string], { call: string; memo: string | null; status: ActivityStatus }>(`SELECT call, memo, status FROM sf_activities WHERE call_id = ?`),
+    addRefused: statement<[number, string]>(`UPDATE sf_activities SET refused_calls = refused_calls + ? WHERE call_id = ?`),
+    getMemo: statement<[string], { call: string; memo: string | null; status: ActivityStatus }>(`SELECT call, memo, status FROM sf_activities WHERE call_id = ?`),
     // A memo after the call: the stored call carries it; a Task already written is written again
     // (synced cleared), a row still queued or under way just sends the newer data.
-    setMemo: db.prepare<[Record<string, string | number>]>(
+    setMemo: statement<[Record<string, string | number>]>(
       `UPDATE sf_activities SET call = @call, memo = @memo, updated_at = @now,
          synced = CASE WHEN status IN ('done', 'failed') THEN NULL ELSE synced END,
          failures = CASE status WHEN 'failed' THEN 0 ELSE failures END,
@@ -192,7 +193,7 @@ export function prepareStatements(db: SqliteDatabase) {
          status = CASE WHEN status IN ('done', 'failed') THEN 'pending' ELSE status END
        WHERE call_id = @id`,
     ),
-    get: db.prepare<[string], ActivityRow & { status: ActivityStatus; reason: string | null; created_at: number; settled_at: number | null }>(
+    get: statement<[string], ActivityRow & { status: ActivityStatus; reason: string | null; created_at: number; settled_at: number | null }>(
       `SELECT ${COLUMNS}, reason, created_at, settled_at FROM sf_activities WHERE call_id = ?`,
     ),
   };

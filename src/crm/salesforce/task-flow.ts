@@ -29,11 +29,11 @@ export type Outcome = { kind: 'ok'; synced: Phase; reason: string } | { kind: 'e
  * (its lease ran out and another worker took it), and the attempt stops there.
  */
 export interface Progress {
-  matched(match: Match): boolean;
+  matched(match: Match): Promise<boolean>;
   /** A create is about to go out: until its answer is saved, it may or may not have happened. */
-  creating(): boolean;
+  creating(): Promise<boolean>;
   /** The Task's id, created now or found after a create whose answer was lost. */
-  task(taskId: string): boolean;
+  task(taskId: string): Promise<boolean>;
 }
 
 export interface AttemptResult {
@@ -75,7 +75,7 @@ export class TaskFlow {
       let match: Match | undefined = row.match_rule ? { rule: row.match_rule as MatchRule, ...(row.record_id ? { recordId: row.record_id } : {}), ...(row.record_type ? { recordType: row.record_type } : {}) } : undefined;
       if (!match) {
         match = await this.resolve(call, meter, signal);
-        if (!progress.matched(match)) return lost();
+        if (!(await progress.matched(match))) return lost();
       }
       if (match.rule === 'internal' && !taskId) {
         // Between our own phones: no customer, no activity.
@@ -86,7 +86,7 @@ export class TaskFlow {
         taskId = await this.opts.client.findTask(call.callId, meter, signal);
         if (taskId) {
           this.log?.info({ callId: call.callId, taskId }, 'salesforce: the Task of a create whose answer was lost exists; updating it');
-          if (!progress.task(taskId)) return lost();
+          if (!(await progress.task(taskId))) return lost();
           // What it holds is unknown: write the current phase over it.
           row = { ...row, synced: null };
         }
@@ -95,11 +95,11 @@ export class TaskFlow {
       const m = match;
       if (!taskId) {
         const ctx = await this.context(call, meter, signal);
-        if (!progress.creating()) return lost();
+        if (!(await progress.creating())) return lost();
         createUnknown = true;
         taskId = await this.withOwner(ctx, (c) => this.opts.client.createTask(taskFields('create', row.phase, call, m, this.cfg, c), meter, signal));
         createUnknown = false;
-        if (!progress.task(taskId)) return lost();
+        if (!(await progress.task(taskId))) return lost();
         this.log?.info({ callId: call.callId, taskId, phase: row.phase, rule: match.rule }, 'salesforce Task created');
       } else if (row.synced !== row.phase) {
         const ctx = await this.context(call, meter, signal);

@@ -85,8 +85,8 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
     this.flow = new TaskFlow({ client: opts.client, config: opts.config, defaultCountry: opts.defaultCountry, logger: opts.logger, logLevel: opts.logLevel, now: this.now });
     opts.store.migrate(salesforceMigrations);
-    this.sql = prepareStatements(opts.store.db);
-    this.activities = new LeasedTable(opts.store.db, activityQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
+    this.sql = prepareStatements();
+    this.activities = new LeasedTable(opts.store, activityQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<ActivityRow>(
       {
         id: (row) => row.call_id,
@@ -99,8 +99,8 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     );
   }
 
-  private get db() {
-    return this.opts.store.db;
+  private get store() {
+    return this.opts.store;
   }
 
   private get cfg(): SalesforceConfig {
@@ -108,9 +108,9 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
   }
 
   /** The call started (or was answered): its Task is created after `delayMs`. No-op if queued before. */
-  enqueueStart(call: CallSnapshot, delayMs = 0): void {
+  async enqueueStart(call: CallSnapshot, delayMs = 0): Promise<void> {
     const now = this.now();
-    if (this.sql.insertStart.run({ id: call.callId, call: JSON.stringify(call), nextAt: now + delayMs, now }).changes) this.worker.kick();
+    if ((await this.sql.insertStart.run(this.store, { id: call.callId, call: JSON.stringify(call), nextAt: now + delayMs, now })).changes) this.worker.kick();
   }
 
   /**
@@ -118,11 +118,11 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
    * means this process did not see the call begin (it was restarted meanwhile): what the stored
    * start knew (dial start, answer, merge fields) is kept rather than replaced by guesses.
    */
-  enqueueEnd(call: CallSnapshot, sawStart = true): void {
+  async enqueueEnd(call: CallSnapshot, sawStart = true): Promise<void> {
     const now = this.now();
     let merged = call;
     if (!sawStart) {
-      const stored = this.sql.get.get(call.callId);
+      const stored = await this.sql.get.get(this.store, call.callId);
       if (stored?.phase === 'start') {
         const before = JSON.parse(stored.call) as CallSnapshot;
         merged = {
@@ -136,32 +136,33 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
         };
       }
     }
-    if (this.sql.upsertEnd.run({ id: call.callId, call: JSON.stringify(merged), now }).changes) this.worker.kick();
+    if ((await this.sql.upsertEnd.run(this.store, { id: call.callId, call: JSON.stringify(merged), now })).changes) this.worker.kick();
   }
 
   /**
    * A memo after the call: `unknown` when no activity of that call is stored, `unchanged` when it
    * holds this memo already (no request is sent), else `changed` and the Task is written again.
    */
-  memo(callId: string, memo: string): 'unknown' | 'unchanged' | 'changed' {
-    const result = this.db
-      .transaction(() => {
-        const row = this.sql.getMemo.get(callId);
+  async memo(callId: string, memo: string): Promise<'unknown' | 'unchanged' | 'changed'> {
+    const result = await this.store.transaction(
+      async (tx) => {
+        const row = await this.sql.getMemo.get(tx, callId);
         if (!row) return 'unknown' as const;
         if (row.memo === memo) return 'unchanged' as const;
         const call = JSON.parse(row.call) as CallSnapshot;
         call.vars = { ...call.vars, memo };
-        this.sql.setMemo.run({ id: callId, call: JSON.stringify(call), memo, now: this.now() });
+        await this.sql.setMemo.run(tx, { id: callId, call: JSON.stringify(call), memo, now: this.now() });
         return 'changed' as const;
-      })
-      .immediate();
+      },
+      { immediate: true },
+    );
     if (result === 'changed') this.worker.kick();
     return result;
   }
 
   /** Newer call data (a click-to-call id) for a start not yet looked up. */
-  refresh(call: CallSnapshot): void {
-    this.sql.refreshCall.run(JSON.stringify(call), this.now(), call.callId);
+  async refresh(call: CallSnapshot): Promise<void> {
+    await this.sql.refreshCall.run(this.store, JSON.stringify(call), this.now(), call.callId);
   }
 
   start(): void {
@@ -191,13 +192,13 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
    * claimed. A row taken back from a dead worker needs nothing undone: whatever its lost attempt
    * sent, the row's flags (task_id, create_unknown) still say what is known.
    */
-  private claimRows(busy: ReadonlySet<string>): Iterable<ActivityRow> {
+  private claimRows(busy: ReadonlySet<string>): AsyncIterable<ActivityRow> {
     return this.activities.claimEach(busy, {
       now: this.now,
       leaseMs: () => this.attemptMs + this.leaseMarginMs,
-      claimed: (row, interrupted, now) => {
+      claimed: async (row, interrupted, now, tx) => {
         const claimed = { ...row, interrupted, attempts: row.attempts + 1, status: 'sending' as const };
-        this.sql.startAttempt.run(row.call_id, claimed.attempts, row.phase, now, this.workerId);
+        await this.sql.startAttempt.run(tx, row.call_id, claimed.attempts, row.phase, now, this.workerId);
         return claimed;
       },
       gaveUp: (row, reason) => {
@@ -214,15 +215,15 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     const { signal, stopped } = attemptSignal(this.attemptMs, stopping);
     const call = JSON.parse(row.call) as CallSnapshot;
     const result = await this.flow.attempt(row, call, this.progress(row, meter), meter, signal);
-    this.settle({ ...result, row, call, meter, cancelled: stopped() });
+    await this.settle({ ...result, row, call, meter, cancelled: stopped() });
   }
 
   private progress(row: ActivityRow, meter: CallMeter): Progress {
     const key = this.key(row);
     return {
-      matched: (m) => this.write(() => this.sql.saveMatch.run({ ...key, recordId: m.recordId ?? null, recordType: m.recordType ?? null, rule: m.rule, calls: meter.take(), now: this.now() })),
-      creating: () => this.write(() => this.sql.markCreating.run({ ...key, calls: meter.take(), now: this.now() })),
-      task: (taskId) => this.write(() => this.sql.saveTask.run({ ...key, taskId, calls: meter.take(), now: this.now() })),
+      matched: (m) => this.write(() => this.sql.saveMatch.run(this.store, { ...key, recordId: m.recordId ?? null, recordType: m.recordType ?? null, rule: m.rule, calls: meter.take(), now: this.now() })),
+      creating: () => this.write(() => this.sql.markCreating.run(this.store, { ...key, calls: meter.take(), now: this.now() })),
+      task: (taskId) => this.write(() => this.sql.saveTask.run(this.store, { ...key, taskId, calls: meter.take(), now: this.now() })),
     };
   }
 
@@ -232,13 +233,13 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
   }
 
   /** Runs a guarded write; false when the row is no longer this attempt's (its lease ran out). */
-  private write(fn: () => { changes: number }): boolean {
-    if (fn().changes === 1) return true;
+  private async write(fn: () => Promise<{ changes: number }>): Promise<boolean> {
+    if ((await fn()).changes === 1) return true;
     this.log?.warn({ worker: this.workerId }, 'salesforce lease ran out during an attempt; another worker owns the row now');
     return false;
   }
 
-  private settle({ row, call, outcome, meter, taskId, createUnknown, cancelled }: Settlement): void {
+  private async settle({ row, call, outcome, meter, taskId, createUnknown, cancelled }: Settlement): Promise<void> {
     if (outcome.kind === 'lost') return;
     const key = this.key(row);
     const now = this.now();
@@ -249,13 +250,13 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     let changed: number;
     let logged: LoggedActivity | undefined;
     let failed: string | undefined;
-    this.db
-      .transaction(() => {
+    await this.store.transaction(
+      async (tx) => {
         if (outcome.kind === 'ok') {
           attemptOutcome = 'ok';
           reason = outcome.reason;
-          changed = this.sql.settleOk.run({ ...key, synced: outcome.synced, memo: row.memo, calls, reason, now }).changes;
-          const after = this.sql.get.get(row.call_id);
+          changed = (await this.sql.settleOk.run(tx, { ...key, synced: outcome.synced, memo: row.memo, calls, reason, now })).changes;
+          const after = await this.sql.get.get(tx, row.call_id);
           if (changed && after && taskId) logged = { callId: row.call_id, taskId, phase: outcome.synced, apiCalls: after.api_calls, rule: after.match_rule ?? '' };
         } else {
           const e = outcome.error;
@@ -263,30 +264,31 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
           if (cancelled) {
             attemptOutcome = 'interrupted';
             reason = 'interrupted by shutdown';
-            changed = this.sql.settleRetry.run({ ...key, nextAt: now, calls, failed: 0, unknown: createUnknown ? 1 : 0, reason, now }).changes;
+            changed = (await this.sql.settleRetry.run(tx, { ...key, nextAt: now, calls, failed: 0, unknown: createUnknown ? 1 : 0, reason, now })).changes;
           } else if (e.outcome === 'retry') {
             const firstFailed = row.first_failed_at ?? now;
             if (now - firstFailed >= this.cfg.retry.for) {
               attemptOutcome = 'retry';
               failed = `${e.reason} (retried for ${Math.round((now - firstFailed) / 60_000)} min; giving up)`;
-              changed = this.sql.settleFailed.run({ ...key, calls, unknown: createUnknown ? 1 : 0, reason: failed, now }).changes;
+              changed = (await this.sql.settleFailed.run(tx, { ...key, calls, unknown: createUnknown ? 1 : 0, reason: failed, now })).changes;
             } else {
               attemptOutcome = 'retry';
               const { interval, maxInterval } = this.cfg.retry;
               const wait = retryWait({ intervalMs: interval, backoff: 2, maxIntervalMs: maxInterval }, row.failures + 1, e.detail.retryAfterMs, maxInterval);
-              changed = this.sql.settleRetry.run({ ...key, nextAt: now + wait, calls, failed: 1, unknown: createUnknown ? 1 : 0, reason, now }).changes;
+              changed = (await this.sql.settleRetry.run(tx, { ...key, nextAt: now + wait, calls, failed: 1, unknown: createUnknown ? 1 : 0, reason, now })).changes;
               this.log?.warn({ callId: row.call_id, attempt: key.attempt, reason, retryInMs: wait, mayHaveCreated: createUnknown }, 'salesforce attempt failed, will retry');
             }
           } else {
             attemptOutcome = e.outcome;
             failed = e.reason;
-            changed = this.sql.settleFailed.run({ ...key, calls, unknown: createUnknown ? 1 : 0, reason, now }).changes;
+            changed = (await this.sql.settleFailed.run(tx, { ...key, calls, unknown: createUnknown ? 1 : 0, reason, now })).changes;
           }
         }
-        this.sql.finishAttempt.run({ id: row.call_id, attempt: key.attempt, now, outcome: attemptOutcome, reason, requests });
-        if (changed && meter.refused) this.sql.addRefused.run(meter.refused, row.call_id);
-      })
-      .immediate();
+        await this.sql.finishAttempt.run(tx, { id: row.call_id, attempt: key.attempt, now, outcome: attemptOutcome, reason, requests });
+        if (changed && meter.refused) await this.sql.addRefused.run(tx, meter.refused, row.call_id);
+      },
+      { immediate: true },
+    );
     if (!changed!) {
       this.log?.warn({ callId: row.call_id, attempt: key.attempt }, 'salesforce lease ran out before the attempt finished; another worker owns the row now');
       return;
