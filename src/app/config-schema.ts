@@ -1,3 +1,4 @@
+import { durationUpTo } from '../config/types.js';
 import { z } from 'zod';
 import type { CountryCode } from 'libphonenumber-js';
 import type { StepSpec } from '../calls/step.js';
@@ -62,14 +63,23 @@ const shutdown = z
 
 const stageName = z.string().regex(/^[A-Za-z0-9_-]+$/, 'a stage name is letters, digits, - and _');
 
+const storeUrlSchema = z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'sqlite:PATH or postgres://user@host:port/db');
+
 function configSchema(stepSchema: z.ZodType) {
   return z
     .object({
       asterisk: z.object({ ari, ami: ami.optional() }).strict(),
       store: z
-        .string()
-        .regex(/^sqlite:/, 'sqlite:PATH (PostgreSQL for several nodes is planned)')
-        .default('sqlite:./data/call-actions.db'),
+        .union([
+          storeUrlSchema,
+          z.strictObject({
+            url: storeUrlSchema,
+            pool: z.number().int().min(1).max(200).optional().describe('PostgreSQL: connections in the pool (default 10)'),
+            statementTimeout: durationUpTo(3_600_000).optional().describe('PostgreSQL: statement_timeout, e.g. 30s (default 30s; 0 = none)'),
+          }),
+        ])
+        .default('sqlite:./data/call-actions.db')
+        .describe('sqlite:PATH (one instance) or postgres://user@host:port/db (instances sharing one database)'),
       http: httpSchema.prefault({}),
       console: consoleSchema,
       retention: retentionSchema,

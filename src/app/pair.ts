@@ -2,8 +2,8 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { AriChannel } from '../asterisk/ari-events.js';
 import type { Logger } from '../log.js';
-import { statement } from '../store/port.js';
-import type { Migration, Store } from '../store/sqlite.js';
+import { statement, postgresDdl, applyMigrations } from '../store/port.js';
+import type { Migration, Store } from '../store/port.js';
 import { timeout } from '../config/types.js';
 
 /**
@@ -41,6 +41,9 @@ export type PairConfig = z.output<typeof pairSchema>;
 export const pairMigrations: readonly Migration[] = [
   {
     id: 'pair/001-instances',
+    get postgres() {
+      return postgresDdl(String(pairMigrations[0]!.up));
+    },
     up: `
       CREATE TABLE instances (
         app TEXT PRIMARY KEY,
@@ -91,7 +94,7 @@ export class PairWatch {
 
   constructor(private readonly opts: PairOptions) {
     this.now = opts.now ?? Date.now;
-    void opts.store.migrate(pairMigrations);
+    applyMigrations(opts.store, pairMigrations);
     this.sql = {
       beat: statement<[string, string, number, number, number]>(
         `INSERT INTO instances (app, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?)

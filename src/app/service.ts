@@ -18,7 +18,13 @@ import { createMetrics } from '../metrics.js';
 import { readQuery } from '../history/query.js';
 import { openAuditLog } from '../store/audit.js';
 import { auditRetention, startRetention } from '../store/retention.js';
-import { openStore, type Store } from '../store/sqlite.js';
+import { openAnyStore } from '../store/open.js';
+import { maskUrl, type Store } from '../store/port.js';
+import { salesforceMigrations } from '../crm/salesforce/store.js';
+import { hookMigrations } from '../hooks/store.js';
+import { routeMigrations } from '../routing/history.js';
+import { smsMigrations } from '../sms/store.js';
+import { pairMigrations } from './pair.js';
 import { storeWrites } from '../store/write-health.js';
 import { createSpeech } from '../tts/speaker.js';
 import type { Config } from './config-schema.js';
@@ -104,7 +110,12 @@ const RESTART_SECTIONS = ['asterisk', 'store', 'http', 'tts', 'pair'] as const;
  */
 export async function startService(config: Config, opts: ServiceOptions = {}): Promise<Service> {
   const log = opts.log ?? createLogger({ level: config.log.level, secrets: opts.secrets });
-  const store = openStore(config.store, { secrets: opts.secrets });
+  // every feature's tables before any feature exists: on PostgreSQL migrations are async, and
+  // features construct synchronously
+  const store = await openAnyStore(config.store, {
+    secrets: opts.secrets,
+    migrations: [...smsMigrations, ...hookMigrations, ...salesforceMigrations, ...routeMigrations, ...pairMigrations],
+  });
   const audit = openAuditLog(store);
   const speech = createSpeech(config.tts, log);
 
@@ -179,7 +190,9 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     const q = readQuery(url.searchParams, ['action', 'limit', 'offset']);
     return { status: 200, body: { entries: await audit.list({ action: q.text('action'), limit: q.count('limit'), offset: q.count('offset') }) } };
   };
-  routes['/config'] = () => ({ status: 200, body: redactConfig(config, opts.secrets ?? []) });
+  // the store URL's password (postgres://user:…@host/db) is not a field of its own: masked here
+  const shownStore = typeof config.store === 'string' ? maskUrl(config.store) : { ...config.store, url: maskUrl(config.store.url) };
+  routes['/config'] = () => ({ status: 200, body: redactConfig({ ...config, store: shownStore }, opts.secrets ?? []) });
   routes['/calls/timeline'] = async (url) => {
     const callId = readQuery(url.searchParams, ['callId']).text('callId');
     if (!callId) throw new RangeError('callId: required');

@@ -6,7 +6,7 @@ import type { CliContext } from '../history/command.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { RetentionRule } from '../store/retention.js';
-import type { Store } from '../store/sqlite.js';
+import type { Store } from '../store/port.js';
 import type { StepServices } from './services.js';
 import type { StepDefinition, StepSpec } from './step.js';
 

@@ -1,18 +1,19 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { openStore, type Migration, type Store } from '../store/sqlite.js';
+import { openAnyStore, type StoreSetting } from '../store/open.js';
+import type { Migration, Store } from '../store/port.js';
 
 /**
  * What a subcommand needs from the entry point, so it can be run without a process around it.
  * `C` is the config as the command reads it (the entry point loads the whole file).
  */
-export interface CliContext<C = { store: string }> {
+export interface CliContext<C = { store: StoreSetting }> {
   load(file: string): { config: C; secrets: string[] } | undefined;
   configPath(values: { config?: string }): string;
   out(text: string): void;
   err(text: string): void;
 }
 
-export interface LogCommand<F, E, C extends { store: string }> {
+export interface LogCommand<F, E, C extends { store: StoreSetting }> {
   /** How its errors begin, e.g. `call-actions hooks log`. */
   name: string;
   /** Filter flags besides --call-id, --since and --until, each setting the query parameter of its own name. */
@@ -31,7 +32,7 @@ export interface LogCommand<F, E, C extends { store: string }> {
  * A log or history read from the command line. The flags become the endpoint's query and go
  * through the endpoint's parser, so the CLI and HTTP accept and refuse the same filters.
  */
-export async function runLogCommand<F, E, C extends { store: string }>(args: string[], ctx: CliContext<C>, cmd: LogCommand<F, E, C>): Promise<number> {
+export async function runLogCommand<F, E, C extends { store: StoreSetting }>(args: string[], ctx: CliContext<C>, cmd: LogCommand<F, E, C>): Promise<number> {
   const params: Record<string, string> = { 'call-id': 'callId', since: 'since', until: 'until', limit: 'limit', offset: 'offset' };
   const options: NonNullable<ParseArgsConfig['options']> = { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } };
   for (const flag of Object.keys(params)) options[flag] = { type: 'string' };
@@ -52,7 +53,7 @@ export async function runLogCommand<F, E, C extends { store: string }>(args: str
     ctx.err(`${cmd.name}: ${e.message.replace(/^(\w+):/, '--$1:')}\n`);
     return 2;
   }
-  const store = openStore(loaded.config.store, { migrations: cmd.migrations });
+  const store = await openAnyStore(loaded.config.store, { migrations: cmd.migrations });
   try {
     const page = await cmd.query(store, filter);
     if (values.json) {

@@ -1,5 +1,5 @@
 import { readLogQuery } from '../history/query.js';
-import type { Store } from '../store/sqlite.js';
+import type { Store } from '../store/port.js';
 import { whereClause } from '../store/where.js';
 import { RUN_STATUSES, type HookAttemptOutcome, type RunMode, type RunStatus } from './store.js';
 import type { LoggedRequest } from '../http/redact.js';

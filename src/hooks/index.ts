@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { CallEventTracker, type StageEntry } from '../asterisk/call-events.js';
 import { defineFeature, requireId } from '../calls/feature.js';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/sqlite.js';
+import type { Store } from '../store/port.js';
 import { HOOKS_USAGE, hooksCommand, type HooksCliConfig } from './cli.js';
 import { checkHookSteps, HOOKS_SECTIONS, type Hook } from './config.js';
 import { hook as hookStep } from './step.js';

@@ -1,6 +1,6 @@
 import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
-import { statement } from '../store/port.js';
-import type { Migration } from '../store/sqlite.js';
+import { statement, postgresDdl } from '../store/port.js';
+import type { Migration } from '../store/port.js';
 
 /**
  * The hook tables. One row in `hook_runs` is one hook for one event occurrence of one call; it is
@@ -25,6 +25,9 @@ export const RUN_STATUSES: readonly RunStatus[] = ['pending', 'sending', 'ok', '
 export const hookMigrations: readonly Migration[] = [
   {
     id: 'hooks/001-runs',
+    get postgres() {
+      return postgresDdl(String(hookMigrations[0]!.up));
+    },
     up: `
       CREATE TABLE hook_runs (
         id TEXT PRIMARY KEY,
@@ -82,6 +85,7 @@ export const hookMigrations: readonly Migration[] = [
   {
     id: 'hooks/002-call-chain',
     up: `CREATE INDEX hook_runs_call_seq ON hook_runs (call_id, seq);`,
+    postgres: `CREATE INDEX hook_runs_call_seq ON hook_runs (call_id, seq);`,
   },
 ];
 

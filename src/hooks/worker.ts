@@ -1,3 +1,4 @@
+import { applyMigrations } from '../store/port.js';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { CountryCode } from 'libphonenumber-js';
@@ -7,7 +8,7 @@ import type { Logger } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import { LeasedTable, retryWait } from '../queue/leased-table.js';
 import { excerpt } from '../http/excerpt.js';
-import type { Store } from '../store/sqlite.js';
+import type { Store } from '../store/port.js';
 import { storeWrites } from '../store/write-health.js';
 import { conditionHolds, prepare, send, type AttemptReport } from './attempt.js';
 import { hooksFor, targetsNumber, type Hook } from './config.js';
@@ -111,7 +112,7 @@ export class HookWorker extends EventEmitter<{ settled: [SettledRun]; attempt: [
     this.workerId = opts.workerId ?? `hooks-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.dispatcher = opts.dispatcher;
     this.log = opts.logger;
-    this.store.migrate(hookMigrations);
+    applyMigrations(this.store, hookMigrations);
     this.sql = prepareStatements();
     this.runs = new LeasedTable(this.store, hookQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<RunRow>(

@@ -53,7 +53,7 @@ export interface DurableQueue<J> {
 export interface DurableWorkerOptions {
   /** Jobs in flight at once; at least 1. */
   concurrency: number;
-  /** False while the database cannot be used: nothing is claimed until the next kick or wake. */
+  /** False while the database cannot be used: nothing is claimed; the worker looks again every second. */
   ready(): boolean;
   /** Names the worker in its own log lines: "<name> could not claim work". */
   name: string;
@@ -160,7 +160,13 @@ export class DurableWorker<J> {
 
   private async pumpOnce(): Promise<void> {
     await this.recovered;
-    if (!this.running || !this.opts.ready()) return;
+    if (!this.running) return;
+    if (!this.opts.ready()) {
+      // PostgreSQL unreachable (or the store closing): look again later, or rows accepted before
+      // the outage would wait for the next kick
+      void this.arm(CLAIM_RETRY_MS);
+      return;
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     try {

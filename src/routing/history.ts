@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readLogQuery } from '../history/query.js';
-import { statement, type Queryable, type StorePort } from '../store/port.js';
-import type { Migration, Store } from '../store/sqlite.js';
+import { statement, type Queryable, type StorePort, postgresDdl, applyMigrations } from '../store/port.js';
+import type { Migration, Store } from '../store/port.js';
 import { whereClause } from '../store/where.js';
 
 /**
@@ -14,6 +14,10 @@ import { whereClause } from '../store/where.js';
 export const routeMigrations: readonly Migration[] = [
   {
     id: 'routing/001-log',
+    // seq: the order rows of one millisecond were written in, which SQLite's rowid gives
+    get postgres() {
+      return postgresDdl(String(routeMigrations[0]!.up)).replace('id TEXT PRIMARY KEY,', 'id TEXT PRIMARY KEY,\n        seq BIGSERIAL,');
+    },
     up: `
       CREATE TABLE route_log (
         id TEXT PRIMARY KEY,
@@ -131,7 +135,7 @@ const FIELDS = Object.keys(COLUMNS) as Array<keyof RouteLogEntry>;
 const SELECTED = FIELDS.map((f) => `${COLUMNS[f]} AS "${f}"`).join(', ');
 
 export function createRouteLog(store: Store): RouteLog {
-  store.migrate(routeMigrations);
+  applyMigrations(store, routeMigrations);
   const insert = statement<[Record<string, unknown>]>(
     `INSERT INTO route_log (${FIELDS.map((f) => COLUMNS[f]).join(', ')}) VALUES (${FIELDS.map((f) => `@${f}`).join(', ')})`,
   );

@@ -1,8 +1,9 @@
+import { applyMigrations } from '../store/port.js';
 import type { CountryCode } from 'libphonenumber-js';
 import type { CallEventTracker } from '../asterisk/call-events.js';
 import { defineFeature, requireId, type ProviderRoute } from '../calls/feature.js';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/sqlite.js';
+import type { Store } from '../store/port.js';
 import type { SmsSink } from '../calls/services.js';
 import { checkSms, SMS_SECTIONS, type SmsSection } from './config.js';
 import { SMS_USAGE, smsCommand } from './cli.js';
@@ -22,7 +23,7 @@ export const smsFeature = defineFeature<{ sms: SmsSection }>()({
   check: checkSms,
   commands: [{ name: 'sms', usage: SMS_USAGE, run: smsCommand }],
   create({ config, store, log, tracker, metrics, publicUrl: base }) {
-    store.migrate(smsMigrations);
+    applyMigrations(store, smsMigrations);
     const publicUrl = base?.replace(/\/+$/, '');
     const providers = new Map<string, SmsProvider>(
       Object.entries(config.sms.providers).map(([name, p]) => [name, createProvider(name, p, publicUrl ? { receiptUrl: publicUrl + receiptPath(name) } : {})]),

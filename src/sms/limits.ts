@@ -2,7 +2,7 @@ import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { z } from 'zod';
 import { countryCode, durationUpTo, MAX_COUNT } from '../config/types.js';
 import { statement, type Queryable } from '../store/port.js';
-import type { Migration } from '../store/sqlite.js';
+import type { Migration } from '../store/port.js';
 
 /**
  * Fraud and cost limits (S11, beyond the seed). SMS pumping works by making a service text
@@ -58,6 +58,7 @@ export const limitMigrations: readonly Migration[] = [
   {
     id: 'sms/003-limit-indexes',
     up: `CREATE INDEX sms_messages_description ON sms_messages (description, created_at);`,
+    postgres: `CREATE INDEX sms_messages_description ON sms_messages (description, created_at);`,
   },
 ];
 

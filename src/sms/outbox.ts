@@ -5,8 +5,8 @@ import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import { LEASE_EXPIRED, LeasedTable, retryWait } from '../queue/leased-table.js';
-import type { Queryable } from '../store/port.js';
-import type { Store } from '../store/sqlite.js';
+import { type Queryable, applyMigrations } from '../store/port.js';
+import type { Store } from '../store/port.js';
 import { storeWrites } from '../store/write-health.js';
 import { checkLimits, type SmsLimits } from './limits.js';
 import { provablyNotSent, type SendResult, type SmsProvider } from './provider.js';
@@ -163,7 +163,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.workerId = opts.workerId ?? `outbox-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = opts.logger;
     this.limits = opts.limits;
-    this.store.migrate(smsMigrations);
+    applyMigrations(this.store, smsMigrations);
     this.sql = prepareStatements();
     this.messages = new LeasedTable(this.store, smsQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<Claimed>(

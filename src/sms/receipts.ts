@@ -1,5 +1,5 @@
 import type { StorePort } from '../store/port.js';
-import type { Migration } from '../store/sqlite.js';
+import type { Migration } from '../store/port.js';
 import type { DeliveryReceipt, DeliveryStatus } from './provider.js';
 
 /**
@@ -12,6 +12,22 @@ import type { DeliveryReceipt, DeliveryStatus } from './provider.js';
 export const receiptMigrations: readonly Migration[] = [
   {
     id: 'sms/004-delivery-receipts',
+    // seq: the order receipts of one millisecond arrived in, which SQLite's rowid gives
+    postgres: `
+      ALTER TABLE sms_messages ADD COLUMN delivery_status TEXT;
+      ALTER TABLE sms_messages ADD COLUMN delivery_at BIGINT;
+      ALTER TABLE sms_messages ADD COLUMN delivery_error TEXT;
+      CREATE INDEX sms_messages_provider_id ON sms_messages (provider, provider_message_id) WHERE provider_message_id IS NOT NULL;
+      CREATE TABLE sms_receipts (
+        seq BIGSERIAL PRIMARY KEY,
+        message_id TEXT NOT NULL REFERENCES sms_messages (id) ON DELETE CASCADE,
+        received_at BIGINT NOT NULL,
+        status TEXT,
+        provider_status TEXT NOT NULL,
+        error_code TEXT
+      );
+      CREATE INDEX sms_receipts_message ON sms_receipts (message_id, received_at);
+    `,
     up: `
       ALTER TABLE sms_messages ADD COLUMN delivery_status TEXT;
       ALTER TABLE sms_messages ADD COLUMN delivery_at INTEGER;

@@ -1,6 +1,6 @@
 import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
-import { statement } from '../store/port.js';
-import type { Migration } from '../store/sqlite.js';
+import { statement, postgresDdl } from '../store/port.js';
+import type { Migration } from '../store/port.js';
 import { limitMigrations } from './limits.js';
 import { receiptMigrations } from './receipts.js';
 
@@ -19,6 +19,9 @@ export type AttemptOutcome = 'sending' | 'ok' | 'retry' | 'final' | 'unexpected'
 export const smsMigrations: readonly Migration[] = [
   {
     id: 'sms/001-outbox',
+    get postgres() {
+      return postgresDdl(String(smsMigrations[0]!.up));
+    },
     up: `
       CREATE TABLE sms_messages (
         id TEXT PRIMARY KEY,
@@ -71,6 +74,12 @@ export const smsMigrations: readonly Migration[] = [
     // is rebuilt with it: dropping the old messages table while attempts still referenced it would
     // cascade-delete every attempt. Renaming the new tables rewrites their references.
     id: 'sms/002-blocked-and-note',
+    // PostgreSQL changes a CHECK in place: no rebuild
+    postgres: `
+      ALTER TABLE sms_messages DROP CONSTRAINT sms_messages_status_check,
+        ADD CONSTRAINT sms_messages_status_check CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'blocked'));
+      ALTER TABLE sms_messages ADD COLUMN note TEXT;
+    `,
     up: `
       CREATE TABLE sms_messages_new (
         id TEXT PRIMARY KEY,
@@ -129,6 +138,10 @@ export const smsMigrations: readonly Migration[] = [
     // The status CHECK gains 'unknown' (at-most-once providers). As in 002 every table that refers
     // to sms_messages is rebuilt with it, or dropping the old one would cascade-delete its rows.
     id: 'sms/005-unknown-status',
+    postgres: `
+      ALTER TABLE sms_messages DROP CONSTRAINT sms_messages_status_check,
+        ADD CONSTRAINT sms_messages_status_check CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped', 'blocked'));
+    `,
     up: `
       CREATE TABLE sms_messages_new (
         id TEXT PRIMARY KEY,

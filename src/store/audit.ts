@@ -1,5 +1,5 @@
-import { statement } from './port.js';
-import type { Migration, Store } from './sqlite.js';
+import { statement, postgresDdl, applyMigrations } from './port.js';
+import type { Migration, Store } from './port.js';
 
 /**
  * The audit log: who did what through the admin API (re-send, reveal of full numbers). One row
@@ -9,6 +9,9 @@ import type { Migration, Store } from './sqlite.js';
 export const auditMigrations: readonly Migration[] = [
   {
     id: 'audit/001-log',
+    get postgres() {
+      return postgresDdl(String(auditMigrations[0]!.up));
+    },
     up: `
       CREATE TABLE audit_log (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,7 +48,7 @@ export interface AuditLog {
 }
 
 export function openAuditLog(store: Store): AuditLog {
-  void store.migrate(auditMigrations);
+  applyMigrations(store, auditMigrations);
   const insert = statement<[number, string, string, string, string | null, string | null, string | null]>(
     'INSERT INTO audit_log (at, actor, role, action, target, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );

@@ -174,3 +174,31 @@ export function statement<P extends unknown[] = [], R = Record<string, unknown>>
     all: (q, ...params) => q.query<R>(sql, bound(params)),
   };
 }
+
+/**
+ * PostgreSQL's text of a shipped SQLite CREATE TABLE migration, where the two differ only in
+ * types: epoch-ms and counter columns are BIGINT (SQLite's INTEGER holds 64 bits), an
+ * AUTOINCREMENT key is a BIGSERIAL, and WITHOUT ROWID is SQLite's alone. Anything else a
+ * migration needs on PostgreSQL is written out beside it.
+ */
+export function postgresDdl(sqlite: string): string {
+  return sqlite
+    .replace(/\bINTEGER PRIMARY KEY AUTOINCREMENT\b/g, 'BIGSERIAL PRIMARY KEY')
+    .replace(/\bINTEGER\b/g, 'BIGINT')
+    .replace(/\)\s*WITHOUT ROWID/g, ')');
+}
+
+/**
+ * A feature's own migrations, applied where it is constructed. SQLite applies them before this
+ * returns (and throws at once). A PostgreSQL store is migrated as a whole when it is opened
+ * (src/store/open.ts), before any feature exists, so here they are already applied and this only
+ * checks again in the background; a failure there shows in the feature's first statement.
+ */
+export function applyMigrations(store: StorePort, migrations: readonly PortMigration[]): void {
+  const done = store.migrate(migrations);
+  if (store.kind === 'postgres') done.catch(() => undefined);
+}
+
+/** What features are given: the store, whichever backend it is. */
+export type Store = StorePort;
+export type Migration = PortMigration;

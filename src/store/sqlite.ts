@@ -85,7 +85,7 @@ export function openStore(url: string, opts: StoreOptions = {}): Store {
     throw e;
   }
 
-  const port = sqlitePort(db);
+  const port = sqlitePort(db, path === ':memory:' ? {} : lineFor(path));
   const store: SqliteStore = {
     kind: 'sqlite',
     url,
@@ -152,12 +152,31 @@ function bind(params: Params | undefined): unknown[] {
 /** Prepared statements by text; a feature's statements are few and fixed, so this stays small. */
 const CACHE_LIMIT = 500;
 
+/** The work queued behind the transaction now open on one database file, shared by its stores in this process. */
+interface Line {
+  tail?: Promise<unknown>;
+  queued?: number;
+}
+
+const lines = new Map<string, Line>();
+
+/**
+ * One line per file. Two stores on one file in one process (two workers in a test, a CLI beside
+ * the service) must not hold transactions at once: the second BEGIN IMMEDIATE would wait for the
+ * first with the thread blocked (busy_timeout), and the first could never finish its body.
+ */
+function lineFor(path: string): Line {
+  let l = lines.get(path);
+  if (!l) lines.set(path, (l = {}));
+  return l;
+}
+
 /**
  * The port over one better-sqlite3 handle. Statements run synchronously when the store is idle
  * (so their order is the order they were issued); while a transaction is open they, and further
  * transactions, queue behind it.
  */
-function sqlitePort(db: SqliteDatabase): Pick<StorePort, 'query' | 'one' | 'run' | 'transaction'> {
+function sqlitePort(db: SqliteDatabase, line: Line): Pick<StorePort, 'query' | 'one' | 'run' | 'transaction'> {
   const cache = new Map<string, Database.Statement>();
   const prepare = (sql: Sql): Database.Statement => {
     const text = sqlFor(sql, 'sqlite');
@@ -175,26 +194,25 @@ function sqlitePort(db: SqliteDatabase): Pick<StorePort, 'query' | 'one' | 'run'
     run: (sql: Sql, params?: Params) => Promise.resolve({ changes: prepare(sql).run(...bind(params)).changes } as RunResult),
   };
 
-  // The work queued behind the transaction now open (undefined when none is).
-  let tail: Promise<unknown> | undefined;
-  let queued = 0;
+  // line.tail: the work queued behind the transaction now open (undefined when none is).
   const serialized = <T>(work: () => Promise<T>): Promise<T> => {
-    const prev = tail ?? Promise.resolve();
+    const prev = line.tail ?? Promise.resolve();
     const run = prev.then(work, work);
-    queued++;
+    line.queued = (line.queued ?? 0) + 1;
     const settled = run.then(
       () => undefined,
       () => undefined,
     );
-    tail = settled;
+    line.tail = settled;
     void settled.then(() => {
-      if (--queued === 0) tail = undefined;
+      line.queued = (line.queued ?? 1) - 1;
+      if (line.queued === 0) line.tail = undefined;
     });
     return run;
   };
   /** Runs now when nothing is open (a thrown error becomes a rejection), else after what is queued. */
   const statement = <T>(work: () => Promise<T>): Promise<T> => {
-    if (tail === undefined) {
+    if (line.tail === undefined) {
       try {
         return work();
       } catch (e) {

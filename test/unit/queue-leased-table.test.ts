@@ -11,7 +11,13 @@ import {
   type ClaimHandlers,
   type LeasedTableSpec,
 } from '../../src/queue/leased-table.js';
-import { openStore, type Migration, type Store } from '../../src/store/sqlite.js';
+import type { StorePort } from '../../src/store/port.js';
+import type { Migration } from '../../src/store/sqlite.js';
+import { BACKENDS, usePostgres, type Backend } from '../helpers/backends.js';
+
+usePostgres();
+
+type Store = StorePort;
 
 /** The smallest leased table: what the helper needs and a `grp` for a `ready` condition. */
 const migrations: Migration[] = [
@@ -39,6 +45,32 @@ const migrations: Migration[] = [
         PRIMARY KEY (job_id, attempt)
       );
     `,
+    postgres: `
+      CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        grp TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        next_at BIGINT,
+        lease_until BIGINT,
+        claimed_by TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        settled_at BIGINT,
+        reason TEXT
+      );
+      CREATE INDEX jobs_due ON jobs (status, next_at);
+      CREATE TABLE job_attempts (
+        job_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        finished_at BIGINT,
+        worker TEXT,
+        PRIMARY KEY (job_id, attempt)
+      );
+    `,
   },
 ];
 
@@ -62,20 +94,27 @@ const T0 = 1_000_000;
 const LEASE_MS = 1_000;
 
 let dir: string;
-let file: string;
 const stores: Store[] = [];
+let backend: Backend;
+let shared: () => Promise<Store>;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'call-actions-leased-'));
-  file = `sqlite:${join(dir, 'queue.db')}`;
 });
 afterEach(async () => {
   for (const s of stores.splice(0)) await s.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-function open(): Store {
-  const s = openStore(file, { migrations });
+/** A store on this test's database: the first call makes the database, later ones open it again (another worker). */
+async function open(): Promise<Store> {
+  if (stores.length === 0) {
+    const fresh = await backend.fresh(join(dir, 'queue.db'), migrations);
+    shared = fresh.shared;
+    stores.push(fresh.store);
+    return fresh.store;
+  }
+  const s = await shared();
   stores.push(s);
   return s;
 }
@@ -144,10 +183,14 @@ describe('leaseColumnsDdl', () => {
   });
 });
 
-describe('LeasedTable', () => {
+describe.each(BACKENDS)('LeasedTable on $name', (b) => {
+  beforeEach(() => {
+    backend = b;
+  });
+
   it('two workers on one database file never hold the same row', async () => {
-    const a = worker(open(), 'A');
-    const b = worker(open(), 'B');
+    const a = worker(await open(), 'A');
+    const b = worker(await open(), 'B');
     for (let i = 0; i < 10; i++) await insert(stores[0]!, `job-${i}`);
 
     // Turn by turn, each claiming with nothing of its own in flight: only the lease keeps them apart.
@@ -167,9 +210,33 @@ describe('LeasedTable', () => {
     }
   });
 
+  it('two workers claiming at the same moment, on their own connections, never take one row twice', async () => {
+    const a = worker(await open(), 'A');
+    const b = worker(await open(), 'B');
+    for (let i = 0; i < 60; i++) await insert(stores[0]!, `job-${i}`);
+    // Claims race on two connections: on PostgreSQL FOR UPDATE SKIP LOCKED passes over the row the
+    // other is claiming; on SQLite the IMMEDIATE transactions take turns.
+    const rounds = await Promise.all(
+      [a, b].map(async (w) => {
+        const got: string[] = [];
+        for (let turn = 0; turn < 10; turn++) {
+          const [batch, each] = await Promise.all([w.batch(2), w.each()]);
+          got.push(...batch, ...each);
+        }
+        return got;
+      }),
+    );
+    const all = rounds.flat();
+    expect(new Set(all).size).toBe(all.length);
+    expect(all.length).toBe(60);
+    const holders = await stores[0]!.query<{ claimed_by: string; n: number }>('SELECT claimed_by, COUNT(*) AS n FROM jobs GROUP BY claimed_by ORDER BY claimed_by');
+    expect(holders.reduce((n, h) => n + h.n, 0)).toBe(60);
+    expect(await stores[0]!.one("SELECT COUNT(*) AS n FROM job_attempts WHERE outcome = 'sending'")).toEqual({ n: 60 });
+  });
+
   it('does not take a row whose status or attempts changed since it was read', async () => {
-    const a = worker(open(), 'A');
-    const b = worker(open(), 'B');
+    const a = worker(await open(), 'A');
+    const b = worker(await open(), 'B');
     await insert(stores[0]!, 'job-1');
     const seenByB = await row(stores[1]!, 'job-1');
     expect(await a.batch(1)).toEqual(['job-1']);
@@ -179,8 +246,8 @@ describe('LeasedTable', () => {
   });
 
   it("takes a row back once its worker's lease has run out, and writes the lost attempt off", async () => {
-    const a = worker(open(), 'A');
-    const b = worker(open(), 'B');
+    const a = worker(await open(), 'A');
+    const b = worker(await open(), 'B');
     await insert(stores[0]!, 'job-1');
     expect(await a.batch(1)).toEqual(['job-1']);
     // A dies here. Until its lease runs out the row is A's.
@@ -199,7 +266,7 @@ describe('LeasedTable', () => {
   });
 
   it('does not count a row claimed but never started as interrupted', async () => {
-    const store = open();
+    const store = await open();
     const a = worker(store, 'A', { spec: { ...spec, countsAttemptOnClaim: false } });
     await insert(store, 'job-1');
     // A feature that counts and records the attempt itself when it starts, and died before it did.
@@ -215,7 +282,7 @@ describe('LeasedTable', () => {
   });
 
   it('gives a row up once its attempts were cut off maxInterruptions times', async () => {
-    const store = open();
+    const store = await open();
     await insert(store, 'job-1');
     const holders = ['A', 'B', 'C', 'D'].map((name, i) => {
       const w = worker(store, name, { maxInterruptions: 3 });
@@ -246,7 +313,7 @@ describe('LeasedTable', () => {
   });
 
   it('takes due rows earliest first, a lost one first on a tie, and skips busy, future and unready rows', async () => {
-    const store = open();
+    const store = await open();
     const readySpec = { ...spec, ready: "r.grp <> 'blocked'" };
     const a = worker(store, 'A', { spec: readySpec });
     await insert(store, 'late', T0 + 500);

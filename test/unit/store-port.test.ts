@@ -1,6 +1,14 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { maskUrl, numberPlaceholders } from '../../src/store/port.js';
+import { maskUrl, numberPlaceholders, type Queryable, type StorePort } from '../../src/store/port.js';
+import { openPostgresStore } from '../../src/store/postgres.js';
 import { openStore, type Store } from '../../src/store/sqlite.js';
+import { BACKENDS, testCluster, usePostgres } from '../helpers/backends.js';
+import { POSTGRES_SKIPPED } from '../helpers/postgres.js';
+
+usePostgres();
 
 describe('numberPlaceholders (PostgreSQL numbering)', () => {
   it('numbers ? in order and @name once per name', () => {
@@ -33,20 +41,27 @@ describe('maskUrl', () => {
   });
 });
 
-describe('the SQLite store through the port', () => {
-  const open: Store[] = [];
+const T_MIGRATION = { id: 'test/001', up: 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)', postgres: 'CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)' };
+
+describe.each(BACKENDS)('the $name store through the port', (backend) => {
+  const open: StorePort[] = [];
+  const dirs: string[] = [];
   afterEach(async () => {
     for (const s of open.splice(0)) await s.close();
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
   const store = async () => {
-    const s = openStore('sqlite::memory:');
+    const dir = mkdtempSync(join(tmpdir(), 'call-actions-port-'));
+    dirs.push(dir);
+    const { store: s, shared } = await backend.fresh(join(dir, 'port.db'), [T_MIGRATION]);
     open.push(s);
-    await s.migrate([{ id: 'test/001', up: 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)', postgres: 'CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)' }]);
-    return s;
+    return Object.assign(s, { shared: async () => { const o = await shared(); open.push(o); return o; } });
   };
 
-  it('runs, queries and reads one row, with named and positional parameters', async () => {
+  it('runs, queries and reads one row, with named and positional parameters; numbers come back as numbers', async () => {
     const s = await store();
+    expect(s.kind).toBe(backend.name);
+    expect(s.ready()).toBe(true);
     expect(await s.run('INSERT INTO t (id, v) VALUES (@id, @v)', { id: 1, v: 'a' })).toEqual({ changes: 1 });
     expect(await s.run('INSERT INTO t (id, v) VALUES (?, ?)', [2, 'b'])).toEqual({ changes: 1 });
     expect(await s.run('INSERT INTO t (id, v) VALUES (?, ?) ON CONFLICT DO NOTHING', [2, 'c'])).toEqual({ changes: 0 });
@@ -56,7 +71,8 @@ describe('the SQLite store through the port', () => {
     ]);
     expect(await s.one('SELECT v FROM t WHERE id = ?', [2])).toEqual({ v: 'b' });
     expect(await s.one('SELECT v FROM t WHERE id = ?', [9])).toBeUndefined();
-    expect(await s.one({ sqlite: "SELECT 'lite' AS d", postgres: "SELECT 'pg' AS d" })).toEqual({ d: 'lite' });
+    expect(await s.one('SELECT COUNT(*) AS n, SUM(id) AS total, MAX(id) AS top FROM t')).toEqual({ n: 2, total: 3, top: 2 });
+    expect(await s.one({ sqlite: "SELECT 'lite' AS d", postgres: "SELECT 'pg' AS d" })).toEqual({ d: backend.name === 'sqlite' ? 'lite' : 'pg' });
   });
 
   it('commits a transaction that resolves and rolls back one that rejects', async () => {
@@ -71,8 +87,59 @@ describe('the SQLite store through the port', () => {
       }),
     ).rejects.toThrow('changed my mind');
     expect(await s.query('SELECT v FROM t')).toEqual([{ v: 'kept' }]);
-    expect(s.db.inTransaction).toBe(false);
   });
+
+  it('a failing statement rejects, and the store goes on', async () => {
+    const s = await store();
+    await expect(s.run('INSERT INTO nowhere VALUES (1)')).rejects.toThrow(/nowhere/);
+    await expect(s.transaction((tx) => tx.run('INSERT INTO nowhere VALUES (1)'))).rejects.toThrow(/nowhere/);
+    expect(await s.one('SELECT count(*) AS n FROM t')).toEqual({ n: 0 });
+    expect(s.ready()).toBe(true);
+  });
+
+  it('refuses a statement on a transaction that has ended', async () => {
+    const s = await store();
+    let kept: Queryable | undefined;
+    await s.transaction(async (tx) => {
+      kept = tx;
+    });
+    await expect(kept!.run("INSERT INTO t (id, v) VALUES (3, 'late')")).rejects.toThrow(/ended/);
+    expect(await s.one('SELECT count(*) AS n FROM t')).toEqual({ n: 0 });
+  });
+
+  it('applies a migration once, also when a second store on the database applies the same list', async () => {
+    const s = await store();
+    const other = await s.shared();
+    const more = [T_MIGRATION, { id: 'test/002', up: 'ALTER TABLE t ADD COLUMN w TEXT', postgres: 'ALTER TABLE t ADD COLUMN w TEXT' }];
+    await Promise.all([s.migrate(more), other.migrate(more)]);
+    expect(await s.query("SELECT id FROM schema_migrations WHERE id LIKE 'test/%' ORDER BY id")).toEqual([{ id: 'test/001' }, { id: 'test/002' }]);
+    await s.run("INSERT INTO t (id, v, w) VALUES (1, 'a', 'b')");
+  });
+
+  it('never writes a secret: bound strings are scrubbed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'call-actions-port-'));
+    dirs.push(dir);
+    const secret = 's3cr3t-t0ken-value';
+    const url = backend.name === 'sqlite' ? `sqlite:${join(dir, 'x.db')}` : await testCluster().database();
+    const s = backend.name === 'sqlite' ? openStore(url, { secrets: [secret] }) : await openPostgresStore(url, { secrets: [secret] });
+    open.push(s);
+    await s.migrate([T_MIGRATION]);
+    await s.run('INSERT INTO t (id, v) VALUES (?, ?)', [1, `answer: ${secret} and "access_token": "abcdef123456"`]);
+    expect(await s.one('SELECT v FROM t')).toEqual({ v: 'answer: [redacted] and "access_token": "[redacted]"' });
+  });
+});
+
+describe('the SQLite store alone', () => {
+  const open: Store[] = [];
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+  });
+  const store = async () => {
+    const s = openStore('sqlite::memory:');
+    open.push(s);
+    await s.migrate([T_MIGRATION]);
+    return s;
+  };
 
   it('makes statements and other transactions wait while a transaction body awaits', async () => {
     const s = await store();
@@ -103,22 +170,36 @@ describe('the SQLite store through the port', () => {
     expect(await s.query('SELECT id FROM t ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
   });
 
-  it('a failing statement outside a transaction rejects, and the store goes on', async () => {
-    const s = await store();
-    await expect(s.run('INSERT INTO nowhere VALUES (1)')).rejects.toThrow(/no such table/);
-    await s.transaction(async (tx) => {
-      await expect(tx.run('INSERT INTO nowhere VALUES (1)')).rejects.toThrow(/no such table/);
-    });
-    expect(await s.one('SELECT count(*) AS n FROM t')).toEqual({ n: 0 });
-  });
+});
 
-  it('refuses a statement on a transaction that has ended', async () => {
-    const s = await store();
-    let kept: Parameters<Parameters<Store['transaction']>[0]>[0] | undefined;
-    await s.transaction(async (tx) => {
-      kept = tx;
-    });
-    await expect(kept!.run("INSERT INTO t (id, v) VALUES (3, 'late')")).rejects.toThrow(/ended/);
-    expect(await s.one('SELECT count(*) AS n FROM t')).toEqual({ n: 0 });
+describe.skipIf(POSTGRES_SKIPPED)('the PostgreSQL store alone', () => {
+  it('masks the password in its URL, and is not ready while the server is down, ready again once it is back', async () => {
+    const cluster = testCluster();
+    const url = (await cluster.database()).replace('postgres@', 'postgres:hunter2@');
+    const s = await openPostgresStore(url, { pool: 2, connectTimeoutMs: 1_000 });
+    try {
+      expect(s.url).not.toContain('hunter2');
+      expect(s.url).toContain('postgres:***@');
+      expect(s.ready()).toBe(true);
+      cluster.stop();
+      await expect(s.query('SELECT 1')).rejects.toThrow();
+      expect(s.ready()).toBe(false);
+      cluster.start();
+      const until = Date.now() + 15_000;
+      while (!s.ready() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      expect(s.ready()).toBe(true);
+      expect(await s.one('SELECT 1 AS one')).toEqual({ one: 1 });
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('refuses a migration without a PostgreSQL text', async () => {
+    const s = await openPostgresStore(await testCluster().database());
+    try {
+      await expect(s.migrate([{ id: 'test/lite-only', up: 'CREATE TABLE x (a INTEGER)' }])).rejects.toThrow(/no PostgreSQL text/);
+    } finally {
+      await s.close();
+    }
   });
 });

@@ -5,7 +5,7 @@ import type { Logger } from '../../log.js';
 import type { AmiMessage } from '../../asterisk/ami.js';
 import { readQuery } from '../../history/query.js';
 import { statement, type StorePort } from '../../store/port.js';
-import type { Store } from '../../store/sqlite.js';
+import type { Store } from '../../store/port.js';
 import { TokenProvider } from './auth.js';
 import { SalesforceClient } from './client.js';
 import type { SalesforceConfig } from './config.js';

@@ -1,6 +1,6 @@
 import { leaseColumnsDdl, type LeasedTableSpec } from '../../queue/leased-table.js';
-import { statement } from '../../store/port.js';
-import type { Migration } from '../../store/sqlite.js';
+import { statement, postgresDdl } from '../../store/port.js';
+import type { Migration } from '../../store/port.js';
 
 /**
  * The Salesforce activity tables. One row of `sf_activities` per call is at once the call id →
@@ -27,6 +27,9 @@ export const ACTIVITY_STATUSES: readonly ActivityStatus[] = ['pending', 'sending
 export const salesforceMigrations: readonly Migration[] = [
   {
     id: 'crm/salesforce/001-activities',
+    get postgres() {
+      return postgresDdl(String(salesforceMigrations[0]!.up));
+    },
     up: `
       CREATE TABLE sf_activities (
         call_id TEXT PRIMARY KEY,
@@ -72,6 +75,10 @@ export const salesforceMigrations: readonly Migration[] = [
     id: 'crm/salesforce/002-refused-and-memo',
     up: `
       ALTER TABLE sf_activities ADD COLUMN refused_calls INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE sf_activities ADD COLUMN memo TEXT;
+    `,
+    postgres: `
+      ALTER TABLE sf_activities ADD COLUMN refused_calls BIGINT NOT NULL DEFAULT 0;
       ALTER TABLE sf_activities ADD COLUMN memo TEXT;
     `,
   },

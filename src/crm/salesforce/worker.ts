@@ -1,10 +1,11 @@
+import { applyMigrations } from '../../store/port.js';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../log.js';
 import { maskNumber } from '../../log.js';
 import { attemptSignal, DurableWorker } from '../../queue/durable-worker.js';
 import { LeasedTable, retryWait } from '../../queue/leased-table.js';
-import type { Store } from '../../store/sqlite.js';
+import type { Store } from '../../store/port.js';
 import { storeWrites } from '../../store/write-health.js';
 import { CallMeter } from './client.js';
 import type { SalesforceConfig } from './config.js';
@@ -84,7 +85,7 @@ export class SalesforceWorker extends EventEmitter<{ logged: [LoggedActivity]; f
     this.now = opts.now ?? Date.now;
     this.leaseMarginMs = opts.leaseMarginMs ?? 2_000;
     this.flow = new TaskFlow({ client: opts.client, config: opts.config, defaultCountry: opts.defaultCountry, logger: opts.logger, logLevel: opts.logLevel, now: this.now });
-    opts.store.migrate(salesforceMigrations);
+    applyMigrations(opts.store, salesforceMigrations);
     this.sql = prepareStatements();
     this.activities = new LeasedTable(opts.store, activityQueue, { worker: this.workerId, maxInterruptions: opts.maxInterruptions ?? 5 });
     this.worker = new DurableWorker<ActivityRow>(

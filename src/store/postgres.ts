@@ -1,0 +1,212 @@
+import pg from 'pg';
+import { maskUrl, numberPlaceholders, sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StorePort, type TransactionOptions } from './port.js';
+import { createScrub, type Scrub } from './scrub.js';
+
+/**
+ * The PostgreSQL store, for instances that share one database (issue 12). A pool of connections
+ * (node-postgres) behind the same port as SQLite's (src/store/port.ts); the features' SQL is
+ * numbered ($1…) here and otherwise sent as written.
+ *
+ * What differs from SQLite, and is handled here rather than in each feature:
+ * - BIGINT (epoch ms columns, COUNT(*)) and NUMERIC (SUM) come back as numbers, not strings:
+ *   every value here is far below 2^53.
+ * - Connection loss: `ready()` is false from the first failed statement until a probe (once a
+ *   second, while down) answers again. The workers claim nothing meanwhile, /health says 503, an
+ *   accept fails (the step falls back) and nothing already committed is lost; the pool opens new
+ *   connections once the server is back.
+ * - Secrets: every bound string is scrubbed as on SQLite (src/store/scrub.ts), and the URL this
+ *   store reports has its password masked.
+ */
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool. Default 10. */
+  pool?: number;
+  /** Server-side statement_timeout in ms; 0 = none. Default 30 s. */
+  statementTimeoutMs?: number;
+  /** Values that must never be written (see store/scrub.ts). */
+  secrets?: readonly string[];
+  migrations?: readonly PortMigration[];
+  /** How long a new connection may take. Default 5 s. */
+  connectTimeoutMs?: number;
+}
+
+export interface PostgresStore extends StorePort {
+  readonly kind: 'postgres';
+}
+
+const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
+  id TEXT PRIMARY KEY,
+  applied_at BIGINT NOT NULL
+)`;
+
+/** One lock for every migration run on this database: two instances starting at once apply each once. */
+const MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('call-actions/migrate'))";
+
+const INT8 = 20;
+const NUMERIC = 1700;
+
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8 || oid === NUMERIC) return (v: string) => (v === null ? null : Number(v));
+    return pg.types.getTypeParser(oid, format);
+  },
+} as pg.CustomTypesConfig;
+
+/** `postgres://…` or `postgresql://…`. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url.trim());
+}
+
+/** Errors that mean the server or the connection went away, not that the statement was wrong. */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (/^08/.test(code) || code === '57P01' || code === '57P02' || code === '57P03') return true;
+  if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN)$/.test(code)) return true;
+  const msg = typeof e?.message === 'string' ? e.message : '';
+  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(msg);
+}
+
+export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const scrub = createScrub(opts.secrets ?? []);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: Math.max(1, Math.floor(opts.pool ?? 10)),
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
+    statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    application_name: 'call-actions',
+    types,
+  });
+  let up = false;
+  let closed = false;
+  let probe: NodeJS.Timeout | undefined;
+
+  // An idle connection the server dropped: the pool discards it; say we are down until a probe answers.
+  pool.on('error', () => markDown());
+
+  const markDown = () => {
+    up = false;
+    if (closed || probe) return;
+    probe = setInterval(() => {
+      pool.query('SELECT 1').then(
+        () => {
+          up = true;
+          clearInterval(probe);
+          probe = undefined;
+        },
+        () => undefined,
+      );
+    }, 1_000);
+    probe.unref();
+  };
+  const watch = <T>(p: Promise<T>): Promise<T> =>
+    p.then(
+      (v) => {
+        up = true;
+        return v;
+      },
+      (e: unknown) => {
+        if (isConnectionError(e)) markDown();
+        throw e;
+      },
+    );
+
+  const clean = (v: unknown): unknown => (typeof v === 'string' && v.length >= 8 ? scrub(v) : v);
+  const prepare = (sql: Sql, params: Params | undefined) => {
+    const { text, values } = numberPlaceholders(sqlFor(sql, 'postgres'), params);
+    return { text, values: values.map(clean) };
+  };
+  const on = (client: pg.Pool | pg.PoolClient): Queryable => ({
+    kind: 'postgres',
+    async query<T>(sql: Sql, params?: Params): Promise<T[]> {
+      const { text, values } = prepare(sql, params);
+      return (await watch(client.query(text, values))).rows as T[];
+    },
+    async one<T>(sql: Sql, params?: Params): Promise<T | undefined> {
+      const { text, values } = prepare(sql, params);
+      return (await watch(client.query(text, values))).rows[0] as T | undefined;
+    },
+    async run(sql: Sql, params?: Params): Promise<RunResult> {
+      const { text, values } = prepare(sql, params);
+      return { changes: (await watch(client.query(text, values))).rowCount ?? 0 };
+    },
+  });
+
+  const transaction = async <T>(fn: (tx: Queryable) => Promise<T>, _opts: TransactionOptions = {}): Promise<T> => {
+    const client = await watch(pool.connect());
+    let broken: unknown;
+    try {
+      await watch(client.query('BEGIN'));
+      let open = true;
+      const inner = on(client);
+      const live = <R>(work: () => Promise<R>): Promise<R> => (open ? work() : Promise.reject(new Error('statement on a transaction that has ended')));
+      const tx: Queryable = {
+        kind: 'postgres',
+        query: (sql, params) => live(() => inner.query(sql, params)),
+        one: (sql, params) => live(() => inner.one(sql, params)),
+        run: (sql, params) => live(() => inner.run(sql, params)),
+      };
+      try {
+        const result = await fn(tx);
+        open = false;
+        await watch(client.query('COMMIT'));
+        return result;
+      } catch (e) {
+        open = false;
+        await client.query('ROLLBACK').catch((r: unknown) => (broken = r));
+        throw e;
+      }
+    } catch (e) {
+      if (isConnectionError(e)) broken ??= e;
+      throw e;
+    } finally {
+      // a connection that failed mid-transaction is not given back to the pool
+      client.release(broken instanceof Error ? broken : broken ? new Error(String(broken)) : undefined);
+    }
+  };
+
+  const migrate = async (migrations: readonly PortMigration[]): Promise<void> => {
+    const seen = new Set<string>();
+    for (const m of migrations) {
+      if (seen.has(m.id)) throw new Error(`migration id "${m.id}" appears twice in one list`);
+      seen.add(m.id);
+      if (m.postgres === undefined) throw new Error(`migration "${m.id}" has no PostgreSQL text`);
+    }
+    for (const m of migrations) {
+      await transaction(async (tx) => {
+        await tx.query(MIGRATION_LOCK);
+        if (await tx.one('SELECT id FROM schema_migrations WHERE id = ?', [m.id])) return;
+        // no parameters: sent as a simple query, so one text may hold several statements
+        const client = tx as unknown as { query: Queryable['query'] };
+        await client.query(m.postgres!);
+        await tx.run('INSERT INTO schema_migrations (id, applied_at) VALUES (?, ?)', [m.id, Date.now()]);
+      });
+    }
+  };
+
+  const base = on(pool);
+  const store: PostgresStore = {
+    kind: 'postgres',
+    url: maskUrl(url),
+    query: base.query,
+    one: base.one,
+    run: base.run,
+    transaction,
+    migrate,
+    ready: () => up && !closed,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(probe);
+      await pool.end();
+    },
+  };
+  try {
+    await base.query(MIGRATIONS_TABLE);
+    if (opts.migrations) await migrate(opts.migrations);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return store;
+}
