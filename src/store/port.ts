@@ -34,6 +34,36 @@ export interface Queryable {
   run(sql: Sql, params?: Params): Promise<RunResult>;
 }
 
+/**
+ * The handle a transaction's body gets. It refuses statements once the transaction has ended: a
+ * statement a body forgot to await would otherwise run outside it, on SQLite's one connection or
+ * on a pooled PostgreSQL client that another caller may already hold. `end()` is called before
+ * COMMIT or ROLLBACK.
+ */
+export function transactionHandle(kind: StoreKind, inner: Omit<Queryable, 'kind'>): { tx: Queryable; end(): void } {
+  let open = true;
+  const live = <R>(work: () => Promise<R>): Promise<R> => {
+    if (!open) return Promise.reject(new Error('statement on a transaction that has ended'));
+    try {
+      return work();
+    } catch (e) {
+      // better-sqlite3 throws synchronously; callers expect a rejection either way
+      return Promise.reject(e);
+    }
+  };
+  return {
+    tx: {
+      kind,
+      query: (sql, params) => live(() => inner.query(sql, params)),
+      one: (sql, params) => live(() => inner.one(sql, params)),
+      run: (sql, params) => live(() => inner.run(sql, params)),
+    },
+    end: () => {
+      open = false;
+    },
+  };
+}
+
 export interface TransactionOptions {
   /**
    * Take the write lock before the first statement (SQLite's BEGIN IMMEDIATE): what a claim or an

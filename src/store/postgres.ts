@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { maskUrl, numberPlaceholders, sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StorePort, type TransactionOptions } from './port.js';
+import { maskUrl, numberPlaceholders, sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StorePort, type TransactionOptions, transactionHandle } from './port.js';
 import { createScrub, type Scrub } from './scrub.js';
 
 /**
@@ -137,22 +137,14 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     let broken: unknown;
     try {
       await watch(client.query('BEGIN'));
-      let open = true;
-      const inner = on(client);
-      const live = <R>(work: () => Promise<R>): Promise<R> => (open ? work() : Promise.reject(new Error('statement on a transaction that has ended')));
-      const tx: Queryable = {
-        kind: 'postgres',
-        query: (sql, params) => live(() => inner.query(sql, params)),
-        one: (sql, params) => live(() => inner.one(sql, params)),
-        run: (sql, params) => live(() => inner.run(sql, params)),
-      };
+      const { tx, end } = transactionHandle('postgres', on(client));
       try {
         const result = await fn(tx);
-        open = false;
+        end();
         await watch(client.query('COMMIT'));
         return result;
       } catch (e) {
-        open = false;
+        end();
         await client.query('ROLLBACK').catch((r: unknown) => (broken = r));
         throw e;
       }

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { restrictDatabaseFiles } from './file-mode.js';
-import { sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StorePort, type TransactionOptions } from './port.js';
+import { sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StorePort, type TransactionOptions, transactionHandle } from './port.js';
 import { createScrub, scrubbingDatabase } from './scrub.js';
 
 /**
@@ -238,28 +238,14 @@ function sqlitePort(db: SqliteDatabase, line: Line): Pick<StorePort, 'query' | '
       });
       async function body(): Promise<T> {
         db.exec(opts.immediate ? 'BEGIN IMMEDIATE' : 'BEGIN');
-        let open = true;
-        const live = <R>(work: () => Promise<R>): Promise<R> => {
-          if (!open) return Promise.reject(new Error('statement on a transaction that has ended'));
-          try {
-            return work();
-          } catch (e) {
-            return Promise.reject(e);
-          }
-        };
-        const tx: Queryable = {
-          kind: 'sqlite',
-          query: (sql, params) => live(() => direct.query(sql, params)),
-          one: (sql, params) => live(() => direct.one(sql, params)),
-          run: (sql, params) => live(() => direct.run(sql, params)),
-        };
+        const { tx, end } = transactionHandle('sqlite', direct);
         try {
           const result = await fn(tx);
-          open = false;
+          end();
           db.exec('COMMIT');
           return result;
         } catch (e) {
-          open = false;
+          end();
           // a failed COMMIT (SQLITE_FULL) may already have ended it
           if (db.open && db.inTransaction) db.exec('ROLLBACK');
           throw e;
