@@ -83,7 +83,9 @@ export interface Health {
   warnings: string[];
 }
 
-async function storeHealth(store: Store): Promise<Health['store']> {
+export async function storeHealth(store: Store): Promise<Health['store']> {
+  const outage = store.outage();
+  if (outage) return { ready: false, error: `${outage.message}; accepted SMS, hook runs and CRM activities wait until it is back`, since: outage.since };
   const problem = await storeWrites(store).problem();
   if (!problem) return { ready: store.ready() };
   return { ready: false, error: `the store cannot be written (${problem.code}: ${problem.message}); accepted SMS, hook runs and CRM activities wait until it can`, since: problem.since };
@@ -114,6 +116,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   // features construct synchronously
   const store = await openAnyStore(config.store, {
     secrets: opts.secrets,
+    log: log.child({ component: 'store' }),
     migrations: [...smsMigrations, ...hookMigrations, ...salesforceMigrations, ...routeMigrations, ...pairMigrations],
   });
   const audit = openAuditLog(store);

@@ -1,3 +1,4 @@
+import type { Logger } from '../log.js';
 import { auditMigrations } from './audit.js';
 import type { PortMigration, StorePort } from './port.js';
 import { isPostgresUrl, openPostgresStore } from './postgres.js';
@@ -22,6 +23,8 @@ export interface OpenOptions {
    * synchronously and expect their tables to be there.
    */
   migrations?: readonly PortMigration[];
+  /** PostgreSQL: where an outage and the recovery are told. */
+  log?: Logger;
 }
 
 export async function openAnyStore(setting: StoreSetting, opts: OpenOptions = {}): Promise<StorePort> {
@@ -30,6 +33,7 @@ export async function openAnyStore(setting: StoreSetting, opts: OpenOptions = {}
     const s: { pool?: number; statementTimeout?: number } = typeof setting === 'string' ? {} : setting;
     return openPostgresStore(url, {
       secrets: opts.secrets,
+      log: opts.log,
       migrations: [...(opts.migrations ?? []), ...auditMigrations],
       ...(s.pool !== undefined ? { pool: s.pool } : {}),
       ...(s.statementTimeout !== undefined ? { statementTimeoutMs: s.statementTimeout } : {}),

@@ -89,6 +89,15 @@ export interface PortMigration {
   readonly postgres?: string;
 }
 
+export interface StoreOutage {
+  /** What failed, e.g. `ECONNREFUSED` or `57P01 terminating connection due to administrator command`; never a password */
+  reason: string;
+  /** ISO time of the first failure since the database last answered */
+  since: string;
+  /** The sentence for /health and the log: which database (password masked) and why */
+  message: string;
+}
+
 export interface StorePort extends Queryable {
   /** The URL it was opened from, with any password masked: safe for logs and /health. */
   readonly url: string;
@@ -101,6 +110,11 @@ export interface StorePort extends Queryable {
   migrate(migrations: readonly PortMigration[]): Promise<void>;
   /** True while the database answers: false while PostgreSQL is unreachable. */
   ready(): boolean;
+  /**
+   * Why the database does not answer, and since when; undefined while it does. SQLite, a file in
+   * this process, has no outage of this kind (its write failures are src/store/write-health.ts's).
+   */
+  outage(): StoreOutage | undefined;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { maskUrl, numberPlaceholders, sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StorePort, type TransactionOptions, transactionHandle } from './port.js';
+import type { Logger } from '../log.js';
+import { maskUrl, numberPlaceholders, sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StoreOutage, type StorePort, type TransactionOptions, transactionHandle } from './port.js';
 import { createScrub, type Scrub } from './scrub.js';
 
 /**
@@ -13,7 +14,8 @@ import { createScrub, type Scrub } from './scrub.js';
  * - Connection loss: `ready()` is false from the first failed statement until a probe (once a
  *   second, while down) answers again. The workers claim nothing meanwhile, /health says 503, an
  *   accept fails (the step falls back) and nothing already committed is lost; the pool opens new
- *   connections once the server is back.
+ *   connections once the server is back. `outage()` says why and since when, for /health; the
+ *   log gets one line when it starts and one when it ends, however many probes fail between.
  * - Secrets: every bound string is scrubbed as on SQLite (src/store/scrub.ts), and the URL this
  *   store reports has its password masked.
  */
@@ -28,6 +30,8 @@ export interface PostgresStoreOptions {
   migrations?: readonly PortMigration[];
   /** How long a new connection may take. Default 5 s. */
   connectTimeoutMs?: number;
+  /** Told once when the database stops answering and once when it answers again (not per probe). */
+  log?: Pick<Logger, 'warn' | 'info'>;
 }
 
 export interface PostgresStore extends StorePort {
@@ -67,6 +71,25 @@ export function isConnectionError(err: unknown): boolean {
   return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(msg);
 }
 
+/**
+ * A connection error in a few words for /health and the log: the OS's code (ECONNREFUSED), or
+ * PostgreSQL's SQLSTATE with its message. node-postgres puts neither the URL nor the password in
+ * these.
+ */
+export function connectionReason(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown; errors?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  if (/^E[A-Z_]+$/.test(code)) return code;
+  if (code) return `${code} ${message}`;
+  return message || 'unknown error';
+}
+
+/** `PostgreSQL at postgres://app:***@db:5432/calls is unreachable (ECONNREFUSED)` */
+export function describeOutage(maskedUrl: string, reason: string): string {
+  return `PostgreSQL at ${maskedUrl} is unreachable (${reason})`;
+}
+
 export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
   const scrub = createScrub(opts.secrets ?? []);
   const pool = new pg.Pool({
@@ -79,34 +102,51 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
   });
   let up = false;
   let closed = false;
+  // set once open() has succeeded: a failed open is the caller's error (src/store/open.ts), not an outage
+  let opened = false;
+  let outage: Omit<StoreOutage, 'message'> | undefined;
   let probe: NodeJS.Timeout | undefined;
+  const shown = maskUrl(url);
 
   // An idle connection the server dropped: the pool discards it; say we are down until a probe answers.
-  pool.on('error', () => markDown());
+  pool.on('error', (e) => markDown(e));
 
-  const markDown = () => {
+  const markDown = (e: unknown) => {
     up = false;
-    if (closed || probe) return;
+    if (closed) return;
+    const reason = connectionReason(e);
+    if (!outage) {
+      outage = { reason, since: new Date().toISOString() };
+      if (opened) opts.log?.warn({ store: shown, reason }, `${describeOutage(shown, reason)}; accepted work waits, trying again every second`);
+    } else {
+      // the latest reason (a server shutting down, then refusing connections): what an operator must fix now
+      outage.reason = reason;
+    }
+    if (probe) return;
     probe = setInterval(() => {
-      pool.query('SELECT 1').then(
-        () => {
-          up = true;
-          clearInterval(probe);
-          probe = undefined;
-        },
-        () => undefined,
-      );
+      pool.query('SELECT 1').then(markUp, (err: unknown) => (isConnectionError(err) ? markDown(err) : undefined));
     }, 1_000);
     probe.unref();
+  };
+  const markUp = () => {
+    up = true;
+    if (probe) {
+      clearInterval(probe);
+      probe = undefined;
+    }
+    if (!outage) return;
+    const downMs = Date.now() - Date.parse(outage.since);
+    outage = undefined;
+    if (opened) opts.log?.info({ store: shown, downMs }, 'PostgreSQL answers again; the queued work goes on');
   };
   const watch = <T>(p: Promise<T>): Promise<T> =>
     p.then(
       (v) => {
-        up = true;
+        markUp();
         return v;
       },
       (e: unknown) => {
-        if (isConnectionError(e)) markDown();
+        if (isConnectionError(e)) markDown(e);
         throw e;
       },
     );
@@ -179,13 +219,14 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
   const base = on(pool);
   const store: PostgresStore = {
     kind: 'postgres',
-    url: maskUrl(url),
+    url: shown,
     query: base.query,
     one: base.one,
     run: base.run,
     transaction,
     migrate,
     ready: () => up && !closed,
+    outage: () => (closed || !outage ? undefined : { ...outage, message: describeOutage(shown, outage.reason) }),
     async close() {
       if (closed) return;
       closed = true;
@@ -196,6 +237,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
   try {
     await base.query(MIGRATIONS_TABLE);
     if (opts.migrations) await migrate(opts.migrations);
+    opened = true;
   } catch (e) {
     await store.close();
     throw e;

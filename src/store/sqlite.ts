@@ -98,6 +98,7 @@ export function openStore(url: string, opts: StoreOptions = {}): Store {
       migrate(db, migrations);
       return Promise.resolve();
     },
+    outage: () => undefined,
     ready() {
       if (!db.open) return false;
       try {
