@@ -5,7 +5,8 @@ import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { CliContext } from '../history/command.js';
 import { jsonSchema, rootSchema, type Config } from './config-schema.js';
 import { COMMANDS } from './features.js';
-import { startService } from './service.js';
+import { startService, type Service } from './service.js';
+import { StoreUnusable } from '../store/open.js';
 
 const USAGE = `call-actions — call actions for Asterisk (ARI + AMI)
 
@@ -89,21 +90,42 @@ async function start(args: string[]): Promise<number> {
     };
   });
   const file = configPath(values);
-  const service = await startService(loaded.config, {
-    secrets: loaded.secrets,
-    place: loaded.place,
-    reload() {
-      const { value } = loadConfigFile(file, rootSchema);
-      if (values['exit-on-auth-error']) value.asterisk.ari.exitOnAuthError = true;
-      return { config: value };
-    },
-    onFatal(message) {
-      fatal = message;
-      stop('ARI credentials refused');
-    },
-  });
+  // a signal while the service still waits for its database ends the wait: nothing runs yet to drain
+  const starting = new AbortController();
+  const early = () => starting.abort();
+  process.on('SIGTERM', early);
+  process.on('SIGINT', early);
+  let service: Service;
+  try {
+    service = await startService(loaded.config, {
+      secrets: loaded.secrets,
+      place: loaded.place,
+      signal: starting.signal,
+      reload() {
+        const { value } = loadConfigFile(file, rootSchema);
+        if (values['exit-on-auth-error']) value.asterisk.ari.exitOnAuthError = true;
+        return { config: value };
+      },
+      onFatal(message) {
+        fatal = message;
+        stop('ARI credentials refused');
+      },
+    });
+  } catch (e) {
+    if (starting.signal.aborted) return 0;
+    if (e instanceof StoreUnusable) {
+      process.stderr.write(`call-actions: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    process.off('SIGTERM', early);
+    process.off('SIGINT', early);
+  }
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // the signal came after the store opened, while the rest started: stop as usual now
+  if (starting.signal.aborted) stop('SIGTERM');
   const hup = () => void service.reload();
   process.on('SIGHUP', hup);
   await stopped;

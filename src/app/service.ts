@@ -100,6 +100,8 @@ export interface ServiceOptions {
   onFatal?: (message: string) => void;
   /** Reads and validates the config file again (throws ConfigError); without it, reload() refuses. */
   reload?: () => { config: Config };
+  /** Ends a start still waiting for its database (SIGTERM then): startService rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** Kernel sections a running service cannot take over (the connections, the store, the listener, the TTS cache). */
@@ -114,11 +116,24 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   const log = opts.log ?? createLogger({ level: config.log.level, secrets: opts.secrets });
   // every feature's tables before any feature exists: on PostgreSQL migrations are async, and
   // features construct synchronously
-  const store = await openAnyStore(config.store, {
-    secrets: opts.secrets,
-    log: log.child({ component: 'store' }),
-    migrations: [...smsMigrations, ...hookMigrations, ...salesforceMigrations, ...routeMigrations, ...pairMigrations],
-  });
+  // A PostgreSQL that does not answer yet is waited for (a pair's database restarting, a container
+  // started before its database): Asterisk meanwhile offers the calls to the peer or the fallback,
+  // as for any instance that is not running. Nothing listens until then: the HTTP routes are the
+  // features', and the features need their tables.
+  let store: Store;
+  try {
+    store = await openAnyStore(config.store, {
+      secrets: opts.secrets,
+      log: log.child({ component: 'store' }),
+      wait: { signal: opts.signal },
+      migrations: [...smsMigrations, ...hookMigrations, ...salesforceMigrations, ...routeMigrations, ...pairMigrations],
+    });
+  } catch (e) {
+    if (opts.signal?.aborted) log.info('stopped while waiting for the store: nothing was started');
+    else log.error({ err: e }, 'the store cannot be opened');
+    log.flush?.();
+    throw e;
+  }
   const audit = openAuditLog(store);
   const speech = createSpeech(config.tts, log);
 

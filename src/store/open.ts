@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { auditMigrations } from './audit.js';
-import type { PortMigration, StorePort } from './port.js';
-import { isPostgresUrl, openPostgresStore } from './postgres.js';
+import { maskUrl, type PortMigration, type StorePort } from './port.js';
+import { connectionReason, describeOutage, isConnectionError, isPostgresUrl, openPostgresStore } from './postgres.js';
 import { openStore as openSqliteStore } from './sqlite.js';
 
 /**
@@ -23,21 +23,101 @@ export interface OpenOptions {
    * synchronously and expect their tables to be there.
    */
   migrations?: readonly PortMigration[];
-  /** PostgreSQL: where an outage and the recovery are told. */
+  /** PostgreSQL: where an outage and the recovery are told, and the wait below. */
   log?: Logger;
+  /**
+   * PostgreSQL: a database that does not answer yet (refused, reset, starting up, a name that does
+   * not resolve yet) is waited for, trying every `everyMs` (default 1 s), until it answers or
+   * `signal` aborts (then this rejects with an AbortError). Without it, the first failure throws.
+   * An error that waiting cannot mend (a wrong password, a missing database, a failing migration)
+   * always throws at once: a StoreUnusable.
+   */
+  wait?: { signal?: AbortSignal; everyMs?: number };
 }
+
+/** The store can be reached but not used as configured: fix the setting, waiting will not help. */
+export class StoreUnusable extends Error {
+  override readonly name = 'StoreUnusable';
+}
+
+/** A hint for the SQLSTATEs an operator meets first; the rest speak for themselves. */
+const HINTS: Record<string, string> = {
+  '28P01': 'check the user and the password',
+  '28000': 'check pg_hba.conf and the user',
+  '3D000': 'create the database first',
+  '42501': "grant the user CREATE on the database's public schema",
+};
+
+/** How often a wait is logged again after its first line: enough to see it go on, not a flood. */
+const WAIT_LOG_EVERY_MS = 10_000;
 
 export async function openAnyStore(setting: StoreSetting, opts: OpenOptions = {}): Promise<StorePort> {
   const url = storeUrl(setting);
   if (isPostgresUrl(url)) {
     const s: { pool?: number; statementTimeout?: number } = typeof setting === 'string' ? {} : setting;
-    return openPostgresStore(url, {
+    const open = () => openPostgresStore(url, {
       secrets: opts.secrets,
       log: opts.log,
       migrations: [...(opts.migrations ?? []), ...auditMigrations],
       ...(s.pool !== undefined ? { pool: s.pool } : {}),
       ...(s.statementTimeout !== undefined ? { statementTimeoutMs: s.statementTimeout } : {}),
     });
+    return openWaiting(open, maskUrl(url), opts);
   }
   return openSqliteStore(url, { secrets: opts.secrets, migrations: opts.migrations });
+}
+
+async function openWaiting(open: () => Promise<StorePort>, shown: string, opts: OpenOptions): Promise<StorePort> {
+  const signal = opts.wait?.signal;
+  const started = Date.now();
+  let logged = 0;
+  for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted();
+    try {
+      return await untilAborted(open(), signal);
+    } catch (e) {
+      if (signal?.aborted) throw signal.reason;
+      if (!isConnectionError(e)) {
+        const reason = connectionReason(e);
+        const hint = HINTS[(e as { code?: string }).code ?? ''];
+        throw new StoreUnusable(`store: PostgreSQL at ${shown} cannot be used: ${reason}${hint ? ` (${hint})` : ''}`, { cause: e });
+      }
+      if (!opts.wait) throw e;
+      const now = Date.now();
+      if (attempt === 1 || now - logged >= WAIT_LOG_EVERY_MS) {
+        logged = now;
+        const everyS = (opts.wait.everyMs ?? 1_000) / 1_000;
+        opts.log?.warn({ store: shown, reason: connectionReason(e), attempt, waitedMs: now - started }, `${describeOutage(shown, connectionReason(e))}: not starting until it answers, trying again every ${everyS} s`);
+      }
+      await sleep(opts.wait.everyMs ?? 1_000, signal);
+    }
+  }
+}
+
+/** `p`, or the abort: a connection attempt that opens after all is closed in the background. */
+function untilAborted(p: Promise<StorePort>, signal: AbortSignal | undefined): Promise<StorePort> {
+  if (!signal) return p;
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      p.then((s) => s.close(), () => undefined);
+      reject(signal.reason);
+    };
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
