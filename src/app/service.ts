@@ -83,6 +83,18 @@ export interface Health {
   warnings: string[];
 }
 
+/**
+ * A part of /health that reads the store (a feature's backlog, the pair's peers): while the store
+ * does not answer, the part says so and /health still answers, 503 for the store's sake.
+ */
+async function unavailable<T>(read: () => T | Promise<T>): Promise<T | { unavailable: string; warnings: string[] }> {
+  try {
+    return await read();
+  } catch (e) {
+    return { unavailable: (e as Error).message, warnings: [] };
+  }
+}
+
 export async function storeHealth(store: Store): Promise<Health['store']> {
   const outage = store.outage();
   if (outage) return { ready: false, error: `${outage.message}; accepted SMS, hook runs and CRM activities wait until it is back`, since: outage.since };
@@ -186,9 +198,9 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       ami: { ready: ami?.ready ?? false, configured: ami !== undefined },
       store: await storeHealth(store),
       calls: runner.activeCalls,
-      ...(config.pair.peers.length ? { pair: { app: config.asterisk.ari.app, peers: await pair.peers() } } : {}),
+      ...(config.pair.peers.length ? { pair: { app: config.asterisk.ari.app, peers: await unavailable(() => pair.peers()) } } : {}),
     };
-    const parts = await Promise.all(features.flatMap(({ name, runtime }) => (runtime.health ? [(async () => [name, await runtime.health!()] as const)()] : [])));
+    const parts = await Promise.all(features.flatMap(({ name, runtime }) => (runtime.health ? [(async () => [name, await unavailable(() => runtime.health!())] as const)()] : [])));
     const warnings = parts.flatMap(([, p]) => p.warnings ?? []);
     return { ok: h.ari.ready && h.store.ready && (!ami || h.ami.ready), ...h, ...Object.fromEntries(parts), warnings };
   };
