@@ -82,6 +82,11 @@ export interface AossmsStandIn {
   enqueue(...behaviours: Behaviour[]): void;
   /** What requests get once the queue is empty (initially ok). */
   setDefault(behaviour: Behaviour): void;
+  /**
+   * Picks a request's behaviour before the queue and the default (undefined: those apply), e.g.
+   * by the query string that tells two instances' requests apart.
+   */
+  route(pick: ((r: RecordedRequest) => Behaviour | undefined) | undefined): void;
   /** Lets every hanging request go on with its `then` behaviour. */
   release(): void;
   /** Resolves once at least n requests arrived. */
@@ -96,6 +101,7 @@ export async function startAossms(credentials: Credentials = DEFAULT_CREDENTIALS
   const delivered: Delivered[] = [];
   const queue: Behaviour[] = [];
   let fallback: Behaviour = ok;
+  let picker: ((r: RecordedRequest) => Behaviour | undefined) | undefined;
 
   const srv = await startStandInServer((req, res, raw) => {
     const recorded: RecordedRequest = {
@@ -115,7 +121,7 @@ export async function startAossms(credentials: Credentials = DEFAULT_CREDENTIALS
   async function handle(req: IncomingMessage, res: ServerResponse, recorded: RecordedRequest): Promise<void> {
     const invalid = validate(req, recorded, credentials);
     if (invalid) return answer(res, recorded, invalid.status, invalid.body);
-    let behaviour = queue.shift() ?? fallback;
+    let behaviour = picker?.(recorded) ?? queue.shift() ?? fallback;
     for (;;) {
       if (behaviour.kind === 'slow') {
         await new Promise((r) => setTimeout(r, behaviour.kind === 'slow' ? behaviour.ms : 0));
@@ -162,6 +168,7 @@ export async function startAossms(credentials: Credentials = DEFAULT_CREDENTIALS
     },
     enqueue: (...b) => void queue.push(...b),
     setDefault: (b) => void (fallback = b),
+    route: (pick) => void (picker = pick),
     release: srv.release,
     waitForRequests: (n, timeoutMs = 5_000) =>
       srv.waitUntil(() => requests.length >= n, timeoutMs, () => `stand-in got ${requests.length} of ${n} requests within ${timeoutMs} ms`).then(() => [...requests]),
