@@ -12,6 +12,8 @@ import pg from 'pg';
  * machine, as root). PostgreSQL refuses to run as root, so there it runs as the `postgres` user
  * the package creates, in a folder that user owns.
  *
+ * The benchmark (bench/outbox.js) starts one too, from the build of `npm run build:standins`.
+ *
  * `CALL_ACTIONS_NO_POSTGRES=1` skips the PostgreSQL half of the store tests; without it a cluster
  * that cannot start fails the tests instead of hiding them.
  */
@@ -58,7 +60,15 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startTestCluster(): Promise<TestCluster> {
+export interface ClusterOptions {
+  /**
+   * Keep PostgreSQL's own durability (fsync, full-page writes): what bench/outbox.js measures
+   * against SQLite's synchronous=FULL. The tests do without it, for speed.
+   */
+  durable?: boolean;
+}
+
+export async function startTestCluster(opts: ClusterOptions = {}): Promise<TestCluster> {
   let bin = findBin();
   if (!bin) {
     install();
@@ -76,8 +86,9 @@ export async function startTestCluster(): Promise<TestCluster> {
   };
   as('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
   const port = await freePort();
-  // loopback only; the socket in our folder; fsync off: a test cluster need not survive a power cut
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`;
+  // loopback only; the socket in our folder; fsync off unless asked: a test cluster need not survive a power cut
+  const speed = opts.durable ? '' : ' -c fsync=off -c full_page_writes=off';
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1${speed} -c max_connections=200`;
   const start = () => as('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', 'start']);
   const stop = () => as('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
   start();
