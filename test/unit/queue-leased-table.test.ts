@@ -334,6 +334,33 @@ describe.each(BACKENDS)('LeasedTable on $name', (b) => {
     expect(await b.each(new Set(['a2']))).toEqual(['p0', 'a1', 'p', 'late']);
     expect(b.lost).toEqual([['a1', 1]]);
   });
+
+  it('claims a batch in the due order, a lost row first on a tie, and a row given up takes no room in it', async () => {
+    const store = await open();
+    const a = worker(store, 'A');
+    await insert(store, 'g', T0 - 20);
+    await insert(store, 'l', T0 - 10, { createdAt: T0 - 2 });
+    expect(await a.batch(2)).toEqual(['g', 'l']);
+    // A dies holding g and l; p ties with l, q and z come after
+    await insert(store, 'p', T0 - 10, { createdAt: T0 - 2 });
+    await insert(store, 'q', T0 - 5);
+    await insert(store, 'z', T0 + 1);
+    const b = worker(store, 'B');
+    b.clock.now = T0 + LEASE_MS;
+    expect(await b.batch(3)).toEqual(['g', 'l', 'p']);
+    expect(b.lost).toEqual([['g', 1], ['l', 1]]);
+
+    // B dies too: g and l were cut off twice, which is C's limit; p once
+    const c = worker(store, 'C', { maxInterruptions: 2 });
+    c.clock.now = T0 + 2 * LEASE_MS;
+    expect(await c.batch(2)).toEqual(['p', 'q']);
+    expect(c.gaveUp).toEqual([
+      ['g', 'interrupted 2 times', 2],
+      ['l', 'interrupted 2 times', 2],
+    ]);
+    expect(await row(store, 'z')).toMatchObject({ status: 'pending' });
+    expect(await c.batch(5)).toEqual(['z']);
+  });
 });
 
 describe('retry delay', () => {
