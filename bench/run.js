@@ -8,7 +8,8 @@
 //   peer-curl  the dialplan asks the routing API itself: CURL() + JSON_DECODE + Goto (701)
 //   route      the service's route step asks the same API and hands the call on (702)
 //   queue-sms  callers wait in a queue and press #: time from the # to the SMS request
-//   outbox     SMS/s the durable outbox delivers, steady and across restarts (bench/outbox.js)
+//   outbox     SMS/s the durable outbox delivers on SQLite and PostgreSQL, steady, across restarts,
+//              and with two workers on one PostgreSQL outbox (bench/outbox.js)
 //   memory     the service's RSS with 1,000 calls held in Stasis, and across 100,000 calls
 //
 // limit, peer-curl and route climb a ladder of offered rates together (each rate is run for every
@@ -28,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { cpuPerKiloCall, cpuSeconds, cpuSecondsPrecise, cpuSnapshot, round, rssBytes } from './lib/proc.js';
 import { markdownReport } from './lib/report.js';
 import { infoSendTimes, injectionFile, percentile, runSipp } from './lib/sipp.js';
-import { outboxBench } from './outbox.js';
+import { outboxBench, outboxSummary } from './outbox.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..');
@@ -541,22 +542,9 @@ async function queueSms({ env, sms, service }) {
 
 async function outbox() {
   const levels = [16];
-  log(`outbox: ${opts.outboxMessages} messages at concurrency ${levels.join(',')}, steady / graceful restart / crash`);
+  log(`outbox: ${opts.outboxMessages} messages at concurrency ${levels.join(',')}, on SQLite and PostgreSQL: steady / graceful restart / crash; on PostgreSQL two workers, and a takeover`);
   const r = await outboxBench({ messages: opts.outboxMessages, levels, rounds: 1 });
-  const run = r.runs[0];
-  return {
-    messages: r.messages,
-    concurrency: run.concurrency,
-    baselineSmsPerSecond: run.baseline.smsPerSecond,
-    steadySmsPerSecond: run.steady.smsPerSecond,
-    gracefulRestartSmsPerSecond: run.gracefulRestart.smsPerSecond,
-    crashRestartSmsPerSecond: run.crashRestart.smsPerSecond,
-    ratioToBaseline: { steady: run.steady.ratioToBaseline, gracefulRestart: run.gracefulRestart.ratioToBaseline, crashRestart: run.crashRestart.ratioToBaseline },
-    duplicatesAfterCrash: run.crashRestart.duplicates,
-    lost: run.steady.lost + run.gracefulRestart.lost + run.crashRestart.lost,
-    acceptsPerSecond: r.accept.acceptsPerSecond,
-    sqlite: r.sqlite,
-  };
+  return outboxSummary(r, r.runs[0]);
 }
 
 // ---------------------------------------------------------------------------------------------

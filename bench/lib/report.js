@@ -65,20 +65,7 @@ export function markdownReport(r) {
     out.push('## Queue # → SMS', '');
     out.push(`${q.callers} callers at ${q.offered} calls/s wait 1.5 s in queue "support" and press # (SIP INFO): ${q.successful} calls ok, ${q.failed} failed, ${q.smsRequests} SMS requests reached the provider stand-in. From the # leaving SIPp to the SMS request arriving: **p50 ${fmt(q.poundToSmsMs.p50)} ms, p99 ${fmt(q.poundToSmsMs.p99)} ms** (max ${fmt(q.poundToSmsMs.max)} ms, ${q.poundToSmsMs.samples} samples).`, '');
   }
-  if (s.outbox && !s.outbox.error) {
-    const o = s.outbox;
-    out.push('## Outbox', '');
-    if (o.pending) out.push(o.pending, '');
-    else {
-      out.push(`${o.messages} SMS per run to an instant stand-in, ${o.concurrency} in flight; ${o.sqlite}.`, '');
-      out.push('| run | SMS/s | ratio to raw POSTs |', '|---|---:|---:|');
-      out.push(`| raw POSTs (baseline) | ${fmt(o.baselineSmsPerSecond)} | 1 |`);
-      out.push(`| outbox, steady | ${fmt(o.steadySmsPerSecond)} | ${fmt(o.ratioToBaseline.steady)} |`);
-      out.push(`| outbox, SIGTERM halfway | ${fmt(o.gracefulRestartSmsPerSecond)} | ${fmt(o.ratioToBaseline.gracefulRestart)} |`);
-      out.push(`| outbox, SIGKILL halfway | ${fmt(o.crashRestartSmsPerSecond)} | ${fmt(o.ratioToBaseline.crashRestart)} |`);
-      out.push('', `Lost: ${o.lost}; sent twice after the crash: ${o.duplicatesAfterCrash}; durable accepts: ${fmt(o.acceptsPerSecond)}/s.`, '');
-    }
-  }
+  if (s.outbox && !s.outbox.error) out.push('## Outbox', '', ...outboxSection(s.outbox));
   if (s.memory && !s.memory.error) {
     const mm = s.memory;
     out.push('## Memory (service RSS)', '');
@@ -103,6 +90,37 @@ export function markdownReport(r) {
     }
   }
   return out.join('\n') + '\n';
+}
+
+/** The outbox scenario's lines (bench/outbox.js outboxSummary()): also the page bench/outbox.js writes on its own. */
+export function outboxSection(o) {
+  const lines = [];
+  if (o.pending) lines.push(o.pending, '');
+  else {
+    const backends = [['SQLite', o.sqlite], ['PostgreSQL', o.postgres]].filter(([, b]) => b);
+    lines.push(`${o.messages} SMS per run to an instant stand-in, ${o.concurrency} in flight per worker, each worker its own process on a fresh database; ${backends.map(([name, b]) => `${name}: ${b.store}`).join('; ')}.`, '');
+    lines.push(`| run | ${backends.map(([name]) => `${name} SMS/s | ratio to raw POSTs`).join(' | ')} |`, `|---|${backends.map(() => '---:|---:').join('|')}|`);
+    lines.push(`| raw POSTs (baseline) | ${backends.map(() => `${fmt(o.baselineSmsPerSecond)} | 1`).join(' | ')} |`);
+    const row = (label, k, r) => lines.push(`| ${label} | ${backends.map(([, b]) => `${fmt(b[k])} | ${fmt(b.ratioToBaseline[r])}`).join(' | ')} |`);
+    row('outbox, steady', 'steadySmsPerSecond', 'steady');
+    row('outbox, SIGTERM halfway', 'gracefulRestartSmsPerSecond', 'gracefulRestart');
+    row('outbox, SIGKILL halfway', 'crashRestartSmsPerSecond', 'crashRestart');
+    lines.push('');
+    for (const [name, b] of backends) {
+      lines.push(`${name}: ≥ 500 SMS/s steady ${b.meets500 ? 'met' : '**not met**'}; lost: ${b.lost}; sent twice after the crash: ${b.duplicatesAfterCrash}; durable accepts: ${fmt(b.acceptsPerSecond)}/s.`, '');
+    }
+    const pg = o.postgres;
+    if (pg?.pair) {
+      const t = pg.takeover;
+      lines.push('Two workers, A and B, on one PostgreSQL outbox:', '');
+      lines.push('| run | SMS/s | ratio to raw POSTs | delivered by A / B | sent twice |', '|---|---:|---:|---:|---:|');
+      lines.push(`| together to the end | ${fmt(pg.pair.smsPerSecond)} | ${fmt(pg.pair.ratioToBaseline)} | ${pg.pair.byWorker.A} / ${pg.pair.byWorker.B} | ${pg.pair.duplicates} |`);
+      lines.push(`| A SIGKILLed a third of the way | ${fmt(t.smsPerSecond)} | ${fmt(t.ratioToBaseline)} | ${t.byWorker.A} / ${t.byWorker.B} | ${t.duplicates} |`);
+      lines.push('');
+      lines.push(`Together: every message delivered exactly once (counted at the stand-in): **${pg.pair.exactlyOnce ? 'yes' : 'NO'}**. Takeover: A held ${t.held} messages under its lease when killed (${t.deliveredByABeforeKill} of them had already reached the stand-in); B delivered the first of them **${fmt(t.killToFirstByBMs)} ms** after the kill and the last ${fmt(t.killToAllTakenByBMs)} ms after it, against a lease of ${fmt(o.leaseMs)} ms (the first of those leases ran out ${fmt(t.firstLeaseRanOutAfterKillMs)} ms after the kill; B's first delivery came ${fmt(t.firstByBAfterLeaseRanOutMs)} ms later).`, '');
+    }
+  }
+  return lines;
 }
 
 function fmt(v) {
