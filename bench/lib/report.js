@@ -9,17 +9,20 @@ export function markdownReport(r) {
   out.push(`\`${r.command}\` — ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, ${m.asterisk ?? 'Asterisk'}, ${m.sipp ?? 'SIPp'}; load average at start ${m.loadavgAtStart.join(' / ')}; ${r.durationS} s in all.`, '');
   for (const n of r.notes) out.push(`> ${n}`, '');
 
-  out.push('## Knees', '');
-  out.push('The knee is the highest offered rate with no failed call and no SIP retransmission.', '');
-  out.push('| scenario | knee (calls/s) | stopped |', '|---|---:|---|');
-  for (const k of ['limit', 'peer-curl', 'route']) {
-    if (!s[k]) continue;
-    if (s[k].pending) out.push(`| ${k} | pending | ${s[k].pending} |`);
-    else out.push(`| ${k} | ${fmt(s[k].knee)}${s[k].kneeIsLadderTop ? ' (top of the ladder)' : ''} | ${s[k].stopped} |`);
-  }
-  out.push('');
   const sum = r.summary;
-  out.push(`**route / limit = ${fmt(sum.routeOverLimit)}**, **route / peer-curl = ${fmt(sum.routeOverPeerCurl)}** (at the knees).`, '');
+  // a run of other scenarios only (--scenarios outbox) has no ladder to report
+  if (['limit', 'peer-curl', 'route'].some((k) => s[k])) {
+    out.push('## Knees', '');
+    out.push('The knee is the highest offered rate with no failed call and no SIP retransmission.', '');
+    out.push('| scenario | knee (calls/s) | stopped |', '|---|---:|---|');
+    for (const k of ['limit', 'peer-curl', 'route']) {
+      if (!s[k]) continue;
+      if (s[k].pending) out.push(`| ${k} | pending | ${s[k].pending} |`);
+      else out.push(`| ${k} | ${fmt(s[k].knee)}${s[k].kneeIsLadderTop ? ' (top of the ladder)' : ''} | ${s[k].stopped} |`);
+    }
+    out.push('');
+    out.push(`**route / limit = ${fmt(sum.routeOverLimit)}**, **route / peer-curl = ${fmt(sum.routeOverPeerCurl)}** (at the knees).`, '');
+  }
   if (sum.routingAtHalfKnee) {
     const h = sum.routingAtHalfKnee;
     out.push(`Routing latency at ${h.offered} calls/s (half the route knee or below): StasisStart → channel on its way p50 ${fmt(h.sinceStasisStartMs.p50)} ms, p99 ${fmt(h.sinceStasisStartMs.p99)} ms; of which in the service p50 ${fmt(h.inServiceMs.p50)} ms, p99 ${fmt(h.inServiceMs.p99)} ms; service CPU ${fmt(h.serviceCpuMsPerCall)} ms per call.`, '');
@@ -97,7 +100,9 @@ export function outboxSection(o) {
   const lines = [];
   if (o.pending) lines.push(o.pending, '');
   else {
-    const backends = [['SQLite', o.sqlite], ['PostgreSQL', o.postgres]].filter(([, b]) => b);
+    // results from before PostgreSQL had SQLite's figures at the top level and its settings in `sqlite`
+    const sqlite = typeof o.sqlite === 'string' ? { ...o, store: o.sqlite, meets500: o.steadySmsPerSecond >= 500 } : o.sqlite;
+    const backends = [['SQLite', sqlite], ['PostgreSQL', o.postgres]].filter(([, b]) => b);
     lines.push(`${o.messages} SMS per run to an instant stand-in, ${o.concurrency} in flight per worker, each worker its own process on a fresh database; ${backends.map(([name, b]) => `${name}: ${b.store}`).join('; ')}.`, '');
     lines.push(`| run | ${backends.map(([name]) => `${name} SMS/s | ratio to raw POSTs`).join(' | ')} |`, `|---|${backends.map(() => '---:|---:').join('|')}|`);
     lines.push(`| raw POSTs (baseline) | ${backends.map(() => `${fmt(o.baselineSmsPerSecond)} | 1`).join(' | ')} |`);
