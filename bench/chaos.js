@@ -22,7 +22,9 @@
 //   - every hook run reached an end state (ok, failed or skipped)
 //   - no unhandled rejection, uncaught exception or fatal line, no exit but the kills
 //   - the service's RSS and open file descriptors after the run within 10 % of before
-// Results: bench/results/chaos-<date>.json and .md (or --out FILE.json).
+// Results: bench/results/chaos-<date>.json and .md (or --out FILE.json). A failed call comes with
+// what the service processes alive around it and Asterisk's log said of its channel; each process's
+// log is kept in the run dir, which stays when a check fails (or with --keep-dir).
 //
 //   npm run chaos                          10 minutes at 20 calls/s (the issue's run)
 //   npm run chaos -- --minutes 2 --rate 5  the short form (test/e2e/chaos.test.ts runs it)
@@ -286,6 +288,23 @@ async function collectGarbage(pid) {
   ws.close();
 }
 
+/**
+ * Where the RSS is, to say where a change went: anonymous memory (V8's heap, malloc) against the
+ * mapped files (the node binary, libraries, SQLite's WAL index), and of the anonymous memory glibc's
+ * main arena ([heap]), where the main thread's native allocations live (SQLite's page cache among them).
+ */
+function nativeShare(pid) {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const anonKb = Number(/^Anonymous:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+  let heapKb = 0;
+  let inHeap = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inHeap = line.endsWith('[heap]');
+    else if (inHeap && line.startsWith('Rss:')) heapKb += Number(/\d+/.exec(line)?.[0] ?? 0);
+  }
+  return { rssAnonMb: Math.round(anonKb / 102.4) / 10, mallocMainArenaMb: Math.round(heapKb / 102.4) / 10 };
+}
+
 /** RSS and fds from /proc, after a full collection; V8's share of the RSS from the service's own /stats, to say where a change went. */
 async function resources(pid) {
   await collectGarbage(pid);
@@ -296,6 +315,7 @@ async function resources(pid) {
   const p = await fetch(`http://127.0.0.1:${SERVICE_PORT}/stats`).then((r) => r.json()).then((s) => s.process, () => undefined);
   return {
     rssMb: Math.round(rssKb / 102.4) / 10,
+    ...nativeShare(pid),
     fds: readdirSync(`/proc/${pid}/fd`).length,
     ...(p ? { heapTotalMb: mb(p.heapTotalBytes), heapUsedMb: mb(p.heapUsedBytes), externalMb: mb(p.externalBytes) } : {}),
   };
@@ -614,7 +634,7 @@ function markdown(r) {
     `- route API answers: ${JSON.stringify(r.routeAnswers)}`,
     `- SMS: ${r.sms.accepted} accepted (${JSON.stringify(r.sms.status)}), ${r.sms.standInRequests} requests to the stand-in, ${r.sms.delivered} delivered, ${r.sms.duplicates} delivered twice or more (the at-least-once window), ${r.sms.sentButNotDelivered} sent but not delivered, ${r.sms.strayDeliveries} stray`,
     `- hook runs: ${r.hooks.runs} (${JSON.stringify(r.hooks.status)}), ${r.hooks.unfinished} unfinished, ${r.hooks.receivedTwiceOrMore} received twice or more`,
-    `- service: ${r.service.processes} processes; RSS ${r.service.before.rssMb} → ${r.service.after.rssMb} MB (${r.service.rssGrowthPercent} %), fds ${r.service.before.fds} → ${r.service.after.fds} (${r.service.fdGrowthPercent} %); V8 heap total ${r.service.before.heapTotalMb} → ${r.service.after.heapTotalMb} MB, used ${r.service.before.heapUsedMb} → ${r.service.after.heapUsedMb} MB, external ${r.service.before.externalMb} → ${r.service.after.externalMb} MB`,
+    `- service: ${r.service.processes} processes; RSS ${r.service.before.rssMb} → ${r.service.after.rssMb} MB (${r.service.rssGrowthPercent} %), fds ${r.service.before.fds} → ${r.service.after.fds} (${r.service.fdGrowthPercent} %); V8 heap total ${r.service.before.heapTotalMb} → ${r.service.after.heapTotalMb} MB, used ${r.service.before.heapUsedMb} → ${r.service.after.heapUsedMb} MB, external ${r.service.before.externalMb} → ${r.service.after.externalMb} MB; anonymous ${r.service.before.rssAnonMb} → ${r.service.after.rssAnonMb} MB, of it malloc's main arena ${r.service.before.mallocMainArenaMb} → ${r.service.after.mallocMainArenaMb} MB`,
     '',
     ...r.calls.examples.flatMap((e) => [
       `## Failed call ${e.from} (${e.kind}, ${e.startMs}-${e.endMs} ms, exit ${e.code}; channels ${(e.channels ?? []).map((ch) => `${ch.id} ${ch.name}`).join(', ') || 'not seen by AMI'})`,
