@@ -21,15 +21,19 @@
 //     outbox's record of it; docs/sms.md): duplicates are counted and printed, not hidden
 //   - every hook run reached an end state (ok, failed or skipped)
 //   - no unhandled rejection, uncaught exception or fatal line, no exit but the kills
-//   - the service's RSS and open file descriptors after the run within 10 % of before
-// Results: bench/results/chaos-<date>.json and .md (or --out FILE.json).
+//   - the service's RSS and open file descriptors within 10 % of before, both measured on a process
+//     started fresh and warmed up the same way, before the run and after it (on the store it left)
+// Results: bench/results/chaos-<date>.json and .md (or --out FILE.json). A failed call comes with
+// what the service processes alive around it and Asterisk's log said of its channel; each process's
+// log is kept in the run dir, which stays when a check fails (or with --keep-dir).
 //
 //   npm run chaos                          10 minutes at 20 calls/s (the issue's run)
 //   npm run chaos -- --minutes 2 --rate 5  the short form (test/e2e/chaos.test.ts runs it)
 import { execFile, spawn } from 'node:child_process';
 import net from 'node:net';
 import { createServer } from 'node:http';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,11 +57,12 @@ const { values: opt } = parseArgs({
     'kill-max': { type: 'string', default: '40' },
     out: { type: 'string' },
     assert: { type: 'boolean', default: false },
+    'keep-dir': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (opt.help) {
-  process.stdout.write('npm run chaos -- [--minutes 10] [--rate 20] [--asterisk-restarts 2] [--kill-min 20] [--kill-max 40] [--out FILE.json] [--assert]\n');
+  process.stdout.write('npm run chaos -- [--minutes 10] [--rate 20] [--asterisk-restarts 2] [--kill-min 20] [--kill-max 40] [--out FILE.json] [--assert] [--keep-dir]\n');
   process.exit(0);
 }
 const MINUTES = Number(opt.minutes);
@@ -123,8 +128,11 @@ const hookUrl = `http://127.0.0.1:${hookServer.address().port}`;
  * back) is put back in its queue by the fallback, a sensible place where the run's SIPp caller then
  * waits until its own timeout. Those calls are counted as the fallback's, not as lost.
  */
-function watchFallbacks(env) {
+function watchAsterisk(env) {
   const byCaller = new Map();
+  // every channel a caller's INVITE made (its id is what the service logs, its name what Asterisk
+  // logs), to show what each side did with a call that failed
+  const channelsByCaller = new Map();
   let socket;
   let closed = false;
   const connect = () => {
@@ -132,7 +140,7 @@ function watchFallbacks(env) {
     let buf = '';
     socket = net.connect({ host: env.amiHost, port: env.amiPort });
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`Action: Login\r\nUsername: ${env.amiUser}\r\nSecret: ${env.amiPass}\r\nEvents: user\r\n\r\n`));
+    socket.on('connect', () => socket.write(`Action: Login\r\nUsername: ${env.amiUser}\r\nSecret: ${env.amiPass}\r\nEvents: user,call\r\n\r\n`));
     socket.on('data', (chunk) => {
       buf += chunk;
       let end;
@@ -142,6 +150,8 @@ function watchFallbacks(env) {
         const m = Object.fromEntries(block.split('\r\n').map((l) => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
         if (m.event === 'UserEvent' && m.userevent === 'CallActionsFallback' && m.calleridnum) {
           byCaller.set(m.calleridnum, [...(byCaller.get(m.calleridnum) ?? []), { at: Date.now(), stage: m.stage }]);
+        } else if (m.event === 'Newchannel' && m.calleridnum && m.uniqueid) {
+          channelsByCaller.set(m.calleridnum, [...(channelsByCaller.get(m.calleridnum) ?? []), { id: m.uniqueid, name: m.channel, at: Date.now() }]);
         }
       }
     });
@@ -151,6 +161,7 @@ function watchFallbacks(env) {
   connect();
   return {
     byCaller,
+    channelsByCaller,
     close() {
       closed = true;
       socket?.destroy();
@@ -163,7 +174,7 @@ function watchFallbacks(env) {
 // the PBX first: its env file (ports, credentials) is what the service's config is written from
 await script('up.sh');
 const env = readAsteriskEnv();
-let fallbacks;
+let asterisk;
 const config = `asterisk:
   ari: { url: "${env.ariUrl}", user: "\${ARI_USER}", password: "\${ARI_PASSWORD}", app: call-actions, timeout: 3s }
   ami: { host: ${env.amiHost}, port: ${env.amiPort}, user: "\${AMI_USER}", secret: "\${AMI_SECRET}" }
@@ -199,10 +210,14 @@ let current;
 
 async function startService() {
   const child = spawn(process.execPath, [join(DIST, 'cli.js'), 'start', '--config', configFile], { env: serviceEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const p = { pid: child.pid, child, startedAt: Date.now(), exit: undefined, killedByUs: false, stderr: '', badLines: [] };
+  // each process's whole output, kept in the run dir: what it did with a call that failed is read from it
+  const logFile = join(dir, `service-${processes.length + 1}-${child.pid}.log`);
+  const out = createWriteStream(logFile);
+  const p = { pid: child.pid, child, startedAt: Date.now(), exitedAt: undefined, exit: undefined, killedByUs: false, stderr: '', badLines: [], logFile, out };
   processes.push(p);
   let buf = '';
   child.stdout.setEncoding('utf8').on('data', (c) => {
+    out.write(c);
     buf += c;
     let nl;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -218,8 +233,15 @@ async function startService() {
       if (l.level === 'fatal' || /unhandled|uncaught/i.test(String(l.msg))) p.badLines.push(line.slice(0, 400));
     }
   });
-  child.stderr.setEncoding('utf8').on('data', (c) => (p.stderr += c));
-  child.once('exit', (code, signal) => (p.exit = { code, signal }));
+  child.stderr.setEncoding('utf8').on('data', (c) => {
+    p.stderr += c;
+    out.write(c);
+  });
+  child.once('exit', (code, signal) => {
+    p.exit = { code, signal };
+    p.exitedAt = Date.now();
+  });
+  child.once('close', () => out.end());
   current = p;
   await waitHealthy(60_000);
   return p;
@@ -267,6 +289,23 @@ async function collectGarbage(pid) {
   ws.close();
 }
 
+/**
+ * Where the RSS is, to say where a change went: anonymous memory (V8's heap, malloc) against the
+ * mapped files (the node binary, libraries, SQLite's WAL index), and of the anonymous memory glibc's
+ * main arena ([heap]), where the main thread's native allocations live (SQLite's page cache among them).
+ */
+function nativeShare(pid) {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const anonKb = Number(/^Anonymous:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+  let heapKb = 0;
+  let inHeap = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inHeap = line.endsWith('[heap]');
+    else if (inHeap && line.startsWith('Rss:')) heapKb += Number(/\d+/.exec(line)?.[0] ?? 0);
+  }
+  return { rssAnonMb: Math.round(anonKb / 102.4) / 10, mallocMainArenaMb: Math.round(heapKb / 102.4) / 10 };
+}
+
 /** RSS and fds from /proc, after a full collection; V8's share of the RSS from the service's own /stats, to say where a change went. */
 async function resources(pid) {
   await collectGarbage(pid);
@@ -277,6 +316,7 @@ async function resources(pid) {
   const p = await fetch(`http://127.0.0.1:${SERVICE_PORT}/stats`).then((r) => r.json()).then((s) => s.process, () => undefined);
   return {
     rssMb: Math.round(rssKb / 102.4) / 10,
+    ...nativeShare(pid),
     fds: readdirSync(`/proc/${pid}/fd`).length,
     ...(p ? { heapTotalMb: mb(p.heapTotalBytes), heapUsedMb: mb(p.heapUsedBytes), externalMb: mb(p.externalBytes) } : {}),
   };
@@ -330,7 +370,7 @@ function sippError(text) {
 
 async function main() {
   log(`dir ${dir}; ${MINUTES} min at ${RATE} calls/s, kills every ${KILL_MIN / 1000}-${KILL_MAX / 1000} s, ${AST_RESTARTS} Asterisk restarts`);
-  fallbacks = watchFallbacks(readAsteriskEnv());
+  asterisk = watchAsterisk(readAsteriskEnv());
   await startService();
   // The process measured before is the second one, after the same warm-up as the one measured
   // after: the first also pays for what outlives it (the TTS cache on disk), which would make any
@@ -389,16 +429,34 @@ async function main() {
 
   sms.release();
   await drainQueues();
-  // The last process has lived only since the last kill: it gets the same warm-up as the one
-  // measured before, on top of the run's calls it took, so the two are compared like for like.
   await warmUp(2);
   const backlog = await drainQueues();
+  await sleep(IDLE_BEFORE_MEASURE_MS);
+  const lastProcess = await resources(current.pid);
+  log(`last process: ${JSON.stringify(lastProcess)}`);
+  // What the checks compare with "before" is a process started after the run, on the store the run
+  // left, with the same start and warm-up as the one measured before: what differs then is what the
+  // run left behind (the store's size, files, the PBX's state), which is what would make a service
+  // grow run after run. The last process of the run is not a fair "after": it lived only since the
+  // last kill (20-40 s) and started into a backlog (the calls its predecessor left in Stasis, the
+  // outbox and hooks it had left), and what such a burst leaves is memory V8 and malloc keep for
+  // the next one: its anonymous memory outside V8's heap and malloc's main arena, which malloc_trim()
+  // does not return, was 3 MB over the first process's in one short run and 10 MB in the next, with
+  // the same calls. Its figures are reported beside, not checked.
+  const last = current;
+  last.killedByUs = true;
+  last.child.kill('SIGTERM');
+  await new Promise((r) => (last.exit ? r() : last.child.once('exit', r)));
+  if (last.exit.code !== 0) last.badLines.push(`the last process of the run exited with ${JSON.stringify(last.exit)} on SIGTERM`);
+  await startService();
+  await warmUp(3);
+  await drainQueues();
   await sleep(IDLE_BEFORE_MEASURE_MS);
   const after = await resources(current.pid);
   log(`after: ${JSON.stringify(after)}`);
   current.child.kill('SIGTERM');
   await new Promise((r) => (current.exit ? r() : current.child.once('exit', r)));
-  return { before, after, backlog };
+  return { before, after, lastProcess, backlog };
 }
 
 /** 15 s of the run's load with nothing breaking; `round` keeps each warm-up's callers apart. */
@@ -433,7 +491,7 @@ async function pending() {
   }
 }
 
-function report({ before, after, backlog }) {
+function report({ before, after, lastProcess, backlog }) {
   const db = new Database(join(dir, 'store.db'), { readonly: true });
   const messages = db.prepare('SELECT id, call_id, text, status FROM sms_messages').all();
   const runs = db.prepare('SELECT id, status, event FROM hook_runs').all();
@@ -443,7 +501,7 @@ function report({ before, after, backlog }) {
   const failed = calls.filter((c) => c.code !== 0);
   const failedCut = failed.filter(cutBy);
   // put back in the queue by the dialplan's fallback (no service took the #): waiting there, not lost
-  const toFallback = (c) => (fallbacks.byCaller.get(c.from) ?? []).length > 0;
+  const toFallback = (c) => (asterisk.byCaller.get(c.from) ?? []).length > 0;
   const inFallback = failed.filter((c) => !cutBy(c) && toFallback(c));
   const failedOther = failed.filter((c) => !cutBy(c) && !toFallback(c));
   // from the kill until a second after the new process was healthy: a call that arrived while no
@@ -522,12 +580,59 @@ function report({ before, after, backlog }) {
       stderr: stderrs.map((s) => s.slice(0, 500)),
       before,
       after,
+      lastProcess,
+      lastProcessRssGrowthPercent: Math.round(((lastProcess.rssMb - before.rssMb) / before.rssMb) * 1000) / 10,
       rssGrowthPercent: Math.round(rssGrowth * 1000) / 10,
       fdGrowthPercent: Math.round(fdGrowth * 1000) / 10,
     },
     checks,
     ok: Object.values(checks).every(Boolean),
   };
+}
+
+/**
+ * For each failed call: every line that names its channels, from the logs of the service processes
+ * alive around it and from Asterisk's log, so that a report says what each side did with it.
+ */
+async function explain(failedCalls, env) {
+  if (!failedCalls.length) return [];
+  await Promise.all(processes.map((p) => (p.out.writableFinished ? undefined : new Promise((r) => p.out.once('finish', r)))));
+  const out = [];
+  for (const c of failedCalls) {
+    const channels = (asterisk.channelsByCaller.get(c.from) ?? []).filter((ch) => ch.at >= c.start - 2000);
+    const from = c.start - 2000;
+    const to = (c.end ?? Date.now()) + 2000;
+    const ids = channels.map((ch) => new RegExp(`${ch.id.replace('.', '\\.')}(?![0-9])`));
+    const service = [];
+    for (const [n, p] of processes.entries()) {
+      if (p.startedAt > to || (p.exitedAt ?? Infinity) < from) continue;
+      for await (const line of createInterface({ input: createReadStream(p.logFile) })) {
+        if (ids.some((re) => re.test(line))) service.push(`#${n + 1} pid ${p.pid}: ${line.slice(0, 600)}`);
+      }
+    }
+    out.push({ from: c.from, channels, serviceLog: service, asteriskLog: await asteriskLines(env.logFile, channels, from, to) });
+  }
+  return out;
+}
+
+/** Lines of Asterisk's log within [from, to] that name one of the channels, or carry the call id tag ([C-…]) of one that does. */
+async function asteriskLines(file, channels, from, to) {
+  if (!existsSync(file) || !channels.length) return [];
+  const names = channels.map((ch) => ch.name).filter(Boolean);
+  const tags = new Set();
+  const lines = [];
+  for await (const line of createInterface({ input: createReadStream(file) })) {
+    const m = /^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)\]/.exec(line);
+    if (!m) continue;
+    const at = new Date(`${m[1]}T${m[2]}`).getTime();
+    if (at < from || at > to) continue;
+    const tag = /\[(C-[0-9a-f]+)\]/.exec(line)?.[1];
+    if (names.some((name) => line.includes(name))) {
+      if (tag) tags.add(tag);
+      lines.push(line);
+    } else if (tag && tags.has(tag)) lines.push(line);
+  }
+  return lines.map((l) => l.slice(0, 400));
 }
 
 function count(xs) {
@@ -550,17 +655,39 @@ function markdown(r) {
     `- route API answers: ${JSON.stringify(r.routeAnswers)}`,
     `- SMS: ${r.sms.accepted} accepted (${JSON.stringify(r.sms.status)}), ${r.sms.standInRequests} requests to the stand-in, ${r.sms.delivered} delivered, ${r.sms.duplicates} delivered twice or more (the at-least-once window), ${r.sms.sentButNotDelivered} sent but not delivered, ${r.sms.strayDeliveries} stray`,
     `- hook runs: ${r.hooks.runs} (${JSON.stringify(r.hooks.status)}), ${r.hooks.unfinished} unfinished, ${r.hooks.receivedTwiceOrMore} received twice or more`,
-    `- service: ${r.service.processes} processes; RSS ${r.service.before.rssMb} → ${r.service.after.rssMb} MB (${r.service.rssGrowthPercent} %), fds ${r.service.before.fds} → ${r.service.after.fds} (${r.service.fdGrowthPercent} %); V8 heap total ${r.service.before.heapTotalMb} → ${r.service.after.heapTotalMb} MB, used ${r.service.before.heapUsedMb} → ${r.service.after.heapUsedMb} MB, external ${r.service.before.externalMb} → ${r.service.after.externalMb} MB`,
+    `- service: ${r.service.processes} processes; RSS ${r.service.before.rssMb} → ${r.service.after.rssMb} MB (${r.service.rssGrowthPercent} %), fds ${r.service.before.fds} → ${r.service.after.fds} (${r.service.fdGrowthPercent} %); V8 heap total ${r.service.before.heapTotalMb} → ${r.service.after.heapTotalMb} MB, used ${r.service.before.heapUsedMb} → ${r.service.after.heapUsedMb} MB, external ${r.service.before.externalMb} → ${r.service.after.externalMb} MB; anonymous ${r.service.before.rssAnonMb} → ${r.service.after.rssAnonMb} MB, of it malloc's main arena ${r.service.before.mallocMainArenaMb} → ${r.service.after.mallocMainArenaMb} MB (after: a process started after the run with the same warm-up as before)`,
+    `- the run's last process, after the same warm-up (not checked): RSS ${r.service.lastProcess.rssMb} MB (${r.service.lastProcessRssGrowthPercent} %), fds ${r.service.lastProcess.fds}, V8 heap used ${r.service.lastProcess.heapUsedMb} MB, anonymous ${r.service.lastProcess.rssAnonMb} MB, malloc's main arena ${r.service.lastProcess.mallocMainArenaMb} MB`,
     '',
+    ...r.calls.examples.flatMap((e) => [
+      `## Failed call ${e.from} (${e.kind}, ${e.startMs}-${e.endMs} ms, exit ${e.code}; channels ${(e.channels ?? []).map((ch) => `${ch.id} ${ch.name}`).join(', ') || 'not seen by AMI'})`,
+      '',
+      'Service log (every process alive around it):',
+      '```',
+      ...(e.serviceLog ?? []).slice(0, 60),
+      '```',
+      "Asterisk's log:",
+      '```',
+      ...(e.asteriskLog ?? []).slice(0, 80),
+      '```',
+      '',
+    ]),
   ];
   return lines.join('\n');
 }
 
 let runStartAbs = 0;
 let exitCode = 0;
+let keepDir = opt['keep-dir'];
 try {
   const measured = await main();
   const r = report(measured);
+  const failedOther = r.calls.examples.map((e) => calls.find((c) => c.from === e.from));
+  const explained = await explain(failedOther, readAsteriskEnv());
+  r.calls.examples.forEach((e, k) => Object.assign(e, explained[k] ?? {}));
+  for (const e of explained) {
+    process.stderr.write(`\n--- failed call ${e.from}: channels ${JSON.stringify(e.channels)}\n-- service:\n${e.serviceLog.join('\n')}\n-- asterisk:\n${e.asteriskLog.join('\n')}\n`);
+  }
+  keepDir = opt['keep-dir'] || !r.ok;
   const stamp = new Date(t0).toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const out = opt.out ?? join(REPO, 'bench/results', `chaos-${stamp}.json`);
   mkdirSync(dirname(out), { recursive: true });
@@ -576,12 +703,13 @@ try {
   stopLoad = true;
   clearInterval(topUpTimer);
   current?.child.kill('SIGKILL');
-  fallbacks?.close();
+  asterisk?.close();
   sms.release();
   await sms.close();
   await routeApi.close();
   hookServer.close();
   // Asterisk is left running (up.sh), as the tests leave it
-  rmSync(dir, { recursive: true, force: true });
+  if (keepDir) log(`run dir kept (the service logs, the store): ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }
 process.exit(exitCode);

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
 import WebSocket from 'ws';
 import type { Logger } from '../log.js';
-import { reconnectForever, TimeoutError } from './backoff.js';
+import { backoffDelay, reconnectForever, sleep, TimeoutError } from './backoff.js';
 import {
   channelIdOf,
   HANDLED_EVENT_TYPES,
@@ -99,6 +99,13 @@ export class AriPort {
    * runner has not yet subscribed to it): this set hands it out once.
    */
   private readonly started = new Set<string>();
+  /**
+   * Channels this connection has sent an event for, while its reconcile() list is on its way. The
+   * list may be older than such an event, and the event is the truth: a call that entered Stasis
+   * after Asterisk made the list is not in it but has not left, and one that left is still in it
+   * but must not be adopted again. Undefined outside that window, so it holds ids only briefly.
+   */
+  private heard: Set<string> | undefined;
   private readonly pool: Pool;
   private readonly prefix: string;
   private readonly wsUrl: string;
@@ -178,6 +185,7 @@ export class AriPort {
     return new Promise<boolean>((resolve) => {
       let opened = false;
       let settled = false;
+      let connected = false;
       const socket = new WebSocket(this.wsUrl, {
         headers: { authorization: this.auth },
         handshakeTimeout: this.opts.timeoutMs,
@@ -191,6 +199,7 @@ export class AriPort {
         settled = true;
         clearInterval(timer);
         this.closeSocket = undefined;
+        connected = false;
         socket.removeAllListeners();
         socket.on('error', () => undefined);
         socket.terminate();
@@ -229,11 +238,12 @@ export class AriPort {
         if (ev && typeof ev.type === 'string') this.dispatch(ev);
       });
       socket.on('open', () => {
-        opened = true;
+        opened = connected = true;
+        this.heard = new Set();
         lastPong = Date.now();
         this.setReady(true);
         void this.narrowEvents();
-        void this.reconcile();
+        void this.reconcile(() => connected);
         timer = setInterval(() => {
           if (Date.now() - lastPong > livenessMs * 2) {
             this.opts.log.warn({ silentMs: Date.now() - lastPong }, 'ARI WebSocket missed its pongs; dropping it');
@@ -248,6 +258,7 @@ export class AriPort {
   }
 
   private dispatch(ev: AriEvent): void {
+    if (this.heard && (ev.type === 'StasisStart' || ev.type === 'StasisEnd')) this.heard.add(ev.channel.id);
     if (ev.type === 'StasisStart') {
       this.handOut(ev);
       return;
@@ -286,17 +297,29 @@ export class AriPort {
    * channels waiting in our app that nobody handles are started — Asterisk does not resend
    * StasisStart for them (CyCoreSystems/ari #144).
    */
-  private async reconcile(): Promise<void> {
-    let list: AriChannel[];
+  private async reconcile(connected: () => boolean): Promise<void> {
+    const heard = this.heard ?? new Set<string>();
+    let list: AriChannel[] | undefined;
     try {
-      list = await this.listChannels();
-    } catch (e) {
-      this.opts.log.warn({ err: (e as Error).message }, 'reconcile: cannot list channels');
-      return;
+      // Until it succeeds: the calls a killed process left in Stasis wait for this list (Asterisk
+      // sends no event for them), and a busy Asterisk can let the first request time out.
+      for (let attempt = 0; !list; attempt++) {
+        try {
+          list = await this.listChannels();
+        } catch (e) {
+          this.opts.log.warn({ err: (e as Error).message, attempt }, 'reconcile: cannot list channels; trying again');
+          await sleep(backoffDelay(attempt, 250, 5000), this.wake.signal);
+        }
+        if (!connected() || this.stopped) return;
+      }
+    } finally {
+      if (this.heard === heard) this.heard = undefined;
     }
     const live = new Map(list.map((c) => [c.id, c]));
     const now = new Date().toISOString();
     for (const id of new Set([...this.channels.keys(), ...this.started])) {
+      // what this connection said of it is newer than the list: its StasisEnd comes the same way
+      if (heard.has(id)) continue;
       const channel = live.get(id);
       if (!channel || !inApp(channel, this.opts.app)) {
         this.opts.log.info({ channel: id }, 'reconcile: channel left while ARI was disconnected');
@@ -305,7 +328,7 @@ export class AriPort {
       }
     }
     for (const channel of list) {
-      if (inApp(channel, this.opts.app) && !this.channels.has(channel.id) && !this.started.has(channel.id)) {
+      if (inApp(channel, this.opts.app) && !heard.has(channel.id) && !this.channels.has(channel.id) && !this.started.has(channel.id)) {
         const args = (channel.dialplan.app_data ?? '').split(',').slice(1);
         this.opts.log.info({ channel: channel.id }, 'reconcile: adopting a channel waiting in Stasis');
         this.handOut({ type: 'StasisStart', application: this.opts.app, timestamp: now, channel, args });
