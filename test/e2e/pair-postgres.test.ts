@@ -20,13 +20,20 @@ import { hang, startAossms, type AossmsStandIn } from '../standins/aossms.js';
  *   the database and then 200, callers whose SMS could not be accepted take the dialplan's
  *   fallback, and every SMS that was accepted is delivered exactly once.
  *
+ * - SIGTERM on A with 5 callers in a 10 s `say`: each hears it to the end and goes on in the
+ *   dialplan, a caller arriving meanwhile is refused by A and reaches B at once, A exits 0.
+ *
  * Each instance's provider URL carries `?from=a` or `?from=b`, so the stand-in's requests say who
- * sent them. SIPp ports 6000-6640 (no other e2e test uses them).
+ * sent them. SIPp ports 6000-6750 (no other e2e test uses them).
  */
 
 const PG_PASSWORD = 'pg-e2e-s3cret';
 // about 6 s of speech: the callers are still in A's stage when it is killed
 const SAY = 'Thank you for calling. Please stay on the line while we send your text messages, this takes a few seconds.';
+// about 10 s: the callers are still listening when A is asked to stop
+const LONG_SAY =
+  'Thank you for calling. Please listen to this whole message, which is long on purpose: it goes on for about ten seconds, ' +
+  'so that the service is asked to stop while you are still listening to it, and you should still hear every word of it until the very end.';
 const OTHERS = Array.from({ length: 9 }, (_, i) => `+8190111100${String(i + 1).padStart(2, '0')}`);
 /** Provider timeout 2 s + the outbox's 2 s margin (docs/sms.md) */
 const LEASE_MS = 4_000;
@@ -369,5 +376,39 @@ describe.skipIf(POSTGRES_SKIPPED)('PostgreSQL stopped for 10 s under 10 calls/s'
     console.info(`pair-postgres outage: ${calls.length} calls, ${accepted} SMS accepted and delivered once, ${fellBack} callers took the fallback, /health 503 ${down.length} times from ${down[0]!.at - stoppedAt} ms after the stop to ${down.at(-1)!.at - startedAt} ms after the start`);
     expect(await s.kill('SIGTERM')).toBe(0);
     running.splice(running.indexOf(s), 1);
+  }, 120_000);
+  it('SIGTERM on A with 5 callers in a 10 s say: they hear it to the end, new callers reach B meanwhile, A exits 0', async () => {
+    const { a, b } = await pair({ db: await cluster.database(), delivery: 'at-least-once', timeout: '2s', stage: `    - say: "${LONG_SAY}"\n` });
+    const numbers = Array.from({ length: 5 }, caller);
+    const calls = numbers.map((from, i) => ({ from, call: runSipp({ scenario: 'call_until_bye', service: '140', from, fromName: `PgDrain ${i}`, localPort: 6700 + i * 4, timeoutMs: 60_000 }) }));
+    const entered = (s: RunningService) => s.lines.filter((l) => l.msg === 'stage entered' && l.stage === 'pair').length;
+    expect(await until(() => entered(a) === 5, 20_000), `A entered ${entered(a)} of 5`).toBe(true);
+    // the prompt has begun for everyone (the speech is made once, then cached) and has seconds to go
+    await sleep(1_500);
+    const termAt = Date.now();
+    const exited = a.kill('SIGTERM');
+    await a.waitForLog((l) => l.msg === 'stopping: draining the calls in progress', 5_000);
+
+    // refused by A (draining), so the shipped Gosub offers the call to B at once
+    const late = caller();
+    const lateCall = { from: late, call: runSipp({ scenario: 'call_until_bye', service: '140', from: late, fromName: 'PgDrain late', localPort: 6740, timeoutMs: 60_000 }) };
+    expect(await until(() => entered(b) === 1, 8_000), 'the late caller is in B’s stage').toBe(true);
+    expect(a.child.exitCode, 'A still draining when B took the late caller').toBeNull();
+
+    expect(await exited).toBe(0);
+    // A waited for its callers (seconds of prompt left), not for the whole 30 s drain
+    expect(Date.now() - termAt).toBeGreaterThan(3_000);
+    expect(Date.now() - termAt).toBeLessThan(28_000);
+    running.splice(running.indexOf(a), 1);
+
+    const events = await endedNormally([...calls, lateCall], 30_000, [a, b]);
+    for (const ev of events) expect(ev).toMatchObject({ result: 'SUCCESS', refused: '', error: '' });
+    const aLines = await a.settled();
+    expect(aLines.filter((l) => l.msg === 'prompt played' && l.stage === 'pair').map((l) => l.outcome)).toEqual(['done', 'done', 'done', 'done', 'done']);
+    expect(aLines.some((l) => l.msg === 'stopping: call refused, handed back to the dialplan')).toBe(true);
+    expect(aLines.some((l) => l.msg === 'drained' && l.left === 0)).toBe(true);
+    for (const num of [...numbers, late]) {
+      expect(ami.events.some((e) => e.calleridnum === num && e.event === 'UserEvent' && e.userevent === 'CallActionsFallback'), `${num} took no fallback`).toBe(false);
+    }
   }, 120_000);
 });
