@@ -140,7 +140,15 @@ function watchAsterisk(env) {
     let buf = '';
     socket = net.connect({ host: env.amiHost, port: env.amiPort });
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`Action: Login\r\nUsername: ${env.amiUser}\r\nSecret: ${env.amiPass}\r\nEvents: user,call\r\n\r\n`));
+    // Only the two events read below: the whole `call` class (Newstate, VarSet… for every channel)
+    // is tens of events per call, which Asterisk writes and this process parses on the loop that
+    // places the calls; with it, a 10-minute run placed 8,200 calls instead of 12,000.
+    socket.on('connect', () =>
+      socket.write(
+        `Action: Login\r\nUsername: ${env.amiUser}\r\nSecret: ${env.amiPass}\r\nEvents: user,call\r\n\r\n` +
+          'Action: Filter\r\nOperation: Add\r\nFilter: Event: (Newchannel|UserEvent)\r\n\r\n',
+      ),
+    );
     socket.on('data', (chunk) => {
       buf += chunk;
       let end;
