@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 import { auditMigrations } from './audit.js';
 import { maskUrl, type PortMigration, type StorePort } from './port.js';
@@ -87,9 +88,11 @@ async function openWaiting(open: () => Promise<StorePort>, shown: string, opts: 
       if (attempt === 1 || now - logged >= WAIT_LOG_EVERY_MS) {
         logged = now;
         const everyS = (opts.wait.everyMs ?? 1_000) / 1_000;
-        opts.log?.warn({ store: shown, reason: connectionReason(e), attempt, waitedMs: now - started }, `${describeOutage(shown, connectionReason(e))}: not starting until it answers, trying again every ${everyS} s`);
+        const reason = connectionReason(e);
+        opts.log?.warn({ store: shown, reason, attempt, waitedMs: now - started }, `${describeOutage(shown, reason)}: not starting until it answers, trying again every ${everyS} s`);
       }
-      await sleep(opts.wait.everyMs ?? 1_000, signal);
+      // rejects when the signal aborts: the caller checks the signal, not the error
+      await sleep(opts.wait.everyMs ?? 1_000, undefined, { signal });
     }
   }
 }
@@ -105,19 +108,5 @@ function untilAborted(p: Promise<StorePort>, signal: AbortSignal | undefined): P
     if (signal.aborted) return abort();
     signal.addEventListener('abort', abort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', done, { once: true });
   });
 }
