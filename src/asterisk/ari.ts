@@ -185,7 +185,6 @@ export class AriPort {
     return new Promise<boolean>((resolve) => {
       let opened = false;
       let settled = false;
-      let connected = false;
       const socket = new WebSocket(this.wsUrl, {
         headers: { authorization: this.auth },
         handshakeTimeout: this.opts.timeoutMs,
@@ -199,7 +198,6 @@ export class AriPort {
         settled = true;
         clearInterval(timer);
         this.closeSocket = undefined;
-        connected = false;
         socket.removeAllListeners();
         socket.on('error', () => undefined);
         socket.terminate();
@@ -238,12 +236,13 @@ export class AriPort {
         if (ev && typeof ev.type === 'string') this.dispatch(ev);
       });
       socket.on('open', () => {
-        opened = connected = true;
+        opened = true;
         this.heard = new Set();
         lastPong = Date.now();
         this.setReady(true);
         void this.narrowEvents();
-        void this.reconcile(() => connected);
+        // this socket still up: once it has settled, a newer session reconciles for itself
+        void this.reconcile(() => !settled);
         timer = setInterval(() => {
           if (Date.now() - lastPong > livenessMs * 2) {
             this.opts.log.warn({ silentMs: Date.now() - lastPong }, 'ARI WebSocket missed its pongs; dropping it');
