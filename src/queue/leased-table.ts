@@ -287,9 +287,9 @@ export class LeasedTable<R extends LeasedRow> {
    * caller to run once the transaction has committed.
    */
   private async claimNext<J>(tx: Queryable, now: number, busy: unknown, h: ClaimHandlers<R, J>, after: Array<() => void>): Promise<J | null | undefined> {
-    const pending = await this.sql.duePending.get(tx, { now, busy, limit: 1 });
-    const lost = await this.sql.dueLost.get(tx, { now, busy, limit: 1 });
-    const first = pending && lost ? (this.before(lost, pending) ? lost : pending) : (pending ?? lost);
+    const pending = await this.sql.duePending.all(tx, { now, busy, limit: 1 });
+    const lost = await this.sql.dueLost.all(tx, { now, busy, limit: 1 });
+    const [first] = this.merged(pending, lost, 1);
     if (!first) return undefined;
     return this.claimRow(tx, first, now, h, after);
   }
