@@ -1,3 +1,5 @@
+import { LONE_SURROGATE, wellFormed } from './unicode.js';
+
 /**
  * Merge fields: `{name}` is replaced by the value of `name`. Seed 000 writes `{TEL}` for the
  * caller's number, so callers of render() put TEL in the variables as an alias.
@@ -9,15 +11,6 @@ export type Escape = (value: string) => string;
 
 const FIELD = /\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.-]*)\}/g;
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-/**
- * A lone surrogate (half of an emoji cut by a caller name's length limit, or a broken API answer)
- * becomes U+FFFD: UTF-8 cannot carry it, and encodeURIComponent throws "URI malformed" on it.
- */
-export function wellFormed(v: string): string {
-  return v.replace(LONE_SURROGATE, '\uFFFD');
-}
 
 // XML 1.0 allows no C0 control but tab, LF and CR, not even as a character reference; nor U+FFFE/U+FFFF.
 const XML_FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;

@@ -1,4 +1,4 @@
-import { statement, type Queryable, type StorePort } from '../store/port.js';
+import { rowsFrom, rowsParam, statement, type Queryable, type StorePort } from '../store/port.js';
 
 /**
  * The table side of a durable queue: the lease columns, and the SQL that claims a due row under a
@@ -87,11 +87,6 @@ export interface LeasedTableOptions {
 /** Why an attempt whose lease ran out was written off; also what the features report of it. */
 export const LEASE_EXPIRED = 'lease expired';
 
-export type Claim<R> =
-  | { kind: 'claimed'; row: R; interrupted: number; lost: boolean }
-  | { kind: 'gave-up'; row: R; interrupted: number; lost: boolean; reason: string; status: string }
-  | { kind: 'none' };
-
 export interface ClaimHandlers<R, J> {
   /** The clock leases and `next_at` are compared with. */
   now(): number;
@@ -111,6 +106,23 @@ export interface ClaimHandlers<R, J> {
   settleLost?(row: R): { status: string; reason: string } | undefined;
   /** After the commit: the row was settled at `status` ('failed' when cut off too often) with `reason`. */
   gaveUp(row: R, reason: string, interrupted: number, status: string): void;
+}
+
+/** claimBatch's handlers: the feature writes for the whole batch at once. */
+export interface BatchClaimHandlers<R, J> extends Omit<ClaimHandlers<R, J>, 'claimed'> {
+  /**
+   * Inside the claim's transaction: the feature's own writes for every claimed row (in one
+   * statement, see rowsFrom) and their jobs, in the order given. Each `row` is as read, before the claim.
+   */
+  claimed(rows: ReadonlyArray<Ready<R>>, now: number, tx: Queryable): Promise<J[]>;
+}
+
+/** A due row about to be taken, its cut-off attempt (if it had one) written off. */
+export interface Ready<R> {
+  row: R;
+  interrupted: number;
+  /** Its previous attempt was cut off (the lease ran out) and has just been written off. */
+  lost: boolean;
 }
 
 /** A lease on a row its caller already knows (a retry it waited for itself). */
@@ -170,10 +182,17 @@ function prepare<R extends LeasedRow>(spec: LeasedTableSpec<R>) {
       `UPDATE ${table} SET status = ?, interrupted = ?, reason = ?, lease_until = NULL, next_at = NULL,
          updated_at = ?, settled_at = ? WHERE ${key} = ?`,
     ),
-    take: statement<[Take & { worker: string }]>(
-      `UPDATE ${table} SET status = 'sending',${spec.countsAttemptOnClaim ? ' attempts = attempts + 1,' : ''}
-         interrupted = @interrupted, lease_until = @leaseUntil, claimed_by = @worker, updated_at = @now
-        WHERE ${key} = @id AND status = @status AND attempts = @attempts`,
+    // Every row of a batch in one statement (see rowsFrom); the guard is per row.
+    take: statement<[{ rows: string; worker: string; now: number }], { id: string }>(
+      // v's key column is not named as the table's: SQLite's RETURNING names no alias, and an
+      // unqualified name both sides have is ambiguous on PostgreSQL
+      rowsFrom('rows', 'v', { row_key: 'text', status: 'text', attempts: 'bigint', interrupted: 'bigint', lease_until: 'bigint' }, (from) =>
+        `UPDATE ${table} AS r SET status = 'sending',${spec.countsAttemptOnClaim ? ' attempts = r.attempts + 1,' : ''}
+           interrupted = v.interrupted, lease_until = v.lease_until, claimed_by = @worker, updated_at = @now
+          FROM ${from}
+         WHERE r.${key} = v.row_key AND r.status = v.status AND r.attempts = v.attempts
+         RETURNING ${key} AS id`,
+      ),
     ),
   };
 }
@@ -209,7 +228,7 @@ export class LeasedTable<R extends LeasedRow> {
    * trips (bench/outbox.js). On PostgreSQL rows read but left for the next batch stay locked, so
    * skipped by other workers, only until this transaction ends.
    */
-  async claimBatch<J>(room: number, busy: ReadonlySet<string>, h: ClaimHandlers<R, J>): Promise<J[]> {
+  async claimBatch<J>(room: number, busy: ReadonlySet<string>, h: BatchClaimHandlers<R, J>): Promise<J[]> {
     const now = h.now();
     const jobs: J[] = [];
     const after: Array<() => void> = [];
@@ -223,11 +242,17 @@ export class LeasedTable<R extends LeasedRow> {
           const pending = await this.sql.duePending.all(tx, { now, busy: inFlight, limit });
           const lost = await this.sql.dueLost.all(tx, { now, busy: inFlight, limit });
           if (pending.length === 0 && lost.length === 0) return;
+          const ready: Array<Ready<R>> = [];
           for (const first of this.merged(pending, lost, limit)) {
-            const c = await this.claimRow(tx, first, now, h, after);
-            if (c === undefined) return;
-            if (c !== null) jobs.push(c);
+            const r = await this.writeOff(tx, first, now, h, after);
+            if (r) ready.push(r);
           }
+          const taken = await this.takeAll(ready.map((r) => this.takeOf(r, now, h)), now, tx);
+          const claimed = ready.filter((r) => taken.has(r.row[this.spec.key] as string));
+          for (const c of claimed) if (c.lost && h.lost) after.push(() => h.lost!(c.row, now));
+          if (claimed.length > 0) jobs.push(...(await h.claimed(claimed, now, tx)));
+          // a row whose status or attempts changed since it was read is someone else's: stop, as a one-row claim does
+          if (claimed.length < ready.length) return;
           // both reads came back short and every row read was taken or given up: nothing is left due
           if (pending.length < limit && lost.length < limit && pending.length + lost.length <= limit) return;
         }
@@ -278,7 +303,22 @@ export class LeasedTable<R extends LeasedRow> {
    * attempts changed since it was read, i.e. another worker has it.
    */
   async take(t: Take, q: Queryable = this.store): Promise<boolean> {
-    return (await this.sql.take.run(q, { ...t, worker: this.opts.worker })).changes === 1;
+    return (await this.takeAll([t], t.now, q)).size === 1;
+  }
+
+  /** Leases every row given in one statement; the ids of those whose status and attempts were still as read. */
+  private async takeAll(takes: ReadonlyArray<Omit<Take, 'now'>>, now: number, q: Queryable): Promise<Set<string>> {
+    if (takes.length === 0) return new Set();
+    const rows = rowsParam(
+      takes.map((t) => ({ row_key: t.id, status: t.status, attempts: t.attempts, interrupted: t.interrupted, lease_until: t.leaseUntil })),
+    );
+    const taken = await this.sql.take.all(q, { rows, worker: this.opts.worker, now });
+    return new Set(taken.map((t) => t.id));
+  }
+
+  private takeOf(r: Ready<R>, now: number, h: Pick<ClaimHandlers<R, unknown>, 'leaseMs'>): Omit<Take, 'now'> {
+    const { row } = r;
+    return { id: row[this.spec.key] as string, status: row.status, attempts: row.attempts, interrupted: r.interrupted, leaseUntil: now + h.leaseMs(row) };
   }
 
   /**
@@ -291,49 +331,39 @@ export class LeasedTable<R extends LeasedRow> {
     const lost = await this.sql.dueLost.all(tx, { now, busy, limit: 1 });
     const [first] = this.merged(pending, lost, 1);
     if (!first) return undefined;
-    return this.claimRow(tx, first, now, h, after);
+    const r = await this.writeOff(tx, first, now, h, after);
+    if (!r) return null;
+    if ((await this.takeAll([this.takeOf(r, now, h)], now, tx)).size === 0) return undefined;
+    if (r.lost && h.lost) after.push(() => h.lost!(r.row, now));
+    return h.claimed(r.row, r.interrupted, now, tx);
   }
 
   /**
-   * Claims a due row just read (locked, on PostgreSQL) in this transaction: the job, null when the
-   * row was given up instead, undefined when its status or attempts changed since it was read.
+   * A due row just read (locked, on PostgreSQL) in this transaction, made ready to take: a row
+   * left `sending` by a worker that died has its cut-off attempt written off, and is given up
+   * instead (null, its events queued on `after`) when the feature settles it or it was cut off too often.
    */
-  private async claimRow<J>(tx: Queryable, first: R & Ordered, now: number, h: ClaimHandlers<R, J>, after: Array<() => void>): Promise<J | null | undefined> {
-    const c = await this.claim(tx, first, now, h);
-    if (c.kind === 'none') return undefined;
-    if (c.lost && h.lost) after.push(() => h.lost!(c.row, now));
-    if (c.kind === 'gave-up') {
-      after.push(() => h.gaveUp(c.row, c.reason, c.interrupted, c.status));
-      return null;
-    }
-    return h.claimed(c.row, c.interrupted, now, tx);
-  }
-
-  private async claim(tx: Queryable, first: R & Ordered, now: number, h: Pick<ClaimHandlers<R, unknown>, 'leaseMs' | 'settleLost'>): Promise<Claim<R>> {
+  private async writeOff(
+    tx: Queryable,
+    first: R & Ordered,
+    now: number,
+    h: Pick<ClaimHandlers<R, unknown>, 'settleLost' | 'lost' | 'gaveUp'>,
+    after: Array<() => void>,
+  ): Promise<Ready<R> | null> {
     const row = this.withoutOrderKeys(first);
+    if (row.status !== 'sending') return { row, interrupted: row.interrupted, lost: false };
     const id = row[this.spec.key] as string;
-
-    let interrupted = row.interrupted;
-    let wasLost = false;
-    if (row.status === 'sending') {
-      // Its worker died (or hung) mid-attempt: what that attempt did is unknown. A row claimed but
-      // never started has no attempt under way, and nothing was cut off.
-      wasLost = (await this.sql.markLost.run(tx, now, id, row.attempts)).changes > 0;
-      if (wasLost) interrupted += 1;
-      const settled = wasLost ? h.settleLost?.(row) : undefined;
-      if (settled) {
-        await this.sql.giveUp.run(tx, settled.status, interrupted, settled.reason, now, now, id);
-        return { kind: 'gave-up', row, interrupted, lost: wasLost, ...settled };
-      }
-      if (interrupted >= this.opts.maxInterruptions) {
-        const reason = `interrupted ${interrupted} times`;
-        await this.sql.giveUp.run(tx, 'failed', interrupted, reason, now, now, id);
-        return { kind: 'gave-up', row, interrupted, lost: wasLost, reason, status: 'failed' };
-      }
-    }
-    const taken = await this.take({ id, status: row.status, attempts: row.attempts, interrupted, leaseUntil: now + h.leaseMs(row), now }, tx);
-    if (!taken) return { kind: 'none' };
-    return { kind: 'claimed', row, interrupted, lost: wasLost };
+    // Its worker died (or hung) mid-attempt: what that attempt did is unknown. A row claimed but
+    // never started has no attempt under way, and nothing was cut off.
+    const lost = (await this.sql.markLost.run(tx, now, id, row.attempts)).changes > 0;
+    const interrupted = row.interrupted + (lost ? 1 : 0);
+    const settled = (lost ? h.settleLost?.(row) : undefined) ??
+      (interrupted >= this.opts.maxInterruptions ? { status: 'failed', reason: `interrupted ${interrupted} times` } : undefined);
+    if (!settled) return { row, interrupted, lost };
+    await this.sql.giveUp.run(tx, settled.status, interrupted, settled.reason, now, now, id);
+    if (lost && h.lost) after.push(() => h.lost!(row, now));
+    after.push(() => h.gaveUp(row, settled.reason, interrupted, settled.status));
+    return null;
   }
 
   /** True when `a` sorts at or before `b` in the due order (NULL first, as SQLite sorts). */

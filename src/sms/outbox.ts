@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { maskNumber } from '../log.js';
 import { attemptSignal, DurableWorker } from '../queue/durable-worker.js';
 import { LEASE_EXPIRED, LeasedTable, retryWait } from '../queue/leased-table.js';
-import { type Queryable, applyMigrations } from '../store/port.js';
+import { applyMigrations, rowsParam } from '../store/port.js';
 import type { Store } from '../store/port.js';
 import { storeWrites } from '../store/write-health.js';
 import { checkLimits, type SmsLimits } from './limits.js';
@@ -322,10 +322,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     return this.messages.claimBatch(room, busy, {
       now: Date.now,
       leaseMs: (row) => this.leaseMs(row.provider),
-      claimed: async (row, interrupted, now, tx) => {
-        const attempt = row.attempts + 1;
-        await this.sql.startAttempt.run(tx, row.id, attempt, now, this.workerId);
-        return { ...row, interrupted, attempt };
+      claimed: async (ready, now, tx) => {
+        const claimed = ready.map(({ row, interrupted }) => ({ ...row, interrupted, attempt: row.attempts + 1 }));
+        const rows = rowsParam(claimed.map((c) => ({ message_id: c.id, attempt: c.attempt })));
+        await this.sql.startAttempts.run(tx, { rows, now, worker: this.workerId });
+        return claimed;
       },
       lost: (row) => this.emit('attempt', { id: row.id, attempt: row.attempts, outcome: 'interrupted', reason: LEASE_EXPIRED, latencyMs: 0 }),
       // a worker died mid-request: whether the provider took the message is unknown
@@ -402,13 +403,39 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const batch = this.toRecord.splice(0);
     if (batch.length === 0) return;
     const now = Date.now();
-    let written: Written[];
+    const decided = batch.map((b) => this.decide(b.row, b.result, b.cancelled, now));
+    let owned: Set<string>;
     try {
-      written = await this.store.transaction(
+      owned = await this.store.transaction(
         async (tx) => {
-          const out: Written[] = [];
-          for (const b of batch) out.push(await this.write(tx, b.row, b.result, b.cancelled, now));
-          return out;
+          // The attempt row keeps the real answer even if another worker already wrote the attempt
+          // off as interrupted after our lease ran out.
+          const attempts = batch.map(({ row, result, cancelled }, i) => ({
+            message_id: row.id,
+            attempt: row.attempt,
+            outcome: decided[i]!.outcome,
+            reason: cancelled ? 'interrupted by shutdown' : result.reason,
+            http_status: result.status ?? null,
+            body: result.body === undefined ? null : excerpt(result.body),
+            latency_ms: Math.round(result.latencyMs),
+            error: result.error ?? null,
+          }));
+          await this.sql.finishAttempts.run(tx, { rows: rowsParam(attempts), now });
+          const settles = batch.map(({ row, result, cancelled }, i) => {
+            const d = decided[i]!;
+            return {
+              row_key: row.id,
+              attempt: row.attempt,
+              status: d.next.status,
+              next_at: d.next.nextAt,
+              reason: d.next.reason,
+              cancelled: cancelled ? 1 : 0,
+              provider_message_id: result.providerMessageId ?? null,
+              settled_at: d.settles ? now : null,
+            };
+          });
+          const mine = await this.sql.settle.all(tx, { rows: rowsParam(settles), now, worker: this.workerId });
+          return new Set(mine.map((m) => m.id));
         },
         { immediate: true },
       );
@@ -417,12 +444,13 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       return;
     }
     batch.forEach((b, i) => {
-      this.announce(b.row, b.result, written[i]!);
+      this.announce(b.row, b.result, { ...decided[i]!, owned: owned.has(b.row.id) });
       b.resolve();
     });
   }
 
-  private async write(tx: Queryable, row: Claimed, result: SendResult, cancelled: boolean, now: number): Promise<Written> {
+  /** What an attempt's result means for its message: the next status, and the attempt's outcome. */
+  private decide(row: Claimed, result: SendResult, cancelled: boolean, now: number): Omit<Written, 'owned'> {
     const provider = this.providers.get(row.provider);
     const outcome: AttemptEvent['outcome'] = cancelled ? 'interrupted' : result.outcome;
     let next: Written['next'];
@@ -446,34 +474,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       next = { status: 'failed', nextAt: null, reason: result.reason };
     }
     const settles = next.status === 'sent' || next.status === 'failed' || next.status === 'unknown';
-    // The attempt row keeps the real answer even if another worker already wrote the attempt
-    // off as interrupted after our lease ran out.
-    await this.sql.finishAttempt.run(
-      tx,
-      now,
-      outcome,
-      cancelled ? 'interrupted by shutdown' : result.reason,
-      result.status ?? null,
-      result.body === undefined ? null : excerpt(result.body),
-      Math.round(result.latencyMs),
-      result.error ?? null,
-      row.id,
-      row.attempt,
-    );
-    const { changes: changed } = await this.sql.settle.run(
-      tx,
-      next.status,
-      next.nextAt,
-      next.reason,
-      cancelled ? 1 : 0,
-      result.providerMessageId ?? null,
-      now,
-      settles ? now : null,
-      row.id,
-      this.workerId,
-      row.attempt,
-    );
-    return { next, outcome, settles, owned: changed === 1 };
+    return { next, outcome, settles };
   }
 
   private announce(row: Claimed, result: SendResult, w: Written): void {

@@ -1,5 +1,5 @@
 import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
-import { statement, postgresDdl } from '../store/port.js';
+import { rowsFrom, statement, postgresDdl } from '../store/port.js';
 import type { Migration } from '../store/port.js';
 import { limitMigrations } from './limits.js';
 import { receiptMigrations } from './receipts.js';
@@ -250,24 +250,40 @@ export function prepareStatements() {
        VALUES (@id, @callId, @description, @provider, @to, @text, @sender, @status, @notBefore, @now, @now, @now,
          @reason, @note)`,
     ),
-    startAttempt: statement<[string, number, number, string]>(
-      `INSERT INTO sms_attempts (message_id, attempt, started_at, outcome, worker)
-       VALUES (?, ?, ?, 'sending', ?)`,
+    // The worker writes attempts and results a batch at a time, one statement each (see rowsFrom).
+    startAttempts: statement<[{ rows: string; now: number; worker: string }]>(
+      rowsFrom('rows', 'v', { message_id: 'text', attempt: 'bigint' }, (from) =>
+        `INSERT INTO sms_attempts (message_id, attempt, started_at, outcome, worker)
+         SELECT v.message_id, v.attempt, @now, 'sending', @worker FROM ${from}`,
+      ),
     ),
-    finishAttempt: statement<
-      [number, string, string, number | null, string | null, number, string | null, string, number]
-    >(
-      `UPDATE sms_attempts SET finished_at = ?, outcome = ?, reason = ?, http_status = ?, body = ?,
-         latency_ms = ?, error = ? WHERE message_id = ? AND attempt = ?`,
+    finishAttempts: statement<[{ rows: string; now: number }]>(
+      rowsFrom(
+        'rows',
+        'v',
+        { message_id: 'text', attempt: 'bigint', outcome: 'text', reason: 'text', http_status: 'bigint', body: 'text', latency_ms: 'bigint', error: 'text' },
+        (from) =>
+          `UPDATE sms_attempts AS a SET finished_at = @now, outcome = v.outcome, reason = v.reason, http_status = v.http_status,
+             body = v.body, latency_ms = v.latency_ms, error = v.error
+            FROM ${from} WHERE a.message_id = v.message_id AND a.attempt = v.attempt`,
+      ),
     ),
-    settle: statement<
-      [string, number | null, string, number, string | null, number, number | null, string, string, number]
-    >(
-      `UPDATE sms_messages
-          SET status = ?, next_at = ?, reason = ?, interrupted = interrupted + ?,
-              provider_message_id = COALESCE(?, provider_message_id), lease_until = NULL,
-              updated_at = ?, settled_at = ?
-        WHERE id = ? AND status = 'sending' AND claimed_by = ? AND attempts = ?`,
+    /** Returns the ids still this worker's (a row whose lease ran out may be another's now). */
+    settle: statement<[{ rows: string; now: number; worker: string }], { id: string }>(
+      rowsFrom(
+        'rows',
+        'v',
+        { row_key: 'text', attempt: 'bigint', status: 'text', next_at: 'bigint', reason: 'text', cancelled: 'bigint', provider_message_id: 'text', settled_at: 'bigint' },
+        // v's key is not named `id`: SQLite's RETURNING names no alias, and PostgreSQL would find `id` ambiguous
+        (from) =>
+          `UPDATE sms_messages AS m
+              SET status = v.status, next_at = v.next_at, reason = v.reason, interrupted = m.interrupted + v.cancelled,
+                  provider_message_id = COALESCE(v.provider_message_id, m.provider_message_id), lease_until = NULL,
+                  updated_at = @now, settled_at = v.settled_at
+             FROM ${from}
+            WHERE m.id = v.row_key AND m.status = 'sending' AND m.claimed_by = @worker AND m.attempts = v.attempt
+            RETURNING id`,
+      ),
     ),
   };
 }

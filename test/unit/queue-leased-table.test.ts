@@ -8,6 +8,7 @@ import {
   leaseColumnsDdl,
   retryDelay,
   retryWait,
+  type BatchClaimHandlers,
   type ClaimHandlers,
   type LeasedTableSpec,
 } from '../../src/queue/leased-table.js';
@@ -135,12 +136,20 @@ function worker(store: Store, name: string, opts: { maxInterruptions?: number; s
     lost: (row) => lost.push([row.id, row.attempts]),
     gaveUp: (row, reason, interrupted) => gaveUp.push([row.id, reason, interrupted]),
   };
+  const batchHandlers: BatchClaimHandlers<Job, string> = {
+    ...h,
+    claimed: async (ready, now, tx) => {
+      const ids: string[] = [];
+      for (const r of ready) ids.push(await h.claimed(r.row, r.interrupted, now, tx));
+      return ids;
+    },
+  };
   return {
     table,
     clock,
     lost,
     gaveUp,
-    batch: (room: number, busy: ReadonlySet<string> = new Set()) => table.claimBatch(room, busy, h),
+    batch: (room: number, busy: ReadonlySet<string> = new Set()) => table.claimBatch(room, busy, batchHandlers),
     each: async (busy: Set<string> = new Set()) => {
       const got: string[] = [];
       for await (const id of table.claimEach(busy, h)) {

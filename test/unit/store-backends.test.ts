@@ -122,6 +122,40 @@ describe.each(BACKENDS)('features on $name', (backend: Backend) => {
     expect((await getSmsMessage(storeA, first.ids[0]!))!.receipts).toHaveLength(2);
   }, 30_000);
 
+  it('outbox: a whole batch of results is written, and an answer carrying NUL or a lone surrogate is kept as U+FFFD, not refused', async () => {
+    const store = await open();
+    // PostgreSQL's text holds no NUL and its json no lone surrogate: one such answer used to fail
+    // its batch's write, and the lease then sent the message again, forever
+    const answers = ['fine', 'nul\u0000here', 'half \ud83d', 'plain'];
+    let i = 0;
+    const p: SmsProvider = {
+      name: 'p',
+      retry: { count: 0, intervalMs: 0 },
+      async send(): Promise<SendResult> {
+        const body = answers[i++ % answers.length]!;
+        return { outcome: 'ok', reason: 'ok', status: 200, body, latencyMs: 1, error: body.includes('\ud83d') ? 'odd \udc00' : undefined, providerMessageId: `pm-${i}` };
+      },
+    };
+    const o = new Outbox({ store, providers: { p }, workerId: 'A', concurrency: 4 });
+    cleanups.push(() => o.stop({ graceMs: 0 }));
+    const settled: SettledMessage[] = [];
+    const done = new Promise<void>((resolve) => o.on('settled', (m) => settled.push(m) === 8 && resolve()));
+    const { ids } = await o.accept(Array.from({ length: 8 }, (_, n) => msg({ text: `m${n}` })));
+    o.start();
+    await done;
+    expect(settled.map((m) => m.status)).toEqual(Array(8).fill('sent'));
+    const bodies = new Set<string | null>();
+    for (const id of ids) {
+      const entry = (await getSmsMessage(store, id))!;
+      expect(entry).toMatchObject({ status: 'sent', attempts: 1 });
+      expect(entry.attemptLog).toHaveLength(1);
+      expect(entry.attemptLog[0]).toMatchObject({ outcome: 'ok', httpStatus: 200 });
+      bodies.add(entry.attemptLog[0]!.body);
+      if (entry.attemptLog[0]!.body === 'half \ufffd') expect(entry.attemptLog[0]!.error).toBe('odd \ufffd');
+    }
+    expect([...bodies].sort()).toEqual(['fine', 'half \ufffd', 'nul\ufffdhere', 'plain']);
+  });
+
   it('outbox: limits are counted inside the accept, so accepts racing on two connections cannot both slip under one', async () => {
     const storeA = await open();
     const storeB = await shared();
