@@ -42,8 +42,13 @@ export interface DurableQueue<J> {
   claim(room: number, busy: ReadonlySet<string>): Promise<Iterable<J>> | AsyncIterable<J>;
   /** Epoch ms at which a job may next be due (a pending row, a lease not in `busy` running out); null when none. */
   nextWakeAt(busy: ReadonlySet<string>): Promise<number | null | undefined>;
-  /** Runs one claimed job and records its result. `stopping` fires when stop()'s grace is over. */
-  deliver(job: J, stopping: AbortSignal): Promise<void>;
+  /**
+   * Runs one claimed job and records its result. `stopping` fires when stop()'s grace is over.
+   * A queue that records results in batches calls `release()` once the job's work is done and only
+   * its write is left: the slot goes to the next claim, whose commit then overlaps this write's
+   * instead of following it (one commit's wait less per round on PostgreSQL; bench/outbox.js).
+   */
+  deliver(job: J, stopping: AbortSignal, release: () => void): Promise<void>;
   /** `deliver` rejected: its result could not be recorded. The job's lease brings it back later. */
   deliverFailed(job: J, err: unknown): void;
   /** Called by start() before the first claim, for work a previous process left that no lease brings back. */
@@ -85,6 +90,8 @@ export class DurableWorker<J> {
   private stopSignal = new AbortController();
   /** The ids claimed and not yet finished: what claim and nextWakeAt skip. */
   private readonly inFlight = new Set<string>();
+  /** Jobs in flight that have not released their slot: what `concurrency` bounds. */
+  private holding = 0;
   /** Their deliveries, which stop() waits for. */
   private readonly deliveries = new Set<Promise<void>>();
 
@@ -170,19 +177,19 @@ export class DurableWorker<J> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     try {
-      if (this.inFlight.size < this.concurrency) {
+      if (this.room() > 0) {
         let claimed = 0;
-        const source = await this.queue.claim(this.concurrency - this.inFlight.size, this.inFlight);
+        const source = await this.queue.claim(this.room(), this.inFlight);
         for await (const job of source) {
           claimed++;
           this.launch(job);
-          if (this.inFlight.size >= this.concurrency) break;
+          if (this.room() <= 0) break;
         }
         // a claim that returned a job wrote its lease: the store takes writes
         if (claimed) this.opts.writes?.succeeded();
       }
       // When full, the next finished job kicks; there is nothing to wait for until then.
-      if (this.inFlight.size < this.concurrency) await this.arm();
+      if (this.room() > 0) await this.arm();
     } catch (e) {
       this.opts.writes?.failed(e);
       this.opts.logger?.error({ err: e }, `${this.opts.name} could not claim work`);
@@ -190,11 +197,27 @@ export class DurableWorker<J> {
     }
   }
 
+  /**
+   * Jobs the next claim may take: free slots, and no more than `concurrency` results waiting to
+   * be written besides, so a store slower than the sends holds the worker back.
+   */
+  private room(): number {
+    return Math.min(this.concurrency - this.holding, 2 * this.concurrency - this.inFlight.size);
+  }
+
   private launch(job: J): void {
     const id = this.queue.id(job);
     this.inFlight.add(id);
+    this.holding++;
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      this.holding--;
+      this.kick();
+    };
     const p: Promise<void> = this.queue
-      .deliver(job, this.stopSignal.signal)
+      .deliver(job, this.stopSignal.signal, release)
       .then(
         () => this.opts.writes?.succeeded(),
         (e: unknown) => {
@@ -203,6 +226,7 @@ export class DurableWorker<J> {
         },
       )
       .finally(() => {
+        release();
         this.inFlight.delete(id);
         this.deliveries.delete(p);
         this.kick();

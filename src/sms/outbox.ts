@@ -172,7 +172,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         claim: (room, busy) => this.claimBatch(room, busy),
         // Sleeps until the next pending row is due or the next foreign lease runs out.
         nextWakeAt: (busy) => this.messages.nextWakeAt(busy),
-        deliver: (row, stopping) => this.deliver(row, stopping),
+        deliver: (row, stopping, release) => this.deliver(row, stopping, release),
         deliverFailed: (row, e) => this.log?.error({ err: e, smsId: row.id }, 'SMS outbox could not record an attempt'),
       },
       { concurrency: opts.concurrency ?? 4, ready: () => this.store.ready(), name: 'SMS outbox', logger: opts.logger, writes: storeWrites(this.store) },
@@ -343,7 +343,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     return (this.providers.get(provider)?.timeoutMs ?? this.attemptTimeoutMs) + this.leaseMarginMs;
   }
 
-  private async deliver(row: Claimed, stopping: AbortSignal): Promise<void> {
+  private async deliver(row: Claimed, stopping: AbortSignal, release: () => void): Promise<void> {
     const provider = this.providers.get(row.provider);
     const deadlineMs = provider?.timeoutMs ?? this.attemptTimeoutMs;
     // A little later than the provider's own timeout, so a provider that keeps its timeout reports
@@ -361,6 +361,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       result = await this.attempt(provider, row, signal, deadlineMs);
     }
     const cancelled = stopped() && result.outcome === 'retry';
+    release();
     await this.record(row, result, cancelled);
   }
 
