@@ -406,5 +406,6 @@ export function retryDelay(policy: Backoff, failures: number): number {
  * (Retry-After), but never longer than `maxRetryAfterMs` on its say-so.
  */
 export function retryWait(policy: Backoff, failures: number, retryAfterMs: number | undefined, maxRetryAfterMs: number): number {
-  return Math.max(retryDelay(policy, failures), Math.min(retryAfterMs ?? 0, maxRetryAfterMs));
+  // Whole milliseconds: `next_at` is a BIGINT on PostgreSQL, which refuses 499.5 (333 ms × 1.5).
+  return Math.round(Math.max(retryDelay(policy, failures), Math.min(retryAfterMs ?? 0, maxRetryAfterMs)));
 }

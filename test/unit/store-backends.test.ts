@@ -156,6 +156,27 @@ describe.each(BACKENDS)('features on $name', (backend: Backend) => {
     expect([...bodies].sort()).toEqual(['fine', 'half \ufffd', 'nul\ufffdhere', 'plain']);
   });
 
+  it('outbox: a retry wait with a fractional backoff is stored (whole milliseconds), and the retry runs', async () => {
+    const store = await open();
+    let calls = 0;
+    const p: SmsProvider = {
+      name: 'p',
+      // 333 ms, then 333 × 1.5 = 499.5 ms: PostgreSQL's BIGINT next_at refused the half millisecond
+      retry: { count: 2, intervalMs: 333, backoff: 1.5 },
+      async send(): Promise<SendResult> {
+        return ++calls < 3 ? { outcome: 'retry', reason: 'http-503', status: 503, latencyMs: 1 } : { outcome: 'ok', reason: 'ok', status: 200, latencyMs: 1 };
+      },
+    };
+    const o = new Outbox({ store, providers: { p }, workerId: 'A' });
+    cleanups.push(() => o.stop({ graceMs: 0 }));
+    const settled = new Promise<SettledMessage>((resolve) => o.on('settled', resolve));
+    const { ids } = await o.accept([msg()]);
+    o.start();
+    expect(await settled).toMatchObject({ status: 'sent', attempts: 3 });
+    expect(calls).toBe(3);
+    expect((await getSmsMessage(store, ids[0]!))!.attemptLog.map((a) => a.outcome)).toEqual(['retry', 'retry', 'ok']);
+  });
+
   it('outbox: limits are counted inside the accept, so accepts racing on two connections cannot both slip under one', async () => {
     const storeA = await open();
     const storeB = await shared();
