@@ -1,4 +1,4 @@
-import { rowsFrom, rowsParam, statement, type Queryable, type StorePort } from '../store/port.js';
+import { rowsFrom, rowsParam, statement, type Queryable, type Rows, type StorePort } from '../store/port.js';
 
 /**
  * The table side of a durable queue: the lease columns, and the SQL that claims a due row under a
@@ -183,7 +183,7 @@ function prepare<R extends LeasedRow>(spec: LeasedTableSpec<R>) {
          updated_at = ?, settled_at = ? WHERE ${key} = ?`,
     ),
     // Every row of a batch in one statement (see rowsFrom); the guard is per row.
-    take: statement<[{ rows: string; worker: string; now: number }], { id: string }>(
+    take: statement<[{ rows: Rows; worker: string; now: number }], { id: string }>(
       // v's key column is not named as the table's: SQLite's RETURNING names no alias, and an
       // unqualified name both sides have is ambiguous on PostgreSQL
       rowsFrom('rows', 'v', { row_key: 'text', status: 'text', attempts: 'bigint', interrupted: 'bigint', lease_until: 'bigint' }, (from) =>

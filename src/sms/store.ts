@@ -1,5 +1,5 @@
 import { leaseColumnsDdl, type LeasedTableSpec } from '../queue/leased-table.js';
-import { rowsFrom, statement, postgresDdl } from '../store/port.js';
+import { rowsFrom, statement, postgresDdl, type Rows } from '../store/port.js';
 import type { Migration } from '../store/port.js';
 import { limitMigrations } from './limits.js';
 import { receiptMigrations } from './receipts.js';
@@ -251,13 +251,13 @@ export function prepareStatements() {
          @reason, @note)`,
     ),
     // The worker writes attempts and results a batch at a time, one statement each (see rowsFrom).
-    startAttempts: statement<[{ rows: string; now: number; worker: string }]>(
+    startAttempts: statement<[{ rows: Rows; now: number; worker: string }]>(
       rowsFrom('rows', 'v', { message_id: 'text', attempt: 'bigint' }, (from) =>
         `INSERT INTO sms_attempts (message_id, attempt, started_at, outcome, worker)
          SELECT v.message_id, v.attempt, @now, 'sending', @worker FROM ${from}`,
       ),
     ),
-    finishAttempts: statement<[{ rows: string; now: number }]>(
+    finishAttempts: statement<[{ rows: Rows; now: number }]>(
       rowsFrom(
         'rows',
         'v',
@@ -269,7 +269,7 @@ export function prepareStatements() {
       ),
     ),
     /** Returns the ids still this worker's (a row whose lease ran out may be another's now). */
-    settle: statement<[{ rows: string; now: number; worker: string }], { id: string }>(
+    settle: statement<[{ rows: Rows; now: number; worker: string }], { id: string }>(
       rowsFrom(
         'rows',
         'v',

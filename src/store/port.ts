@@ -249,13 +249,27 @@ export function rowsFrom(
 }
 
 /**
- * The parameter for `rowsFrom`. Strings are made storable on the way: PostgreSQL's json cannot
- * turn `\u0000` or a lone surrogate into text and would refuse the whole batch for one provider
- * answer that carried either, so NUL and lone surrogates become U+FFFD, on SQLite too, so that both
- * backends keep the same value.
+ * The parameter for `rowsFrom`. The store encodes it when it binds it (`encodeRows`), after its
+ * scrub has seen each string on its own: inside the JSON text a secret's quotes are escaped,
+ * and the patterns that find `"token": "…"` would no longer match.
  */
-export function rowsParam(rows: readonly object[]): string {
-  return JSON.stringify(rows, (_k, v: unknown) => (typeof v === 'string' ? storableText(v) : v));
+export class Rows {
+  constructor(readonly rows: readonly object[]) {}
+}
+
+export function rowsParam(rows: readonly object[]): Rows {
+  return new Rows(rows);
+}
+
+/**
+ * `rows` as the JSON text `rowsFrom` reads, each string passed through `clean` (the store's
+ * scrub). Strings are made storable on the way: PostgreSQL's json cannot turn `\u0000` or a lone
+ * surrogate into text and would refuse the whole batch for one provider answer that carried
+ * either, so NUL and lone surrogates become U+FFFD, on SQLite too, so that both backends keep the
+ * same value.
+ */
+export function encodeRows(rows: Rows, clean: (s: string) => string): string {
+  return JSON.stringify(rows.rows, (_k, v: unknown) => (typeof v === 'string' ? storableText(clean(v)) : v));
 }
 
 /** Text both backends store as it is: no NUL (PostgreSQL's text has none) and no lone surrogate. */

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../log.js';
 import { maskUrl, numberPlaceholders, sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StoreOutage, type StorePort, type TransactionOptions, transactionHandle } from './port.js';
-import { createScrub, type Scrub } from './scrub.js';
+import { boundValue, createScrub, type Scrub } from './scrub.js';
 
 /**
  * The PostgreSQL store, for instances that share one database (issue 12). A pool of connections
@@ -151,7 +151,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
       },
     );
 
-  const clean = (v: unknown): unknown => (typeof v === 'string' && v.length >= 8 ? scrub(v) : v);
+  const clean = boundValue(scrub);
   const prepare = (sql: Sql, params: Params | undefined) => {
     const { text, values } = numberPlaceholders(sqlFor(sql, 'postgres'), params);
     return { text, values: values.map(clean) };

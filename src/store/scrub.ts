@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { encodeRows, Rows } from './port.js';
 
 /**
  * Secrets never reach the store. Every string bound to a statement (an SMS attempt's answer, a
@@ -46,6 +47,16 @@ export function createScrub(secrets: readonly string[]): Scrub {
   };
 }
 
+/**
+ * One bound value as the store writes it, on either backend: a string scrubbed, a batch of rows
+ * (`rowsParam`) encoded with each of its strings scrubbed first.
+ */
+export function boundValue(scrub: Scrub): (v: unknown) => unknown {
+  // shorter strings are ids, statuses and numbers: no secret pattern fits in them
+  const text = (t: string) => (t.length >= 8 ? scrub(t) : t);
+  return (v) => (typeof v === 'string' ? text(v) : v instanceof Rows ? encodeRows(v, text) : v);
+}
+
 const xmlEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 
 /**
@@ -54,14 +65,14 @@ const xmlEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').
  * the statement itself (pluck, raw, bind) returns the scrubbing one.
  */
 export function scrubbingDatabase(db: Database.Database, scrub: Scrub): Database.Database {
+  const value = boundValue(scrub);
   const clean = (v: unknown): unknown => {
-    if (typeof v === 'string') return v.length >= 8 ? scrub(v) : v;
     if (v && typeof v === 'object' && !Buffer.isBuffer(v) && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype) {
       const o: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) o[k] = typeof x === 'string' && x.length >= 8 ? scrub(x) : x;
+      for (const [k, x] of Object.entries(v)) o[k] = value(x);
       return o;
     }
-    return v;
+    return value(v);
   };
   const wrapStatement = (st: Database.Statement): Database.Statement => {
     const proxy: Database.Statement = new Proxy(st, {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { maskUrl, numberPlaceholders, type Queryable, type StorePort } from '../../src/store/port.js';
+import { maskUrl, numberPlaceholders, rowsFrom, rowsParam, type Queryable, type StorePort } from '../../src/store/port.js';
 import { openPostgresStore } from '../../src/store/postgres.js';
 import { openStore, type Store } from '../../src/store/sqlite.js';
 import { BACKENDS, testCluster, usePostgres } from '../helpers/backends.js';
@@ -126,6 +126,16 @@ describe.each(BACKENDS)('the $name store through the port', (backend) => {
     await s.migrate([T_MIGRATION]);
     await s.run('INSERT INTO t (id, v) VALUES (?, ?)', [1, `answer: ${secret} and "access_token": "abcdef123456"`]);
     expect(await s.one('SELECT v FROM t')).toEqual({ v: 'answer: [redacted] and "access_token": "[redacted]"' });
+
+    // a batch (rowsFrom): each string is scrubbed before the rows are encoded as one JSON text,
+    // where the quotes around a token's field would be escaped and its pattern would not match
+    const insert = rowsFrom('rows', 'b', { id: 'bigint', v: 'text' }, (from) => `INSERT INTO t (id, v) SELECT b.id, b.v FROM ${from}`);
+    await s.run(insert, { rows: rowsParam([{ id: 2, v: `{"access_token":"abcdef123456","n":1}` }, { id: 3, v: `echo ${secret}` }, { id: 4, v: null }]) });
+    expect(await s.query('SELECT id, v FROM t WHERE id > 1 ORDER BY id')).toEqual([
+      { id: 2, v: '{"access_token":"[redacted]","n":1}' },
+      { id: 3, v: 'echo [redacted]' },
+      { id: 4, v: null },
+    ]);
   });
 });
 
