@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
 import WebSocket from 'ws';
+import { exchange } from '../http/exchange.js';
 import type { Logger } from '../log.js';
 import { backoffDelay, reconnectForever, sleep, TimeoutError } from './backoff.js';
 import {
@@ -108,6 +109,7 @@ export class AriPort {
   private heard: Set<string> | undefined;
   private readonly pool: Pool;
   private readonly prefix: string;
+  private readonly origin: string;
   private readonly wsUrl: string;
   private readonly auth: string;
   private readonly wake = new AbortController();
@@ -120,6 +122,7 @@ export class AriPort {
   constructor(private readonly opts: AriOptions) {
     const url = new URL(opts.url);
     this.prefix = url.pathname.replace(/\/$/, '') + '/ari';
+    this.origin = url.origin;
     this.pool = new Pool(url.origin, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000 });
     this.auth = 'Basic ' + Buffer.from(`${opts.user}:${opts.password}`).toString('base64');
     const ws = new URL(this.prefix + '/events', url);
@@ -452,36 +455,30 @@ export class AriPort {
   /** One ARI REST call with a timeout; `benign` statuses resolve to undefined instead of throwing. */
   private async rest(method: string, path: string, query?: Record<string, string>, benign: number[] = [], body?: unknown): Promise<unknown> {
     const qs = query && Object.keys(query).length ? '?' + new URLSearchParams(query).toString() : '';
-    // Not AbortSignal.timeout(): its timer cannot be cleared, so every request would leave a timer,
-    // a WeakRef and (when it fires) a DOMException with a stack trace behind for the whole timeout -
-    // a few per call, thousands at a time under load.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new TimeoutError(`ARI ${method} ${path} timed out after ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
-    let res: Dispatcher.ResponseData;
-    let text: string;
-    try {
-      res = await this.pool.request({
-        method: method as 'GET',
+    // exchange(), not undici's request(): ARI answers a few bytes, and request() wrapped each answer
+    // in a stream and its deadline in an AbortController and signal listeners (per request, a few
+    // per call). Its timer is cleared when the answer is in; AbortSignal.timeout()'s could not be.
+    const res = await exchange(
+      this.pool,
+      {
+        method: method as Dispatcher.HttpMethod,
+        origin: this.origin,
         path: this.prefix + path + qs,
         headers: body === undefined ? { authorization: this.auth } : { authorization: this.auth, 'content-type': 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: deadline.signal,
-        headersTimeout: this.opts.timeoutMs,
-        bodyTimeout: this.opts.timeoutMs,
-      });
-      text = await res.body.text();
-    } finally {
-      clearTimeout(timer);
-    }
-    if (res.statusCode >= 300) {
-      if (benign.includes(res.statusCode)) return undefined;
+      },
+      { timeoutMs: this.opts.timeoutMs, timeoutError: () => new TimeoutError(`ARI ${method} ${path} timed out after ${this.opts.timeoutMs} ms`) },
+    );
+    const text = res.text;
+    if (res.status >= 300) {
+      if (benign.includes(res.status)) return undefined;
       let message = text;
       try {
         message = (JSON.parse(text) as { message?: string }).message ?? text;
       } catch {
         /* not JSON */
       }
-      throw new AriError(res.statusCode, `ARI ${method} ${path}: ${res.statusCode} ${message}`);
+      throw new AriError(res.status, `ARI ${method} ${path}: ${res.status} ${message}`);
     }
     return text ? JSON.parse(text) : undefined;
   }

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { maskNumber } from '../log.js';
-import { numberFields } from '../phone.js';
+import { defineNumberFields } from '../phone.js';
 import type { ChannelHandle } from '../asterisk/ari.js';
 import type { StasisStart } from '../asterisk/ari-events.js';
 
@@ -120,8 +120,10 @@ function callVars(stage: string, callId: string, start: StasisStart, defaultCoun
     callerName: start.channel.caller.name ?? '',
     called: args.did || start.channel.dialplan.exten,
   };
-  // a Stasis() argument of the same name (did.e164=…) wins, like every argument
-  return { ...numberFields(vars, NUMBER_VARS.filter((n) => vars[n] !== undefined), defaultCountry), ...vars };
+  // read when first merged; a Stasis() argument of the same name (did.e164=…) wins, like every argument
+  const out: Record<string, string> = {};
+  defineNumberFields(out, vars, NUMBER_VARS.filter((n) => vars[n] !== undefined), defaultCountry);
+  return Object.assign(out, vars);
 }
 
 /** ARI timestamps look like 2026-11-21T03:52:58.123+0000; Date.parse wants a colon in the offset. */

@@ -47,7 +47,8 @@ const FACT_VAR: Record<FieldKey, string> = {
 
 export function routeRequest(cfg: RouteConfig, facts: CallFacts, vars: Readonly<Record<string, string>>): BuiltRequest {
   const body: Record<string, string> = {};
-  const values: Record<string, string> = { ...vars };
+  // the call's fields behind the request's own, not a copy: a copy would read every number form
+  const values = Object.create(vars) as Record<string, string>;
   for (const [key, wire] of Object.entries(cfg.fields) as Array<[FieldKey, string]>) {
     body[wire] = `{${FACT_VAR[key]}}`;
     values[FACT_VAR[key]] = facts[key];

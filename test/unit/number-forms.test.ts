@@ -7,7 +7,8 @@ import type { CallEvent } from '../../src/asterisk/call-event-types.js';
 import { CallSession } from '../../src/calls/session.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { numberForms } from '../../src/phone.js';
-import { callFacts } from '../../src/routing/api-request.js';
+import { callFacts, routeRequest } from '../../src/routing/api-request.js';
+import { routeSchema } from '../../src/routing/config.js';
 import { createHttpProvider, httpProviderSchema } from '../../src/sms/http-provider.js';
 import { startAossms } from '../standins/aossms.js';
 import { fakeChannel } from '../helpers/fake-call.js';
@@ -58,6 +59,32 @@ describe('the forms as merge fields', () => {
     const bare = new CallSession('s', 'c', fakeChannel('ch'), start('0455556666', []), pino({ level: 'silent' }));
     expect(bare.vars).toMatchObject({ 'caller.e164': '', 'caller.national': '', 'called.e164': '' });
     expect(bare.vars).not.toHaveProperty('did.e164');
+  });
+
+  it('a stage reads a number only when a field asks for it, and keeps what it read', () => {
+    const s = new CallSession('s', 'c', fakeChannel('ch'), start('0455556666', ['did.e164=+810000']), pino({ level: 'silent' }), 'JP');
+    // not read yet: still the field that reads it (a routed call that merges no form never parses)
+    expect(Object.getOwnPropertyDescriptor(s.vars, 'caller.e164')?.get).toBeTypeOf('function');
+    expect(s.vars['caller.e164']).toBe('+81455556666');
+    expect(Object.getOwnPropertyDescriptor(s.vars, 'caller.e164')).toMatchObject({ value: '+81455556666', enumerable: true });
+    // spread and serialised like any field; the Stasis() argument wins; a step may overwrite one
+    expect({ ...s.vars }).toMatchObject({ 'TEL.national': '0455556666', 'did.e164': '+810000' });
+    expect(JSON.parse(JSON.stringify(s.vars))).toMatchObject({ 'caller.national': '0455556666' });
+    s.vars['TEL.e164'] = 'given';
+    expect(s.vars['TEL.e164']).toBe('given');
+    // the number as it was when the stage began, as before: a later {caller} does not re-read it
+    s.vars.caller = '0312345678';
+    expect(s.vars['caller.national']).toBe('0455556666');
+  });
+
+  it('the route request looks fields up in the call\'s own, without copying (and so reading) all of them', () => {
+    const vars: Record<string, string> = { caller: '0455556666', called: '700' };
+    Object.defineProperty(vars, 'caller.e164', { enumerable: true, get: () => { throw new Error('read a number nobody merged'); } });
+    const plain = routeSchema.parse({ url: 'http://api.example/route', encoding: 'query' });
+    const built = routeRequest(plain, callFacts(vars, 'c'), vars);
+    expect(built.url).toContain('0455556666');
+    const merged = routeSchema.parse({ url: 'http://api.example/route', encoding: 'query', extra: { n: '{called}' } });
+    expect(routeRequest(merged, callFacts(vars, 'c'), vars).url).toContain('n=700');
   });
 
   it('hook events carry them, and a hook may use them', () => {
