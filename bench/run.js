@@ -27,6 +27,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuPerKiloCall, cpuSeconds, cpuSecondsPrecise, cpuSnapshot, round, rssBytes } from './lib/proc.js';
+import { routeOverPeerCurl } from './lib/cost.js';
 import { markdownReport } from './lib/report.js';
 import { infoSendTimes, injectionFile, percentile, runSipp } from './lib/sipp.js';
 import { outboxBench, outboxSummary } from './outbox.js';
@@ -697,17 +698,8 @@ function summary(result) {
     if (rung) out.routingAtHalfKnee = { offered: rung.offered, sinceStasisStartMs: rung.routing.sinceStasisStartMs, inServiceMs: rung.routing.inServiceMs, serviceCpuMsPerCall: rung.cpuSecondsPer1000Calls.service };
   }
   // what the whole box pays per call: route's three processes against the dialplan's CURL() and
-  // the API it asks (the service idles during peer-curl's rungs, so it is not counted there)
-  const peer = s['peer-curl']?.rungs ?? [];
-  out.totalCpuPerCall = routeRungs.flatMap((r) => {
-    const p = peer.find((x) => x.offered === r.offered);
-    if (!p) return [];
-    const c = r.cpuSecondsPer1000Calls;
-    const pc = p.cpuSecondsPer1000Calls;
-    const route = c.asterisk + c.service + c.api;
-    const peerCurl = pc.asterisk + pc.api;
-    return [{ offered: r.offered, routeMs: round(route, 3), peerCurlMs: round(peerCurl, 3), ratio: round(route / peerCurl, 2), serviceMs: c.service, clean: r.clean && p.clean }];
-  });
+  // the API it asks (bench/lib/cost.js says which processes count)
+  out.totalCpuPerCall = routeOverPeerCurl(s);
   return out;
 }
 

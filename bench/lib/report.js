@@ -1,5 +1,8 @@
-// The Markdown page of one bench run: knees and ratios first, then every rung, then the other
-// scenarios. docs/performance.md explains how to read it.
+// The Markdown page of one bench run: issue 14's targets, knees, what a call costs each process,
+// every rung, then the other scenarios. docs/performance.md explains how to read it.
+import { callCpuMs, PAYS, routeOverPeerCurl, rungsInOrder, targets } from './cost.js';
+
+const LADDER = ['limit', 'peer-curl', 'route'];
 
 export function markdownReport(r) {
   const s = r.scenarios;
@@ -9,13 +12,20 @@ export function markdownReport(r) {
   out.push(`\`${r.command}\` — ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, ${m.asterisk ?? 'Asterisk'}, ${m.sipp ?? 'SIPp'}; load average at start ${m.loadavgAtStart.join(' / ')}; ${r.durationS} s in all.`, '');
   for (const n of r.notes) out.push(`> ${n}`, '');
 
-  const sum = r.summary;
   // a run of other scenarios only (--scenarios outbox) has no ladder to report
-  if (['limit', 'peer-curl', 'route'].some((k) => s[k])) {
+  if (LADDER.some((k) => s[k]) || s.memory) {
+    out.push('## Targets (issue 14)', '');
+    out.push('| target | this run | met? |', '|---|---|---|');
+    for (const t of targets(r)) out.push(`| ${t.target} | ${t.measured} | ${t.undecided ? 'undecided: the latency bucket straddles the target' : t.met === null ? 'not measured' : t.met ? 'met' : '**not met**'} |`);
+    out.push('');
+  }
+
+  const sum = r.summary;
+  if (LADDER.some((k) => s[k])) {
     out.push('## Knees', '');
     out.push('The knee is the highest offered rate with no failed call and no SIP retransmission.', '');
     out.push('| scenario | knee (calls/s) | stopped |', '|---|---:|---|');
-    for (const k of ['limit', 'peer-curl', 'route']) {
+    for (const k of LADDER) {
       if (!s[k]) continue;
       if (s[k].pending) out.push(`| ${k} | pending | ${s[k].pending} |`);
       else out.push(`| ${k} | ${fmt(s[k].knee)}${s[k].kneeIsLadderTop ? ' (top of the ladder)' : ''} | ${s[k].stopped} |`);
@@ -30,34 +40,35 @@ export function markdownReport(r) {
 
   if (r.settings.pinned) out.push(`Pinned: ${r.settings.pinned}.`, '');
   if (r.idle) out.push(`Idle: with no calls the service used **${fmt(r.idle.cpuPercentOfACore)} % of a core** over ${fmt(r.idle.seconds)} s (WebSocket pings, timers, sweeps).`, '');
-  if (sum.totalCpuPerCall?.length) {
-    out.push('## What the box pays per call', '');
-    out.push('CPU ms per call, all processes: route = Asterisk + service + API stand-in; peer-curl = Asterisk + API stand-in. Event-loop delay: how late the service ran a 20 ms timer during the route rung.', '');
-    out.push('| offered | peer-curl ms | route ms | route / peer-curl | of which service ms | service event-loop delay p99 / max ms |', '|---:|---:|---:|---:|---:|---:|');
-    for (const t of sum.totalCpuPerCall) {
-      const g = s.route.rungs.find((x) => x.offered === t.offered);
-      const loop = g?.eventLoopDelayMs ? `${fmt(g.eventLoopDelayMs.p99)} / ${fmt(g.eventLoopDelayMs.max)}` : '–';
-      out.push(`| ${t.offered}${t.clean ? '' : ' ✗'} | ${fmt(t.peerCurlMs)} | ${fmt(t.routeMs)} | ${fmt(t.ratio)} | ${fmt(t.serviceMs)} | ${loop} |`);
+  const order = rungsInOrder(s, LADDER);
+  if (order.length) {
+    out.push('## CPU per call, by process', '');
+    out.push('CPU ms per call (= CPU s per 1,000 calls). The total counts the processes that do the scenario\'s work: Asterisk for limit; Asterisk and the API stand-in for peer-curl; all three for route. In parentheses: a process that was only idling through that rung, not in the total.', '');
+    out.push('| scenario | offered | Asterisk | service | API stand-in | total |', '|---|---:|---:|---:|---:|---:|');
+    for (const { scenario: k, rung: g } of order) {
+      const c = g.cpuSecondsPer1000Calls;
+      const part = (p) => (PAYS[k].includes(p) ? fmt(c[p]) : c[p] === null || c[p] === undefined ? '–' : `(${fmt(c[p])})`);
+      out.push(`| ${k}${g.clean ? '' : ' ✗'} | ${g.offered} | ${part('asterisk')} | ${part('service')} | ${part('api')} | **${fmt(callCpuMs(k, c))}** |`);
     }
     out.push('');
   }
+  const pairs = routeOverPeerCurl(s);
+  if (pairs.length) {
+    out.push('## Route / peer-curl, total CPU per call', '');
+    out.push('| offered | peer-curl ms | route ms | route / peer-curl |', '|---:|---:|---:|---:|');
+    for (const t of pairs) out.push(`| ${t.offered}${t.clean ? '' : ' ✗'} | ${fmt(t.peerCurlMs)} | ${fmt(t.routeMs)} | **${fmt(t.ratio)}** |`);
+    out.push('');
+  }
 
-  const ladder = ['limit', 'peer-curl', 'route'].filter((k) => s[k]?.rungs);
-  if (ladder.length) {
+  if (order.length) {
     out.push('## Ladder', '');
-    out.push('| scenario | offered | achieved | failed | retrans | SIP 200 p50 / p99 ms | routing p50 / p99 ms | in service p50 / p99 ms | CPU s per 1,000 calls: Asterisk / service / API |');
+    out.push('Event-loop delay: how late the service ran a 20 ms timer during a route rung.', '');
+    out.push('| scenario | offered | achieved | failed | retrans | SIP 200 p50 / p99 ms | routing p50 / p99 ms | in service p50 / p99 ms | event-loop delay p99 / max ms |');
     out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-    const rates = [...new Set(ladder.flatMap((k) => s[k].rungs.map((g) => g.offered)))].sort((a, b) => a - b);
-    for (const rate of rates) {
-      for (const k of ladder) {
-        const g = s[k].rungs.find((x) => x.offered === rate);
-        if (!g) continue;
-        const c = g.cpuSecondsPer1000Calls;
-        const routing = g.routing ? `${fmt(g.routing.sinceStasisStartMs.p50)} / ${fmt(g.routing.sinceStasisStartMs.p99)}` : '–';
-        const inService = g.routing ? `${fmt(g.routing.inServiceMs.p50)} / ${fmt(g.routing.inServiceMs.p99)}` : '–';
-        const mark = g.clean ? '' : ' ✗';
-        out.push(`| ${k}${mark} | ${g.offered} | ${fmt(g.achieved)} | ${g.failed} | ${g.retransmissions} | ${fmt(g.sipResponseMs.p50)} / ${fmt(g.sipResponseMs.p99)} | ${routing} | ${inService} | ${fmt(c.asterisk)} / ${fmt(c.service)} / ${fmt(c.api)} |`);
-      }
+    for (const { scenario: k, rung: g } of order) {
+      const p50p99 = (x) => (x ? `${fmt(x.p50)} / ${fmt(x.p99)}` : '–');
+      const loop = g.eventLoopDelayMs ? `${fmt(g.eventLoopDelayMs.p99)} / ${fmt(g.eventLoopDelayMs.max)}` : '–';
+      out.push(`| ${k}${g.clean ? '' : ' ✗'} | ${g.offered} | ${fmt(g.achieved)} | ${g.failed} | ${g.retransmissions} | ${p50p99(g.sipResponseMs)} | ${p50p99(g.routing?.sinceStasisStartMs)} | ${p50p99(g.routing?.inServiceMs)} | ${loop} |`);
     }
     out.push('', '✗: a failed call or a retransmission in that rung.', '');
   }

@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+
+// bench/ is plain JavaScript without types: a computed specifier keeps tsc from asking for them
+const reportUrl = new URL('../../bench/lib/report.js', import.meta.url).href;
+const { markdownReport } = (await import(reportUrl)) as { markdownReport: (r: unknown) => string };
+
+interface Rung {
+  offered: number;
+  asterisk: number;
+  service: number;
+  api: number;
+  routing?: { p50: number; p99: number; max: number };
+  loopP99?: number;
+}
+
+function rung(g: Rung) {
+  return {
+    offered: g.offered,
+    achieved: g.offered,
+    failed: 0,
+    retransmissions: 0,
+    clean: true,
+    sipResponseMs: { p50: 4, p99: 12 },
+    cpuSecondsPer1000Calls: { asterisk: g.asterisk, service: g.service, api: g.api },
+    ...(g.routing ? { routing: { sinceStasisStartMs: g.routing, inServiceMs: { p50: 0.5, p99: 1 } } } : {}),
+    ...(g.loopP99 !== undefined ? { eventLoopDelayMs: { p50: 0.1, p99: g.loopP99, max: 30 } } : {}),
+  };
+}
+
+/** A small run of peer-curl and route at 200 and 400 calls/s; `change` edits it before the report. */
+function run(change: (r: any) => void = () => {}) {
+  const r: any = {
+    date: '2026-12-04T09:00:00.000Z',
+    command: 'npm run bench -- --scenarios route,peer-curl --rates 200,400',
+    machine: { cpus: 2, cpu: 'cpu', memoryGiB: 8, node: 'v20', loadavgAtStart: [0, 0, 0] },
+    settings: { pinned: 'no (the kernel places every process)' },
+    notes: [],
+    durationS: 60,
+    idle: { seconds: 10, cpuPercentOfACore: 0.3 },
+    scenarios: {
+      'peer-curl': { knee: 400, kneeIsLadderTop: true, stopped: 'top of the ladder', rungs: [rung({ offered: 200, asterisk: 3, service: 0.02, api: 0.5 }), rung({ offered: 400, asterisk: 2.75, service: 0.01, api: 0.25 })] },
+      route: {
+        knee: 400,
+        kneeIsLadderTop: true,
+        stopped: 'top of the ladder',
+        rungs: [
+          rung({ offered: 200, asterisk: 2.5, service: 1.5, api: 0.25, routing: { p50: 0.905, p99: 1.81, max: 12 }, loopP99: 3.32 }),
+          rung({ offered: 400, asterisk: 2.25, service: 0.375, api: 0.125, routing: { p50: 2.153, p99: 63.169, max: 90 }, loopP99: 13.28 }),
+        ],
+      },
+    },
+    summary: { routeOverLimit: null, routeOverPeerCurl: 1 },
+  };
+  change(r);
+  return r;
+}
+
+/** The rows of the Markdown table under `heading`, each as { column header: cell }. */
+function table(md: string, heading: string): Array<Record<string, string>> {
+  const lines = md.split('\n');
+  const start = lines.indexOf(heading);
+  expect(start, `no section ${heading}`).toBeGreaterThanOrEqual(0);
+  // the first table after the heading: its consecutive lines that start with '|'
+  const after = lines.slice(start + 1);
+  const first = after.findIndex((l) => l.startsWith('|'));
+  const end = after.findIndex((l, i) => i > first && !l.startsWith('|'));
+  const rows = after.slice(first, end);
+  const cells = (l: string) => l.slice(1, -1).split('|').map((c) => c.trim());
+  const [header, , ...body] = rows.map(cells);
+  return body.map((b) => Object.fromEntries(header!.map((h, i) => [h, b[i] ?? ''])));
+}
+
+describe('bench report (bench/lib/report.js)', () => {
+  it('splits CPU per call by process for every scenario and rate, with the total of the processes that work', () => {
+    const rows = table(markdownReport(run()), '## CPU per call, by process');
+    expect(rows.map((r) => `${r.scenario} ${r.offered}`)).toEqual(['peer-curl 200', 'route 200', 'peer-curl 400', 'route 400']);
+    const route200 = rows.find((r) => r.scenario === 'route' && r.offered === '200')!;
+    expect([route200.Asterisk, route200.service, route200['API stand-in'], route200.total]).toEqual(['2.5', '1.5', '0.25', '**4.25**']);
+    // the service idles through peer-curl: shown, but not in peer-curl's total
+    const peer200 = rows.find((r) => r.scenario === 'peer-curl' && r.offered === '200')!;
+    expect([peer200.service, peer200.total]).toEqual(['(0.02)', '**3.5**']);
+  });
+
+  it('gives the route / peer-curl total-CPU ratio per rate in its own table', () => {
+    const rows = table(markdownReport(run()), '## Route / peer-curl, total CPU per call');
+    expect(rows).toEqual([
+      { offered: '200', 'peer-curl ms': '3.5', 'route ms': '4.25', 'route / peer-curl': '**1.21**' },
+      { offered: '400', 'peer-curl ms': '3', 'route ms': '2.75', 'route / peer-curl': '**0.92**' },
+    ]);
+  });
+
+  it('shows the event-loop delay p99 of each route rung in the ladder', () => {
+    const rows = table(markdownReport(run()), '## Ladder');
+    const loop = (scenario: string, offered: string) => rows.find((r) => r.scenario === scenario && r.offered === offered)?.['event-loop delay p99 / max ms'];
+    expect(loop('route', '200')).toBe('3.32 / 30');
+    expect(loop('route', '400')).toBe('13.28 / 30');
+    expect(loop('peer-curl', '200')).toBe('–');
+  });
+
+  it('keeps every rung when a rate is offered twice', () => {
+    const twice = run((r) => {
+      for (const k of ['peer-curl', 'route']) r.scenarios[k].rungs.push(...r.scenarios[k].rungs.map((g: any) => ({ ...g, cpuSecondsPer1000Calls: { ...g.cpuSecondsPer1000Calls, asterisk: 9 } })));
+    });
+    const rows = table(markdownReport(twice), '## CPU per call, by process');
+    expect(rows.filter((r) => r.scenario === 'route').map((r) => `${r.offered}: ${r.Asterisk}`)).toEqual(['200: 2.5', '400: 2.25', '200: 9', '400: 9']);
+  });
+
+  it('checks the run against issue 14\'s targets from its own figures', () => {
+    const met = (md: string) => Object.fromEntries(table(md, '## Targets (issue 14)').map((r) => [r.target, `${r['this run']} → ${r['met?']}`]));
+    const t = met(markdownReport(run()));
+    expect(t['service CPU per routed call ≤ 0.4 ms at 200 calls/s']).toBe('1.5 ms → **not met**');
+    expect(t['service CPU per routed call ≤ 0.4 ms at 400 calls/s']).toBe('0.375 ms → met');
+    expect(t["route's total CPU per call below peer-curl's at every rate"]).toBe('1.21, 0.92 (route / peer-curl at 200, 400 calls/s) → **not met**');
+    expect(t['routing p99 ≤ 2 ms at 200 calls/s']).toBe('1.81 ms → met');
+    expect(t['routing p50 ≤ 1 ms at 200 calls/s']).toBe('0.905 ms → met');
+    expect(t['no routed call over 20 ms below the route knee']).toBe('12 ms (slowest per rung under 400 calls/s) → met');
+    expect(t['service idle CPU ≤ 0.5 % of a core']).toBe('0.3 % of a core → met');
+    expect(t['route knee ≥ peer-curl knee, not pinned']).toBe('route 400, peer-curl 400 calls/s (route at the top of the ladder) → met');
+    expect(t['fresh service RSS ≤ 90 MB']).toBe('not in this run → not measured');
+
+    // other figures, other verdicts: nothing is written in
+    const worse = met(
+      markdownReport(
+        run((r) => {
+          r.scenarios.route.rungs[1].cpuSecondsPer1000Calls.service = 0.5;
+          r.scenarios.route.rungs[0].routing.sinceStasisStartMs = { p50: 1.317, p99: 2.153, max: 12 };
+          r.idle.cpuPercentOfACore = 0.7;
+          r.scenarios.route.knee = 200;
+          r.scenarios.route.kneeIsLadderTop = false;
+        }),
+      ),
+    );
+    expect(worse['service CPU per routed call ≤ 0.4 ms at 400 calls/s']).toBe('0.5 ms → **not met**');
+    expect(worse['routing p50 ≤ 1 ms at 200 calls/s']).toBe('1.317 ms → **not met**');
+    // 2.153 ms is the upper bound of the bucket above 1.974 ms: the true p99 may be under 2 ms
+    expect(worse['routing p99 ≤ 2 ms at 200 calls/s']).toBe('2.153 ms → undecided: the latency bucket straddles the target');
+    expect(worse['service idle CPU ≤ 0.5 % of a core']).toBe('0.7 % of a core → **not met**');
+    expect(worse['route knee ≥ peer-curl knee, not pinned']).toBe('route 200, peer-curl 400 calls/s → **not met**');
+  });
+});
