@@ -30,14 +30,18 @@ import { cpuPerKiloCall, cpuSeconds, cpuSecondsPrecise, cpuSnapshot, round, rssB
 import { routeOverPeerCurl } from './lib/cost.js';
 import { markdownReport } from './lib/report.js';
 import { infoSendTimes, injectionFile, percentile, runSipp } from './lib/sipp.js';
-import { outboxBench, outboxSummary } from './outbox.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..');
 const DIST = join(REPO, 'dist');
-const { readAsteriskEnv } = await import(join(DIST, 'demo/local-pbx.js'));
-const { startAossms, DEFAULT_CREDENTIALS } = await import(join(REPO, 'build/standins/aossms.js'));
-const { histogramDelta, quantileMs } = await import(join(DIST, 'calls/metrics.js'));
+// from the build (npm run bench builds first), loaded by main(): --report-only needs none of it
+let readAsteriskEnv, startAossms, DEFAULT_CREDENTIALS, histogramDelta, quantileMs, outboxBench, outboxSummary;
+async function loadBuild() {
+  ({ readAsteriskEnv } = await import(join(DIST, 'demo/local-pbx.js')));
+  ({ startAossms, DEFAULT_CREDENTIALS } = await import(join(REPO, 'build/standins/aossms.js')));
+  ({ histogramDelta, quantileMs } = await import(join(DIST, 'calls/metrics.js')));
+  ({ outboxBench, outboxSummary } = await import('./outbox.js'));
+}
 
 /** The dialplan (docker/asterisk/conf/extensions_bench.conf) CURL()s this port. */
 const API_PORT = 18099;
@@ -61,6 +65,7 @@ const USAGE = `npm run bench -- [options]
   --idle-seconds N        how long the service's CPU is measured with no calls (default 30)
   --no-provision          use the Asterisk already running in ASTX_DIR as it is (by default it is
                           restarted: run the bench on an Asterisk nobody else is using)
+  --report-only FILE.json write FILE.md again from a run's JSON with today's report (no calls made)
 Environment: ASTX_DIR as for docker/asterisk/up.sh; BENCH_CPU_PROF=DIR writes V8 CPU profiles of the
 service there (node --cpu-prof).`;
 
@@ -83,6 +88,7 @@ function options() {
       'no-provision': { type: 'boolean', default: false },
       pin: { type: 'boolean', default: false },
       'idle-seconds': { type: 'string' },
+      'report-only': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -108,10 +114,12 @@ function options() {
     provision: !values['no-provision'],
     pin: values.pin,
     idleSeconds: num('idle-seconds', 30, 5),
+    reportOnly: values['report-only'],
   };
 }
 
 async function main() {
+  await loadBuild();
   if (opts.provision) provision();
   const env = readAsteriskEnv();
   const asteriskPid = currentAsteriskPid(env);
@@ -193,6 +201,19 @@ async function main() {
   const unexpected = ['queue-sms', 'outbox', 'memory'].some((k) => s[k]?.error || s[k]?.failed || s[k]?.run?.failed);
   if (unexpected) log(`logs of the service and of sipp kept in ${workDir}`);
   else rmSync(workDir, { recursive: true, force: true });
+}
+
+/**
+ * The page of an earlier run, written again with today's tables. The summary is computed again
+ * from the rungs too (older JSON lacks parts of it); the JSON itself is left as it was measured.
+ */
+function reportOnly(file) {
+  const result = JSON.parse(readFileSync(file, 'utf8'));
+  result.summary = summary(result);
+  result.notes = [...(result.notes ?? []), `page written again on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC from the run's JSON (\`--report-only\`): the figures are the run's, the tables are those of bench/lib/report.js on that day.`];
+  const md = markdownReport(result);
+  writeFileSync(file.replace(/\.json$/, '') + '.md', md);
+  process.stdout.write(md);
 }
 
 /** A scenario that throws is reported as such; the others still run and the report is written. */
@@ -741,7 +762,8 @@ function log(line) {
 // last, so that every module-level binding above is initialised when main() runs
 const opts = options();
 try {
-  await main();
+  if (opts.reportOnly) reportOnly(opts.reportOnly);
+  else await main();
 } finally {
   for (const c of children) c.kill('SIGKILL');
 }
