@@ -405,41 +405,45 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     if (batch.length === 0) return;
     const now = Date.now();
     const decided = batch.map((b) => this.decide(b.row, b.result, b.cancelled, now));
+    // The attempt row keeps the real answer even if another worker already wrote the attempt off
+    // as interrupted after our lease ran out.
+    const attempts = batch.map(({ row, result, cancelled }, i) => ({
+      message_id: row.id,
+      attempt: row.attempt,
+      outcome: decided[i]!.outcome,
+      reason: cancelled ? 'interrupted by shutdown' : result.reason,
+      http_status: result.status ?? null,
+      body: result.body === undefined ? null : excerpt(result.body),
+      latency_ms: Math.round(result.latencyMs),
+      error: result.error ?? null,
+    }));
+    const settles = batch.map(({ row, result, cancelled }, i) => {
+      const d = decided[i]!;
+      return {
+        row_key: row.id,
+        attempt: row.attempt,
+        status: d.next.status,
+        next_at: d.next.nextAt,
+        reason: d.next.reason,
+        cancelled: cancelled ? 1 : 0,
+        provider_message_id: result.providerMessageId ?? null,
+        settled_at: d.settles ? now : null,
+      };
+    });
+    const params = { attempts: rowsParam(attempts), rows: rowsParam(settles), now, worker: this.workerId };
     let owned: Set<string>;
     try {
-      owned = await this.store.transaction(
-        async (tx) => {
-          // The attempt row keeps the real answer even if another worker already wrote the attempt
-          // off as interrupted after our lease ran out.
-          const attempts = batch.map(({ row, result, cancelled }, i) => ({
-            message_id: row.id,
-            attempt: row.attempt,
-            outcome: decided[i]!.outcome,
-            reason: cancelled ? 'interrupted by shutdown' : result.reason,
-            http_status: result.status ?? null,
-            body: result.body === undefined ? null : excerpt(result.body),
-            latency_ms: Math.round(result.latencyMs),
-            error: result.error ?? null,
-          }));
-          await this.sql.finishAttempts.run(tx, { rows: rowsParam(attempts), now });
-          const settles = batch.map(({ row, result, cancelled }, i) => {
-            const d = decided[i]!;
-            return {
-              row_key: row.id,
-              attempt: row.attempt,
-              status: d.next.status,
-              next_at: d.next.nextAt,
-              reason: d.next.reason,
-              cancelled: cancelled ? 1 : 0,
-              provider_message_id: result.providerMessageId ?? null,
-              settled_at: d.settles ? now : null,
-            };
-          });
-          const mine = await this.sql.settle.all(tx, { rows: rowsParam(settles), now, worker: this.workerId });
-          return new Set(mine.map((m) => m.id));
-        },
-        { immediate: true },
-      );
+      const mine =
+        this.store.kind === 'postgres'
+          ? await this.sql.recordPostgres.all(this.store, params)
+          : await this.store.transaction(
+              async (tx) => {
+                await this.sql.finishAttempts.run(tx, params);
+                return this.sql.settle.all(tx, params);
+              },
+              { immediate: true },
+            );
+      owned = new Set(mine.map((m) => m.id));
     } catch (e) {
       for (const b of batch) b.reject(e);
       return;

@@ -231,6 +231,32 @@ export const smsQueue: LeasedTableSpec<DueRow> = {
   countsAttemptOnClaim: true,
 };
 
+// The worker writes a batch's results with one statement per table (see rowsFrom).
+const finishAttempts = rowsFrom(
+  'attempts',
+  'v',
+  { message_id: 'text', attempt: 'bigint', outcome: 'text', reason: 'text', http_status: 'bigint', body: 'text', latency_ms: 'bigint', error: 'text' },
+  (from) =>
+    `UPDATE sms_attempts AS a SET finished_at = @now, outcome = v.outcome, reason = v.reason, http_status = v.http_status,
+       body = v.body, latency_ms = v.latency_ms, error = v.error
+      FROM ${from} WHERE a.message_id = v.message_id AND a.attempt = v.attempt`,
+);
+
+const settle = rowsFrom(
+  'rows',
+  'v',
+  { row_key: 'text', attempt: 'bigint', status: 'text', next_at: 'bigint', reason: 'text', cancelled: 'bigint', provider_message_id: 'text', settled_at: 'bigint' },
+  // v's key is not named `id`: SQLite's RETURNING names no alias, and PostgreSQL would find `id` ambiguous
+  (from) =>
+    `UPDATE sms_messages AS m
+        SET status = v.status, next_at = v.next_at, reason = v.reason, interrupted = m.interrupted + v.cancelled,
+            provider_message_id = COALESCE(v.provider_message_id, m.provider_message_id), lease_until = NULL,
+            updated_at = @now, settled_at = v.settled_at
+       FROM ${from}
+      WHERE m.id = v.row_key AND m.status = 'sending' AND m.claimed_by = @worker AND m.attempts = v.attempt
+      RETURNING id`,
+);
+
 /** Every statement the outbox runs besides the lease's. */
 export function prepareStatements() {
   return {
@@ -250,40 +276,21 @@ export function prepareStatements() {
        VALUES (@id, @callId, @description, @provider, @to, @text, @sender, @status, @notBefore, @now, @now, @now,
          @reason, @note)`,
     ),
-    // The worker writes attempts and results a batch at a time, one statement each (see rowsFrom).
+    // The worker writes a batch's attempt rows in one statement (see rowsFrom).
     startAttempts: statement<[{ rows: Rows; now: number; worker: string }]>(
       rowsFrom('rows', 'v', { message_id: 'text', attempt: 'bigint' }, (from) =>
         `INSERT INTO sms_attempts (message_id, attempt, started_at, outcome, worker)
          SELECT v.message_id, v.attempt, @now, 'sending', @worker FROM ${from}`,
       ),
     ),
-    finishAttempts: statement<[{ rows: Rows; now: number }]>(
-      rowsFrom(
-        'rows',
-        'v',
-        { message_id: 'text', attempt: 'bigint', outcome: 'text', reason: 'text', http_status: 'bigint', body: 'text', latency_ms: 'bigint', error: 'text' },
-        (from) =>
-          `UPDATE sms_attempts AS a SET finished_at = @now, outcome = v.outcome, reason = v.reason, http_status = v.http_status,
-             body = v.body, latency_ms = v.latency_ms, error = v.error
-            FROM ${from} WHERE a.message_id = v.message_id AND a.attempt = v.attempt`,
-      ),
-    ),
+    finishAttempts: statement<[{ attempts: Rows; now: number }]>(finishAttempts),
     /** Returns the ids still this worker's (a row whose lease ran out may be another's now). */
-    settle: statement<[{ rows: Rows; now: number; worker: string }], { id: string }>(
-      rowsFrom(
-        'rows',
-        'v',
-        { row_key: 'text', attempt: 'bigint', status: 'text', next_at: 'bigint', reason: 'text', cancelled: 'bigint', provider_message_id: 'text', settled_at: 'bigint' },
-        // v's key is not named `id`: SQLite's RETURNING names no alias, and PostgreSQL would find `id` ambiguous
-        (from) =>
-          `UPDATE sms_messages AS m
-              SET status = v.status, next_at = v.next_at, reason = v.reason, interrupted = m.interrupted + v.cancelled,
-                  provider_message_id = COALESCE(v.provider_message_id, m.provider_message_id), lease_until = NULL,
-                  updated_at = @now, settled_at = v.settled_at
-             FROM ${from}
-            WHERE m.id = v.row_key AND m.status = 'sending' AND m.claimed_by = @worker AND m.attempts = v.attempt
-            RETURNING id`,
-      ),
+    settle: statement<[{ rows: Rows; now: number; worker: string }], { id: string }>(settle),
+    // On PostgreSQL both in one statement (a data-modifying WITH), which is its own transaction:
+    // one round trip for a batch's results instead of BEGIN, two statements and COMMIT. SQLite,
+    // in-process, has no data-modifying WITH and needs none.
+    recordPostgres: statement<[{ attempts: Rows; rows: Rows; now: number; worker: string }], { id: string }>(
+      `WITH finished AS (${finishAttempts.postgres}) ${settle.postgres}`,
     ),
   };
 }
