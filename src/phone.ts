@@ -93,13 +93,8 @@ export function defineNumberFields(
 
 /** `{name.e164}` and `{name.national}` for each of `names`: the merge fields beside a number. */
 export function numberFields(vars: Readonly<Record<string, string | undefined>>, names: readonly string[], defaultCountry?: CountryCode): Record<string, string> {
-  const out: Record<string, string> = {};
-  // {caller} and {TEL}, {called} and {did} are mostly the same number: read each once
-  const seen = new Map<string | undefined, Record<NumberForm, string>>();
-  for (const name of names) {
-    let forms = seen.get(vars[name]);
-    if (!forms) seen.set(vars[name], (forms = numberForms(vars[name], defaultCountry)));
-    for (const form of NUMBER_FORMS) out[`${name}.${form}`] = forms[form];
-  }
-  return out;
+  const lazy: Record<string, string> = {};
+  defineNumberFields(lazy, vars, names, defaultCountry);
+  // a copy reads every field now: the eager form, for callers that use most of them
+  return { ...lazy };
 }
