@@ -60,6 +60,8 @@ export function markdownReport(r) {
     out.push('');
   }
 
+  if (r.pinnedLadder) out.push(...pinnedSection(s, r.pinnedLadder));
+
   if (order.length) {
     out.push('## Ladder', '');
     out.push('Event-loop delay: how late the service ran a 20 ms timer during a route rung.', '');
@@ -143,4 +145,35 @@ function fmt(v) {
   if (v === null || v === undefined) return '–';
   if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en-US') : String(v);
   return String(v);
+}
+
+/**
+ * The same ladder climbed twice, as the kernel placed the processes and pinned (the PBX and the
+ * service on a core each, as when the service has a host of its own), side by side.
+ */
+function pinnedSection(s, p) {
+  const out = ['## Not pinned and pinned, side by side', ''];
+  if (p.error) return [...out, `**The pinned ladder failed:** ${p.error}`, ''];
+  const q = p.scenarios;
+  out.push(`Pinned: ${p.settings.pinned}. Every other figure on this page was measured with the kernel placing every process.`, '');
+  out.push('| scenario | knee, not pinned | knee, pinned |', '|---|---:|---:|');
+  const knee = (x) => (!x ? '–' : x.pending ? 'pending' : `${fmt(x.knee)}${x.kneeIsLadderTop ? ' (top)' : ''}`);
+  for (const k of LADDER) if (s[k] || q[k]) out.push(`| ${k} | ${knee(s[k])} | ${knee(q[k])} |`);
+  out.push('');
+  const a = new Map(routeOverPeerCurl(s).map((t) => [t.offered, t]));
+  const b = new Map(routeOverPeerCurl(q).map((t) => [t.offered, t]));
+  const rates = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => x - y);
+  if (rates.length) {
+    out.push('Total CPU per call (ms) of the processes that do the work, and the service\'s own share:', '');
+    out.push('| offered | peer-curl, not pinned | route, not pinned | route / peer-curl | peer-curl, pinned | route, pinned | route / peer-curl, pinned | service, not pinned | service, pinned |');
+    out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const mark = (t) => (t && !t.clean ? ' ✗' : '');
+    for (const rate of rates) {
+      const x = a.get(rate);
+      const y = b.get(rate);
+      out.push(`| ${rate} | ${fmt(x?.peerCurlMs)}${mark(x)} | ${fmt(x?.routeMs)} | **${fmt(x?.ratio)}** | ${fmt(y?.peerCurlMs)}${mark(y)} | ${fmt(y?.routeMs)} | **${fmt(y?.ratio)}** | ${fmt(x?.serviceMs)} | ${fmt(y?.serviceMs)} |`);
+    }
+    out.push('', '✗: a failed call or a retransmission in that rung (of either scenario).', '');
+  }
+  return out;
 }

@@ -137,4 +137,34 @@ describe('bench report (bench/lib/report.js)', () => {
     expect(worse['service idle CPU ≤ 0.5 % of a core']).toBe('0.7 % of a core → **not met**');
     expect(worse['route knee ≥ peer-curl knee, not pinned']).toBe('route 200, peer-curl 400 calls/s → **not met**');
   });
+
+  it('puts the pinned ladder beside the unpinned one, with its own knee target', () => {
+    const withPinned = run((r) => {
+      const pinned = run().scenarios;
+      pinned.route.knee = 200;
+      pinned.route.kneeIsLadderTop = false;
+      pinned.route.rungs[1].clean = false;
+      pinned.route.rungs[0].cpuSecondsPer1000Calls.service = 0.75;
+      r.pinnedLadder = { settings: { pinned: 'Asterisk and SIPp on CPU 0, the service and the API stand-in on CPU 1' }, scenarios: pinned };
+    });
+    const md = markdownReport(withPinned);
+    const knees = table(md, '## Not pinned and pinned, side by side');
+    expect(knees).toEqual([
+      { scenario: 'peer-curl', 'knee, not pinned': '400 (top)', 'knee, pinned': '400 (top)' },
+      { scenario: 'route', 'knee, not pinned': '400 (top)', 'knee, pinned': '200' },
+    ]);
+    // the second table of the section: per rate, both placements
+    const cpu = table(md.slice(md.indexOf('Total CPU per call (ms)')), 'Total CPU per call (ms) of the processes that do the work, and the service\'s own share:');
+    expect(cpu.map((r) => [r.offered, r['route / peer-curl'], r['route / peer-curl, pinned'], r['service, not pinned'], r['service, pinned']])).toEqual([
+      ['200', '**1.21**', '**1**', '1.5', '0.75'],
+      ['400', '**0.92**', '**0.92**', '0.375', '0.375'],
+    ]);
+    expect(cpu[1]!['peer-curl, pinned']).toBe('3 ✗');
+    const t = Object.fromEntries(table(md, '## Targets (issue 14)').map((r) => [r.target, `${r['this run']} → ${r['met?']}`]));
+    expect(t['route knee ≥ peer-curl knee, pinned (the pinned ladder)']).toBe('route 200, peer-curl 400 calls/s → **not met**');
+    expect(t['route knee ≥ peer-curl knee, not pinned']).toBe('route 400, peer-curl 400 calls/s (route at the top of the ladder) → met');
+    // a run without the pinned ladder says so instead of passing
+    const alone = Object.fromEntries(table(markdownReport(run()), '## Targets (issue 14)').map((r) => [r.target, r['met?']]));
+    expect(alone['route knee ≥ peer-curl knee, pinned (the pinned ladder)']).toBe('not measured');
+  });
 });
