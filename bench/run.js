@@ -23,12 +23,13 @@
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuPerKiloCall, cpuSeconds, cpuSecondsPrecise, cpuSnapshot, round, rssBytes } from './lib/proc.js';
-import { routeOverPeerCurl } from './lib/cost.js';
+import { summary } from './lib/cost.js';
 import { markdownReport } from './lib/report.js';
+import { readmeBlock, replaceBlock } from './lib/readme.js';
 import { infoSendTimes, injectionFile, percentile, runSipp } from './lib/sipp.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -70,6 +71,7 @@ const USAGE = `npm run bench -- [options]
   --no-provision          use the Asterisk already running in ASTX_DIR as it is (by default it is
                           restarted: run the bench on an Asterisk nobody else is using)
   --report-only FILE.json write FILE.md again from a run's JSON with today's report (no calls made)
+  --readme FILE.json      write README.md's "latest run" block from that run's JSON (no calls made)
 Environment: ASTX_DIR as for docker/asterisk/up.sh; BENCH_CPU_PROF=DIR writes V8 CPU profiles of the
 service there (node --cpu-prof).`;
 
@@ -94,6 +96,7 @@ function options() {
       'no-pinned-ladder': { type: 'boolean', default: false },
       'idle-seconds': { type: 'string' },
       'report-only': { type: 'string' },
+      readme: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -123,6 +126,7 @@ function options() {
     pinnedLadder: !values.pin && !values['no-pinned-ladder'] && cpus().length >= 2,
     idleSeconds: num('idle-seconds', 30, 5),
     reportOnly: values['report-only'],
+    readme: values.readme,
   };
 }
 
@@ -224,6 +228,16 @@ function reportOnly(file) {
   const md = markdownReport(result);
   writeFileSync(file.replace(/\.json$/, '') + '.md', md);
   process.stdout.write(md);
+}
+
+/** README.md's "latest run" block from one run's JSON (bench/lib/readme.js). */
+function writeReadme(file) {
+  const rel = relative(REPO, resolve(file));
+  if (!rel.startsWith('bench/results/')) throw new Error(`--readme takes a run's JSON in bench/results/, not ${file}`);
+  const result = JSON.parse(readFileSync(file, 'utf8'));
+  const readme = join(REPO, 'README.md');
+  writeFileSync(readme, replaceBlock(readFileSync(readme, 'utf8'), readmeBlock(result, rel)));
+  log(`README.md: latest run block written from ${rel}`);
 }
 
 /** A scenario that throws is reported as such; the others still run and the report is written. */
@@ -710,31 +724,6 @@ function m0Visits(m) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Summary
-
-function summary(result) {
-  const s = result.scenarios;
-  const knee = (k) => s[k]?.knee ?? null;
-  const ratio = (a, b) => (a && b ? round(a / b, 2) : null);
-  const out = {
-    knees: { limit: knee('limit'), peerCurl: knee('peer-curl'), route: s.route?.pending ? 'pending' : knee('route') },
-    routeOverLimit: ratio(knee('route'), knee('limit')),
-    routeOverPeerCurl: ratio(knee('route'), knee('peer-curl')),
-  };
-  // the latency target is stated at half the knee: the rung nearest below it
-  const routeRungs = s.route?.rungs ?? [];
-  if (knee('route')) {
-    const half = knee('route') / 2;
-    const rung = [...routeRungs].filter((r) => r.offered <= half && r.clean).sort((a, b) => b.offered - a.offered)[0];
-    if (rung) out.routingAtHalfKnee = { offered: rung.offered, sinceStasisStartMs: rung.routing.sinceStasisStartMs, inServiceMs: rung.routing.inServiceMs, serviceCpuMsPerCall: rung.cpuSecondsPer1000Calls.service };
-  }
-  // what the whole box pays per call: route's three processes against the dialplan's CURL() and
-  // the API it asks (bench/lib/cost.js says which processes count)
-  out.totalCpuPerCall = routeOverPeerCurl(s);
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
 
 /** Which CPU each side gets with --pin and in the pinned ladder. */
 const PIN = { pbx: 0, service: 1 };
@@ -805,6 +794,7 @@ function log(line) {
 const opts = options();
 try {
   if (opts.reportOnly) reportOnly(opts.reportOnly);
+  else if (opts.readme) writeReadme(opts.readme);
   else await main();
 } finally {
   for (const c of children) c.kill('SIGKILL');

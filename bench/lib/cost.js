@@ -94,3 +94,26 @@ function kneeRow(target, s) {
   const top = s.route.kneeIsLadderTop ? ' (route at the top of the ladder)' : '';
   return { target, measured: `route ${rk ?? 'none'}, peer-curl ${pk ?? 'none'} calls/s${top}`, met: rk === null && pk === null ? null : (rk ?? -1) >= (pk ?? -1) };
 }
+
+/** The run's headline figures: knees and their ratios, latency at half the route knee, CPU per call. */
+export function summary(result) {
+  const s = result.scenarios;
+  const knee = (k) => s[k]?.knee ?? null;
+  const ratio = (a, b) => (a && b ? round(a / b, 2) : null);
+  const out = {
+    knees: { limit: knee('limit'), peerCurl: knee('peer-curl'), route: s.route?.pending ? 'pending' : knee('route') },
+    routeOverLimit: ratio(knee('route'), knee('limit')),
+    routeOverPeerCurl: ratio(knee('route'), knee('peer-curl')),
+  };
+  // the latency target is stated at half the knee: the rung nearest below it
+  const routeRungs = s.route?.rungs ?? [];
+  if (knee('route')) {
+    const half = knee('route') / 2;
+    const rung = [...routeRungs].filter((r) => r.offered <= half && r.clean).sort((a, b) => b.offered - a.offered)[0];
+    if (rung) out.routingAtHalfKnee = { offered: rung.offered, sinceStasisStartMs: rung.routing.sinceStasisStartMs, inServiceMs: rung.routing.inServiceMs, serviceCpuMsPerCall: rung.cpuSecondsPer1000Calls.service };
+  }
+  // what the whole box pays per call: route's three processes against the dialplan's CURL() and
+  // the API it asks (PAYS says which processes count)
+  out.totalCpuPerCall = routeOverPeerCurl(s);
+  return out;
+}
