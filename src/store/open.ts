@@ -2,8 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 import { auditMigrations } from './audit.js';
 import { maskUrl, type PortMigration, type StorePort } from './port.js';
-import { connectionReason, describeOutage, isConnectionError, isPostgresUrl, openPostgresStore } from './postgres.js';
-import { openStore as openSqliteStore } from './sqlite.js';
 
 /**
  * Opens the store the config names: `sqlite:PATH` (the embedded default) or
@@ -15,6 +13,11 @@ export type StoreSetting = string | { url: string; pool?: number; statementTimeo
 
 export function storeUrl(setting: StoreSetting): string {
   return typeof setting === 'string' ? setting : setting.url;
+}
+
+/** `postgres://…` or `postgresql://…`. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url.trim());
 }
 
 export interface OpenOptions {
@@ -52,9 +55,13 @@ const HINTS: Record<string, string> = {
 /** How often a wait is logged again after its first line: enough to see it go on, not a flood. */
 const WAIT_LOG_EVERY_MS = 10_000;
 
+// Each backend's module (and its driver) is imported only when the config names it: node-postgres
+// and the node:net/tls/crypto it pulls in are about 4 MB of a fresh service's RSS that a SQLite
+// store never uses, and better-sqlite3 is as useless to a PostgreSQL one.
 export async function openAnyStore(setting: StoreSetting, opts: OpenOptions = {}): Promise<StorePort> {
   const url = storeUrl(setting);
   if (isPostgresUrl(url)) {
+    const { openPostgresStore, ...errors } = await import('./postgres.js');
     const s: { pool?: number; statementTimeout?: number } = typeof setting === 'string' ? {} : setting;
     const open = () => openPostgresStore(url, {
       secrets: opts.secrets,
@@ -63,12 +70,15 @@ export async function openAnyStore(setting: StoreSetting, opts: OpenOptions = {}
       ...(s.pool !== undefined ? { pool: s.pool } : {}),
       ...(s.statementTimeout !== undefined ? { statementTimeoutMs: s.statementTimeout } : {}),
     });
-    return openWaiting(open, maskUrl(url), opts);
+    return openWaiting(open, maskUrl(url), opts, errors);
   }
-  return openSqliteStore(url, { secrets: opts.secrets, migrations: opts.migrations });
+  const { openStore } = await import('./sqlite.js');
+  return openStore(url, { secrets: opts.secrets, migrations: opts.migrations });
 }
 
-async function openWaiting(open: () => Promise<StorePort>, shown: string, opts: OpenOptions): Promise<StorePort> {
+type ConnectionErrors = Pick<typeof import('./postgres.js'), 'isConnectionError' | 'connectionReason' | 'describeOutage'>;
+
+async function openWaiting(open: () => Promise<StorePort>, shown: string, opts: OpenOptions, { isConnectionError, connectionReason, describeOutage }: ConnectionErrors): Promise<StorePort> {
   const signal = opts.wait?.signal;
   const started = Date.now();
   let logged = 0;

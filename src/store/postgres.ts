@@ -56,11 +56,6 @@ const types = {
   },
 } as pg.CustomTypesConfig;
 
-/** `postgres://…` or `postgresql://…`. */
-export function isPostgresUrl(url: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(url.trim());
-}
-
 /** Errors that mean the server or the connection went away, not that the statement was wrong. */
 export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | undefined;
