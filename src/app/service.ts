@@ -30,6 +30,7 @@ import { createSpeech } from '../tts/speaker.js';
 import type { Config } from './config-schema.js';
 import { FEATURES } from './features.js';
 import { listenersOf } from './http-config.js';
+import { memoryBreakdown } from './memory.js';
 import { startHttpServer, type HttpListener } from './http-server.js';
 import { PairWatch } from './pair.js';
 import { createStep, type StepSpec } from './steps.js';
@@ -214,7 +215,10 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     },
     '/metrics': async () => ({ status: 200, body: await prom.text(), contentType: prom.contentType }),
     // the benchmark's histograms (finer buckets, read as deltas; bench/run.js)
-    '/stats': () => ({ status: 200, body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: processMetrics(metrics.loopDelay) } }),
+    '/stats': () => ({
+      status: 200,
+      body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: { ...processMetrics(metrics.loopDelay), memory: memoryBreakdown(store.pageCache) } },
+    }),
   };
   routes['/audit/log'] = async (url) => {
     const q = readQuery(url.searchParams, ['action', 'limit', 'offset']);

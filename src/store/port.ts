@@ -117,7 +117,27 @@ export interface StorePort extends Queryable {
    * this process, has no outage of this kind (its write failures are src/store/write-health.ts's).
    */
   outage(): StoreOutage | undefined;
+  /**
+   * SQLite: how much of this process's memory its page cache may hold now (for /stats). Absent on
+   * PostgreSQL, whose cache lives in the server.
+   */
+  pageCache?(): PageCache;
   close(): Promise<void>;
+}
+
+/**
+ * SQLite's page cache, from its pragmas: better-sqlite3 does not expose sqlite3_db_status, so the
+ * pages actually cached are not known, only their bound. The cache never holds more pages than
+ * the database has, nor more than its limit.
+ */
+export interface PageCache {
+  pageSizeBytes: number;
+  /** pages in the database file */
+  pages: number;
+  /** `cache_size`: the most the cache keeps before it reuses pages */
+  limitBytes: number;
+  /** min(pages × page size, limit): the most of RSS the cache can be now */
+  boundBytes: number;
 }
 
 /** The text of `sql` for a backend. */

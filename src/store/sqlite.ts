@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { restrictDatabaseFiles } from './file-mode.js';
-import { sqlFor, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StorePort, type TransactionOptions, transactionHandle } from './port.js';
+import { sqlFor, type PageCache, type Params, type PortMigration, type Queryable, type RunResult, type Sql, type StorePort, type TransactionOptions, transactionHandle } from './port.js';
 import { createScrub, scrubbingDatabase } from './scrub.js';
 
 /**
@@ -108,6 +108,7 @@ export function openStore(url: string, opts: StoreOptions = {}): Store {
       return Promise.resolve();
     },
     outage: () => undefined,
+    pageCache: () => pageCache(db),
     ready() {
       if (!db.open) return false;
       try {
@@ -131,6 +132,15 @@ export function openStore(url: string, opts: StoreOptions = {}): Store {
     }
   }
   return store;
+}
+
+function pageCache(db: SqliteDatabase): PageCache {
+  const pageSizeBytes = db.pragma('page_size', { simple: true }) as number;
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  // negative: KiB; positive: pages
+  const size = db.pragma('cache_size', { simple: true }) as number;
+  const limitBytes = size < 0 ? -size * 1024 : size * pageSizeBytes;
+  return { pageSizeBytes, pages, limitBytes, boundBytes: Math.min(limitBytes, pages * pageSizeBytes) };
 }
 
 function migrate(db: SqliteDatabase, migrations: readonly Migration[]): void {
