@@ -604,11 +604,8 @@ async function memory({ env, sms, asteriskPid, knee }) {
     const mem = async () => {
       const m = await service.metrics();
       const p = m.process;
-      // where the RSS goes: V8's heap (reserved), memory bound to JS objects outside it (Buffers,
-      // SQLite's statements and page cache are native allocations, counted in the rest), the rest
-      const parts = { heapTotalMB: mb(p.heapTotalBytes), externalMB: mb(p.externalBytes), arrayBuffersMB: mb(p.arrayBuffersBytes) };
       const rss = rssBytes(service.pid);
-      return { rssMB: mb(rss), heapUsedMB: mb(p.heapUsedBytes), ...parts, otherNativeMB: mb(rss - p.heapTotalBytes - p.externalBytes), activeCalls: m.calls, stageVisits: Object.values(m.stages).reduce((n, s) => n + s.entered, 0) };
+      return { rssMB: mb(rss), heapUsedMB: mb(p.heapUsedBytes), parts: memoryParts(rss, p), activeCalls: m.calls, stageVisits: Object.values(m.stages).reduce((n, s) => n + s.entered, 0) };
     };
     await sleep(2000);
     const fresh = await mem();
@@ -692,6 +689,9 @@ async function memory({ env, sms, asteriskPid, knee }) {
         failed: r.failed,
         retransmissions: r.retransmissions,
         routing: routingLatency(m0, m1, 'bench-route'),
+        // what stalled the loop over the run: its timers' lateness, and V8's pauses by kind
+        loopDelayMs: loopDelay(m0, m1),
+        gcPausesMs: gcPauses(m0, m1),
       },
       afterTenth: tenth ? { callsSoFar: tenth.callsSoFar, rssMB: tenth.rssMB, heapUsedMB: tenth.heapUsedMB } : null,
       afterHalf: half ? { callsSoFar: half.callsSoFar, rssMB: half.rssMB, heapUsedMB: half.heapUsedMB } : null,
@@ -709,7 +709,43 @@ async function memory({ env, sms, asteriskPid, knee }) {
 }
 
 function breakdown(m) {
-  return { rssMB: m.rssMB, heapTotalMB: m.heapTotalMB, heapUsedMB: m.heapUsedMB, externalMB: m.externalMB, arrayBuffersMB: m.arrayBuffersMB, otherNativeMB: m.otherNativeMB };
+  return { rssMB: m.rssMB, heapUsedMB: m.heapUsedMB, ...m.parts };
+}
+
+/**
+ * Where the RSS goes (the service's /stats process.memory): the kernel's split (anonymous,
+ * file-backed: node's own code and the libraries'), V8's heap by space as resident, V8's own
+ * malloc, memory bound to JS objects outside the heap, SQLite's page cache (its bound), and the
+ * anonymous rest. A service without process.memory (older builds): heap total, external, rest.
+ */
+function memoryParts(rss, p) {
+  const m = p.memory;
+  if (!m) return { heapTotalMB: mb(p.heapTotalBytes), externalMB: mb(p.externalBytes), arrayBuffersMB: mb(p.arrayBuffersBytes), otherNativeMB: mb(rss - p.heapTotalBytes - p.externalBytes) };
+  return {
+    anonMB: mb(m.rss?.anonBytes),
+    fileMB: mb(m.rss?.fileBytes),
+    heapNewMB: mb(m.heap.new.residentBytes),
+    heapOldMB: mb(m.heap.old.residentBytes),
+    heapCodeMB: mb(m.heap.code.residentBytes + m.heap.other.residentBytes),
+    v8MallocMB: mb(m.v8MallocBytes),
+    externalMB: mb(m.externalBytes),
+    arrayBuffersMB: mb(m.arrayBuffersBytes),
+    sqliteCacheMB: m.sqlitePageCache ? mb(m.sqlitePageCache.boundBytes) : null,
+    otherAnonMB: mb(m.otherAnonBytes),
+  };
+}
+
+/** V8's pauses between two /stats snapshots, by kind of collection. */
+function gcPauses(m0, m1) {
+  const a = m0.process.gcPauses;
+  const b = m1.process.gcPauses;
+  if (!b) return null;
+  const out = {};
+  for (const [kind, h] of Object.entries(b)) {
+    const d = histogramDelta(h, a?.[kind]);
+    if (d.count) out[kind] = { count: d.count, totalMs: d.sumMs, p99: quantileMs(d, 0.99) ?? null, max: quantileMs(d, 1) ?? null };
+  }
+  return out;
 }
 
 function heapFloors(samples, calls) {

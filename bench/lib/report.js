@@ -95,17 +95,50 @@ export function markdownReport(r) {
       if (mm.afterHalf) out.push(`| after ${mm.afterHalf.callsSoFar} routed calls | ${fmt(mm.afterHalf.rssMB)} | ${fmt(mm.afterHalf.heapUsedMB)} |`);
       out.push(`| after ${mm.run.calls} routed calls | ${fmt(mm.end.rssMB)} | ${fmt(mm.end.heapUsedMB)} |`);
       out.push('');
-      if (mm.breakdown) {
-        out.push('Where the RSS goes (MB): V8 heap as reserved, memory held for JS objects outside it (Buffers, sockets), and the rest (Node and V8 code, SQLite and other native allocations, the allocator\'s free lists).', '');
-        out.push('| moment | RSS | V8 heap (used) | external (of which ArrayBuffers) | rest, native |', '|---|---:|---:|---:|---:|');
-        for (const [k, b] of Object.entries(mm.breakdown)) out.push(`| ${k} | ${fmt(b.rssMB)} | ${fmt(b.heapTotalMB)} (${fmt(b.heapUsedMB)}) | ${fmt(b.externalMB)} (${fmt(b.arrayBuffersMB)}) | ${fmt(b.otherNativeMB)} |`);
-        out.push('');
-      }
+      if (mm.breakdown) out.push(...memoryBreakdown(mm.breakdown));
       const rr = mm.run.routing;
       out.push(`${mm.run.calls} calls at ${mm.run.rate}/s${mm.run.shortened ? ` (${mm.run.shortened})` : ''}: ${mm.run.successful} ok, ${mm.run.failed} failed, ${mm.run.retransmissions} retransmissions; routing p50/p99 ${fmt(rr.sinceStasisStartMs?.p50)}/${fmt(rr.sinceStasisStartMs?.p99)} ms. RSS from half-way to the end: ${fmt(mm.growthMB?.rss)} MB. Lowest V8 heap seen (≈ what survives a collection) in the first half ${fmt(mm.heapFloorMB?.firstHalf)} MB, in the second ${fmt(mm.heapFloorMB?.secondHalf)} MB (**${fmt(mm.heapFloorMB?.growth)} MB**). Asterisk RSS with the calls held: ${fmt(mm.held.asteriskRssMB)} MB. The service runs with AMI here (as examples/config.yaml).`, '');
+      if (mm.run.loopDelayMs || mm.run.gcPausesMs) out.push(...stalls(mm.run), '');
     }
   }
   return out.join('\n') + '\n';
+}
+
+/** Where the RSS goes, at the start and after the run: the table of bench/run.js memoryParts(). */
+function memoryBreakdown(breakdown) {
+  const rows = Object.entries(breakdown);
+  // runs before /stats had process.memory: heap total, external, the rest
+  if (rows.some(([, b]) => b.anonMB === undefined)) {
+    return [
+      "Where the RSS goes (MB): V8 heap as reserved, memory held for JS objects outside it (Buffers, sockets), and the rest (Node and V8 code, SQLite and other native allocations, the allocator's free lists).",
+      '',
+      '| moment | RSS | V8 heap (used) | external (of which ArrayBuffers) | rest, native |',
+      '|---|---:|---:|---:|---:|',
+      ...rows.map(([k, b]) => `| ${k} | ${fmt(b.rssMB)} | ${fmt(b.heapTotalMB)} (${fmt(b.heapUsedMB)}) | ${fmt(b.externalMB)} (${fmt(b.arrayBuffersMB)}) | ${fmt(b.otherNativeMB)} |`),
+      '',
+    ];
+  }
+  return [
+    "Where the RSS goes (MB, the service's /stats `process.memory`): file-backed pages are node's own code and data and the libraries' (shared, clean); the anonymous rest is V8's heap by space (resident: `new` where objects are born, `old` what survived, code), V8's own malloc, memory bound to JS objects outside the heap (Buffers; ArrayBuffers of it), SQLite's page cache (its bound: min(pages in the file, cache_size); better-sqlite3 does not report the pages actually cached), and the anonymous memory none of these explains (the allocator's free lists, Node's and the libraries' own buffers).",
+    '',
+    '| moment | RSS | file-backed | anonymous | heap new | heap old | heap code | V8 malloc | external (ArrayBuffers) | SQLite cache ≤ | other |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(([k, b]) => `| ${k} | ${fmt(b.rssMB)} | ${fmt(b.fileMB)} | ${fmt(b.anonMB)} | ${fmt(b.heapNewMB)} | ${fmt(b.heapOldMB)} | ${fmt(b.heapCodeMB)} | ${fmt(b.v8MallocMB)} | ${fmt(b.externalMB)} (${fmt(b.arrayBuffersMB)}) | ${fmt(b.sqliteCacheMB)} | ${fmt(b.otherAnonMB)} |`),
+    '',
+  ];
+}
+
+/** What held the event loop during the long run: its timers' lateness, and V8's pauses by kind. */
+function stalls(run) {
+  const lines = [];
+  const l = run.loopDelayMs;
+  if (l) lines.push(`Event-loop delay over the run (a timer every 20 ms while calls are in): p50 ${fmt(l.p50)}, p99 ${fmt(l.p99)}, max ${fmt(l.max)} ms (${l.samples} samples).`);
+  const g = run.gcPausesMs;
+  if (g && Object.keys(g).length) {
+    lines.push('', '| V8 collection | pauses | total ms | p99 ms | max ms |', '|---|---:|---:|---:|---:|');
+    for (const [kind, x] of Object.entries(g)) lines.push(`| ${kind} | ${x.count} | ${fmt(x.totalMs)} | ${fmt(x.p99)} | ${fmt(x.max)} |`);
+  }
+  return lines;
 }
 
 /** The outbox scenario's lines (bench/outbox.js outboxSummary()): also the page bench/outbox.js writes on its own. */

@@ -30,6 +30,7 @@ import { createSpeech } from '../tts/speaker.js';
 import type { Config } from './config-schema.js';
 import { FEATURES } from './features.js';
 import { listenersOf } from './http-config.js';
+import { GcPauses } from './gc-pauses.js';
 import { memoryBreakdown } from './memory.js';
 import { startHttpServer, type HttpListener } from './http-server.js';
 import { PairWatch } from './pair.js';
@@ -208,6 +209,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
 
   const stageNames = new Set(Object.keys(config.stages));
   const metrics = new CallMetrics(stageNames);
+  const gcPauses = new GcPauses();
+  gcPauses.start();
   const routes: Record<string, Route> = {
     '/health': async () => {
       const h = await health();
@@ -217,7 +220,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     // the benchmark's histograms (finer buckets, read as deltas; bench/run.js)
     '/stats': () => ({
       status: 200,
-      body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: { ...processMetrics(metrics.loopDelay), memory: memoryBreakdown(store.pageCache) } },
+      body: { calls: runner.activeCalls, stages: metrics.snapshot(), process: { ...processMetrics(metrics.loopDelay), memory: memoryBreakdown(store.pageCache), gcPauses: gcPauses.snapshot() } },
     }),
   };
   routes['/audit/log'] = async (url) => {
@@ -405,6 +408,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     },
     async stop({ cut }: { cut?: AbortSignal } = {}) {
       metrics.loopDelay.stop();
+      gcPauses.stop();
       // with ARI down nothing can be played to a caller: waiting would only be silence
       const ariDown = new AbortController();
       if (!ari.ready) ariDown.abort();

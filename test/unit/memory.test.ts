@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GcPauses } from '../../src/app/gc-pauses.js';
 import { memoryBreakdown } from '../../src/app/memory.js';
 import { openStore } from '../../src/store/sqlite.js';
 import { startAriServer, type AriServer } from '../helpers/ari-server.js';
@@ -57,6 +58,26 @@ describe('memoryBreakdown', () => {
       Math.max(0, after.rss!.anonBytes - Object.values(after.heap).reduce((n, h) => n + h.residentBytes, 0) - after.v8MallocBytes - after.externalBytes),
     );
     expect(held[0]).toBe(1);
+  });
+});
+
+describe('GcPauses', () => {
+  it("counts V8's collections by kind, with their pauses", async () => {
+    const pauses = new GcPauses();
+    pauses.start();
+    try {
+      // short-lived garbage, many times the new space: scavenges
+      let keep = 0;
+      for (let i = 0; i < 200_000; i++) keep += new Array(64).fill(i).length;
+      expect(keep).toBe(200_000 * 64);
+      // the observer hears of them asynchronously
+      await new Promise((r) => setTimeout(r, 50));
+      const minor = pauses.snapshot().minor!;
+      expect(minor.count).toBeGreaterThan(0);
+      expect(minor.sumMs).toBeGreaterThan(0);
+    } finally {
+      pauses.stop();
+    }
   });
 });
 
@@ -121,5 +142,6 @@ stages:
     expect(m.sqlitePageCache?.boundBytes).toBe(m.sqlitePageCache!.pages * m.sqlitePageCache!.pageSizeBytes);
     expect(m.rss?.totalBytes).toBeGreaterThan(0);
     expect(m.otherAnonBytes).toBeGreaterThanOrEqual(0);
+    expect(stats.process).toHaveProperty('gcPauses');
   });
 });
