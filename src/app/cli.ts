@@ -7,6 +7,7 @@ import { jsonSchema, rootSchema, type Config } from './config-schema.js';
 import { COMMANDS } from './features.js';
 import { startService, type Service } from './service.js';
 import { StoreUnusable } from '../store/open.js';
+import { boundYoungGeneration } from './v8-flags.js';
 
 const USAGE = `call-actions — call actions for Asterisk (ARI + AMI)
 
@@ -124,6 +125,7 @@ async function start(args: string[]): Promise<number> {
   }
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  boundYoungGeneration();
   // the signal came after the store opened, while the rest started: stop as usual now
   if (starting.signal.aborted) stop('SIGTERM');
   const hup = () => void service.reload();

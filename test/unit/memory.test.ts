@@ -143,5 +143,7 @@ stages:
     expect(m.rss?.totalBytes).toBeGreaterThan(0);
     expect(m.otherAnonBytes).toBeGreaterThanOrEqual(0);
     expect(stats.process).toHaveProperty('gcPauses');
+    // src/app/v8-flags.ts: Node's default grows it to 16 MB a semi-space while the modules load
+    expect(m.heap.new.residentBytes).toBeLessThanOrEqual(4 * MB);
   });
 });
