@@ -58,6 +58,12 @@ const HANDLED: Record<AriEvent['type'], true> = {
 };
 export const HANDLED_EVENT_TYPES = Object.keys(HANDLED) as Array<AriEvent['type']>;
 
+/**
+ * What the filter lets through: the events we read, and the answers to REST requests sent over
+ * the WebSocket (ari-ws-rest.ts), which Asterisk filters like events.
+ */
+export const ALLOWED_EVENT_TYPES: readonly string[] = [...HANDLED_EVENT_TYPES, 'RESTResponse'];
+
 /** The channel an event belongs to: playbacks name theirs in target_uri ("channel:<id>"). */
 export function channelIdOf(ev: AriEvent): string | undefined {
   if ('channel' in ev) return ev.channel.id;

@@ -5,9 +5,10 @@ import WebSocket from 'ws';
 import { exchange } from '../http/exchange.js';
 import type { Logger } from '../log.js';
 import { backoffDelay, reconnectForever, sleep, TimeoutError } from './backoff.js';
+import { AriConnectionLost, WsRest, type RestResponse } from './ari-ws-rest.js';
 import {
+  ALLOWED_EVENT_TYPES,
   channelIdOf,
-  HANDLED_EVENT_TYPES,
   type AriChannel,
   type AriEvent,
   type AriPlayback,
@@ -17,7 +18,8 @@ import {
 } from './ari-events.js';
 
 /**
- * The ARI port: the event WebSocket (`ws`) and REST (an undici keep-alive pool). It replaces
+ * The ARI port: the event WebSocket (`ws`), which also carries REST where Asterisk supports it
+ * (ari-ws-rest.ts), and an undici keep-alive pool for REST otherwise. It replaces
  * ari-client, whose defects it was written around and which it no longer needs:
  * - ari-client loads Asterisk's swagger description at connect, and swagger-client's
  *   `SwaggerApi.prototype.fail` throws from inside an HTTP callback on any bad answer (401, 503,
@@ -91,6 +93,27 @@ export interface AriDown {
   since: string;
 }
 
+interface RestOptions {
+  query?: Record<string, string>;
+  /** statuses that resolve to undefined instead of throwing (404: the channel is already gone) */
+  benign?: number[];
+  body?: unknown;
+  /**
+   * Over HTTP even when the WebSocket could carry it. Asterisk runs one WebSocket's requests one
+   * after another on the thread that reads it, and answering a channel or setting a variable
+   * waits for the channel's own thread, which is busy for the whole of a prompt being played: on
+   * the WebSocket one such request would hold up every call's requests behind it; over HTTP it
+   * holds only its own connection of the pool.
+   */
+  http?: boolean;
+}
+
+/**
+ * Asterisk reads a WebSocket message of at most 8 KB when built with LOW_MEMORY (64 KB otherwise)
+ * and drops the connection on a longer one; a longer request goes over HTTP.
+ */
+const WS_REQUEST_MAX = 4096;
+
 export class AriPort {
   private readonly events = new EventEmitter();
   private readonly channels = new Map<string, Map<ChannelEventType, Set<Handler>>>();
@@ -108,6 +131,8 @@ export class AriPort {
    */
   private heard: Set<string> | undefined;
   private readonly pool: Pool;
+  /** The open WebSocket's REST, once Asterisk has answered on it (probeWsRest); undefined: REST over the pool. */
+  private wsRest: WsRest | undefined;
   private readonly prefix: string;
   private readonly origin: string;
   private readonly wsUrl: string;
@@ -134,6 +159,11 @@ export class AriPort {
 
   get ready(): boolean {
     return this.isReady;
+  }
+
+  /** True while REST goes over the event WebSocket; false while it goes over HTTP. */
+  get restOverWebSocket(): boolean {
+    return this.wsRest?.open ?? false;
   }
 
   /** Why ARI is not ready (undefined when it is). */
@@ -196,10 +226,14 @@ export class AriPort {
       const livenessMs = this.opts.livenessMs ?? 5000;
       let lastPong = Date.now();
       let timer: NodeJS.Timeout | undefined;
+      const wsRest = new WsRest(socket);
       const finish = (down: Omit<AriDown, 'since'>) => {
         if (settled) return;
         settled = true;
         clearInterval(timer);
+        // their answers would have come on this socket: fail them now rather than at their timeout
+        if (this.wsRest === wsRest) this.wsRest = undefined;
+        wsRest.close(down.reason);
         this.closeSocket = undefined;
         socket.removeAllListeners();
         socket.on('error', () => undefined);
@@ -229,21 +263,27 @@ export class AriPort {
       });
       socket.on('pong', () => (lastPong = Date.now()));
       socket.on('message', (data: Buffer) => {
-        let ev: AriEvent;
+        let ev: AriEvent | RestResponse;
         try {
-          ev = JSON.parse(data.toString('utf8')) as AriEvent;
+          ev = JSON.parse(data.toString('utf8')) as AriEvent | RestResponse;
         } catch (e) {
           this.opts.log.warn({ err: (e as Error).message }, 'ARI sent an event that is not JSON');
           return;
         }
-        if (ev && typeof ev.type === 'string') this.dispatch(ev);
+        if (!ev || typeof ev.type !== 'string') return;
+        if (ev.type === 'RESTResponse') {
+          // one that timed out, or Asterisk's answer to a message it could not parse (no request_id)
+          if (!wsRest.answer(ev)) this.opts.log.warn({ status: ev.status_code, reason: ev.reason_phrase, uri: ev.uri.split('?')[0] }, 'ARI answered a REST request nobody waits for');
+          return;
+        }
+        this.dispatch(ev);
       });
       socket.on('open', () => {
         opened = true;
         this.heard = new Set();
         lastPong = Date.now();
         this.setReady(true);
-        void this.narrowEvents();
+        void this.narrowEvents().then(() => this.probeWsRest(wsRest));
         // this socket still up: once it has settled, a newer session reconciles for itself
         void this.reconcile(() => !settled);
         timer = setInterval(() => {
@@ -286,12 +326,39 @@ export class AriPort {
   /** Asks Asterisk for only the events we read; an Asterisk without event filters (before 16.?) sends them all. */
   private async narrowEvents(): Promise<void> {
     try {
-      await this.rest('PUT', `/applications/${encodeURIComponent(this.opts.app)}/eventFilter`, undefined, [], {
-        allowed: HANDLED_EVENT_TYPES.map((type) => ({ type })),
+      await this.rest('PUT', `/applications/${encodeURIComponent(this.opts.app)}/eventFilter`, {
+        body: { allowed: ALLOWED_EVENT_TYPES.map((type) => ({ type })) },
       });
     } catch (e) {
       this.opts.log.warn({ err: (e as Error).message }, 'ARI event filter not set: Asterisk sends every event of our channels');
     }
+  }
+
+  /**
+   * Does this Asterisk answer REST over the WebSocket? Asked once per connection, by sending a
+   * request: an Asterisk before 20.14.0 / 21.9.0 / 22.4.0 reads what a client sends and ignores
+   * it, so silence is its only "no". Asked by behaviour, not by the version in asterisk/info,
+   * because Git and vendor builds carry versions that say nothing of it, and a backport would be
+   * missed. Asked once the event filter is set, since a filter without RESTResponse (one left by
+   * an older build) drops the answer. Until the answer comes REST goes over HTTP; no deadline, so
+   * an Asterisk too busy at connect to answer at once still gets the cheaper path when it does.
+   */
+  private async probeWsRest(ws: WsRest): Promise<void> {
+    const silent = setTimeout(
+      () => this.opts.log.info('Asterisk does not answer ARI REST over the WebSocket (it came with 20.14.0, 21.9.0, 22.4.0): REST goes over HTTP'),
+      this.opts.timeoutMs,
+    );
+    silent.unref();
+    try {
+      await ws.request('GET', 'asterisk/ping', undefined, undefined, () => new Error('unreachable: no deadline'));
+    } catch {
+      return; // the socket closed first; the next connection asks again
+    } finally {
+      clearTimeout(silent);
+    }
+    if (!ws.open) return;
+    this.wsRest = ws;
+    this.opts.log.info('ARI REST goes over the event WebSocket');
   }
 
   /**
@@ -353,7 +420,7 @@ export class AriPort {
     };
     const enc = encodeURIComponent(id);
     const setVar = async (name: string, value: string): Promise<void> => {
-      await this.rest('POST', `/channels/${enc}/variable`, { variable: name, value });
+      await this.rest('POST', `/channels/${enc}/variable`, { query: { variable: name, value }, http: true });
     };
     return {
       id,
@@ -366,10 +433,10 @@ export class AriPort {
         return () => void added.delete(fn as Handler);
       },
       answer: async () => {
-        await this.rest('POST', `/channels/${enc}/answer`);
+        await this.rest('POST', `/channels/${enc}/answer`, { http: true });
       },
       hangup: async (reason) => {
-        await this.rest('DELETE', `/channels/${enc}`, reason ? { reason } : undefined, [404]);
+        await this.rest('DELETE', `/channels/${enc}`, { query: reason ? { reason } : undefined, benign: [404] });
       },
       continueInDialplan: async (target = {}) => {
         const q: Record<string, string> = {};
@@ -377,12 +444,12 @@ export class AriPort {
         if (target.extension) q.extension = target.extension;
         if (target.priority !== undefined) q.priority = String(target.priority);
         if (target.label) q.label = target.label;
-        await this.rest('POST', `/channels/${enc}/continue`, q, [404]);
+        await this.rest('POST', `/channels/${enc}/continue`, { query: q, benign: [404] });
       },
       play: (media, signal) => this.play(id, media, signal, scope),
       getVar: async (name) => {
         try {
-          const r = (await this.rest('GET', `/channels/${enc}/variable`, { variable: name })) as { value?: string };
+          const r = (await this.rest('GET', `/channels/${enc}/variable`, { query: { variable: name } })) as { value?: string };
           return r.value;
         } catch (e) {
           if (e instanceof AriError && e.status === 404) return undefined;
@@ -436,7 +503,7 @@ export class AriPort {
       this.events.on('status', onStatus);
       cleanups.push(() => this.events.off('status', onStatus));
       const onAbort = () => {
-        void this.rest('DELETE', `/playbacks/${playbackId}`, undefined, [404]).catch(() => undefined);
+        void this.rest('DELETE', `/playbacks/${playbackId}`, { benign: [404] }).catch(() => undefined);
         done('cancelled');
       };
       if (signal) {
@@ -444,7 +511,7 @@ export class AriPort {
         signal.addEventListener('abort', onAbort, { once: true });
         cleanups.push(() => signal.removeEventListener('abort', onAbort));
       }
-      this.rest('POST', `/channels/${encodeURIComponent(channelId)}/play/${playbackId}`, { media }).catch((e) => {
+      this.rest('POST', `/channels/${encodeURIComponent(channelId)}/play/${playbackId}`, { query: { media } }).catch((e) => {
         if (e instanceof AriError && e.status === 404) return done('channel-gone');
         cleanups.forEach((c) => c());
         reject(e);
@@ -452,33 +519,46 @@ export class AriPort {
     });
   }
 
-  /** One ARI REST call with a timeout; `benign` statuses resolve to undefined instead of throwing. */
-  private async rest(method: string, path: string, query?: Record<string, string>, benign: number[] = [], body?: unknown): Promise<unknown> {
-    const qs = query && Object.keys(query).length ? '?' + new URLSearchParams(query).toString() : '';
-    // exchange(), not undici's request(): ARI answers a few bytes, and request() wrapped each answer
-    // in a stream and its deadline in an AbortController and signal listeners (per request, a few
-    // per call). Its timer is cleared when the answer is in; AbortSignal.timeout()'s could not be.
-    const res = await exchange(
-      this.pool,
-      {
-        method: method as Dispatcher.HttpMethod,
-        origin: this.origin,
-        path: this.prefix + path + qs,
-        headers: body === undefined ? { authorization: this.auth } : { authorization: this.auth, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      },
-      { timeoutMs: this.opts.timeoutMs, timeoutError: () => new TimeoutError(`ARI ${method} ${path} timed out after ${this.opts.timeoutMs} ms`) },
-    );
-    const text = res.text;
-    if (res.status >= 300) {
-      if (benign.includes(res.status)) return undefined;
-      let message = text;
+  /**
+   * One ARI REST call with a timeout, over the WebSocket when Asterisk answers REST there, else
+   * over HTTP; either way the same answer, the same AriError, the same deadline.
+   */
+  private async rest(method: string, path: string, o: RestOptions = {}): Promise<unknown> {
+    const qs = o.query && Object.keys(o.query).length ? '?' + new URLSearchParams(o.query).toString() : '';
+    const body = o.body === undefined ? undefined : JSON.stringify(o.body);
+    const timeoutError = () => new TimeoutError(`ARI ${method} ${path} timed out after ${this.opts.timeoutMs} ms`);
+    const ws = o.http ? undefined : this.wsRest;
+    let status: number;
+    let text: string;
+    let reason = '';
+    if (ws?.open && qs.length + (body?.length ?? 0) < WS_REQUEST_MAX) {
+      ({ status, text, reason } = await ws.request(method, path.slice(1) + qs, body, this.opts.timeoutMs, timeoutError));
+    } else {
+      // exchange(), not undici's request(): ARI answers a few bytes, and request() wrapped each answer
+      // in a stream and its deadline in an AbortController and signal listeners (per request, a few
+      // per call). Its timer is cleared when the answer is in; AbortSignal.timeout()'s could not be.
+      ({ status, text } = await exchange(
+        this.pool,
+        {
+          method: method as Dispatcher.HttpMethod,
+          origin: this.origin,
+          path: this.prefix + path + qs,
+          headers: body === undefined ? { authorization: this.auth } : { authorization: this.auth, 'content-type': 'application/json' },
+          ...(body === undefined ? {} : { body }),
+        },
+        { timeoutMs: this.opts.timeoutMs, timeoutError },
+      ));
+    }
+    if (status >= 300) {
+      if (o.benign?.includes(status)) return undefined;
+      // over the WebSocket an answer without a body (e.g. a request Asterisk could not parse) still has its reason phrase
+      let message = text || reason;
       try {
         message = (JSON.parse(text) as { message?: string }).message ?? text;
       } catch {
         /* not JSON */
       }
-      throw new AriError(res.status, `ARI ${method} ${path}: ${res.status} ${message}`);
+      throw new AriError(status, `ARI ${method} ${path}: ${status} ${message}`);
     }
     return text ? JSON.parse(text) : undefined;
   }
