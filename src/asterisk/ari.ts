@@ -339,8 +339,8 @@ export class AriPort {
    * request: an Asterisk before 20.14.0 / 21.9.0 / 22.4.0 reads what a client sends and ignores
    * it, so silence is its only "no". Asked by behaviour, not by the version in asterisk/info,
    * because Git and vendor builds carry versions that say nothing of it, and a backport would be
-   * missed. Asked once the event filter is set, since a filter without RESTResponse (one left by
-   * an older build) drops the answer. Until the answer comes REST goes over HTTP; no deadline, so
+   * missed. Asked once the event filter is set: Asterisk drops the answer while the application's
+   * filter lacks RESTResponse. Until the answer comes REST goes over HTTP; no deadline, so
    * an Asterisk too busy at connect to answer at once still gets the cheaper path when it does.
    */
   private async probeWsRest(ws: WsRest): Promise<void> {
