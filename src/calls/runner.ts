@@ -267,9 +267,12 @@ export class StageRunner {
       } catch (e) {
         if (!session.inStasis) return;
         // Asterisk carries out a channel's requests only once its prompt is fetched and played (or
-        // stopped), and still carries them out after our timeout: hanging up would cut a caller off
-        if (attempt < 3 && isTimeout(e)) {
-          session.log.warn({ err: e, attempt }, 'Asterisk is slow to take the call back; trying again');
+        // stopped), and still carries them out after our timeout: hanging up would cut a caller off.
+        // A connection lost mid-request (REST rides the event WebSocket, which can drop) is tried
+        // again too, over whichever transport is up: a continue that did arrive makes the channel
+        // leave Stasis, and a second one then finds it gone.
+        if (attempt < 3 && (isTimeout(e) || isConnectionLost(e))) {
+          session.log.warn({ err: e, attempt }, isTimeout(e) ? 'Asterisk is slow to take the call back; trying again' : 'the connection to Asterisk was lost handing the call back; trying again');
           continue;
         }
         session.log.error({ err: e }, 'could not hand the call back to the dialplan; hanging up');
@@ -294,4 +297,10 @@ export class StageRunner {
 function isTimeout(e: unknown): boolean {
   const err = e as { name?: string; code?: string } | undefined;
   return err?.name === 'TimeoutError' || err?.code === 'UND_ERR_HEADERS_TIMEOUT' || err?.code === 'UND_ERR_BODY_TIMEOUT';
+}
+
+/** The request may or may not have reached Asterisk: the socket under it closed (undici's codes, which the WebSocket transport uses too). */
+function isConnectionLost(e: unknown): boolean {
+  const code = (e as { code?: string } | undefined)?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE';
 }

@@ -65,6 +65,48 @@ describe('what a step returns decides where the call goes', () => {
   });
 });
 
+describe('a hand-back whose connection to Asterisk is lost', () => {
+  /** The first continue's socket closes under it, as the ARI port reports it (undici's code); the channel stays in Stasis. */
+  function droppingOnce(channel: FakeChannel, error: Error) {
+    const real = channel.continueInDialplan.bind(channel);
+    let dropped = false;
+    channel.continueInDialplan = async (target) => {
+      if (!dropped) {
+        dropped = true;
+        channel.ops.push({ op: 'continue', target: { dropped: true } as never });
+        throw error;
+      }
+      return real(target);
+    };
+  }
+
+  it('is tried again, so the caller reaches the dialplan instead of being hung up on', async () => {
+    const channel = fakeChannel('chan-r');
+    droppingOnce(channel, Object.assign(new Error('the ARI WebSocket closed before Asterisk answered'), { name: 'SocketError', code: 'UND_ERR_SOCKET' }));
+    const { ops } = await visitWith(channel, [new Scripted({ result: 'fallback' }, 'a')]);
+    expect(ops.map((o) => o.op)).toEqual(['setVar', 'continue', 'setVar', 'continue']);
+    expect(ops).not.toContainEqual(expect.objectContaining({ op: 'hangup' }));
+  });
+
+  it('an answer that is not about the connection still ends in a hang-up, not a loop', async () => {
+    const channel = fakeChannel('chan-r');
+    droppingOnce(channel, Object.assign(new Error('Asterisk refused'), { name: 'AriError', status: 500 }));
+    const { ops } = await visitWith(channel, [new Scripted({ result: 'fallback' }, 'a')]);
+    expect(ops.map((o) => o.op)).toEqual(['setVar', 'continue', 'hangup']);
+  });
+});
+
+async function visitWith(channel: FakeChannel, steps: Step[]): Promise<FakeChannel> {
+  let onStart: (ev: StasisStart) => void = () => undefined;
+  const ari = { onStasisStart: (fn: (ev: StasisStart) => void) => (onStart = fn), channel: () => channel } as unknown as AriPort;
+  const runner = new StageRunner({ ari, stages: new Map([['s', steps]]), services: {} as StepServices, log: pino({ level: 'silent' }), metrics: new CallMetrics(new Set(['s'])) });
+  runner.start();
+  const done = new Promise<void>((resolve) => channel.on('StasisEnd', () => setImmediate(resolve)));
+  onStart(stasisStart(channel.id, 'c-1'));
+  await done;
+  return channel;
+}
+
 /** A prompt that plays until the call's signal stops it, then fails as a cancelled playback does. */
 class Prompt extends Step<Record<string, never>> {
   readonly kind = 'prompt';
