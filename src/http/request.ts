@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
-import { exchange } from './exchange.js';
+import { exchange, type Cancellation } from './exchange.js';
 import { z } from 'zod';
 import { timeout } from '../config/types.js';
 import { compileTemplate, escapers, fieldsOf, render, type CompiledTemplate, type Escape, type Vars } from '../template.js';
@@ -167,8 +167,8 @@ export interface SendOptions {
   dispatcher?: Dispatcher;
   /** Bytes of response body kept; the rest is discarded. Default 64 KiB. */
   maxBodyBytes?: number;
-  /** Cancels the request (shutdown); reported as a TransportError of kind `aborted`. */
-  signal?: AbortSignal;
+  /** Cancels the request (shutdown, a hang-up); reported as a TransportError of kind `aborted`. */
+  signal?: Cancellation;
 }
 
 export interface HttpResponse {

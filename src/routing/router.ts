@@ -90,7 +90,7 @@ export class RouteRun implements Run {
     if (built.missing.length) call.log.warn({ step: scope.where, missing: built.missing }, 'merge fields without a value');
 
     const filler = cfg.filler ? this.startFiller(scope) : undefined;
-    const result = await sendAndClassify({ ...built, timeoutMs: cfg.timeout, signal: call.signal, dispatcher: rs.dispatcher });
+    const result = await sendAndClassify({ ...built, timeoutMs: cfg.timeout, signal: call.ending, dispatcher: rs.dispatcher });
     const { latencyMs } = result;
     this.apiMs += latencyMs;
     const filled = (await filler?.stop()) ?? false;
