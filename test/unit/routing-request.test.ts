@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { redactRequest, scrubText } from '../../src/http/redact.js';
 import { callFacts, routeRequest } from '../../src/routing/api-request.js';
 import { routeSchema } from '../../src/routing/config.js';
 
@@ -39,5 +40,23 @@ describe('the routing request, read once per route config', () => {
     const cfg = routeSchema.parse({ url: 'http://api.example/route', encoding: 'json' });
     const built = requestFor(cfg, { caller: '{called}', called: '700' });
     expect(JSON.parse(built.body!)).toMatchObject({ arayan_no: '{called}' });
+  });
+});
+
+describe('redaction with a list of secrets', () => {
+  it('each list removes its own secrets, in every escaped form, and only those', () => {
+    const one = ['s3cr3t&value'];
+    const two = ['other-token'];
+    const text = `u=${encodeURIComponent('s3cr3t&value')}&t=other-token`;
+    expect(scrubText(text, one)).toBe('u=[redacted]&t=other-token');
+    expect(scrubText(text, two)).toBe(`u=${encodeURIComponent('s3cr3t&value')}&t=[redacted]`);
+    // the same list again, and the request form of it
+    expect(scrubText('<a>s3cr3t&amp;value</a>', one)).toBe('<a>[redacted]</a>');
+    expect(redactRequest({ method: 'POST', url: 'http://x/?k=other-token', headers: { authorization: 'Bearer x', a: 'other-token' }, body: '{"t":"other-token"}', missing: [] }, two)).toEqual({
+      method: 'POST',
+      url: 'http://x/?k=[redacted]',
+      headers: { authorization: '[redacted]', a: '[redacted]' },
+      body: '{"t":"[redacted]"}',
+    });
   });
 });
