@@ -200,12 +200,12 @@ export async function sendRequest(built: BuiltRequest, opts: SendOptions): Promi
   const elapsed = () => Math.round(performance.now() - started);
   let timedOut = false;
   try {
-    const url = new URL(built.url);
+    const { origin, path } = target(built.url);
     // exchange(), not undici's request(): its answer stream, async iterator and signal listeners
     // were a third of undici's CPU per request, for bodies read whole anyway
     const res = await exchange(
       opts.dispatcher ?? sharedDispatcher(),
-      { method: built.method, origin: url.origin, path: url.pathname + url.search, headers: built.headers, body: built.body },
+      { method: built.method, origin, path, headers: built.headers, body: built.body },
       {
         timeoutMs: opts.timeoutMs,
         timeoutError: () => {
@@ -223,6 +223,22 @@ export async function sendRequest(built: BuiltRequest, opts: SendOptions): Promi
     }
     throw toTransportError(e, timedOut, elapsed());
   }
+}
+
+// Most requests go to a URL that is the same for every call (the routing API's, a provider's):
+// each is parsed once. Bounded, since a URL may carry a caller's number in its query.
+const TARGETS_KEPT = 64;
+const targets = new Map<string, { origin: string; path: string }>();
+
+function target(href: string): { origin: string; path: string } {
+  let t = targets.get(href);
+  if (!t) {
+    const url = new URL(href);
+    t = { origin: url.origin, path: url.pathname + url.search };
+    if (targets.size >= TARGETS_KEPT) targets.clear();
+    targets.set(href, t);
+  }
+  return t;
 }
 
 function toTransportError(e: unknown, timedOut: boolean, latencyMs: number): TransportError {
