@@ -166,26 +166,31 @@ export const NUMBER_VARS = ['caller', 'TEL', 'called', 'did'] as const;
 function callVars(stage: string, callId: string, start: StasisStart, defaultCountry?: CountryCode): Record<string, string> {
   const args = parseStageArgs(start.args.slice(1));
   const caller = start.channel.caller.number ?? '';
-  const vars: Record<string, string> = {
-    ...args,
-    stage,
-    callId,
-    channelId: start.channel.id,
-    caller,
-    // seed 000 (BIZTEL) writes {TEL} for the caller's number
-    TEL: caller,
-    callerName: start.channel.caller.name ?? '',
-    called: args.did || start.channel.dialplan.exten,
-  };
-  // read when first merged; a Stasis() argument of the same name (did.e164=…) wins, like every argument
+  const called = args.did || start.channel.dialplan.exten;
+  // seed 000 (BIZTEL) writes {TEL} for the caller's number
+  const numbers: Record<(typeof NUMBER_VARS)[number], string | undefined> = { caller, TEL: caller, called, did: args.did };
   const out: Record<string, string> = {};
-  defineNumberFields(out, vars, NUMBER_VARS.filter((n) => vars[n] !== undefined), defaultCountry);
-  return Object.assign(out, vars);
+  // read when first merged; a Stasis() argument of the same name (did.e164=…) wins, like every argument
+  defineNumberFields(out, numbers, NUMBER_VARS.filter((n) => numbers[n] !== undefined), defaultCountry);
+  Object.assign(out, args);
+  out.stage = stage;
+  out.callId = callId;
+  out.channelId = start.channel.id;
+  out.caller = caller;
+  out.TEL = caller;
+  out.callerName = start.channel.caller.name ?? '';
+  out.called = called;
+  return out;
 }
 
 /** ARI timestamps look like 2026-11-21T03:52:58.123+0000; Date.parse wants a colon in the offset. */
 export function asteriskTime(ts: string | undefined): number | undefined {
   if (!ts) return undefined;
-  const t = Date.parse(ts.replace(/([+-]\d{2})(\d{2})$/, '$1:$2'));
+  // the colon put in by hand: a regular expression's replace cost more than the parse
+  const n = ts.length;
+  const sign = ts[n - 5];
+  const t = Date.parse((sign === '+' || sign === '-') && OFFSET_DIGITS.test(ts.slice(n - 4)) ? `${ts.slice(0, n - 2)}:${ts.slice(n - 2)}` : ts);
   return Number.isFinite(t) ? t : undefined;
 }
+
+const OFFSET_DIGITS = /^\d{4}$/;

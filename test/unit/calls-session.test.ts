@@ -6,6 +6,7 @@ import { LiveCalls } from '../../src/admin/live.js';
 import type { AriPort } from '../../src/asterisk/ari.js';
 import type { StasisStart } from '../../src/asterisk/ari-events.js';
 import { StageRunner } from '../../src/calls/runner.js';
+import { asteriskTime } from '../../src/calls/session.js';
 import type { StepServices } from '../../src/calls/services.js';
 import { Step, type StepResult } from '../../src/calls/step.js';
 import type { CallSession } from '../../src/calls/session.js';
@@ -119,5 +120,18 @@ describe("the call's end", () => {
       session.end();
       expect(await send(session)).toMatchObject({ kind: 'transport', error: { kind: 'aborted' } });
     });
+  });
+});
+
+describe('asteriskTime', () => {
+  it("reads ARI's offsets without a colon, and whatever Date.parse reads", () => {
+    expect(asteriskTime('2026-11-21T03:52:58.123+0000')).toBe(Date.UTC(2026, 10, 21, 3, 52, 58, 123));
+    expect(asteriskTime('2026-11-21T12:52:58.123+0900')).toBe(Date.UTC(2026, 10, 21, 3, 52, 58, 123));
+    expect(asteriskTime('2026-11-20T22:52:58.123-0500')).toBe(Date.UTC(2026, 10, 21, 3, 52, 58, 123));
+    expect(asteriskTime('2026-11-21T03:52:58.123Z')).toBe(Date.UTC(2026, 10, 21, 3, 52, 58, 123));
+    expect(asteriskTime('2026-11-21T03:52:58.123+09:00')).toBe(Date.UTC(2026, 10, 20, 18, 52, 58, 123));
+    expect(asteriskTime('not a time')).toBeUndefined();
+    expect(asteriskTime('')).toBeUndefined();
+    expect(asteriskTime(undefined)).toBeUndefined();
   });
 });
