@@ -64,31 +64,59 @@ export function defineNumberFields(
   names: readonly string[],
   defaultCountry?: CountryCode,
 ): void {
-  // {caller} and {TEL}, {called} and {did} are mostly the same number: read each once
-  const seen = new Map<string | undefined, () => Record<NumberForm, string>>();
-  for (const name of names) {
-    const raw = vars[name];
-    let forms = seen.get(raw);
-    if (!forms) {
-      let read: Record<NumberForm, string> | undefined;
-      seen.set(raw, (forms = () => (read ??= numberForms(raw, defaultCountry))));
-    }
-    const of = forms;
-    for (const form of NUMBER_FORMS) {
-      const key = `${name}.${form}`;
-      const settle = (value: string) => Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
-      Object.defineProperty(target, key, {
-        enumerable: true,
-        configurable: true,
-        get: () => {
-          const value = of()[form];
-          settle(value);
-          return value;
-        },
-        set: settle,
-      });
-    }
+  let state = (target as Partial<Record<typeof NUMBERS, NumberState>>)[NUMBERS];
+  if (!state || state.owner !== target) {
+    state = { owner: target, raw: new Map(), read: new Map() };
+    Object.defineProperty(target, NUMBERS, { value: state, configurable: true });
   }
+  for (const name of names) {
+    state.raw.set(name, { raw: vars[name], defaultCountry });
+    Object.defineProperties(target, accessorsOf(name));
+  }
+}
+
+/**
+ * The numbers a target's fields are read from, kept on the target itself (not enumerable), so
+ * that the fields' getters and setters are the same functions for every call: defining a closure
+ * pair per field and call was most of the cost of a call's merge fields.
+ */
+const NUMBERS = Symbol('number fields');
+
+interface NumberState {
+  owner: Record<string, string>;
+  raw: Map<string, { raw: string | undefined; defaultCountry?: CountryCode }>;
+  /** {caller} and {TEL}, {called} and {did} are mostly the same number: each is read once */
+  read: Map<string, Record<NumberForm, string>>;
+}
+
+const accessors = new Map<string, PropertyDescriptorMap>();
+
+function accessorsOf(name: string): PropertyDescriptorMap {
+  let map = accessors.get(name);
+  if (map) return map;
+  map = {};
+  for (const form of NUMBER_FORMS) {
+    const key = `${name}.${form}`;
+    const settle = (o: object, value: string) => Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true });
+    map[key] = {
+      enumerable: true,
+      configurable: true,
+      get(this: Record<typeof NUMBERS, NumberState>) {
+        const state = this[NUMBERS];
+        const { raw, defaultCountry } = state.raw.get(name)!;
+        const at = `${defaultCountry ?? ''}|${raw ?? ''}`;
+        let forms = state.read.get(at);
+        if (!forms) state.read.set(at, (forms = numberForms(raw, defaultCountry)));
+        settle(state.owner, forms[form]);
+        return forms[form];
+      },
+      set(this: Record<typeof NUMBERS, NumberState>, value: string) {
+        settle(this[NUMBERS].owner, value);
+      },
+    };
+  }
+  accessors.set(name, map);
+  return map;
 }
 
 /** `{name.e164}` and `{name.national}` for each of `names`: the merge fields beside a number. */

@@ -30,7 +30,7 @@ export class LiveCalls extends EventEmitter<{ change: [] }> implements RunObserv
   stageEntered(s: CallSession): void {
     this.calls.set(s, { callId: s.callId, channelId: s.channel.id, caller: s.vars.caller ?? '', stage: s.stage, enteredAt: Date.now() });
     // a hang-up ends the session at once, before the running step has noticed
-    s.signal.addEventListener('abort', () => this.stageEnded(s), { once: true });
+    s.ending.addEventListener('abort', () => this.stageEnded(s));
     this.emit('change');
   }
 

@@ -20,6 +20,17 @@ export interface ExchangeRequest {
   body?: string;
 }
 
+/**
+ * What cancels a request: an AbortSignal, or anything with the same members (a call's end,
+ * calls/session.ts, which is cheaper than an AbortSignal per call).
+ */
+export interface Cancellation {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 export interface ExchangeOptions {
   /** Deadline for the whole exchange, the wait for a free connection included. */
   timeoutMs: number;
@@ -28,7 +39,7 @@ export interface ExchangeOptions {
   /** Bytes of body kept; past them the connection is dropped and the answer marked truncated. */
   maxBodyBytes?: number;
   /** Cancels the exchange; the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
+  signal?: Cancellation;
 }
 
 export interface Exchanged {

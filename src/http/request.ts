@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
-import { exchange } from './exchange.js';
+import { exchange, type Cancellation } from './exchange.js';
 import { z } from 'zod';
 import { timeout } from '../config/types.js';
-import { escapers, fieldsOf, render, type Escape, type Vars } from '../template.js';
+import { compileTemplate, escapers, fieldsOf, render, type CompiledTemplate, type Escape, type Vars } from '../template.js';
 
 /**
  * A request an admin describes with templates (SMS providers, call-action hooks, the routing API).
@@ -60,42 +60,61 @@ const BODY_ESCAPE: Record<Encoding, Escape> = {
 };
 
 export function buildRequest(spec: RequestSpec, vars: Vars): BuiltRequest {
-  const missing = new Set<string>();
-  const r = (template: string, escape: Escape): string => {
-    const out = render(template, vars, escape);
-    for (const name of out.missing) missing.add(name);
-    return out.text;
-  };
+  return compileRequest(spec)(vars);
+}
 
-  let url = r(spec.url, escapers.url);
-  const headers: Record<string, string> = {};
-  for (const [name, template] of Object.entries(spec.headers ?? {})) {
+/**
+ * The request's templates read once, for a request sent on every call (the routing API's): what
+ * does not depend on the call (a URL or header without merge fields, the content type, the check
+ * of XML names) is worked out here, not per call. A template that cannot be built throws when it
+ * is built, as buildRequest does.
+ */
+export function compileRequest(spec: RequestSpec): (vars: Vars, own?: Vars) => BuiltRequest {
+  const url = compileTemplate(spec.url);
+  const headers = Object.entries(spec.headers ?? {}).map(([name, template]) => [name, compileTemplate(template)] as const);
+  const body =
+    spec.body === undefined
+      ? undefined
+      : typeof spec.body === 'string'
+        ? compileTemplate(spec.body)
+        : Object.entries(spec.body).map(([k, v]) => [k, compileTemplate(v)] as const);
+  const xmlRoot = spec.xmlRoot ?? 'request';
+  const badXmlName =
+    spec.encoding === 'xml' && Array.isArray(body) ? [xmlRoot, ...body.map(([k]) => k)].find((name) => !XML_NAME.test(name)) : undefined;
+  const contentType = spec.encoding !== 'query' && !headers.some(([k]) => k.toLowerCase() === 'content-type') ? CONTENT_TYPES[spec.encoding] : undefined;
+
+  // `own`: fields that come before `vars` (see CompiledTemplate)
+  return (vars, own) => {
+    const missing = new Set<string>();
+    const r = (template: CompiledTemplate, escape: Escape): string => {
+      const out = template(vars, escape, own);
+      for (const name of out.missing) missing.add(name);
+      return out.text;
+    };
+    let builtUrl = r(url, escapers.url);
+    const builtHeaders: Record<string, string> = {};
     // Merge-field values are percent-encoded where HTTP cannot carry them (escapers.header); the
     // admin's own text is checked at load (headersSchema).
-    headers[name] = r(template, escapers.header);
-  }
+    for (const [name, template] of headers) builtHeaders[name] = r(template, escapers.header);
 
-  let body: string | undefined;
-  if (spec.body !== undefined) {
-    const encoded =
-      typeof spec.body === 'string'
-        ? r(spec.body, BODY_ESCAPE[spec.encoding])
-        : encodeFields(
-            spec.encoding,
-            Object.entries(spec.body).map(([k, v]) => [k, r(v, escapers.none)] as const),
-            spec.xmlRoot ?? 'request',
-          );
-    if (spec.encoding === 'query') {
-      if (encoded !== '') url = appendQuery(url, encoded);
-    } else {
-      body = encoded;
+    let builtBody: string | undefined;
+    if (body !== undefined) {
+      let encoded: string;
+      if (!Array.isArray(body)) encoded = r(body as CompiledTemplate, BODY_ESCAPE[spec.encoding]);
+      else {
+        if (badXmlName !== undefined) throw new Error(`"${badXmlName}" is not a valid XML element name`);
+        encoded = encodeFields(spec.encoding, body.map(([k, v]) => [k, r(v, escapers.none)] as const), xmlRoot);
+      }
+      if (spec.encoding === 'query') {
+        if (encoded !== '') builtUrl = appendQuery(builtUrl, encoded);
+      } else {
+        builtBody = encoded;
+      }
     }
-  }
 
-  if (body !== undefined && spec.encoding !== 'query' && !hasHeader(headers, 'content-type')) {
-    headers['content-type'] = CONTENT_TYPES[spec.encoding];
-  }
-  return { method: spec.method, url, headers, body, missing: [...missing] };
+    if (builtBody !== undefined && contentType !== undefined) builtHeaders['content-type'] = contentType;
+    return { method: spec.method, url: builtUrl, headers: builtHeaders, body: builtBody, missing: [...missing] };
+  };
 }
 
 function encodeFields(encoding: Encoding, fields: ReadonlyArray<readonly [string, string]>, xmlRoot: string): string {
@@ -106,9 +125,7 @@ function encodeFields(encoding: Encoding, fields: ReadonlyArray<readonly [string
     case 'json':
       return JSON.stringify(Object.fromEntries(fields));
     case 'xml': {
-      for (const name of [xmlRoot, ...fields.map(([k]) => k)]) {
-        if (!XML_NAME.test(name)) throw new Error(`"${name}" is not a valid XML element name`);
-      }
+      // element names are checked once, by compileRequest
       const inner = fields.map(([k, v]) => `<${k}>${escapers.xml(v)}</${k}>`).join('');
       return `<?xml version="1.0" encoding="UTF-8"?><${xmlRoot}>${inner}</${xmlRoot}>`;
     }
@@ -120,10 +137,6 @@ function appendQuery(url: string, query: string): string {
   const base = hash === -1 ? url : url.slice(0, hash);
   const sep = !base.includes('?') ? '?' : base.endsWith('?') || base.endsWith('&') ? '' : '&';
   return base + sep + query + (hash === -1 ? '' : url.slice(hash));
-}
-
-function hasHeader(headers: Record<string, string>, name: string): boolean {
-  return Object.keys(headers).some((k) => k.toLowerCase() === name);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,8 +167,8 @@ export interface SendOptions {
   dispatcher?: Dispatcher;
   /** Bytes of response body kept; the rest is discarded. Default 64 KiB. */
   maxBodyBytes?: number;
-  /** Cancels the request (shutdown); reported as a TransportError of kind `aborted`. */
-  signal?: AbortSignal;
+  /** Cancels the request (shutdown, a hang-up); reported as a TransportError of kind `aborted`. */
+  signal?: Cancellation;
 }
 
 export interface HttpResponse {
@@ -187,12 +200,12 @@ export async function sendRequest(built: BuiltRequest, opts: SendOptions): Promi
   const elapsed = () => Math.round(performance.now() - started);
   let timedOut = false;
   try {
-    const url = new URL(built.url);
+    const { origin, path } = target(built.url);
     // exchange(), not undici's request(): its answer stream, async iterator and signal listeners
     // were a third of undici's CPU per request, for bodies read whole anyway
     const res = await exchange(
       opts.dispatcher ?? sharedDispatcher(),
-      { method: built.method, origin: url.origin, path: url.pathname + url.search, headers: built.headers, body: built.body },
+      { method: built.method, origin, path, headers: built.headers, body: built.body },
       {
         timeoutMs: opts.timeoutMs,
         timeoutError: () => {
@@ -210,6 +223,22 @@ export async function sendRequest(built: BuiltRequest, opts: SendOptions): Promi
     }
     throw toTransportError(e, timedOut, elapsed());
   }
+}
+
+// Most requests go to a URL that is the same for every call (the routing API's, a provider's):
+// each is parsed once. Bounded, since a URL may carry a caller's number in its query.
+const TARGETS_KEPT = 64;
+const targets = new Map<string, { origin: string; path: string }>();
+
+function target(href: string): { origin: string; path: string } {
+  let t = targets.get(href);
+  if (!t) {
+    const url = new URL(href);
+    t = { origin: url.origin, path: url.pathname + url.search };
+    if (targets.size >= TARGETS_KEPT) targets.clear();
+    targets.set(href, t);
+  }
+  return t;
 }
 
 function toTransportError(e: unknown, timedOut: boolean, latencyMs: number): TransportError {

@@ -34,9 +34,10 @@ export const routingFeature = defineFeature<RoutingFeatureConfig>()({
     });
     const routeLogSink = {
       record(e: NewRouteLogEntry & { id?: string }) {
-        const id = e.id ?? randomUUID();
+        // the entry is the router's, handed over: it is not changed after this
+        const id = (e.id ??= randomUUID());
         if (typeof e.latencyMs === 'number') metrics.routingLatency.observe({ outcome: e.outcome }, e.latencyMs / 1000);
-        rows.push({ ...e, id });
+        rows.push(e as NewRouteLogEntry & { id: string });
         return id;
       },
     };

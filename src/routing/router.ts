@@ -3,7 +3,7 @@ import type { CallSession } from '../calls/session.js';
 import type { AttemptResult } from '../http/failure.js';
 import type { BuiltRequest } from '../http/request.js';
 import { sendAndClassify } from '../http/send.js';
-import { redactRequest } from '../http/redact.js';
+import { scrubText } from '../http/redact.js';
 import type { StepServices } from '../calls/services.js';
 import type { RoutingServices } from './services.js';
 import type { StepResult } from '../calls/step.js';
@@ -90,7 +90,7 @@ export class RouteRun implements Run {
     if (built.missing.length) call.log.warn({ step: scope.where, missing: built.missing }, 'merge fields without a value');
 
     const filler = cfg.filler ? this.startFiller(scope) : undefined;
-    const result = await sendAndClassify({ ...built, timeoutMs: cfg.timeout, signal: call.signal, dispatcher: rs.dispatcher });
+    const result = await sendAndClassify({ ...built, timeoutMs: cfg.timeout, signal: call.ending, dispatcher: rs.dispatcher });
     const { latencyMs } = result;
     this.apiMs += latencyMs;
     const filled = (await filler?.stop()) ?? false;
@@ -251,7 +251,8 @@ export class RouteRun implements Run {
 
   /** Keeps the log entry for this decision; written once the caller is on their way. */
   private note(scope: Scope, d: Pick<Decision, 'outcome' | 'reason'>, built: BuiltRequest | undefined, result: AttemptResult | undefined, latencyMs?: number, filler = false): NewRouteLogEntry {
-    const req = built ? redactRequest(built, this.rs.secrets) : undefined;
+    // the log keeps the URL and the body, not the headers: only those two are scrubbed
+    const secrets = this.rs.secrets;
     const entry: NewRouteLogEntry = {
       time: Date.now() - (latencyMs ?? 0),
       callId: this.call.callId,
@@ -260,10 +261,10 @@ export class RouteRun implements Run {
       step: scope.where,
       integration: scope.integration ?? null,
       caller: this.call.vars.caller ?? null,
-      method: req?.method ?? null,
-      url: req?.url ?? null,
+      method: built?.method ?? null,
+      url: built ? scrubText(built.url, secrets) : null,
       encoding: built ? scope.route.encoding : null,
-      requestBody: req?.body ?? null,
+      requestBody: built?.body !== undefined ? scrubText(built.body, secrets) : null,
       httpStatus: result?.kind === 'response' ? result.status : null,
       responseBody: result?.kind === 'response' ? result.body : result?.kind === 'transport' ? `(${result.error.kind}) ${result.error.message}` : null,
       latencyMs: latencyMs ?? null,
