@@ -21,9 +21,9 @@ export function readmeBlock(result, file) {
   const knees = (sc) => ['limit', 'peer-curl', 'route'].filter((k) => sc?.[k]?.rungs).map((k) => `${k} ${fmt(sc[k].knee)}`).join(', ');
   if (knees(s)) rows.push(['knees, calls/s (no failure, no retransmission)', `${knees(s)}${result.pinnedLadder?.scenarios && knees(result.pinnedLadder.scenarios) ? `; pinned: ${knees(result.pinnedLadder.scenarios)}` : ''}`]);
   const routeRungs = s.route?.rungs ?? [];
-  if (routeRungs.length) rows.push(['service CPU per routed call, ms', routeRungs.map((g) => `${fmt(g.cpuSecondsPer1000Calls.service)} at ${g.offered}/s`).join(', ')]);
+  if (routeRungs.length) rows.push(['service CPU per routed call, ms', routeRungs.map((g) => `${fmt(g.cpuSecondsPer1000Calls.service)} at ${g.offered}/s${g.clean ? '' : ' ✗'}`).join(', ')]);
   const pairs = routeOverPeerCurl(s);
-  if (pairs.length) rows.push(['route / peer-curl, total CPU per call', pairs.map((p) => `${fmt(p.ratio)} at ${p.offered}/s`).join(', ')]);
+  if (pairs.length) rows.push(['route / peer-curl, total CPU per call', pairs.map((p) => `${fmt(p.ratio)} at ${p.offered}/s${p.clean ? '' : ' ✗'}`).join(', ')]);
   const h = summary(result).routingAtHalfKnee;
   if (h) rows.push([`routing latency at ${h.offered} calls/s (half the route knee or below)`, `p50 ${fmt(h.sinceStasisStartMs.p50)} ms, p99 ${fmt(h.sinceStasisStartMs.p99)} ms`]);
   const q = s['queue-sms'];
@@ -39,7 +39,7 @@ export function readmeBlock(result, file) {
   if (rows.length) {
     out.push('| also measured in that run | |', '|---|---|');
     for (const [k, v] of rows) out.push(`| ${k} | ${v} |`);
-    out.push('');
+    out.push('', '✗: a rung with failed calls or SIP retransmissions (past a knee).', '');
   }
   out.push(END);
   return out.join('\n');
