@@ -482,9 +482,15 @@ function routingLatency(m0, m1, stage) {
     gone: d('gone'),
     // Asterisk's StasisStart timestamp → the channel out of Stasis: what a caller waits for
     sinceStasisStartMs: { p50: quantileMs(since, 0.5) ?? null, p99: quantileMs(since, 0.99) ?? null, max: quantileMs(since, 1) ?? null, mean: since.count ? round(since.sumMs / since.count, 2) : null },
-    // from the event's arrival in the service: the service's own part
+    // from the event's arrival in the service to Asterisk's answer to the hand-back
     inServiceMs: { p50: quantileMs(inService, 0.5) ?? null, p99: quantileMs(inService, 0.99) ?? null, mean: inService.count ? round(inService.sumMs / inService.count, 2) : null },
+    // that time by who was waited on: the API, Asterisk's answers, and the service's own (a service before the split has none)
+    ...(b.own ? { waitedMs: Object.fromEntries(['api', 'asterisk', 'own'].map((k) => [k, quantiles(histogramDelta(b[k], a?.[k]))])) } : {}),
   };
+}
+
+function quantiles(h) {
+  return { p50: quantileMs(h, 0.5) ?? null, p99: quantileMs(h, 0.99) ?? null, max: quantileMs(h, 1) ?? null };
 }
 
 /** How late the service's event loop ran its timers between two /metrics snapshots. */

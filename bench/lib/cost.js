@@ -68,8 +68,14 @@ export function targets(result) {
   for (const rate of [200, 400]) add(`service CPU per routed call ≤ 0.4 ms at ${rate} calls/s`, at(rate).map((g) => g.cpuSecondsPer1000Calls.service), (v) => v <= 0.4, 'ms', perRung(rate));
   const pairs = routeOverPeerCurl(s);
   add("route's total CPU per call below peer-curl's at every rate", pairs.map((p) => p.ratio), (v) => v < 1, '', `route / peer-curl at ${pairs.map((p) => p.offered).join(', ')} calls/s`);
-  add('routing p99 ≤ 2 ms at 200 calls/s', at(200).map((g) => g.routing?.sinceStasisStartMs.p99), within(2), 'ms', perRung(200));
-  add('routing p50 ≤ 1 ms at 200 calls/s', at(200).map((g) => g.routing?.sinceStasisStartMs.p50), within(1), 'ms', perRung(200));
+  // what the service itself adds, beside the target that counts the API's and Asterisk's answers too
+  const own = (q) => {
+    const v = at(200).map((g) => g.routing?.waitedMs?.own[q]).filter((x) => x !== null && x !== undefined);
+    return v.length ? `the service's own ${q}: ${v.join(', ')} ms` : '';
+  };
+  const notes = (...n) => n.filter(Boolean).join('; ');
+  add('routing p99 ≤ 2 ms at 200 calls/s', at(200).map((g) => g.routing?.sinceStasisStartMs.p99), within(2), 'ms', notes(perRung(200), own('p99')));
+  add('routing p50 ≤ 1 ms at 200 calls/s', at(200).map((g) => g.routing?.sinceStasisStartMs.p50), within(1), 'ms', notes(perRung(200), own('p50')));
   const knee = s.route?.knee;
   const below = knee ? route.filter((g) => g.offered < knee) : [];
   // the slowest call is known to the latency histogram's bucket, not to the microsecond
@@ -83,7 +89,8 @@ export function targets(result) {
   const m = s.memory && !s.memory.error && !s.memory.pending ? s.memory : undefined;
   add('fresh service RSS ≤ 90 MB', [m?.fresh.rssMB], (v) => v <= 90, 'MB');
   add(`RSS after ${m ? m.run.calls.toLocaleString('en-US') : '100,000'} routed calls ≤ fresh + 20 MB`, [m ? round(m.end.rssMB - m.fresh.rssMB) : null], (v) => v <= 20, 'MB over fresh');
-  add('routing p99 over the whole memory run ≤ 5 ms', [m?.run.routing.sinceStasisStartMs?.p99], within(5), 'ms');
+  const ownRun = m?.run.routing.waitedMs?.own.p99;
+  add('routing p99 over the whole memory run ≤ 5 ms', [m?.run.routing.sinceStasisStartMs?.p99], within(5), 'ms', ownRun !== undefined ? `the service's own p99: ${ownRun} ms` : '');
   return rows;
 }
 
@@ -110,7 +117,7 @@ export function summary(result) {
   if (knee('route')) {
     const half = knee('route') / 2;
     const rung = [...routeRungs].filter((r) => r.offered <= half && r.clean).sort((a, b) => b.offered - a.offered)[0];
-    if (rung) out.routingAtHalfKnee = { offered: rung.offered, sinceStasisStartMs: rung.routing.sinceStasisStartMs, inServiceMs: rung.routing.inServiceMs, serviceCpuMsPerCall: rung.cpuSecondsPer1000Calls.service };
+    if (rung) out.routingAtHalfKnee = { offered: rung.offered, sinceStasisStartMs: rung.routing.sinceStasisStartMs, inServiceMs: rung.routing.inServiceMs, waitedMs: rung.routing.waitedMs, serviceCpuMsPerCall: rung.cpuSecondsPer1000Calls.service };
   }
   // what the whole box pays per call: route's three processes against the dialplan's CURL() and
   // the API it asks (PAYS says which processes count)

@@ -25,7 +25,11 @@ export function readmeBlock(result, file) {
   const pairs = routeOverPeerCurl(s);
   if (pairs.length) rows.push(['route / peer-curl, total CPU per call', pairs.map((p) => `${fmt(p.ratio)} at ${p.offered}/s${p.clean ? '' : ' ✗'}`).join(', ')]);
   const h = summary(result).routingAtHalfKnee;
-  if (h) rows.push([`routing latency at ${h.offered} calls/s (half the route knee or below)`, `p50 ${fmt(h.sinceStasisStartMs.p50)} ms, p99 ${fmt(h.sinceStasisStartMs.p99)} ms`]);
+  if (h) {
+    const w = h.waitedMs;
+    const split = w ? `; waiting on the API p99 ${fmt(w.api.p99)} ms, on Asterisk's answers p99 ${fmt(w.asterisk.p99)} ms, the service's own p50 ${fmt(w.own.p50)} ms, p99 ${fmt(w.own.p99)} ms` : '';
+    rows.push([`routing latency at ${h.offered} calls/s (half the route knee or below)`, `p50 ${fmt(h.sinceStasisStartMs.p50)} ms, p99 ${fmt(h.sinceStasisStartMs.p99)} ms${split}`]);
+  }
   const q = s['queue-sms'];
   if (q && !q.error) rows.push(['queue # → SMS request at the provider', `p50 ${fmt(q.poundToSmsMs.p50)} ms, p99 ${fmt(q.poundToSmsMs.p99)} ms (${q.callers} callers)`]);
   const o = s.outbox;

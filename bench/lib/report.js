@@ -35,7 +35,9 @@ export function markdownReport(r) {
   }
   if (sum.routingAtHalfKnee) {
     const h = sum.routingAtHalfKnee;
-    out.push(`Routing latency at ${h.offered} calls/s (half the route knee or below): StasisStart → channel on its way p50 ${fmt(h.sinceStasisStartMs.p50)} ms, p99 ${fmt(h.sinceStasisStartMs.p99)} ms; of which in the service p50 ${fmt(h.inServiceMs.p50)} ms, p99 ${fmt(h.inServiceMs.p99)} ms; service CPU ${fmt(h.serviceCpuMsPerCall)} ms per call.`, '');
+    const w = h.waitedMs;
+    const split = w ? ` Split by who was waited on (p50 / p99 ms): the API ${fmt(w.api.p50)} / ${fmt(w.api.p99)}, Asterisk answering the hand-back ${fmt(w.asterisk.p50)} / ${fmt(w.asterisk.p99)}, **the service's own ${fmt(w.own.p50)} / ${fmt(w.own.p99)}** (outside those requests: its code, its event loop's queue, GC; each wait is timed from sending to the answer read, so it holds the service's own sending and reading too).` : '';
+    out.push(`Routing latency at ${h.offered} calls/s (half the route knee or below): StasisStart → channel on its way p50 ${fmt(h.sinceStasisStartMs.p50)} ms, p99 ${fmt(h.sinceStasisStartMs.p99)} ms; of which from the event's arrival in the service p50 ${fmt(h.inServiceMs.p50)} ms, p99 ${fmt(h.inServiceMs.p99)} ms; service CPU ${fmt(h.serviceCpuMsPerCall)} ms per call.${split}`, '');
   }
 
   if (r.settings.pinned) out.push(`Pinned: ${r.settings.pinned}.`, '');
@@ -64,13 +66,15 @@ export function markdownReport(r) {
 
   if (order.length) {
     out.push('## Ladder', '');
-    out.push('Event-loop delay: how late the service ran a 20 ms timer during a route rung.', '');
-    out.push('| scenario | offered | achieved | failed | retrans | SIP 200 p50 / p99 ms | routing p50 / p99 ms | in service p50 / p99 ms | event-loop delay p99 / max ms |');
-    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    out.push('In service: from the StasisStart\'s arrival to Asterisk\'s answer to the hand-back, and the p99 of its parts: waiting on the API, waiting on Asterisk\'s answers, and the service\'s own (the rest). Event-loop delay: how late the service ran a 20 ms timer during a route rung.', '');
+    out.push('| scenario | offered | achieved | failed | retrans | SIP 200 p50 / p99 ms | routing p50 / p99 ms | in service p50 / p99 ms | API / Asterisk / own p99 ms | event-loop delay p99 / max ms |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const { scenario: k, rung: g } of order) {
       const p50p99 = (x) => (x ? `${fmt(x.p50)} / ${fmt(x.p99)}` : '–');
       const loop = g.eventLoopDelayMs ? `${fmt(g.eventLoopDelayMs.p99)} / ${fmt(g.eventLoopDelayMs.max)}` : '–';
-      out.push(`| ${k}${g.clean ? '' : ' ✗'} | ${g.offered} | ${fmt(g.achieved)} | ${g.failed} | ${g.retransmissions} | ${p50p99(g.sipResponseMs)} | ${p50p99(g.routing?.sinceStasisStartMs)} | ${p50p99(g.routing?.inServiceMs)} | ${loop} |`);
+      const w = g.routing?.waitedMs;
+      const parts = w ? `${fmt(w.api.p99)} / ${fmt(w.asterisk.p99)} / ${fmt(w.own.p99)}` : '–';
+      out.push(`| ${k}${g.clean ? '' : ' ✗'} | ${g.offered} | ${fmt(g.achieved)} | ${g.failed} | ${g.retransmissions} | ${p50p99(g.sipResponseMs)} | ${p50p99(g.routing?.sinceStasisStartMs)} | ${p50p99(g.routing?.inServiceMs)} | ${parts} | ${loop} |`);
     }
     out.push('', '✗: a failed call or a retransmission in that rung.', '');
   }
@@ -97,7 +101,7 @@ export function markdownReport(r) {
       out.push('');
       if (mm.breakdown) out.push(...memoryBreakdown(mm.breakdown));
       const rr = mm.run.routing;
-      out.push(`${mm.run.calls} calls at ${mm.run.rate}/s${mm.run.shortened ? ` (${mm.run.shortened})` : ''}: ${mm.run.successful} ok, ${mm.run.failed} failed, ${mm.run.retransmissions} retransmissions; routing p50/p99 ${fmt(rr.sinceStasisStartMs?.p50)}/${fmt(rr.sinceStasisStartMs?.p99)} ms. RSS from half-way to the end: ${fmt(mm.growthMB?.rss)} MB. Lowest V8 heap seen (≈ what survives a collection) in the first half ${fmt(mm.heapFloorMB?.firstHalf)} MB, in the second ${fmt(mm.heapFloorMB?.secondHalf)} MB (**${fmt(mm.heapFloorMB?.growth)} MB**). Asterisk RSS with the calls held: ${fmt(mm.held.asteriskRssMB)} MB. The service runs with AMI here (as examples/config.yaml).`, '');
+      out.push(`${mm.run.calls} calls at ${mm.run.rate}/s${mm.run.shortened ? ` (${mm.run.shortened})` : ''}: ${mm.run.successful} ok, ${mm.run.failed} failed, ${mm.run.retransmissions} retransmissions; routing p50/p99 ${fmt(rr.sinceStasisStartMs?.p50)}/${fmt(rr.sinceStasisStartMs?.p99)} ms${rr.waitedMs ? ` (the service's own ${fmt(rr.waitedMs.own.p50)}/${fmt(rr.waitedMs.own.p99)} ms; waiting on the API p99 ${fmt(rr.waitedMs.api.p99)}, on Asterisk p99 ${fmt(rr.waitedMs.asterisk.p99)} ms)` : ''}. RSS from half-way to the end: ${fmt(mm.growthMB?.rss)} MB. Lowest V8 heap seen (≈ what survives a collection) in the first half ${fmt(mm.heapFloorMB?.firstHalf)} MB, in the second ${fmt(mm.heapFloorMB?.secondHalf)} MB (**${fmt(mm.heapFloorMB?.growth)} MB**). Asterisk RSS with the calls held: ${fmt(mm.held.asteriskRssMB)} MB. The service runs with AMI here (as examples/config.yaml).`, '');
       if (mm.run.loopDelayMs || mm.run.gcPausesMs) out.push(...stalls(mm.run), '');
     }
   }

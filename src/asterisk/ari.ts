@@ -74,6 +74,12 @@ export interface ChannelHandle {
   /** Sets several variables in one request (Asterisk's ARRAY()); an empty value clears one. */
   setVars(vars: Readonly<Record<string, string>>): Promise<void>;
   release(): void;
+  /**
+   * How long this channel's REST requests took, from sending to Asterisk's answer (or their
+   * failure), summed: the part of a call's time in the service that Asterisk spends. Playbacks
+   * count only their request, not the playing.
+   */
+  readonly restMs: number;
 }
 
 export class AriError extends Error {
@@ -106,6 +112,8 @@ interface RestOptions {
    * holds only its own connection of the pool.
    */
   http?: boolean;
+  /** Adds the request's time, answered or failed, to `ms` (a channel's ChannelHandle.restMs). */
+  spent?: { ms: number };
 }
 
 /**
@@ -419,11 +427,15 @@ export class AriPort {
       return s;
     };
     const enc = encodeURIComponent(id);
+    const spent = { ms: 0 };
     const setVar = async (name: string, value: string): Promise<void> => {
-      await this.rest('POST', `/channels/${enc}/variable`, { query: { variable: name, value }, http: true });
+      await this.rest('POST', `/channels/${enc}/variable`, { query: { variable: name, value }, http: true, spent });
     };
     return {
       id,
+      get restMs() {
+        return spent.ms;
+      },
       on(type, fn) {
         const s = scope();
         let set = s.get(type);
@@ -433,10 +445,10 @@ export class AriPort {
         return () => void added.delete(fn as Handler);
       },
       answer: async () => {
-        await this.rest('POST', `/channels/${enc}/answer`, { http: true });
+        await this.rest('POST', `/channels/${enc}/answer`, { http: true, spent });
       },
       hangup: async (reason) => {
-        await this.rest('DELETE', `/channels/${enc}`, { query: reason ? { reason } : undefined, benign: [404] });
+        await this.rest('DELETE', `/channels/${enc}`, { query: reason ? { reason } : undefined, benign: [404], spent });
       },
       continueInDialplan: async (target = {}) => {
         const q: Record<string, string> = {};
@@ -444,12 +456,12 @@ export class AriPort {
         if (target.extension) q.extension = target.extension;
         if (target.priority !== undefined) q.priority = String(target.priority);
         if (target.label) q.label = target.label;
-        await this.rest('POST', `/channels/${enc}/continue`, { query: q, benign: [404] });
+        await this.rest('POST', `/channels/${enc}/continue`, { query: q, benign: [404], spent });
       },
-      play: (media, signal) => this.play(id, media, signal, scope),
+      play: (media, signal) => this.play(id, media, signal, scope, spent),
       getVar: async (name) => {
         try {
-          const r = (await this.rest('GET', `/channels/${enc}/variable`, { query: { variable: name } })) as { value?: string };
+          const r = (await this.rest('GET', `/channels/${enc}/variable`, { query: { variable: name }, spent })) as { value?: string };
           return r.value;
         } catch (e) {
           if (e instanceof AriError && e.status === 404) return undefined;
@@ -474,6 +486,7 @@ export class AriPort {
     media: string,
     signal: AbortSignal | undefined,
     scope: () => Map<ChannelEventType, Set<Handler>>,
+    spent: { ms: number },
   ): Promise<PlaybackOutcome> {
     const playbackId = randomUUID();
     return new Promise<PlaybackOutcome>((resolve, reject) => {
@@ -511,7 +524,7 @@ export class AriPort {
         signal.addEventListener('abort', onAbort, { once: true });
         cleanups.push(() => signal.removeEventListener('abort', onAbort));
       }
-      this.rest('POST', `/channels/${encodeURIComponent(channelId)}/play/${playbackId}`, { query: { media } }).catch((e) => {
+      this.rest('POST', `/channels/${encodeURIComponent(channelId)}/play/${playbackId}`, { query: { media }, spent }).catch((e) => {
         if (e instanceof AriError && e.status === 404) return done('channel-gone');
         cleanups.forEach((c) => c());
         reject(e);
@@ -524,6 +537,16 @@ export class AriPort {
    * over HTTP; either way the same answer, the same AriError, the same deadline.
    */
   private async rest(method: string, path: string, o: RestOptions = {}): Promise<unknown> {
+    if (!o.spent) return this.request(method, path, o);
+    const t0 = performance.now();
+    try {
+      return await this.request(method, path, o);
+    } finally {
+      o.spent.ms += performance.now() - t0;
+    }
+  }
+
+  private async request(method: string, path: string, o: RestOptions): Promise<unknown> {
     const qs = o.query && Object.keys(o.query).length ? '?' + new URLSearchParams(o.query).toString() : '';
     const body = o.body === undefined ? undefined : JSON.stringify(o.body);
     const timeoutError = () => new TimeoutError(`ARI ${method} ${path} timed out after ${this.opts.timeoutMs} ms`);

@@ -80,14 +80,36 @@ export interface StageMetrics {
   sinceStasisStart: HistogramSnapshot;
   /** The same end, from the moment the service received the StasisStart (sub-millisecond). */
   inService: HistogramSnapshot;
+  /**
+   * inService split by who was waited on, per visit: the routing API, Asterisk (the channel's
+   * REST requests), and the rest, which is the service's own (its code, its event loop's queue,
+   * GC). The caller's own time (prompts, menus) is in none of them. A wait is timed from sending
+   * the request to having read its answer, so it holds the service's own sending and reading
+   * too, and waits that overlapped (a caller name set while a prompt plays) are each counted
+   * whole: `own` can only be understated, never inflated by a slow API or PBX.
+   */
+  api: HistogramSnapshot;
+  asterisk: HistogramSnapshot;
+  own: HistogramSnapshot;
 }
+
+/** When a visit left by the service's hand: its times, and what it waited on (CallSession.waited, ChannelHandle.restMs). */
+export interface VisitTimes {
+  sinceStasisStartMs: number;
+  inServiceMs: number;
+  apiMs: number;
+  asteriskMs: number;
+  mediaMs: number;
+}
+
+const histograms = () => ({ since: new Histogram(), inService: new Histogram(), api: new Histogram(), asterisk: new Histogram(), own: new Histogram() });
 
 /**
  * Per stage: visits, how they ended, and how long the service kept the channel before it left.
  * Only configured stage names get their own entry (a dialplan may name anything).
  */
 export class CallMetrics {
-  private readonly stages = new Map<string, { entered: number; left: number; fallback: number; gone: number; since: Histogram; inService: Histogram }>();
+  private readonly stages = new Map<string, { entered: number; left: number; fallback: number; gone: number } & ReturnType<typeof histograms>>();
 
   /** Visits in progress: entered and not ended yet. */
   private active = 0;
@@ -99,7 +121,7 @@ export class CallMetrics {
   private of(stage: string) {
     const name = this.known.has(stage) ? stage : '(unknown)';
     let s = this.stages.get(name);
-    if (!s) this.stages.set(name, (s = { entered: 0, left: 0, fallback: 0, gone: 0, since: new Histogram(), inService: new Histogram() }));
+    if (!s) this.stages.set(name, (s = { entered: 0, left: 0, fallback: 0, gone: 0, ...histograms() }));
     return s;
   }
 
@@ -110,20 +132,33 @@ export class CallMetrics {
   }
 
   /** `times`: undefined when the channel never left by our hand (the caller hung up first). */
-  ended(stage: string, outcome: StageOutcome, times?: { sinceStasisStartMs: number; inServiceMs: number }): void {
+  ended(stage: string, outcome: StageOutcome, times?: VisitTimes): void {
     const s = this.of(stage);
     s[outcome] += 1;
     this.active = Math.max(0, this.active - 1);
     if (times && outcome !== 'gone') {
       s.since.observe(Math.max(0, times.sinceStasisStartMs));
       s.inService.observe(times.inServiceMs);
+      s.api.observe(times.apiMs);
+      s.asterisk.observe(times.asteriskMs);
+      s.own.observe(Math.max(0, times.inServiceMs - times.apiMs - times.asteriskMs - times.mediaMs));
     }
   }
 
   snapshot(): Record<string, StageMetrics> {
     const out: Record<string, StageMetrics> = {};
     for (const [name, s] of this.stages) {
-      out[name] = { entered: s.entered, left: s.left, fallback: s.fallback, gone: s.gone, sinceStasisStart: s.since.snapshot(), inService: s.inService.snapshot() };
+      out[name] = {
+        entered: s.entered,
+        left: s.left,
+        fallback: s.fallback,
+        gone: s.gone,
+        sinceStasisStart: s.since.snapshot(),
+        inService: s.inService.snapshot(),
+        api: s.api.snapshot(),
+        asterisk: s.asterisk.snapshot(),
+        own: s.own.snapshot(),
+      };
     }
     return out;
   }

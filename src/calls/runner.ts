@@ -162,6 +162,10 @@ export class StageRunner {
       ...raw,
       continueInDialplan: leaving(raw.continueInDialplan),
       hangup: leaving(raw.hangup),
+      // the spread copied the sum as it was; this reads it as it grows
+      get restMs() {
+        return raw.restMs;
+      },
     };
     const callId = await this.callIdOf(ev, channel.getVar);
     const session = new CallSession(stage, callId, channel, ev, log, this.opts.defaultCountry);
@@ -223,7 +227,7 @@ export class StageRunner {
       metrics?.ended(
         stage,
         outcome,
-        left && { sinceStasisStartMs: left.wall - session.stasisStartAt, inServiceMs: left.perf - receivedAt },
+        left && { sinceStasisStartMs: left.wall - session.stasisStartAt, inServiceMs: left.perf - receivedAt, asteriskMs: channel.restMs, ...session.waited },
       );
     }
   }

@@ -29,6 +29,12 @@ export class CallSession {
    * a tenth of a routed call's CPU for a signal that only one request ever listened to.
    */
   readonly ending = new CallEnding();
+  /**
+   * What the call waited on outside the service, summed by the steps that waited (the routing
+   * API; the caller listening or typing), so the stage's time in the service can be split into
+   * theirs, Asterisk's (the channel's restMs) and the service's own.
+   */
+  readonly waited = { apiMs: 0, mediaMs: 0 };
   /** hung up or out of Stasis: nothing more can be done with the channel */
   private gone = false;
   private answered: boolean;

@@ -26,10 +26,6 @@ import { isOpen } from './schedule.js';
 export class RouteRun implements Run {
   /** menus and integrations passed through so far (the loop guard counts these) */
   hops = 0;
-  /** time spent waiting for the customer's API */
-  apiMs = 0;
-  /** time the caller spent listening or typing (prompts, spoken data, menus) */
-  mediaMs = 0;
   private readonly pending: NewRouteLogEntry[] = [];
   /** The spoken data of an answer that leads to an interactive menu: the next gather's prompt, so keys may interrupt it. */
   private nextPrompt: string | undefined;
@@ -74,7 +70,7 @@ export class RouteRun implements Run {
       const prompt = this.nextPrompt;
       this.nextPrompt = undefined;
       const got = await gather(call, this.services, g, { language: this.language(scope), voice: cfg.voice }, prompt);
-      this.mediaMs += performance.now() - t0;
+      call.waited.mediaMs += performance.now() - t0;
       if (!call.active) return 'handed-off';
       call.vars[g.var] = got.digits;
       if (g.var !== 'digits') call.vars.digits = got.digits;
@@ -92,7 +88,7 @@ export class RouteRun implements Run {
     const filler = cfg.filler ? this.startFiller(scope) : undefined;
     const result = await sendAndClassify({ ...built, timeoutMs: cfg.timeout, signal: call.ending, dispatcher: rs.dispatcher });
     const { latencyMs } = result;
-    this.apiMs += latencyMs;
+    call.waited.apiMs += latencyMs;
     const filled = (await filler?.stop()) ?? false;
     if (!call.active) {
       this.note(scope, { outcome: 'transport', reason: 'the caller hung up while the API was asked' }, built, result, latencyMs, filled);
@@ -169,10 +165,12 @@ export class RouteRun implements Run {
 
   /** Logged when the call has left for its destination: what the service itself added. */
   left(scope: Scope, destination: string, why?: string): void {
+    const { apiMs, mediaMs } = this.call.waited;
+    const asteriskMs = this.call.channel.restMs;
     const sinceStasisStartMs = Date.now() - this.call.stasisStartAt;
-    const overheadMs = Math.max(0, Math.round(sinceStasisStartMs - this.apiMs - this.mediaMs));
+    const overheadMs = Math.max(0, Math.round(sinceStasisStartMs - apiMs - mediaMs - asteriskMs));
     this.call.log.info(
-      { step: scope.where, destination, why, sinceStasisStartMs, apiMs: Math.round(this.apiMs), mediaMs: Math.round(this.mediaMs), overheadMs },
+      { step: scope.where, destination, why, sinceStasisStartMs, apiMs: Math.round(apiMs), mediaMs: Math.round(mediaMs), asteriskMs: Math.round(asteriskMs), overheadMs },
       'routed',
     );
     this.flush();
@@ -185,7 +183,7 @@ export class RouteRun implements Run {
     const t0 = performance.now();
     const outcome = await call.channel.play(media, call.signal);
     const ms = Math.round(performance.now() - t0);
-    this.mediaMs += ms;
+    call.waited.mediaMs += ms;
     call.log.info({ what, outcome, ms, media }, 'prompt played');
     return outcome;
   }

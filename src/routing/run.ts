@@ -25,9 +25,6 @@ export interface Run {
   readonly services: StepServices;
   /** routing.schedules, for a destination that depends on the time of day */
   readonly schedules: Readonly<Record<string, Schedule>>;
-  /** time the caller spent listening or typing, which the `routed` line keeps apart from the service's own */
-  mediaMs: number;
-
   language(scope: Scope): string;
   /** Plays to the end (or until the caller leaves), counted as the caller's time. */
   play(media: string, what: string): Promise<string>;

@@ -19,6 +19,8 @@ export type Op =
 export interface FakeChannel extends ChannelHandle {
   readonly ops: Op[];
   playMs: number;
+  /** what the real handle sums from its requests; a test that delays one adds to it */
+  restMs: number;
   press(digits: string): void;
   /** The caller hangs up. */
   hangUp(): void;
@@ -34,6 +36,7 @@ export function fakeChannel(id = 'chan-1'): FakeChannel {
     id,
     ops,
     playMs: 0,
+    restMs: 0,
     on(type, fn) {
       let set = handlers.get(type);
       if (!set) handlers.set(type, (set = new Set()));

@@ -128,6 +128,30 @@ describe('ARI port on an Asterisk that answers REST over the WebSocket', () => {
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
+  it('sums the time a channel\'s requests waited on Asterisk, answered or timed out, and only that channel\'s', async () => {
+    const { pbx, port } = await connect(true, 300);
+    await until(() => port.restOverWebSocket, 'REST over the WebSocket');
+    const c1 = port.channel('C1');
+    const other = port.channel('C2');
+    expect(c1.restMs).toBe(0);
+    pbx.hold.add('POST /channels/C1/continue');
+    const answered = c1.continueInDialplan();
+    await until(() => pbx.ws.includes('POST /channels/C1/continue'), 'the request reached Asterisk');
+    await new Promise((r) => setTimeout(r, 120));
+    pbx.release();
+    await answered;
+    expect(c1.restMs).toBeGreaterThanOrEqual(120);
+    expect(c1.restMs).toBeLessThan(300);
+    await other.continueInDialplan(); // not held: answered at once
+    expect(other.restMs).toBeLessThan(c1.restMs);
+    // one that got no answer waited its whole deadline
+    const before = c1.restMs;
+    await c1.hangup().catch(() => undefined);
+    pbx.hold.add('DELETE /channels/C1');
+    await c1.hangup().catch((e: unknown) => e);
+    expect(c1.restMs - before).toBeGreaterThanOrEqual(290);
+  });
+
   it('times a request out like an HTTP one, and drops its late answer', async () => {
     const { pbx, port } = await connect(true, 300);
     await until(() => port.restOverWebSocket, 'REST over the WebSocket');

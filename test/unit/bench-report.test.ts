@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 // bench/ is plain JavaScript without types: a computed specifier keeps tsc from asking for them
 const reportUrl = new URL('../../bench/lib/report.js', import.meta.url).href;
 const { markdownReport } = (await import(reportUrl)) as { markdownReport: (r: unknown) => string };
+const costUrl = new URL('../../bench/lib/cost.js', import.meta.url).href;
+const { summary } = (await import(costUrl)) as { summary: (r: unknown) => unknown };
 
 interface Rung {
   offered: number;
@@ -95,6 +97,23 @@ describe('bench report (bench/lib/report.js)', () => {
     expect(loop('route', '200')).toBe('3.32 / 30');
     expect(loop('route', '400')).toBe('13.28 / 30');
     expect(loop('peer-curl', '200')).toBe('–');
+  });
+
+  it('splits the time in the service by who was waited on, in the ladder, at half the knee and beside the latency targets', () => {
+    const split = run((r) => {
+      r.scenarios.route.rungs[0].routing.waitedMs = { api: { p50: 0.3, p99: 4.1, max: 9 }, asterisk: { p50: 0.4, p99: 6.2, max: 11 }, own: { p50: 0.2, p99: 0.9, max: 3 } };
+      r.summary = summary(r);
+    });
+    const md = markdownReport(split);
+    const rows = table(md, '## Ladder');
+    const parts = (offered: string) => rows.find((r) => r.scenario === 'route' && r.offered === offered)?.['API / Asterisk / own p99 ms'];
+    expect(parts('200')).toBe('4.1 / 6.2 / 0.9');
+    // a rung of a service that did not split its time
+    expect(parts('400')).toBe('–');
+    const t = Object.fromEntries(table(md, '## Targets (issue 14)').map((r) => [r.target, r['this run']]));
+    expect(t['routing p99 ≤ 2 ms at 200 calls/s']).toBe("1.81 ms (the service's own p99: 0.9 ms)");
+    expect(t['routing p50 ≤ 1 ms at 200 calls/s']).toBe("0.905 ms (the service's own p50: 0.2 ms)");
+    expect(md).toContain("the API 0.3 / 4.1, Asterisk answering the hand-back 0.4 / 6.2, **the service's own 0.2 / 0.9**");
   });
 
   it('keeps every rung when a rate is offered twice', () => {

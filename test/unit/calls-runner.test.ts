@@ -31,8 +31,7 @@ function stasisStart(channelId: string, callId: string): StasisStart {
   } as unknown as StasisStart;
 }
 
-async function visit(steps: Step[]): Promise<{ channel: FakeChannel; metrics: CallMetrics }> {
-  const channel = fakeChannel('chan-r');
+async function visit(steps: Step[], channel = fakeChannel('chan-r')): Promise<{ channel: FakeChannel; metrics: CallMetrics }> {
   let onStart: (ev: StasisStart) => void = () => undefined;
   const ari = { onStasisStart: (fn: (ev: StasisStart) => void) => (onStart = fn), channel: () => channel } as unknown as AriPort;
   const metrics = new CallMetrics(new Set(['s']));
@@ -62,6 +61,36 @@ describe('what a step returns decides where the call goes', () => {
   it('a step that throws is a fallback too', async () => {
     const { channel } = await visit([new Scripted({ result: 'throw' }, 'a')]);
     expect(channel.ops).toEqual([{ op: 'setVar', name: RESULT_VAR, value: 'error' }, { op: 'continue', target: {} }]);
+  });
+});
+
+describe('a visit\'s time in the service, split by who was waited on', () => {
+  /** A step that waits `ms` for an outside API, as the route step notes it. */
+  class Asking extends Step<{ ms: number }> {
+    readonly kind = 'asking';
+    async run(session: Parameters<Step['run']>[0]): Promise<StepResult> {
+      await new Promise((r) => setTimeout(r, this.config.ms));
+      session.waited.apiMs += this.config.ms;
+      return 'next';
+    }
+  }
+
+  it('the API\'s wait, Asterisk\'s answer to the hand-back, and the rest as the service\'s own', async () => {
+    const channel = fakeChannel('chan-r');
+    const real = channel.continueInDialplan.bind(channel);
+    channel.continueInDialplan = async (target) => {
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, 40));
+      channel.restMs += performance.now() - t0;
+      return real(target);
+    };
+    const { metrics } = await visit([new Asking({ ms: 60 }, 'a')], channel);
+    const s = metrics.snapshot().s!;
+    expect(s.api.sumMs).toBeCloseTo(60);
+    expect(s.asterisk.sumMs).toBeGreaterThanOrEqual(40);
+    expect(s.inService.sumMs).toBeGreaterThanOrEqual(100);
+    expect(s.own.sumMs).toBeCloseTo(s.inService.sumMs - s.api.sumMs - s.asterisk.sumMs, 0);
+    expect(s.own.sumMs).toBeLessThan(s.inService.sumMs - 99);
   });
 });
 

@@ -30,15 +30,30 @@ describe('metrics', () => {
   it('counts how visits end per configured stage and pools the rest', () => {
     const m = new CallMetrics(new Set(['route']));
     m.entered('route');
-    m.ended('route', 'left', { sinceStasisStartMs: 3, inServiceMs: 1.5 });
+    m.ended('route', 'left', { sinceStasisStartMs: 3, inServiceMs: 1.5, apiMs: 0, asteriskMs: 0, mediaMs: 0 });
     m.entered('route');
     m.ended('route', 'gone');
     m.entered('typo');
-    m.ended('typo', 'fallback', { sinceStasisStartMs: 2, inServiceMs: 1 });
+    m.ended('typo', 'fallback', { sinceStasisStartMs: 2, inServiceMs: 1, apiMs: 0, asteriskMs: 0, mediaMs: 0 });
     const s = m.snapshot();
     expect(s.route).toMatchObject({ entered: 2, left: 1, gone: 1, fallback: 0 });
     expect(s.route!.inService.count).toBe(1);
     expect(s['(unknown)']).toMatchObject({ entered: 1, fallback: 1 });
+  });
+
+  it('splits a visit\'s time in the service into the API\'s, Asterisk\'s and its own; the caller\'s time is in none', () => {
+    const m = new CallMetrics(new Set(['route']));
+    m.entered('route');
+    m.ended('route', 'left', { sinceStasisStartMs: 3200, inServiceMs: 3100, apiMs: 40, asteriskMs: 8, mediaMs: 3000 });
+    m.entered('route');
+    // waits that overlapped add up to more than the visit: the service's own part is none, not negative
+    m.ended('route', 'left', { sinceStasisStartMs: 12, inServiceMs: 10, apiMs: 9, asteriskMs: 4, mediaMs: 0 });
+    const s = m.snapshot().route!;
+    expect(s.api.sumMs).toBeCloseTo(49);
+    expect(s.asterisk.sumMs).toBeCloseTo(12);
+    expect(s.own.count).toBe(2);
+    expect(s.own.sumMs).toBeCloseTo(52);
+    expect(quantileMs(s.own, 0)).toBeLessThanOrEqual(0.01);
   });
 
   it('the loop delay histogram shows a stretch that blocked the loop', async () => {

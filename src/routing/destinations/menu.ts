@@ -46,7 +46,7 @@ export const menu = defineDestination({
       if (!call.active) return 'handed-off';
       const t0 = performance.now();
       const got = await collectDigits(call, { prompt, maxDigits: 1, terminator: '', timeoutMs: m.timeout, interDigitTimeoutMs: m.timeout });
-      run.mediaMs += performance.now() - t0;
+      call.waited.mediaMs += performance.now() - t0;
       if (got.ended === 'hangup' || !call.active) return 'handed-off';
       const choice = got.digits !== '' && Object.hasOwn(m.options, got.digits) ? m.options[got.digits] : undefined;
       call.log.info({ step: scope.where, menu: dest.name, key: got.digits || null, matched: choice !== undefined, attempt: attempt + 1 }, 'menu key');
