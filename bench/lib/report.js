@@ -4,6 +4,18 @@ import { callCpuMs, PAYS, routeOverPeerCurl, rungsInOrder, targets } from './cos
 
 const LADDER = ['limit', 'peer-curl', 'route'];
 
+/** What the warm-up rungs before the ladder cost (they are in no other figure), or undefined without them. */
+export function warmupLine(scenarios) {
+  const warm = LADDER.filter((k) => scenarios[k]?.warmup).map((k) => [k, scenarios[k].warmup]);
+  if (!warm.length) return undefined;
+  const each = warm.map(([k, g]) => {
+    const c = g.cpuSecondsPer1000Calls;
+    const parts = PAYS[k].map((p) => `${p === 'api' ? 'API stand-in' : p} ${fmt(c[p])}`).join(', ');
+    return `${k} ${g.calls.toLocaleString('en-US')} calls at ${g.offered}/s${g.clean ? '' : ' (with failures)'}: ${parts}`;
+  });
+  return `Warm-up before the ladder, in none of its figures (CPU ms per call): ${each.join('; ')}. The service and the API stand-in are Node processes: V8 compiles their code once it has run a while, so a fresh process's first calls cost more than a running one's.`;
+}
+
 export function markdownReport(r) {
   const s = r.scenarios;
   const out = [];
@@ -43,6 +55,8 @@ export function markdownReport(r) {
   if (r.settings.pinned) out.push(`Pinned: ${r.settings.pinned}.`, '');
   if (r.idle) out.push(`Idle: with no calls the service used **${fmt(r.idle.cpuPercentOfACore)} % of a core** over ${fmt(r.idle.seconds)} s (WebSocket pings, timers, sweeps).`, '');
   const order = rungsInOrder(s, LADDER);
+  const warm = warmupLine(s);
+  if (warm) out.push(warm, '');
   if (order.length) {
     out.push('## CPU per call, by process', '');
     out.push('CPU ms per call (= CPU s per 1,000 calls). The total counts the processes that do the scenario\'s work: Asterisk for limit; Asterisk and the API stand-in for peer-curl; all three for route. In parentheses: a process that was only idling through that rung, not in the total.', '');
@@ -212,5 +226,7 @@ function pinnedSection(s, p) {
     }
     out.push('', '✗: a failed call or a retransmission in that rung (of either scenario).', '');
   }
+  const warm = warmupLine(q);
+  if (warm) out.push(`Pinned: ${warm}`, '');
   return out;
 }

@@ -116,6 +116,18 @@ describe('bench report (bench/lib/report.js)', () => {
     expect(md).toContain("the API 0.3 / 4.1, Asterisk answering the hand-back 0.4 / 6.2, **the service's own 0.2 / 0.9**");
   });
 
+  it('reports the warm-up rungs apart from the ladder, with what they cost each process that works', () => {
+    const warmed = run((r) => {
+      r.scenarios.route.warmup = { ...rung({ offered: 200, asterisk: 3.1, service: 2.4, api: 0.6 }), calls: 2000 };
+      r.scenarios['peer-curl'].warmup = { ...rung({ offered: 200, asterisk: 3.9, service: 0.01, api: 0.9 }), calls: 2000, clean: false };
+    });
+    const md = markdownReport(warmed);
+    expect(md).toContain('Warm-up before the ladder, in none of its figures (CPU ms per call): peer-curl 2,000 calls at 200/s (with failures): asterisk 3.9, API stand-in 0.9; route 2,000 calls at 200/s: asterisk 3.1, service 2.4, API stand-in 0.6.');
+    // not a rung of the ladder: the CPU table has the same rows as without it
+    expect(table(md, '## CPU per call, by process')).toEqual(table(markdownReport(run()), '## CPU per call, by process'));
+    expect(markdownReport(run())).not.toContain('Warm-up');
+  });
+
   it('keeps every rung when a rate is offered twice', () => {
     const twice = run((r) => {
       for (const k of ['peer-curl', 'route']) r.scenarios[k].rungs.push(...r.scenarios[k].rungs.map((g: any) => ({ ...g, cpuSecondsPer1000Calls: { ...g.cpuSecondsPer1000Calls, asterisk: 9 } })));
