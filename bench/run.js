@@ -60,7 +60,7 @@ const USAGE = `npm run bench -- [options]
   --hold-calls N          calls held in Stasis at once in the memory run (default 1000)
   --queue-callers N       callers who press # in the queue-sms run (default 200)
   --outbox-messages N     messages per outbox run (default 3000)
-  --budget-minutes N      stop climbing and shorten the memory run past this (default 20)
+  --budget-minutes N      stop climbing and shorten the memory run past this (default 22)
   --pin                   the whole run pinned: Asterisk and SIPp on CPU 0, the service and the API
                           stand-in on CPU 1 (as when the service runs on a host of its own); needs 2
                           CPUs and taskset
@@ -122,7 +122,7 @@ function options() {
     holdCalls: num('hold-calls', 1000, 200),
     queueCallers: num('queue-callers', 200, 40),
     outboxMessages: num('outbox-messages', 3000, 1000),
-    budgetS: num('budget-minutes', 20, 20) * 60,
+    budgetS: num('budget-minutes', 22, 22) * 60,
     provision: !values['no-provision'],
     pin: values.pin,
     // the ladder again with the PBX and the service on a core each: not when the whole run is
