@@ -46,8 +46,8 @@ async function loadBuild() {
 
 /** The dialplan (docker/asterisk/conf/extensions_bench.conf) CURL()s this port. */
 const API_PORT = 18099;
-const EXTEN = { limit: 700, 'peer-curl': 701, route: 702, hold: 703, queue: 100 };
-const LADDER_SCENARIOS = ['limit', 'peer-curl', 'route'];
+const EXTEN = { limit: 700, 'peer-curl': 701, route: 702, hold: 703, bare: 704, queue: 100 };
+const LADDER_SCENARIOS = ['limit', 'peer-curl', 'bare', 'route'];
 const ALL_SCENARIOS = [...LADDER_SCENARIOS, 'queue-sms', 'outbox', 'memory'];
 
 const USAGE = `npm run bench -- [options]
@@ -60,15 +60,16 @@ const USAGE = `npm run bench -- [options]
   --hold-calls N          calls held in Stasis at once in the memory run (default 1000)
   --queue-callers N       callers who press # in the queue-sms run (default 200)
   --outbox-messages N     messages per outbox run (default 3000)
-  --budget-minutes N      stop climbing and shorten the memory run past this (default 22)
+  --budget-minutes N      stop climbing and shorten the memory run past this (default 26)
   --pin                   the whole run pinned: Asterisk and SIPp on CPU 0, the service and the API
                           stand-in on CPU 1 (as when the service runs on a host of its own); needs 2
                           CPUs and taskset
   --no-pinned-ladder      skip the second, pinned climb of the ladder (by default, on 2 CPUs or more,
                           limit, peer-curl and route climb it once as the kernel places them and once
                           pinned as with --pin, reported side by side)
-  --warmup-seconds N      before each ladder, peer-curl and route calls at 200/s for N s (default 10;
-                          0: none), reported apart: the service and the API stand-in are Node, whose
+  --warmup-seconds N      before each ladder, peer-curl, bare and route calls at 200/s for N s (default
+                          10; 0: none), reported apart: the service, the bare client and the API
+                          stand-in are Node, whose
                           compiler makes a fresh process's first thousand calls dearer than the rest
   --idle-seconds N        how long the service's CPU is measured with no calls (default 30)
   --no-provision          use the Asterisk already running in ASTX_DIR as it is (by default it is
@@ -122,7 +123,7 @@ function options() {
     holdCalls: num('hold-calls', 1000, 200),
     queueCallers: num('queue-callers', 200, 40),
     outboxMessages: num('outbox-messages', 3000, 1000),
-    budgetS: num('budget-minutes', 22, 22) * 60,
+    budgetS: num('budget-minutes', 26, 26) * 60,
     provision: !values['no-provision'],
     pin: values.pin,
     // the ladder again with the PBX and the service on a core each: not when the whole run is
@@ -165,6 +166,7 @@ async function main() {
   if (opts.quick) result.notes.push('QUICK run: shorter rungs, smaller ladder and memory run; figures are indicative only.');
   if (opts.memoryCalls < 100_000 && opts.scenarios.includes('memory')) result.notes.push(`memory run scaled down: ${opts.memoryCalls} calls instead of 100,000`);
   const api = await startApi();
+  const bare = opts.scenarios.includes('bare') ? await startBare(env) : undefined;
   const sms = await startAossms();
   const routeAvailable = existsSync(join(DIST, 'routing/route-step.js'));
   let service;
@@ -172,7 +174,7 @@ async function main() {
     const wantLadder = LADDER_SCENARIOS.filter((s) => opts.scenarios.includes(s));
     const wantService = wantLadder.includes('route') || opts.scenarios.includes('queue-sms');
     if (wantService) service = await startBenchService('ladder', { sms, route: routeAvailable });
-    const pids = { asterisk: asteriskPid, service: service?.pid, api: api.pid };
+    const pids = { asterisk: asteriskPid, service: service?.pid, api: api.pid, bare: bare?.pid };
     if (service) result.idle = await idleCost(service);
 
     if (wantLadder.length) {
@@ -183,12 +185,12 @@ async function main() {
         result.scenarios.route = { pending };
       }
       const climbing = wantLadder.filter((s) => !(s === 'route' && pending));
-      Object.assign(result.scenarios, await ladder(climbing, { env, pids, service, untilS: opts.budgetS * (opts.pinnedLadder ? 0.35 : 0.6) }));
+      Object.assign(result.scenarios, await ladder(climbing, { env, pids, service, bare, untilS: opts.budgetS * (opts.pinnedLadder ? 0.35 : 0.6) }));
     }
     if (opts.scenarios.includes('queue-sms')) result.scenarios['queue-sms'] = await attempt('queue-sms', () => queueSms({ env, sms, service }));
     if (service) await service.stop();
     service = undefined;
-    if (opts.pinnedLadder && wantLadder.length) result.pinnedLadder = await attempt('pinned ladder', () => pinnedLadder(wantLadder, { env, asteriskPid, api, sms, routeAvailable }));
+    if (opts.pinnedLadder && wantLadder.length) result.pinnedLadder = await attempt('pinned ladder', () => pinnedLadder(wantLadder, { env, asteriskPid, api, bare, sms, routeAvailable }));
 
     if (opts.scenarios.includes('outbox')) result.scenarios.outbox = await attempt('outbox', () => outbox());
     if (opts.scenarios.includes('memory')) {
@@ -202,6 +204,7 @@ async function main() {
     await service?.stop();
     await sms.close();
     api.child.kill('SIGTERM');
+    bare?.child.kill('SIGTERM');
   }
   result.summary = summary(result);
   result.durationS = round((Date.now() - t0) / 1000);
@@ -307,6 +310,27 @@ async function startApi() {
   return { child, pid: child.pid, url: `http://127.0.0.1:${API_PORT}` };
 }
 
+/** The bare ARI client (bench/lib/bare-ari.js), connected to Asterisk as application bench-bare. */
+async function startBare(env) {
+  const child = fork(join(HERE, 'lib/bare-ari.js'), [env.ariUrl, 'bench-bare', String(API_PORT)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ARI_USER: env.ariUser, ARI_PASSWORD: env.ariPass },
+  });
+  children.add(child);
+  const m = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`the bare ARI client exited (${code})`)));
+  });
+  if (m.error) throw new Error(`the bare ARI client could not start: ${m.error}`);
+  if (pinned) pin(child.pid, PIN.service);
+  const latencies = () =>
+    new Promise((resolve) => {
+      child.once('message', (r) => resolve(r.latencies ?? []));
+      child.send('latencies');
+    });
+  return { child, pid: child.pid, latencies };
+}
+
 let nextServicePort = 18_190;
 
 /** The service as users run it: `node dist/cli.js start --config FILE`, its own process. */
@@ -404,7 +428,7 @@ function sippBase(name) {
 /** The rate of the warm-up rungs: below every knee measured on this box (peer-curl's is 200). */
 const WARMUP_RATE = 200;
 
-async function ladder(scenarios, { env, pids, service, untilS }) {
+async function ladder(scenarios, { env, pids, service, bare, untilS }) {
   const state = Object.fromEntries(scenarios.map((s) => [s, { rungs: [], dirtyInARow: 0, done: false, stopped: undefined }]));
   // A fresh Node process runs its code interpreted until V8 has seen enough of it to compile it:
   // alternating runs at 100 and 200 calls/s cost the service 2.6-2.9 and 1.5-1.8 ms per call when
@@ -413,7 +437,7 @@ async function ladder(scenarios, { env, pids, service, untilS }) {
   const warmup = {};
   if (opts.warmupSeconds > 0) {
     for (const s of scenarios.filter((k) => k !== 'limit')) {
-      const rung = await runRung(s, WARMUP_RATE, { env, pids, service }, opts.warmupSeconds);
+      const rung = await runRung(s, WARMUP_RATE, { env, pids, service, bare }, opts.warmupSeconds);
       log(`${s} warm-up @ ${WARMUP_RATE}/s: ${describeRung(rung)}`);
       if (!rung.clean) await settled(pids.asterisk);
       warmup[s] = rung;
@@ -429,7 +453,7 @@ async function ladder(scenarios, { env, pids, service, untilS }) {
         st.stopped = `time budget: stopped before ${rate} calls/s`;
         continue;
       }
-      const rung = await runRung(s, rate, { env, pids, service });
+      const rung = await runRung(s, rate, { env, pids, service, bare });
       st.rungs.push(rung);
       log(`${s} @ ${rate}/s: ${describeRung(rung)}`);
       st.dirtyInARow = rung.clean ? 0 : st.dirtyInARow + 1;
@@ -452,9 +476,10 @@ async function ladder(scenarios, { env, pids, service, untilS }) {
   return out;
 }
 
-async function runRung(scenario, rate, { env, pids, service }, seconds = opts.rungSeconds) {
+async function runRung(scenario, rate, { env, pids, service, bare }, seconds = opts.rungSeconds) {
   const calls = Math.round(rate * seconds);
   const m0 = scenario === 'route' ? await service.metrics() : undefined;
+  if (scenario === 'bare') await bare.latencies(); // what it kept before this rung is not this rung's
   const cpu0 = cpuSnapshot(pids);
   const r = await runSipp({ ...sippBase(`${scenario}-${rate}`), service: EXTEN[scenario], rate, calls, timeoutS: seconds + 20 });
   // calls still being torn down belong to this rung's cost
@@ -479,6 +504,10 @@ async function runRung(scenario, rate, { env, pids, service }, seconds = opts.ru
     // a route that fell back ends its SIP call with an error, which sipp already counts as failed
     rung.routing = routingLatency(m0, m1, 'bench-route');
     rung.eventLoopDelayMs = loopDelay(m0, m1);
+  }
+  if (scenario === 'bare') {
+    const l = (await bare.latencies()).sort((a, b) => a - b);
+    rung.routing = { left: l.length, sinceStasisStartMs: { p50: percentile(l, 0.5), p99: percentile(l, 0.99), max: l.length ? l[l.length - 1] : null, mean: l.length ? round(l.reduce((a, b) => a + b, 0) / l.length, 2) : null } };
   }
   rung.clean = rung.failed === 0 && rung.retransmissions === 0 && rung.successful === calls;
   return rung;
@@ -803,18 +832,19 @@ let pinned = false;
  * A service of its own (started pinned); afterwards every process may use every core again, as the
  * scenarios that follow were measured.
  */
-async function pinnedLadder(scenarios, { env, asteriskPid, api, sms, routeAvailable }) {
+async function pinnedLadder(scenarios, { env, asteriskPid, api, bare, sms, routeAvailable }) {
   pinned = true;
   pin(asteriskPid, PIN.pbx);
   pin(api.pid, PIN.service);
+  if (bare) pin(bare.pid, PIN.service);
   let service;
   try {
     const wantRoute = scenarios.includes('route');
     if (wantRoute && routeAvailable) service = await startBenchService('ladder-pinned', { sms, route: true });
     const pending = !wantRoute ? undefined : service ? await probeRoute(service) : 'the route step is not in this build';
     const climbing = scenarios.filter((s) => !(s === 'route' && pending));
-    const pids = { asterisk: asteriskPid, service: service?.pid, api: api.pid };
-    const out = { settings: { pinned: PINNED }, scenarios: await ladder(climbing, { env, pids, service, untilS: opts.budgetS * 0.65 }) };
+    const pids = { asterisk: asteriskPid, service: service?.pid, api: api.pid, bare: bare?.pid };
+    const out = { settings: { pinned: PINNED }, scenarios: await ladder(climbing, { env, pids, service, bare, untilS: opts.budgetS * 0.65 }) };
     if (pending) out.scenarios.route = { pending };
     return out;
   } finally {
@@ -823,6 +853,7 @@ async function pinnedLadder(scenarios, { env, asteriskPid, api, sms, routeAvaila
     const all = `0-${cpus().length - 1}`;
     pin(asteriskPid, all);
     pin(api.pid, all);
+    if (bare) pin(bare.pid, all);
   }
 }
 

@@ -6,7 +6,7 @@ import { round } from './proc.js';
  * The processes that do a scenario's work. The others are running too (the service idles through
  * peer-curl's rungs) and their CPU is measured, but it is not what that kind of call costs.
  */
-export const PAYS = { limit: ['asterisk'], 'peer-curl': ['asterisk', 'api'], route: ['asterisk', 'service', 'api'] };
+export const PAYS = { limit: ['asterisk'], 'peer-curl': ['asterisk', 'api'], bare: ['asterisk', 'bare', 'api'], route: ['asterisk', 'service', 'api'] };
 
 /** CPU ms per call of the processes that take part (cpuSecondsPer1000Calls is ms per call). */
 export function callCpuMs(scenario, cpu) {
@@ -37,6 +37,23 @@ export function routeOverPeerCurl(scenarios) {
     const peerCurlMs = callCpuMs('peer-curl', p.cpuSecondsPer1000Calls);
     const ratio = routeMs !== null && peerCurlMs ? round(routeMs / peerCurlMs, 2) : null;
     return [{ offered: r.offered, routeMs, peerCurlMs, ratio, serviceMs: r.cpuSecondsPer1000Calls.service, clean: r.clean && p.clean }];
+  });
+}
+
+/**
+ * Route against the bare ARI client at each rate both ran: the service's CPU per call over the bare
+ * client's (the same events in, the same two requests out, nothing else), and both latencies.
+ */
+export function routeOverBare(scenarios) {
+  const route = scenarios.route?.rungs ?? [];
+  const bare = scenarios.bare?.rungs ?? [];
+  return route.flatMap((r, j) => {
+    const b = bare[j];
+    if (!b || b.offered !== r.offered) return [];
+    const serviceMs = r.cpuSecondsPer1000Calls.service;
+    const bareMs = b.cpuSecondsPer1000Calls.bare;
+    const ratio = serviceMs !== null && serviceMs !== undefined && bareMs ? round(serviceMs / bareMs, 2) : null;
+    return [{ offered: r.offered, serviceMs, bareMs, ratio, route: r.routing?.sinceStasisStartMs, bare: b.routing?.sinceStasisStartMs, clean: r.clean && b.clean }];
   });
 }
 

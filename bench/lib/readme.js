@@ -1,7 +1,7 @@
 // The README's "latest run" block, written from one run's JSON and from nothing else, so that the
 // README cannot quote a figure that run did not measure (test/unit/bench-readme.test.ts checks the
 // block against the file it names). `node bench/run.js --readme bench/results/<date>.json` writes it.
-import { routeOverPeerCurl, summary, targets } from './cost.js';
+import { routeOverBare, routeOverPeerCurl, summary, targets } from './cost.js';
 
 export const BEGIN = '<!-- bench:latest: written by `node bench/run.js --readme FILE.json` from that run alone; do not edit by hand -->';
 export const END = '<!-- /bench:latest -->';
@@ -24,6 +24,8 @@ export function readmeBlock(result, file) {
   if (routeRungs.length) rows.push(['service CPU per routed call, ms', routeRungs.map((g) => `${fmt(g.cpuSecondsPer1000Calls.service)} at ${g.offered}/s${g.clean ? '' : ' ✗'}`).join(', ')]);
   const pairs = routeOverPeerCurl(s);
   if (pairs.length) rows.push(['route / peer-curl, total CPU per call', pairs.map((p) => `${fmt(p.ratio)} at ${p.offered}/s${p.clean ? '' : ' ✗'}`).join(', ')]);
+  const floor = routeOverBare(s);
+  if (floor.length) rows.push(['service CPU per call / a bare ARI client\'s (the same requests, nothing else); latency p50 / p99 ms, route and bare', floor.map((f) => `${fmt(f.ratio)} at ${f.offered}/s (${fmt(f.serviceMs)} / ${fmt(f.bareMs)} ms; ${fmt(f.route?.p50)} / ${fmt(f.route?.p99)} and ${fmt(f.bare?.p50)} / ${fmt(f.bare?.p99)})${f.clean ? '' : ' ✗'}`).join(', ')]);
   const h = summary(result).routingAtHalfKnee;
   if (h) {
     const w = h.waitedMs;

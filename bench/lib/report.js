@@ -1,8 +1,9 @@
 // The Markdown page of one bench run: issue 14's targets, knees, what a call costs each process,
 // every rung, then the other scenarios. docs/performance.md explains how to read it.
-import { callCpuMs, PAYS, routeOverPeerCurl, rungsInOrder, targets } from './cost.js';
+import { callCpuMs, PAYS, routeOverBare, routeOverPeerCurl, rungsInOrder, targets } from './cost.js';
 
-const LADDER = ['limit', 'peer-curl', 'route'];
+const LADDER = ['limit', 'peer-curl', 'bare', 'route'];
+const PROCESS = { asterisk: 'Asterisk', service: 'service', bare: 'bare client', api: 'API stand-in' };
 
 /** What the warm-up rungs before the ladder cost (they are in no other figure), or undefined without them. */
 export function warmupLine(scenarios) {
@@ -10,10 +11,10 @@ export function warmupLine(scenarios) {
   if (!warm.length) return undefined;
   const each = warm.map(([k, g]) => {
     const c = g.cpuSecondsPer1000Calls;
-    const parts = PAYS[k].map((p) => `${p === 'api' ? 'API stand-in' : p} ${fmt(c[p])}`).join(', ');
+    const parts = PAYS[k].map((p) => `${PROCESS[p]} ${fmt(c[p])}`).join(', ');
     return `${k} ${g.calls.toLocaleString('en-US')} calls at ${g.offered}/s${g.clean ? '' : ' (with failures)'}: ${parts}`;
   });
-  return `Warm-up before the ladder, in none of its figures (CPU ms per call): ${each.join('; ')}. The service and the API stand-in are Node processes: V8 compiles their code once it has run a while, so a fresh process's first calls cost more than a running one's.`;
+  return `Warm-up before the ladder, in none of its figures (CPU ms per call): ${each.join('; ')}. The service, the bare client and the API stand-in are Node processes: V8 compiles their code once it has run a while, so a fresh process's first calls cost more than a running one's.`;
 }
 
 export function markdownReport(r) {
@@ -59,12 +60,12 @@ export function markdownReport(r) {
   if (warm) out.push(warm, '');
   if (order.length) {
     out.push('## CPU per call, by process', '');
-    out.push('CPU ms per call (= CPU s per 1,000 calls). The total counts the processes that do the scenario\'s work: Asterisk for limit; Asterisk and the API stand-in for peer-curl; all three for route. In parentheses: a process that was only idling through that rung, not in the total.', '');
-    out.push('| scenario | offered | Asterisk | service | API stand-in | total |', '|---|---:|---:|---:|---:|---:|');
+    out.push('CPU ms per call (= CPU s per 1,000 calls). The total counts the processes that do the scenario\'s work: Asterisk for limit; Asterisk and the API stand-in for peer-curl; Asterisk, the ARI client (the bare one or the service) and the API stand-in for bare and route. In parentheses: a process that was only idling through that rung, not in the total.', '');
+    out.push('| scenario | offered | Asterisk | service | bare client | API stand-in | total |', '|---|---:|---:|---:|---:|---:|---:|');
     for (const { scenario: k, rung: g } of order) {
       const c = g.cpuSecondsPer1000Calls;
       const part = (p) => (PAYS[k].includes(p) ? fmt(c[p]) : c[p] === null || c[p] === undefined ? '–' : `(${fmt(c[p])})`);
-      out.push(`| ${k}${g.clean ? '' : ' ✗'} | ${g.offered} | ${part('asterisk')} | ${part('service')} | ${part('api')} | **${fmt(callCpuMs(k, c))}** |`);
+      out.push(`| ${k}${g.clean ? '' : ' ✗'} | ${g.offered} | ${part('asterisk')} | ${part('service')} | ${part('bare')} | ${part('api')} | **${fmt(callCpuMs(k, c))}** |`);
     }
     out.push('');
   }
@@ -74,6 +75,16 @@ export function markdownReport(r) {
     out.push('| offered | peer-curl ms | route ms | route / peer-curl |', '|---:|---:|---:|---:|');
     for (const t of pairs) out.push(`| ${t.offered}${t.clean ? '' : ' ✗'} | ${fmt(t.peerCurlMs)} | ${fmt(t.routeMs)} | **${fmt(t.ratio)}** |`);
     out.push('');
+  }
+
+  const floor = routeOverBare(s);
+  if (floor.length) {
+    out.push('## Route against a bare ARI client', '');
+    out.push('The bare client (`bench/lib/bare-ari.js`) does the least an ARI application can do to route a call: the same events in, the same API request and `continue` out, and nothing else (no log, no routing-log row, no metrics, no checks). What the service costs above it is what its features and safeguards cost; what the bare client costs is this machine\'s floor.', '');
+    out.push('| offered | service CPU ms per call | bare client CPU ms per call | service / bare | route p50 / p99 ms | bare p50 / p99 ms |', '|---:|---:|---:|---:|---:|---:|');
+    const p50p99 = (x) => (x ? `${fmt(x.p50)} / ${fmt(x.p99)}` : '–');
+    for (const f of floor) out.push(`| ${f.offered}${f.clean ? '' : ' ✗'} | ${fmt(f.serviceMs)} | ${fmt(f.bareMs)} | **${fmt(f.ratio)}** | ${p50p99(f.route)} | ${p50p99(f.bare)} |`);
+    out.push('', 'The bare client\'s latency is in whole milliseconds (Asterisk\'s timestamps and its own clock); the route\'s is the service\'s histogram bucket.', '');
   }
 
   if (r.pinnedLadder) out.push(...pinnedSection(s, r.pinnedLadder));

@@ -122,10 +122,26 @@ describe('bench report (bench/lib/report.js)', () => {
       r.scenarios['peer-curl'].warmup = { ...rung({ offered: 200, asterisk: 3.9, service: 0.01, api: 0.9 }), calls: 2000, clean: false };
     });
     const md = markdownReport(warmed);
-    expect(md).toContain('Warm-up before the ladder, in none of its figures (CPU ms per call): peer-curl 2,000 calls at 200/s (with failures): asterisk 3.9, API stand-in 0.9; route 2,000 calls at 200/s: asterisk 3.1, service 2.4, API stand-in 0.6.');
+    expect(md).toContain('Warm-up before the ladder, in none of its figures (CPU ms per call): peer-curl 2,000 calls at 200/s (with failures): Asterisk 3.9, API stand-in 0.9; route 2,000 calls at 200/s: Asterisk 3.1, service 2.4, API stand-in 0.6.');
     // not a rung of the ladder: the CPU table has the same rows as without it
     expect(table(md, '## CPU per call, by process')).toEqual(table(markdownReport(run()), '## CPU per call, by process'));
     expect(markdownReport(run())).not.toContain('Warm-up');
+  });
+
+  it('reads the service against the bare ARI client at each rate both ran: CPU per call and latency', () => {
+    const withBare = run((r) => {
+      const bare = (offered: number, ms: number, p99: number) => ({ ...rung({ offered, asterisk: 2.4, service: 0.01, api: 0.25 }), cpuSecondsPer1000Calls: { asterisk: 2.4, service: 0.01, bare: ms, api: 0.25 }, routing: { sinceStasisStartMs: { p50: 1, p99, max: 20 } } });
+      r.scenarios.bare = { knee: 400, kneeIsLadderTop: true, stopped: 'top of the ladder', rungs: [bare(200, 0.75, 5), { ...bare(400, 0.5, 6), clean: false }] };
+    });
+    const md = markdownReport(withBare);
+    expect(table(md, '## Route against a bare ARI client')).toEqual([
+      { offered: '200', 'service CPU ms per call': '1.5', 'bare client CPU ms per call': '0.75', 'service / bare': '**2**', 'route p50 / p99 ms': '0.905 / 1.81', 'bare p50 / p99 ms': '1 / 5' },
+      { offered: '400 ✗', 'service CPU ms per call': '0.375', 'bare client CPU ms per call': '0.5', 'service / bare': '**0.75**', 'route p50 / p99 ms': '2.153 / 63.169', 'bare p50 / p99 ms': '1 / 6' },
+    ]);
+    // its own CPU column; the service idles through its rungs and is not in its total
+    const cpu = table(md, '## CPU per call, by process').find((r) => r.scenario === 'bare' && r.offered === '200')!;
+    expect([cpu.service, cpu['bare client'], cpu.total]).toEqual(['(0.01)', '0.75', '**3.4**']);
+    expect(markdownReport(run())).not.toContain('## Route against a bare ARI client');
   });
 
   it('keeps every rung when a rate is offered twice', () => {
