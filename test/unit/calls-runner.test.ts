@@ -87,10 +87,11 @@ describe('a visit\'s time in the service, split by who was waited on', () => {
     const { metrics } = await visit([new Asking({ ms: 60 }, 'a')], channel);
     const s = metrics.snapshot().s!;
     expect(s.api.sumMs).toBeCloseTo(60);
-    expect(s.asterisk.sumMs).toBeGreaterThanOrEqual(40);
-    expect(s.inService.sumMs).toBeGreaterThanOrEqual(100);
+    // a timer may fire up to a millisecond early on performance.now()'s clock
+    expect(s.asterisk.sumMs).toBeGreaterThanOrEqual(39);
+    expect(s.inService.sumMs).toBeGreaterThanOrEqual(98);
     expect(s.own.sumMs).toBeCloseTo(s.inService.sumMs - s.api.sumMs - s.asterisk.sumMs, 0);
-    expect(s.own.sumMs).toBeLessThan(s.inService.sumMs - 99);
+    expect(s.own.sumMs).toBeLessThan(s.inService.sumMs - 98);
   });
 });
 
