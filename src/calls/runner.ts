@@ -5,6 +5,7 @@ import type { AriPort, ChannelHandle } from '../asterisk/ari.js';
 import type { StasisStart } from '../asterisk/ari-events.js';
 import type { CountryCode } from 'libphonenumber-js';
 import { stepConditionHolds } from './condition.js';
+import { transportFailure } from '../http/failure.js';
 import type { Step } from './step.js';
 import type { StepServices } from './services.js';
 import { CallSession, parseStageArgs } from './session.js';
@@ -270,13 +271,14 @@ export class StageRunner {
         return;
       } catch (e) {
         if (!session.inStasis) return;
+        const failure = transportFailure(e);
         // Asterisk carries out a channel's requests only once its prompt is fetched and played (or
         // stopped), and still carries them out after our timeout: hanging up would cut a caller off.
         // A connection lost mid-request (REST rides the event WebSocket, which can drop) is tried
         // again too, over whichever transport is up: a continue that did arrive makes the channel
         // leave Stasis, and a second one then finds it gone.
-        if (attempt < 3 && (isTimeout(e) || isConnectionLost(e))) {
-          session.log.warn({ err: e, attempt }, isTimeout(e) ? 'Asterisk is slow to take the call back; trying again' : 'the connection to Asterisk was lost handing the call back; trying again');
+        if (attempt < 3 && (failure === 'timeout' || failure === 'connection-lost')) {
+          session.log.warn({ err: e, attempt }, failure === 'timeout' ? 'Asterisk is slow to take the call back; trying again' : 'the connection to Asterisk was lost handing the call back; trying again');
           continue;
         }
         session.log.error({ err: e }, 'could not hand the call back to the dialplan; hanging up');
@@ -296,15 +298,4 @@ export class StageRunner {
       return ev.channel.id;
     }
   }
-}
-
-function isTimeout(e: unknown): boolean {
-  const err = e as { name?: string; code?: string } | undefined;
-  return err?.name === 'TimeoutError' || err?.code === 'UND_ERR_HEADERS_TIMEOUT' || err?.code === 'UND_ERR_BODY_TIMEOUT';
-}
-
-/** The request may or may not have reached Asterisk: the socket under it closed (undici's codes, which the WebSocket transport uses too). */
-function isConnectionLost(e: unknown): boolean {
-  const code = (e as { code?: string } | undefined)?.code;
-  return code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE';
 }

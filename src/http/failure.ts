@@ -45,6 +45,45 @@ export interface Classification {
   retryAfterMs?: number;
 }
 
+/**
+ * How a request that got no answer failed, from the error undici (or Node's socket, or our own
+ * deadline) gave; undefined for anything else. The one list of each kind of code, for every
+ * caller that must tell them apart (outbound requests here, ARI requests in calls/runner.ts).
+ *
+ * - timeout:          no complete answer in time; the request may have been carried out.
+ * - connect:          the connection was never made, so the request never reached the server.
+ * - connection-lost:  the connection closed under a sent request; it may have been carried out.
+ */
+export type TransportFailure = 'timeout' | 'connect' | 'connection-lost';
+
+const TIMED_OUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const CONNECT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN',
+  // undici's own connect deadline: no socket yet, so nothing was sent
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CONNECT',
+]);
+// undici's codes, which asterisk/ari-ws-rest.ts gives a lost WebSocket too, and the OS's when the
+// socket's error reaches us unwrapped
+const CONNECTION_LOST_CODES: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNRESET', 'EPIPE']);
+
+/** The code of an error, or of its cause: fetch() and some wrappers put the socket's error there. */
+export function errorCode(e: unknown): string | undefined {
+  const err = e as { code?: unknown; cause?: { code?: unknown } } | null | undefined;
+  const code = err?.code ?? err?.cause?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function transportFailure(e: unknown): TransportFailure | undefined {
+  // TimeoutError: asterisk/backoff.ts's deadlines, and AbortSignal.timeout()'s DOMException
+  if ((e as { name?: unknown } | null | undefined)?.name === 'TimeoutError') return 'timeout';
+  const code = errorCode(e);
+  if (code === undefined) return undefined;
+  if (TIMED_OUT_CODES.has(code)) return 'timeout';
+  if (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT')) return 'connect';
+  if (CONNECTION_LOST_CODES.has(code)) return 'connection-lost';
+  return undefined;
+}
+
 export function classify(result: AttemptResult, rules: FailureRules = {}, now: number = Date.now()): Classification {
   switch (result.kind) {
     case 'thrown':

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
 import { exchange, type Cancellation } from './exchange.js';
+import { errorCode, transportFailure } from './failure.js';
 import { z } from 'zod';
 import { timeout } from '../config/types.js';
 import { compileTemplate, escapers, fieldsOf, render, type CompiledTemplate, type Escape, type Vars } from '../template.js';
@@ -190,11 +191,6 @@ export function sharedDispatcher(): Dispatcher {
   return sharedAgent;
 }
 
-const CONNECT_CODES = new Set([
-  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CONNECT',
-]);
-
 export async function sendRequest(built: BuiltRequest, opts: SendOptions): Promise<HttpResponse> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
@@ -242,18 +238,17 @@ function target(href: string): { origin: string; path: string } {
 }
 
 function toTransportError(e: unknown, timedOut: boolean, latencyMs: number): TransportError {
-  const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-  const code = err?.code ?? err?.cause?.code;
+  const err = e as { message?: string; cause?: { message?: string } };
+  const code = errorCode(e);
   const message = err?.cause?.message ?? err?.message ?? String(e);
-  if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+  const failure = timedOut ? 'timeout' : transportFailure(e);
+  if (failure === 'timeout') {
     return new TransportError('timeout', `no complete answer within the timeout (${latencyMs} ms)`, latencyMs, { cause: e });
   }
-  if (code && CONNECT_CODES.has(code)) {
+  if (failure === 'connect') {
     return new TransportError('connect', `${code}: ${message}`, latencyMs, { cause: e });
   }
-  if (code?.startsWith('ERR_TLS') || code?.includes('CERT')) {
-    return new TransportError('connect', `${code}: ${message}`, latencyMs, { cause: e });
-  }
+  // a connection lost under a sent request stays 'other': like it, the request may have been processed
   return new TransportError('other', code ? `${code}: ${message}` : message, latencyMs, { cause: e });
 }
 
