@@ -547,7 +547,7 @@ export class AriPort {
   }
 
   private async request(method: string, path: string, o: RestOptions): Promise<unknown> {
-    const qs = o.query && Object.keys(o.query).length ? '?' + new URLSearchParams(o.query).toString() : '';
+    const qs = o.query ? queryString(o.query) : '';
     const body = o.body === undefined ? undefined : JSON.stringify(o.body);
     const timeoutError = () => new TimeoutError(`ARI ${method} ${path} timed out after ${this.opts.timeoutMs} ms`);
     const ws = o.http ? undefined : this.wsRest;
@@ -585,6 +585,25 @@ export class AriPort {
     }
     return text ? JSON.parse(text) : undefined;
   }
+}
+
+/** Keys and values URLSearchParams writes as they are (its serializer leaves only these unescaped). */
+const QUERY_SAFE = /^[A-Za-z0-9*._-]*$/;
+
+/**
+ * `?` and the query as URLSearchParams writes it, '' for none. A call's queries (a continue's
+ * context, extension and priority, a variable's name) are nearly always plain words: those are
+ * joined as they are, without the URLSearchParams object and its list of entries per request;
+ * anything else goes through URLSearchParams, so the bytes sent are the same either way.
+ */
+export function queryString(query: Readonly<Record<string, string>>): string {
+  let out = '';
+  for (const k in query) {
+    const v = query[k]!;
+    if (!QUERY_SAFE.test(k) || !QUERY_SAFE.test(v)) return '?' + new URLSearchParams(query).toString();
+    out += (out === '' ? '?' : '&') + k + '=' + v;
+  }
+  return out;
 }
 
 function inApp(c: AriChannel, app: string): boolean {

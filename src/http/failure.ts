@@ -128,7 +128,8 @@ function test(re: TextTest, text: string): boolean {
 }
 
 function header(headers: Readonly<Record<string, string>>, name: string): string | undefined {
-  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === name) return v;
+  // for-in, not Object.entries(): no array per header, on every classified answer
+  for (const k in headers) if (k.toLowerCase() === name) return headers[k];
   return undefined;
 }
 

@@ -81,7 +81,9 @@ export function compileRequest(spec: RequestSpec): (vars: Vars, own?: Vars) => B
         : Object.entries(spec.body).map(([k, v]) => [k, compileTemplate(v)] as const);
   const xmlRoot = spec.xmlRoot ?? 'request';
   const badXmlName =
-    spec.encoding === 'xml' && Array.isArray(body) ? [xmlRoot, ...body.map(([k]) => k)].find((name) => !XML_NAME.test(name)) : undefined;
+    spec.encoding === 'xml' && Array.isArray(body) ? [xmlRoot, ...body.map(([k]) => escapers.form(k))].find((name) => !XML_NAME.test(name)) : undefined;
+  // a form's or query's field names are the admin's, the same on every call: escaped once
+  const formKeys = Array.isArray(body) && (spec.encoding === 'form' || spec.encoding === 'query') ? body.map(([k]) => escapers.form(k)) : [];
   const contentType = spec.encoding !== 'query' && !headers.some(([k]) => k.toLowerCase() === 'content-type') ? CONTENT_TYPES[spec.encoding] : undefined;
 
   // `own`: fields that come before `vars` (see CompiledTemplate)
@@ -104,7 +106,7 @@ export function compileRequest(spec: RequestSpec): (vars: Vars, own?: Vars) => B
       if (!Array.isArray(body)) encoded = r(body as CompiledTemplate, BODY_ESCAPE[spec.encoding]);
       else {
         if (badXmlName !== undefined) throw new Error(`"${badXmlName}" is not a valid XML element name`);
-        encoded = encodeFields(spec.encoding, body.map(([k, v]) => [k, r(v, escapers.none)] as const), xmlRoot);
+        encoded = encodeFields(spec.encoding, body, formKeys, (v) => r(v, escapers.none), xmlRoot);
       }
       if (spec.encoding === 'query') {
         if (encoded !== '') builtUrl = appendQuery(builtUrl, encoded);
@@ -118,16 +120,26 @@ export function compileRequest(spec: RequestSpec): (vars: Vars, own?: Vars) => B
   };
 }
 
-function encodeFields(encoding: Encoding, fields: ReadonlyArray<readonly [string, string]>, xmlRoot: string): string {
+function encodeFields(
+  encoding: Encoding,
+  fields: ReadonlyArray<readonly [string, CompiledTemplate]>,
+  formKeys: readonly string[],
+  value: (template: CompiledTemplate) => string,
+  xmlRoot: string,
+): string {
   switch (encoding) {
     case 'form':
-    case 'query':
-      return fields.map(([k, v]) => `${escapers.form(k)}=${escapers.form(v)}`).join('&');
+    case 'query': {
+      let out = '';
+      for (let i = 0; i < fields.length; i++) out += (i ? '&' : '') + formKeys[i] + '=' + escapers.form(value(fields[i]![1]));
+      return out;
+    }
     case 'json':
-      return JSON.stringify(Object.fromEntries(fields));
+      return JSON.stringify(Object.fromEntries(fields.map(([k, v]) => [k, value(v)])));
     case 'xml': {
       // element names are checked once, by compileRequest
-      const inner = fields.map(([k, v]) => `<${k}>${escapers.xml(v)}</${k}>`).join('');
+      let inner = '';
+      for (const [k, v] of fields) inner += `<${k}>${escapers.xml(value(v))}</${k}>`;
       return `<?xml version="1.0" encoding="UTF-8"?><${xmlRoot}>${inner}</${xmlRoot}>`;
     }
   }
@@ -254,7 +266,9 @@ function toTransportError(e: unknown, timedOut: boolean, latencyMs: number): Tra
 
 function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) {
+  // for-in, not Object.entries(): no array per header (undici's headers object is a plain one)
+  for (const k in headers) {
+    const v = headers[k];
     if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
   }
   return out;

@@ -29,6 +29,14 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
 ];
 
+/**
+ * A word every one of PATTERNS needs (each FIELD name holds one of them, and so does the header
+ * pattern), under the same case folding. Most strings a call writes (ids, steps, outcomes, an
+ * API's answer) have none: for them one test replaces the four replaces, which allocated their
+ * match state on every string of every row.
+ */
+const MAY_MATCH = /token|key|secret|passw|authorization|bearer|basic/i;
+
 export type Scrub = (text: string) => string;
 
 export function createScrub(secrets: readonly string[]): Scrub {
@@ -42,6 +50,7 @@ export function createScrub(secrets: readonly string[]): Scrub {
   return (text) => {
     let t = text;
     for (const v of variants) if (t.includes(v)) t = t.split(v).join(REDACTED);
+    if (!MAY_MATCH.test(t)) return t;
     for (const [re, to] of PATTERNS) t = t.replace(re, to);
     return t;
   };
@@ -69,26 +78,30 @@ export function scrubbingDatabase(db: Database.Database, scrub: Scrub): Database
   const clean = (v: unknown): unknown => {
     if (v && typeof v === 'object' && !Buffer.isBuffer(v) && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype) {
       const o: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) o[k] = value(x);
+      // for-in, not Object.entries(): no array per field. A plain object's prototype has no
+      // enumerable property, so it visits the same own keys
+      for (const k in v) o[k] = value((v as Record<string, unknown>)[k]);
       return o;
     }
     return value(v);
   };
   const wrapStatement = (st: Database.Statement): Database.Statement => {
+    // A statement is prepared once and run for every row: its wrapped methods are made once too,
+    // not as a new closure on every `.run` read.
+    const wrapped = new Map<PropertyKey, { of: unknown; fn: (...args: unknown[]) => unknown }>();
     const proxy: Database.Statement = new Proxy(st, {
       get(target, prop) {
         const value = Reflect.get(target, prop, target) as unknown;
         if (typeof value !== 'function') return value;
-        if (prop === 'run' || prop === 'get' || prop === 'all' || prop === 'iterate' || prop === 'bind') {
-          return (...args: unknown[]) => {
-            const out = (value as (...a: unknown[]) => unknown).apply(target, args.map(clean));
-            return out === target ? proxy : out;
-          };
-        }
-        return (...args: unknown[]) => {
-          const out = (value as (...a: unknown[]) => unknown).apply(target, args);
+        const kept = wrapped.get(prop);
+        if (kept?.of === value) return kept.fn;
+        const binds = prop === 'run' || prop === 'get' || prop === 'all' || prop === 'iterate' || prop === 'bind';
+        const fn = (...args: unknown[]) => {
+          const out = (value as (...a: unknown[]) => unknown).apply(target, binds ? args.map(clean) : args);
           return out === target ? proxy : out;
         };
+        wrapped.set(prop, { of: value, fn });
+        return fn;
       },
     });
     return proxy;

@@ -184,3 +184,23 @@ describe('ARI port on an Asterisk without REST over the WebSocket (before 20.14.
     expect(pbx.received.map((m) => JSON.parse(m))).toEqual([{ type: 'RESTRequest', request_id: expect.any(String), method: 'GET', uri: 'asterisk/ping' }]);
   });
 });
+
+describe('an ARI request query', () => {
+  // plain words are joined by hand; the bytes must be those URLSearchParams writes, whatever the values
+  it('is written as URLSearchParams writes it', async () => {
+    const { queryString } = await import('../../src/asterisk/ari.js');
+    const cases: Array<Record<string, string>> = [
+      {},
+      { context: 'bench-dest', extension: '123', priority: '1' },
+      { variable: 'CHANNEL(linkedid)' },
+      { variable: 'CALLERID(name)', value: 'Yamada Taro' },
+      { media: 'sound:/tmp/x y', label: "a~b!c'd(e)*f" },
+      { reason: 'normal', 'a b': '+81 90&x=1', e: '', '': 'v' },
+      { k: '山田', j: '\ud800', q: '%41' },
+    ];
+    for (const q of cases) {
+      const expected = new URLSearchParams(q).toString();
+      expect(queryString(q), JSON.stringify(q)).toBe(expected ? `?${expected}` : '');
+    }
+  });
+});

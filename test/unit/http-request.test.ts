@@ -61,6 +61,15 @@ describe('buildRequest: form', () => {
     const b = buildRequest(spec({ body: { message: 'Q&A at {to}' } }), { to: 'x' });
     expect(Object.fromEntries(new URLSearchParams(b.body!))).toEqual({ message: 'Q&A at x' });
   });
+
+  // field names are escaped once per request spec, not per request: they must still be escaped
+  it('escapes field names too, in a form body and in a query', () => {
+    const body = { 'to&x=1': '{to}', 'a b': 'c', '名前': 'n' };
+    const form = buildRequest(spec({ body }), { to: 'y' });
+    expect(form.body).toBe('to%26x%3D1=y&a+b=c&%E5%90%8D%E5%89%8D=n');
+    const query = buildRequest(spec({ method: 'GET', encoding: 'query', url: 'https://api.example.com/r', body }), { to: 'y' });
+    expect(query.url).toBe('https://api.example.com/r?to%26x%3D1=y&a+b=c&%E5%90%8D%E5%89%8D=n');
+  });
 });
 
 describe('buildRequest: json', () => {

@@ -58,6 +58,19 @@ describe('scrub', () => {
     expect(scrub('Authorization: Bearer abcdefgh12345')).toBe('Authorization: Bearer [redacted]');
     expect(scrub('nothing secret here, call +48601234567')).toBe('nothing secret here, call +48601234567');
   });
+
+  // the patterns only run on a text that holds one of a few words: every name must still be caught
+  it('catches every credential name, in any case, in each form', () => {
+    const scrub = createScrub([]);
+    const names = ['access_token', 'AccessToken', 'REFRESH_TOKEN', 'id_token', 'authToken', 'Token', 'api_key', 'APIKEY', 'apiKey', 'client_secret', 'ClientSecret', 'SECRET', 'Password', 'PASSWD', 'Authorization', 'X-Api-Key'];
+    for (const n of names) {
+      expect(scrub(`{"${n}": "v1"}`), n).toBe(`{"${n}": "[redacted]"}`);
+      expect(scrub(`a=1&${n}=v1`), n).toBe(`a=1&${n}=[redacted]`);
+      expect(scrub(`<${n}>v1</${n}>`), n).toBe(`<${n}>[redacted]</${n}>`);
+    }
+    expect(scrub('x: BEARER abcdefgh12345')).toBe('x: BEARER [redacted]');
+    expect(scrub('x: Basic dXNlcjpwYXNz')).toBe('x: Basic [redacted]');
+  });
 });
 
 describe('the TTS cache cap', () => {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ContinueTarget } from '../../asterisk/ari.js';
 import type { StepResult } from '../../calls/step.js';
-import { render } from '../../template.js';
+import { compileTemplate, type CompiledTemplate } from '../../template.js';
 import type { RouteAnswer } from '../answer.js';
 import type { Run, Scope } from '../run.js';
 import type { Destination } from '../settings.js';
@@ -43,8 +43,14 @@ const placeSchema = (exten: string) =>
     .default({ context: 'call-actions-dest', exten });
 type Place = z.output<ReturnType<typeof placeSchema>>;
 
+// A place's exten template is read once (a config's objects are not changed after load; a reload
+// makes new ones), not searched for its fields again on every routed call.
+const extens = new WeakMap<Place, CompiledTemplate>();
+
 function placeOf(p: Place, name: string): ContinueTarget {
-  return { context: p.context, extension: render(p.exten, { name }).text, priority: 1 };
+  let exten = extens.get(p);
+  if (!exten) extens.set(p, (exten = compileTemplate(p.exten)));
+  return { context: p.context, extension: exten({ name }).text, priority: 1 };
 }
 
 function decidePlace(kind: string, answer: RouteAnswer, place: Place): Verdict {
