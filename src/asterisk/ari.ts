@@ -532,10 +532,7 @@ export class AriPort {
     });
   }
 
-  /**
-   * One ARI REST call with a timeout, over the WebSocket when Asterisk answers REST there, else
-   * over HTTP; either way the same answer, the same AriError, the same deadline.
-   */
+  /** One ARI REST call (request()), its time added to `o.spent` when given. */
   private async rest(method: string, path: string, o: RestOptions = {}): Promise<unknown> {
     if (!o.spent) return this.request(method, path, o);
     const t0 = performance.now();
@@ -546,6 +543,10 @@ export class AriPort {
     }
   }
 
+  /**
+   * One ARI REST call with a timeout, over the WebSocket when Asterisk answers REST there, else
+   * over HTTP; either way the same answer, the same AriError, the same deadline.
+   */
   private async request(method: string, path: string, o: RestOptions): Promise<unknown> {
     const qs = o.query ? queryString(o.query) : '';
     const body = o.body === undefined ? undefined : JSON.stringify(o.body);

@@ -86,9 +86,11 @@ export class RouteRun implements Run {
     if (built.missing.length) call.log.warn({ step: scope.where, missing: built.missing }, 'merge fields without a value');
 
     const filler = cfg.filler ? this.startFiller(scope) : undefined;
+    const asked = performance.now();
     const result = await sendAndClassify({ ...built, timeoutMs: cfg.timeout, signal: call.ending, dispatcher: rs.dispatcher });
+    // the result's latency is in whole milliseconds (for the log), and a local API answers in less
+    call.waited.apiMs += performance.now() - asked;
     const { latencyMs } = result;
-    call.waited.apiMs += latencyMs;
     const filled = (await filler?.stop()) ?? false;
     if (!call.active) {
       this.note(scope, { outcome: 'transport', reason: 'the caller hung up while the API was asked' }, built, result, latencyMs, filled);
