@@ -18,7 +18,7 @@ export function readmeBlock(result, file) {
   out.push('');
 
   const rows = [];
-  const knees = (sc) => ['limit', 'peer-curl', 'route'].filter((k) => sc?.[k]?.rungs).map((k) => `${k} ${fmt(sc[k].knee)}`).join(', ');
+  const knees = (sc) => ['limit', 'peer-curl', 'bare', 'route'].filter((k) => sc?.[k]?.rungs).map((k) => `${k} ${fmt(sc[k].knee)}`).join(', ');
   if (knees(s)) rows.push(['knees, calls/s (no failure, no retransmission)', `${knees(s)}${result.pinnedLadder?.scenarios && knees(result.pinnedLadder.scenarios) ? `; pinned: ${knees(result.pinnedLadder.scenarios)}` : ''}`]);
   const routeRungs = s.route?.rungs ?? [];
   if (routeRungs.length) rows.push(['service CPU per routed call, ms', routeRungs.map((g) => `${fmt(g.cpuSecondsPer1000Calls.service)} at ${g.offered}/s${g.clean ? '' : ' ✗'}`).join(', ')]);
