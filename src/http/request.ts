@@ -81,7 +81,7 @@ export function compileRequest(spec: RequestSpec): (vars: Vars, own?: Vars) => B
         : Object.entries(spec.body).map(([k, v]) => [k, compileTemplate(v)] as const);
   const xmlRoot = spec.xmlRoot ?? 'request';
   const badXmlName =
-    spec.encoding === 'xml' && Array.isArray(body) ? [xmlRoot, ...body.map(([k]) => escapers.form(k))].find((name) => !XML_NAME.test(name)) : undefined;
+    spec.encoding === 'xml' && Array.isArray(body) ? [xmlRoot, ...body.map(([k]) => k)].find((name) => !XML_NAME.test(name)) : undefined;
   // a form's or query's field names are the admin's, the same on every call: escaped once
   const formKeys = Array.isArray(body) && (spec.encoding === 'form' || spec.encoding === 'query') ? body.map(([k]) => escapers.form(k)) : [];
   const contentType = spec.encoding !== 'query' && !headers.some(([k]) => k.toLowerCase() === 'content-type') ? CONTENT_TYPES[spec.encoding] : undefined;

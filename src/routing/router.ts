@@ -184,8 +184,9 @@ export class RouteRun implements Run {
     await call.ensureAnswered();
     const t0 = performance.now();
     const outcome = await call.channel.play(media, call.signal);
-    const ms = Math.round(performance.now() - t0);
-    call.waited.mediaMs += ms;
+    const waited = performance.now() - t0;
+    call.waited.mediaMs += waited;
+    const ms = Math.round(waited);
     call.log.info({ what, outcome, ms, media }, 'prompt played');
     return outcome;
   }
