@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Pool } from '../http/undici.js';
 import WebSocket from 'ws';
 import { exchange } from '../http/exchange.js';
 import type { Logger } from '../log.js';

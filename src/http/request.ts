@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from './undici.js';
 import { exchange, type Cancellation } from './exchange.js';
 import { errorCode, transportFailure } from './failure.js';
 import { z } from 'zod';
