@@ -142,6 +142,13 @@ describe('bench report (bench/lib/report.js)', () => {
     const cpu = table(md, '## CPU per call, by process').find((r) => r.scenario === 'bare' && r.offered === '200')!;
     expect([cpu.service, cpu['bare client'], cpu.total]).toEqual(['(0.01)', '0.75', '**3.4**']);
     expect(markdownReport(run())).not.toContain('## Route against a bare ARI client');
+    // beside each target the bare client has a figure for: the floor of that run
+    const t = Object.fromEntries(table(md, '## Targets (issue 14)').map((r) => [r.target, r['this run']]));
+    expect(t['service CPU per routed call ≤ 0.4 ms at 200 calls/s']).toBe("1.5 ms (the bare ARI client's CPU: 0.75 ms)");
+    expect(t['service CPU per routed call ≤ 0.4 ms at 400 calls/s']).toBe("0.375 ms (the bare ARI client's CPU: 0.5 ms)");
+    expect(t['routing p99 ≤ 2 ms at 200 calls/s']).toBe("1.81 ms (the bare ARI client's p99: 5 ms)");
+    expect(t['routing p50 ≤ 1 ms at 200 calls/s']).toBe("0.905 ms (the bare ARI client's p50: 1 ms)");
+    expect(t['no routed call over 20 ms below the route knee']).toBe("12 ms (slowest per rung under 400 calls/s; the bare ARI client's slowest: 20 ms)");
   });
 
   it('keeps every rung when a rate is offered twice', () => {
